@@ -1,0 +1,222 @@
+/**
+ * The only module that reads the environment. `loadConfig(env)` is pure: it validates
+ * every variable with one zod schema and returns a frozen, typed object, or throws a
+ * ConfigError that names every bad variable and what is allowed.
+ */
+import { CronExpressionParser } from 'cron-parser';
+import { IANAZone } from 'luxon';
+import { z } from 'zod';
+import { ConfigError } from './errors.ts';
+import { QUEUE_NAMES, type QueueName } from './queues.ts';
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
+
+/** Whether a HOST binds to loopback only (board credentials are optional there). */
+export function isLoopbackHost(host: string): boolean {
+  return LOOPBACK_HOSTS.has(host) || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** Checks a cron pattern (5 fields, or 6 with seconds) the way BullMQ will parse it. */
+export function isValidCron(pattern: string, tz = 'UTC'): boolean {
+  if (pattern.trim().split(/\s+/).length < 5) return false;
+  try {
+    CronExpressionParser.parse(pattern, { tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const positiveInt = (what: string) =>
+  z.coerce.number({ error: `must be ${what}` }).int(`must be ${what}`).positive(`must be ${what}`);
+
+const urlWithScheme = (schemes: string[]) =>
+  z
+    .string()
+    .trim()
+    .refine((value) => {
+      try {
+        return schemes.includes(new URL(value).protocol.replace(/:$/, ''));
+      } catch {
+        return false;
+      }
+    }, `must be a URL starting with ${schemes.map((s) => `${s}://`).join(' or ')}`);
+
+const optionalString = z
+  .string()
+  .trim()
+  .optional()
+  .transform((value) => (value === '' ? undefined : value));
+
+const EnvSchema = z.object({
+  DATABASE_URL: urlWithScheme(['postgres', 'postgresql']).optional(),
+  SOURCE_DATABASE_URL: urlWithScheme(['postgres', 'postgresql']).optional(),
+  REDIS_URL: urlWithScheme(['redis', 'rediss']).optional(),
+  BULLPEN_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+$/, 'must be letters, digits, "_", "." or "-" (no ":")')
+    .default('bullpen'),
+  BULLPEN_HOME: z.string().min(1).default('.bullpen'),
+  PORT: z.coerce
+    .number({ error: 'must be a port number 0–65535' })
+    .int('must be a port number 0–65535')
+    .min(0, 'must be a port number 0–65535')
+    .max(65535, 'must be a port number 0–65535')
+    .default(3000),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  BOARD_USER: optionalString,
+  BOARD_PASSWORD: optionalString,
+  REPORTS_DIR: z.string().min(1).default('reports'),
+  MARKET_DATA_SOURCE: z.enum(['synthetic', 'csv', 'polygon'], { error: 'must be one of synthetic, csv, polygon' }).default('synthetic'),
+  MARKET_DATA_CSV_DIR: optionalString,
+  POLYGON_API_KEY: optionalString,
+  EXCHANGE_TZ: z
+    .string()
+    .refine((tz) => IANAZone.isValidZone(tz), 'must be an IANA time zone such as America/New_York')
+    .default('America/New_York'),
+  STARTING_CAPITAL: z.coerce.number({ error: 'must be a positive number' }).positive('must be a positive number').default(100000),
+  LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+      error: 'must be one of fatal, error, warn, info, debug, trace, silent',
+    })
+    .default('info'),
+  JOB_ATTEMPTS: positiveInt('a whole number ≥ 1').default(5),
+  JOB_BACKOFF_MS: positiveInt('a whole number of milliseconds ≥ 1').default(5000),
+  SHUTDOWN_TIMEOUT_MS: positiveInt('a whole number of milliseconds ≥ 1').default(30000),
+  SCHEDULER_INTERVAL_MS: positiveInt('a whole number of milliseconds ≥ 1').default(120000),
+});
+
+/** Validated, frozen configuration. Defaults are noted on each field. */
+export interface Config {
+  /** PostgreSQL URL. @defaultValue unset: an embedded PostgreSQL under `home` */
+  readonly databaseUrl: string | undefined;
+  /** OLTP source database. @defaultValue databaseUrl */
+  readonly sourceDatabaseUrl: string | undefined;
+  /** Redis URL. @defaultValue redis://127.0.0.1:6379 (started under `home` if nothing answers and redis-server exists) */
+  readonly redisUrl: string;
+  /** True when REDIS_URL was set explicitly (then bullpen never starts a Redis of its own). */
+  readonly redisUrlExplicit: boolean;
+  /** BullMQ key prefix. @defaultValue bullpen */
+  readonly prefix: string;
+  /** Directory for embedded data. @defaultValue .bullpen */
+  readonly home: string;
+  /** @defaultValue 3000 */
+  readonly port: number;
+  /** @defaultValue 127.0.0.1 */
+  readonly host: string;
+  /** Basic-auth user for Bull Board, the status page and mutating API calls. @defaultValue admin on loopback */
+  readonly boardUser: string | undefined;
+  readonly boardPassword: string | undefined;
+  /** @defaultValue reports */
+  readonly reportsDir: string;
+  /** @defaultValue synthetic */
+  readonly marketDataSource: 'synthetic' | 'csv' | 'polygon';
+  readonly marketDataCsvDir: string | undefined;
+  readonly polygonApiKey: string | undefined;
+  /** @defaultValue America/New_York */
+  readonly exchangeTz: string;
+  /** @defaultValue 100000 */
+  readonly startingCapital: number;
+  /** @defaultValue info */
+  readonly logLevel: string;
+  /** Attempts per job before it fails for good. @defaultValue 5 */
+  readonly jobAttempts: number;
+  /** First retry delay; doubles each attempt, with jitter. @defaultValue 5000 */
+  readonly jobBackoffMs: number;
+  /** How long SIGTERM waits for active jobs before closing anyway. @defaultValue 30000 */
+  readonly shutdownTimeoutMs: number;
+  /** How often catch-up, the schedule reconciler and deadline checks run. @defaultValue 120000 */
+  readonly schedulerIntervalMs: number;
+  /** `SCHEDULE_<JOB>` overrides, keyed by kebab-case job name: a cron pattern or "off". */
+  readonly scheduleOverrides: Readonly<Record<string, string>>;
+  /** `CONCURRENCY_<QUEUE>` overrides, keyed by queue name. */
+  readonly concurrency: Readonly<Partial<Record<QueueName, number>>>;
+}
+
+function envKeyToName(key: string, prefix: string): string {
+  return key.slice(prefix.length).toLowerCase().replace(/_/g, '-');
+}
+
+/**
+ * Validates the environment. Throws ConfigError listing every bad variable, one per line,
+ * each naming the variable, what is wrong and what is allowed.
+ */
+export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
+  const problems: string[] = [];
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const key = String(issue.path[0] ?? '(environment)');
+      const got = env[key];
+      problems.push(`${key}: ${issue.message}${got === undefined ? '' : ` (got "${got}")`}`);
+    }
+  }
+
+  const scheduleOverrides: Record<string, string> = {};
+  const concurrency: Partial<Record<QueueName, number>> = {};
+  const tz = parsed.success ? parsed.data.EXCHANGE_TZ : 'UTC';
+  for (const [key, raw] of Object.entries(env)) {
+    if (raw === undefined) continue;
+    const value = raw.trim();
+    if (key.startsWith('SCHEDULE_')) {
+      if (value === 'off' || isValidCron(value, tz)) scheduleOverrides[envKeyToName(key, 'SCHEDULE_')] = value;
+      else problems.push(`${key}: must be a cron pattern ("*/5 * * * *", seconds optional) or "off" (got "${raw}")`);
+    } else if (key.startsWith('CONCURRENCY_')) {
+      const queue = envKeyToName(key, 'CONCURRENCY_');
+      const n = Number(value);
+      if (!(QUEUE_NAMES as readonly string[]).includes(queue)) {
+        problems.push(`${key}: unknown queue "${queue}"; queues are ${QUEUE_NAMES.join(', ')}`);
+      } else if (!Number.isInteger(n) || n < 1 || n > 1000) {
+        problems.push(`${key}: must be a whole number from 1 to 1000 (got "${raw}")`);
+      } else {
+        concurrency[queue as QueueName] = n;
+      }
+    }
+  }
+
+  if (parsed.success) {
+    const data = parsed.data;
+    const onLoopback = isLoopbackHost(data.HOST);
+    if (!onLoopback && (!data.BOARD_USER || !data.BOARD_PASSWORD)) {
+      problems.push(`BOARD_USER / BOARD_PASSWORD: required when HOST is not loopback (HOST is "${data.HOST}")`);
+    } else if (Boolean(data.BOARD_USER) !== Boolean(data.BOARD_PASSWORD)) {
+      problems.push('BOARD_USER / BOARD_PASSWORD: set both or neither');
+    }
+    if (data.MARKET_DATA_SOURCE === 'polygon' && !data.POLYGON_API_KEY) {
+      problems.push('POLYGON_API_KEY: required when MARKET_DATA_SOURCE is polygon');
+    }
+    if (data.MARKET_DATA_SOURCE === 'csv' && !data.MARKET_DATA_CSV_DIR) {
+      problems.push('MARKET_DATA_CSV_DIR: required when MARKET_DATA_SOURCE is csv');
+    }
+  }
+
+  if (problems.length > 0 || !parsed.success) {
+    throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
+  }
+  const data = parsed.data;
+  return Object.freeze({
+    databaseUrl: data.DATABASE_URL,
+    sourceDatabaseUrl: data.SOURCE_DATABASE_URL ?? data.DATABASE_URL,
+    redisUrl: data.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    redisUrlExplicit: data.REDIS_URL !== undefined,
+    prefix: data.BULLPEN_PREFIX,
+    home: data.BULLPEN_HOME,
+    port: data.PORT,
+    host: data.HOST,
+    boardUser: data.BOARD_USER,
+    boardPassword: data.BOARD_PASSWORD,
+    reportsDir: data.REPORTS_DIR,
+    marketDataSource: data.MARKET_DATA_SOURCE,
+    marketDataCsvDir: data.MARKET_DATA_CSV_DIR,
+    polygonApiKey: data.POLYGON_API_KEY,
+    exchangeTz: data.EXCHANGE_TZ,
+    startingCapital: data.STARTING_CAPITAL,
+    logLevel: data.LOG_LEVEL,
+    jobAttempts: data.JOB_ATTEMPTS,
+    jobBackoffMs: data.JOB_BACKOFF_MS,
+    shutdownTimeoutMs: data.SHUTDOWN_TIMEOUT_MS,
+    schedulerIntervalMs: data.SCHEDULER_INTERVAL_MS,
+    scheduleOverrides: Object.freeze(scheduleOverrides),
+    concurrency: Object.freeze(concurrency),
+  });
+}

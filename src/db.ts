@@ -1,0 +1,43 @@
+/**
+ * PostgreSQL connections (postgres.js). Numeric columns come back as strings, so money is
+ * never a binary float in TypeScript.
+ */
+import postgres, { type Sql } from 'postgres';
+
+export type { Sql };
+
+export interface DbOptions {
+  /** Pool size. @defaultValue 10 */
+  max?: number;
+  /** Shown in pg_stat_activity. @defaultValue bullpen */
+  applicationName?: string;
+}
+
+export function createDb(url: string, options: DbOptions = {}): Sql {
+  return postgres(url, {
+    max: options.max ?? 10,
+    onnotice: () => {},
+    transform: { undefined: null },
+    connection: { application_name: options.applicationName ?? 'bullpen' },
+    // Reconnect lazily after a restart of PostgreSQL; a query in flight fails and its job retries.
+    idle_timeout: 60,
+    connect_timeout: 10,
+  });
+}
+
+/** Answers whether PostgreSQL responds within `timeoutMs`. */
+export async function isDbReady(sql: Sql, timeoutMs = 2000): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      sql`select 1 as ok`.then(() => true),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), timeoutMs);
+      }),
+    ]);
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+}

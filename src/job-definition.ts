@@ -1,0 +1,92 @@
+/**
+ * The contract every file in jobs/ fulfils (DESIGN.md "A job"): what a job is called, where
+ * it runs, what it accepts, when it runs, which partition a run owns, what happens to missed
+ * ticks, and the work itself.
+ */
+import type { Sql } from 'postgres';
+import { z } from 'zod';
+import type { Config } from './config.ts';
+import type { Logger } from './logger.ts';
+import type { QueueName } from './queues.ts';
+
+/** What happens to ticks missed while nothing ran (Airflow's catchup, graphile-worker's fill). */
+export type CatchupPolicy =
+  | { readonly mode: 'none' }
+  /** Only the most recent missed tick inside the window is run. */
+  | { readonly mode: 'latest'; readonly windowHours: number }
+  /** Every missed tick inside the window, oldest first, at most `max` per pass. */
+  | { readonly mode: 'all'; readonly windowHours: number; readonly max: number };
+
+/** What a tick does while the previous run of the same schedule is still active (Temporal's overlap policies). */
+export type OverlapPolicy = 'skip' | 'buffer-one' | 'allow';
+
+/** "Partition D must be done by HH:MM in tz", D being the partition's date plus `dayOffset` days. */
+export interface Deadline {
+  readonly by: string;
+  readonly tz: string;
+  readonly dayOffset: number;
+}
+
+export interface ScheduleSpec {
+  /** Cron pattern (5 fields, or 6 with seconds), evaluated in `tz`. */
+  readonly cron: string;
+  /** IANA zone the pattern is read in; DST handled by BullMQ's cron parser. */
+  readonly tz: string;
+  /** `nyse`: a tick whose partition date is not an NYSE session is not expected (not run, not caught up). */
+  readonly calendar: 'all' | 'nyse';
+  readonly overlap: OverlapPolicy;
+  readonly deadline?: Deadline;
+}
+
+/** Reports progress to BullMQ (Bull Board shows it) and keeps the run's heartbeat fresh. */
+export type ProgressReporter = (progress: number | Record<string, unknown>) => Promise<void>;
+
+export interface JobContext<P> {
+  readonly payload: P;
+  readonly partition: string;
+  readonly db: Sql;
+  /** The OLTP source; the same connection as `db` unless SOURCE_DATABASE_URL differs. */
+  readonly sourceDb: Sql;
+  readonly config: Config;
+  /** Child logger bound to job, id, partition and attempt. */
+  readonly logger: Logger;
+  readonly progress: ProgressReporter;
+  /** Aborted when the worker is shutting down and the job should stop at a safe point. */
+  readonly signal: AbortSignal;
+  /** Enqueue another job by name (with its deterministic id); returns the job id. */
+  readonly enqueue: (job: string, payload: Record<string, unknown>) => Promise<string>;
+  readonly jobId: string;
+  readonly attempt: number;
+}
+
+/** What a run returns; stored as `ops.job_runs.summary`. Keep it small. */
+export type JobSummary = Record<string, unknown>;
+
+export interface JobDefinition<S extends z.ZodType = z.ZodType> {
+  /** kebab-case; also the BullMQ job name and the jobs/ file name. */
+  readonly name: string;
+  readonly queue: QueueName;
+  readonly description: string;
+  /** A payload failing this schema fails the job without retries. */
+  readonly payload: S;
+  readonly schedule: ScheduleSpec | null;
+  /** The logical partition a run covers; the deterministic job id is built from it. */
+  readonly partition: (payload: z.output<S>) => string;
+  readonly catchup: CatchupPolicy;
+  readonly process: (ctx: JobContext<z.output<S>>) => Promise<JobSummary>;
+}
+
+/** Type helper so each job file gets inference from its schema. */
+export function defineJob<S extends z.ZodType>(definition: JobDefinition<S>): JobDefinition<S> {
+  return definition;
+}
+
+/**
+ * Fields every payload may carry: `scheduledFor` (the tick a run stands for, filled in by the
+ * runtime for scheduled and caught-up runs) and `force` (run again even if the partition is
+ * already recorded as succeeded).
+ */
+export const basePayload = z.object({
+  scheduledFor: z.iso.datetime({ offset: true }).optional(),
+  force: z.boolean().optional(),
+});

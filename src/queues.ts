@@ -1,0 +1,61 @@
+/**
+ * Queue names, default job options and the deterministic job-id helper. One queue per
+ * kind of work, so each gets its own concurrency and a slow backfill never holds up the ETL.
+ */
+import type { DefaultJobOptions } from 'bullmq';
+import { RateLimitedError } from './errors.ts';
+
+export const QUEUE_NAMES = ['etl', 'rollups', 'rs', 'enrichment', 'reports', 'maintenance'] as const;
+export type QueueName = (typeof QUEUE_NAMES)[number];
+
+/** Concurrency per queue unless `CONCURRENCY_<QUEUE>` says otherwise. */
+export const DEFAULT_CONCURRENCY: Readonly<Record<QueueName, number>> = {
+  etl: 1,
+  rollups: 1,
+  rs: 1,
+  enrichment: 4,
+  reports: 1,
+  maintenance: 1,
+};
+
+/** Name of the custom backoff strategy registered on every worker. */
+export const BACKOFF_TYPE = 'bullpen';
+
+export interface JobOptionSettings {
+  attempts: number;
+  backoffMs: number;
+}
+
+/** Options every enqueued job gets: retries with our backoff, bounded history in Redis. */
+export function createDefaultJobOptions(settings: JobOptionSettings): DefaultJobOptions {
+  return {
+    attempts: settings.attempts,
+    backoff: { type: BACKOFF_TYPE, delay: settings.backoffMs },
+    // Redis keeps recent history for Bull Board; PostgreSQL (ops.job_runs) keeps all of it.
+    removeOnComplete: { age: 7 * 24 * 3600, count: 1000 },
+    removeOnFail: { age: 30 * 24 * 3600, count: 5000 },
+  };
+}
+
+/**
+ * Exponential backoff with full jitter between 50% and 100% of the step, capped at one
+ * hour; a 429's Retry-After wins when it is longer.
+ */
+export function computeBackoffMs(attemptsMade: number, baseMs: number, error: unknown, random: () => number = Math.random): number {
+  const step = Math.min(baseMs * 2 ** Math.max(0, attemptsMade - 1), 3_600_000);
+  const jittered = Math.round(step * (0.5 + 0.5 * random()));
+  if (error instanceof RateLimitedError && error.retryAfterMs !== undefined) {
+    return Math.max(jittered, error.retryAfterMs);
+  }
+  return jittered;
+}
+
+/**
+ * The deterministic BullMQ job id of a job's partition: `<name>@<partition>`.
+ * BullMQ refuses ids with a single ':' and all-digit ids, so the contract's
+ * `<name>:<partition>` is written with '@', and any ':' in a partition becomes '.'.
+ */
+export function createJobId(name: string, partition: string): string {
+  if (partition.length === 0) throw new Error(`empty partition for job ${name}`);
+  return `${name}@${partition.replace(/:/g, '.')}`;
+}
