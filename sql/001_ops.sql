@@ -8,7 +8,7 @@ CREATE TABLE ops.job_runs (
   queue          text        NOT NULL,
   -- BullMQ id of the job that ran (or is running) this partition last.
   job_id         text,
-  status         text        NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'skipped')),
+  status         text        NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'retrying', 'skipped', 'buffered')),
   -- Attempts of that BullMQ job so far (1 on the first try).
   attempts       integer     NOT NULL DEFAULT 0,
   -- Times this partition has been executed in all, forced re-runs included.
@@ -25,6 +25,8 @@ CREATE TABLE ops.job_runs (
   created_at     timestamptz NOT NULL DEFAULT now(),
   updated_at     timestamptz NOT NULL DEFAULT now(),
   -- The real guard against running a partition twice: a BullMQ id dedupes only while the job is stored.
+  -- running/retrying/failed/succeeded as usual; skipped: a tick dropped (overlap, no session);
+  -- buffered: a tick held back until the active run of its schedule ends (overlap buffer-one).
   CONSTRAINT job_runs_job_partition_key UNIQUE (job, partition)
 );
 CREATE INDEX job_runs_job_status_idx ON ops.job_runs (job, status, finished_at DESC);

@@ -84,6 +84,8 @@ const EnvSchema = z.object({
   JOB_BACKOFF_MS: positiveInt('a whole number of milliseconds ≥ 1').default(5000),
   SHUTDOWN_TIMEOUT_MS: positiveInt('a whole number of milliseconds ≥ 1').default(30000),
   SCHEDULER_INTERVAL_MS: positiveInt('a whole number of milliseconds ≥ 1').default(120000),
+  LOCK_DURATION_MS: positiveInt('a whole number of milliseconds ≥ 1').default(30000),
+  STALLED_INTERVAL_MS: positiveInt('a whole number of milliseconds ≥ 1').default(30000),
 });
 
 /** Validated, frozen configuration. Defaults are noted on each field. */
@@ -102,6 +104,8 @@ export interface Config {
   readonly home: string;
   /** @defaultValue 3000 */
   readonly port: number;
+  /** True when PORT was set (worker and scheduler roles serve /healthz, /readyz and /metrics only then). */
+  readonly portExplicit: boolean;
   /** @defaultValue 127.0.0.1 */
   readonly host: string;
   /** Basic-auth user for Bull Board, the status page and mutating API calls. @defaultValue admin on loopback */
@@ -127,6 +131,10 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   /** How often catch-up, the schedule reconciler and deadline checks run. @defaultValue 120000 */
   readonly schedulerIntervalMs: number;
+  /** How long a worker's lock on an active job lasts without renewal (BullMQ lockDuration). @defaultValue 30000 */
+  readonly lockDurationMs: number;
+  /** How often workers look for jobs whose worker died (BullMQ stalledInterval). @defaultValue 30000 */
+  readonly stalledIntervalMs: number;
   /** `SCHEDULE_<JOB>` overrides, keyed by kebab-case job name: a cron pattern or "off". */
   readonly scheduleOverrides: Readonly<Record<string, string>>;
   /** `CONCURRENCY_<QUEUE>` overrides, keyed by queue name. */
@@ -202,6 +210,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     prefix: data.BULLPEN_PREFIX,
     home: data.BULLPEN_HOME,
     port: data.PORT,
+    portExplicit: env.PORT !== undefined && env.PORT !== '',
     host: data.HOST,
     boardUser: data.BOARD_USER,
     boardPassword: data.BOARD_PASSWORD,
@@ -216,6 +225,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     jobBackoffMs: data.JOB_BACKOFF_MS,
     shutdownTimeoutMs: data.SHUTDOWN_TIMEOUT_MS,
     schedulerIntervalMs: data.SCHEDULER_INTERVAL_MS,
+    lockDurationMs: data.LOCK_DURATION_MS,
+    stalledIntervalMs: data.STALLED_INTERVAL_MS,
     scheduleOverrides: Object.freeze(scheduleOverrides),
     concurrency: Object.freeze(concurrency),
   });

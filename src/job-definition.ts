@@ -90,3 +90,21 @@ export const basePayload = z.object({
   scheduledFor: z.iso.datetime({ offset: true }).optional(),
   force: z.boolean().optional(),
 });
+
+const isoDate = z.iso.date();
+/** A `YYYY-MM-DD` date field for payloads. */
+export const payloadDate = isoDate;
+
+/** The tick a run stands for; the runtime fills `scheduledFor` before a payload reaches a job. */
+export function scheduledInstant(payload: { scheduledFor?: string | undefined }): string {
+  if (!payload.scheduledFor) throw new Error('payload has no scheduledFor; the runtime fills it before a job runs');
+  return payload.scheduledFor;
+}
+
+/**
+ * The summary of a job whose real work has not been built yet: it says plainly that
+ * nothing was read or written, so no run ever looks like it produced figures.
+ */
+export function createNothingDoneSummary(job: string): JobSummary {
+  return { did_nothing: true, note: `${job} has no implementation yet; no rows were read or written` };
+}

@@ -2,7 +2,7 @@
  * Queue names, default job options and the deterministic job-id helper. One queue per
  * kind of work, so each gets its own concurrency and a slow backfill never holds up the ETL.
  */
-import type { DefaultJobOptions } from 'bullmq';
+import { Queue, type ConnectionOptions, type DefaultJobOptions } from 'bullmq';
 import { RateLimitedError } from './errors.ts';
 
 export const QUEUE_NAMES = ['etl', 'rollups', 'rs', 'enrichment', 'reports', 'maintenance'] as const;
@@ -58,4 +58,15 @@ export function computeBackoffMs(attemptsMade: number, baseMs: number, error: un
 export function createJobId(name: string, partition: string): string {
   if (partition.length === 0) throw new Error(`empty partition for job ${name}`);
   return `${name}@${partition.replace(/:/g, '.')}`;
+}
+
+export type QueueMap = ReadonlyMap<QueueName, Queue>;
+
+/** One BullMQ Queue per queue name, sharing a connection; close them with `closeQueues`. */
+export function createQueues(connection: ConnectionOptions, prefix: string, defaultJobOptions: DefaultJobOptions): QueueMap {
+  return new Map(QUEUE_NAMES.map((name) => [name, new Queue(name, { connection, prefix, defaultJobOptions })]));
+}
+
+export async function closeQueues(queues: QueueMap): Promise<void> {
+  await Promise.all([...queues.values()].map((queue) => queue.close()));
 }

@@ -1,0 +1,228 @@
+/**
+ * The one start/stop entry point. Like graphile-worker's run(), it registers each resource
+ * as it opens it and closes them in reverse order on stop (SIGINT/SIGTERM in the CLI).
+ */
+import crypto from 'node:crypto';
+import os from 'node:os';
+import type { Worker } from 'bullmq';
+import { JOBS } from '../jobs/index.ts';
+import type { Config } from './config.ts';
+import { createDb, type Sql } from './db.ts';
+import { ensureLocalRedis, startEmbeddedPostgres } from './embedded.ts';
+import { createHttpApp, startHttpServer } from './http/app.ts';
+import type { JobDefinition } from './job-definition.ts';
+import { createLogger, redactUrl, type Logger } from './logger.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
+import { migrate } from './migrate.ts';
+import { recordQueueDepth } from './queue-metrics.ts';
+import { closeQueues, createDefaultJobOptions, createQueues, type QueueMap, type QueueName } from './queues.ts';
+import { createRedis, type Redis } from './redis.ts';
+import { createRunRecorder, type RunRecorder } from './runs.ts';
+import {
+  listScheduleStatus,
+  recordScheduleMetrics,
+  registerSchedules,
+  resolveSchedules,
+  startSchedulerLoop,
+  type Schedule,
+  type SchedulerLoop,
+} from './scheduler.ts';
+import { createDefinitionMap, startWorkers, stopWorkers, type WorkerRuntime } from './worker.ts';
+
+export type Role = 'all' | 'worker' | 'scheduler' | 'web';
+
+export interface StartOptions {
+  role?: Role;
+  /** Queues this process works (role all/worker). @defaultValue all */
+  queues?: readonly QueueName[];
+  /** @defaultValue the catalogue in jobs/ */
+  definitions?: readonly JobDefinition[];
+  logger?: Logger;
+  /** Skip the HTTP server entirely (CLI one-shot commands). */
+  http?: boolean;
+}
+
+/** Connections every command needs: database (embedded if unset), Redis, queues. */
+export interface Services {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly db: Sql;
+  readonly sourceDb: Sql;
+  readonly databaseUrl: string;
+  readonly redis: Redis;
+  readonly queues: QueueMap;
+  readonly definitions: ReadonlyMap<string, JobDefinition>;
+  readonly schedules: readonly Schedule[];
+  close(): Promise<void>;
+}
+
+type Releaser = () => Promise<void> | void;
+
+async function releaseAll(releasers: Releaser[], logger: Logger): Promise<void> {
+  for (const release of releasers.splice(0).reverse()) {
+    try {
+      await release();
+    } catch (err) {
+      logger.warn({ err }, 'error while closing a resource');
+    }
+  }
+}
+
+/**
+ * Opens the database (starting the embedded one when DATABASE_URL is unset), migrates it,
+ * and connects to Redis (starting a local one when REDIS_URL is unset and nothing answers).
+ */
+export async function openServices(config: Config, options: { logger?: Logger; definitions?: readonly JobDefinition[]; migrate?: boolean } = {}): Promise<Services> {
+  const logger = options.logger ?? createLogger({ level: config.logLevel });
+  const releasers: Releaser[] = [];
+  try {
+    const definitionList = options.definitions ?? JOBS;
+    const schedules = resolveSchedules(definitionList, config);
+
+    const redisTarget = await ensureLocalRedis({ url: config.redisUrl, explicit: config.redisUrlExplicit, home: config.home, logger });
+    let databaseUrl: string;
+    if (config.databaseUrl) {
+      databaseUrl = config.databaseUrl;
+    } else {
+      const embedded = await startEmbeddedPostgres({ home: config.home, logger });
+      databaseUrl = embedded.url;
+      releasers.push(() => embedded.stop());
+    }
+    const db = createDb(databaseUrl);
+    releasers.push(() => db.end({ timeout: 5 }));
+    const sourceUrl = config.sourceDatabaseUrl ?? databaseUrl;
+    const sourceDb = sourceUrl === databaseUrl ? db : createDb(sourceUrl, { applicationName: 'bullpen-source' });
+    if (sourceDb !== db) releasers.push(() => sourceDb.end({ timeout: 5 }));
+    if (options.migrate ?? true) {
+      const { applied } = await migrate(db, { logger });
+      if (applied.length > 0) logger.info({ applied }, 'migrations applied');
+    }
+
+    const redis = createRedis(redisTarget.url);
+    releasers.push(() => redis.quit().then(() => undefined));
+    const queues = createQueues(redis, config.prefix, createDefaultJobOptions({ attempts: config.jobAttempts, backoffMs: config.jobBackoffMs }));
+    releasers.push(() => closeQueues(queues));
+    logger.debug({ database: redactUrl(databaseUrl), redis: redactUrl(redisTarget.url), prefix: config.prefix }, 'services open');
+
+    return {
+      config,
+      logger,
+      db,
+      sourceDb,
+      databaseUrl,
+      redis,
+      queues,
+      definitions: createDefinitionMap(definitionList),
+      schedules,
+      close: () => releaseAll(releasers, logger),
+    };
+  } catch (error) {
+    await releaseAll(releasers, logger);
+    throw error;
+  }
+}
+
+export interface App {
+  readonly services: Services;
+  readonly metrics: Metrics;
+  readonly recorder: RunRecorder;
+  readonly workers: readonly Worker[];
+  readonly scheduler: SchedulerLoop | undefined;
+  /** Base URL of the HTTP server, when one runs. */
+  readonly url: string | undefined;
+  stop(): Promise<void>;
+}
+
+/** Board credentials: configured, or on loopback `admin` with a random password logged once. */
+function resolveCredentials(config: Config, logger: Logger): { user: string; password: string } {
+  if (config.boardUser && config.boardPassword) return { user: config.boardUser, password: config.boardPassword };
+  const password = crypto.randomBytes(12).toString('base64url');
+  logger.info({ user: 'admin', boardPassword: password }, 'BOARD_USER/BOARD_PASSWORD not set: generated credentials for this run (loopback only)');
+  return { user: 'admin', password };
+}
+
+/** Starts the parts of bullpen that `role` asks for; `stop()` closes them in reverse order. */
+export async function startApp(config: Config, options: StartOptions = {}): Promise<App> {
+  const role = options.role ?? 'all';
+  const logger = options.logger ?? createLogger({ level: config.logLevel });
+  const services = await openServices(config, { logger, definitions: options.definitions });
+  const releasers: Releaser[] = [() => services.close()];
+  try {
+    const metrics = createMetrics();
+    const recorder = createRunRecorder(services.db, {
+      worker: `${os.hostname()}:${process.pid}`,
+      staleAfterSeconds: Math.max(90, Math.ceil((3 * config.lockDurationMs) / 1000)),
+    });
+    releasers.push(() => recorder.drain());
+    const catchupRuntime = { db: services.db, queues: services.queues, logger, metrics };
+
+    let scheduler: SchedulerLoop | undefined;
+    if (role === 'all' || role === 'scheduler') {
+      await registerSchedules(services.queues, services.schedules, logger);
+      scheduler = startSchedulerLoop(catchupRuntime, services.schedules, config.schedulerIntervalMs);
+      const loop = scheduler;
+      releasers.push(() => loop.stop());
+    }
+
+    let workers: Worker[] = [];
+    if (role === 'all' || role === 'worker') {
+      const runtime: WorkerRuntime = {
+        config,
+        db: services.db,
+        sourceDb: services.sourceDb,
+        logger,
+        metrics,
+        recorder,
+        queues: services.queues,
+        definitions: services.definitions,
+      };
+      workers = startWorkers(runtime, { connection: services.redis, queues: options.queues });
+      const active = workers;
+      releasers.push(() => stopWorkers(active, config.shutdownTimeoutMs, logger));
+      logger.info({ queues: workers.map((w) => w.name) }, 'workers started');
+    }
+
+    let url: string | undefined;
+    const wantsHttp = options.http ?? true;
+    const full = role === 'all' || role === 'web';
+    if (wantsHttp && (full || config.portExplicit)) {
+      const app = createHttpApp({
+        config,
+        logger,
+        metrics,
+        queues: services.queues,
+        db: services.db,
+        redis: services.redis,
+        credentials: full ? resolveCredentials(config, logger) : { user: '', password: '' },
+        mode: full ? 'full' : 'probe',
+        definitions: [...services.definitions.values()],
+        listSchedules: () => listScheduleStatus(catchupRuntime, services.schedules, new Date()),
+        beforeScrape: async () => {
+          await recordQueueDepth(metrics, services.queues);
+          recordScheduleMetrics(metrics, await listScheduleStatus(catchupRuntime, services.schedules, new Date()));
+        },
+      });
+      const server = await startHttpServer(app, config.host, config.port);
+      url = server.url;
+      releasers.push(() => server.close());
+      logger.info({ url, board: full ? `${url}/admin/queues` : undefined }, full ? 'web: Bull Board, API and /metrics' : 'probes and /metrics');
+    }
+
+    let stopping: Promise<void> | undefined;
+    return {
+      services,
+      metrics,
+      recorder,
+      workers,
+      scheduler,
+      url,
+      stop() {
+        stopping ??= releaseAll(releasers, logger);
+        return stopping;
+      },
+    };
+  } catch (error) {
+    await releaseAll(releasers, logger);
+    throw error;
+  }
+}

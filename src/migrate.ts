@@ -1,0 +1,166 @@
+/**
+ * Applies `sql/NNN_snake_name.sql` in order, once each, and records them in
+ * `ops.schema_migrations`. Modelled on BullMQ's postgres migrator and graphile-worker's
+ * migrate: one transaction, a transaction-scoped advisory lock taken first (so any number
+ * of processes may call `migrate` at start-up), then the ledger, then pending files.
+ * Files are append-only: an applied file whose checksum changed, or a database at a
+ * version this code does not know, stops start-up with a ConfigError.
+ */
+import { createHash } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import type { Sql } from './db.ts';
+import { ConfigError } from './errors.ts';
+import type { Logger } from './logger.ts';
+
+/** One migration file as read from disk. */
+export interface Migration {
+  /** The NNN prefix of the file name. */
+  version: number;
+  /** The file name without its version prefix and `.sql` (e.g. `ops`). */
+  name: string;
+  /** The file name (e.g. `001_ops.sql`). */
+  file: string;
+  /** sha256 of the file's bytes, hex. */
+  checksum: string;
+  sql: string;
+}
+
+export interface MigrateOptions {
+  /** Directory holding the migration files. @defaultValue the repository's `sql/` */
+  dir?: string;
+  logger?: Logger;
+}
+
+export interface MigrateResult {
+  /** File names applied by this call, in order; empty when the database was up to date. */
+  applied: string[];
+}
+
+/** The repository's `sql/` directory, resolved relative to this module. */
+export const DEFAULT_MIGRATIONS_DIR = fileURLToPath(new URL('../sql/', import.meta.url));
+
+/**
+ * Key of the transaction-scoped advisory lock that serialises migrators ("bullpen" in
+ * ASCII, truncated to fit a JS safe integer). Any fixed bigint works; it only has to be
+ * the same in every process.
+ */
+export const MIGRATION_LOCK_KEY = 0x62756c6c706e;
+
+const FILE_NAME = /^(\d{3})_([a-z0-9_]+)\.sql$/;
+
+/** Formats a version as its three-digit file prefix (7 → "007"). */
+function formatVersion(version: number): string {
+  return String(version).padStart(3, '0');
+}
+
+/**
+ * Reads every file in `dir`, sorted by version. Throws ConfigError for a file not named
+ * `NNN_snake_name.sql` or for two files sharing a version.
+ */
+export async function loadMigrations(dir: string = DEFAULT_MIGRATIONS_DIR): Promise<Migration[]> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  const migrations: Migration[] = [];
+  for (const entry of entries) {
+    if (!entry.isFile()) continue;
+    const match = FILE_NAME.exec(entry.name);
+    if (!match) {
+      throw new ConfigError(
+        `migration file "${entry.name}" in ${dir} is not named NNN_snake_name.sql (three digits, underscore, lowercase letters, digits or underscores)`,
+      );
+    }
+    const bytes = await readFile(path.join(dir, entry.name));
+    migrations.push({
+      version: Number(match[1]),
+      name: match[2] ?? '',
+      file: entry.name,
+      checksum: createHash('sha256').update(bytes).digest('hex'),
+      sql: bytes.toString('utf8'),
+    });
+  }
+  migrations.sort((a, b) => a.version - b.version);
+  for (let i = 1; i < migrations.length; i++) {
+    const previous = migrations[i - 1];
+    const current = migrations[i];
+    if (previous && current && previous.version === current.version) {
+      throw new ConfigError(`migration files "${previous.file}" and "${current.file}" share version ${formatVersion(current.version)}`);
+    }
+  }
+  return migrations;
+}
+
+function describeKnown(migrations: readonly Migration[]): string {
+  const last = migrations.at(-1);
+  return last ? `up to ${last.file}` : 'no migrations';
+}
+
+interface LedgerRow {
+  version: number;
+  name: string;
+  checksum: string;
+}
+
+/**
+ * Brings the database up to date with the migration files, in one transaction. Safe to
+ * call from several processes at once: the advisory lock makes the others wait, and they
+ * then find nothing left to apply.
+ */
+export async function migrate(sql: Sql, options: MigrateOptions = {}): Promise<MigrateResult> {
+  const dir = options.dir ?? DEFAULT_MIGRATIONS_DIR;
+  const logger = options.logger;
+  const migrations = await loadMigrations(dir);
+  const byVersion = new Map(migrations.map((m) => [m.version, m]));
+
+  const applied = await sql.begin(async (tx) => {
+    // The lock comes first: even CREATE SCHEMA IF NOT EXISTS races with a concurrent twin.
+    await tx`select pg_advisory_xact_lock(${MIGRATION_LOCK_KEY}::bigint)`;
+    await tx`create schema if not exists ops`;
+    await tx`
+      create table if not exists ops.schema_migrations (
+        version    integer     primary key,
+        name       text        not null,
+        checksum   text        not null,
+        applied_at timestamptz not null default now()
+      )`;
+    const rows = await tx<LedgerRow[]>`select version, name, checksum from ops.schema_migrations order by version`;
+
+    const done = new Set<number>();
+    for (const row of rows) {
+      const migration = byVersion.get(row.version);
+      if (!migration) {
+        throw new ConfigError(
+          `database is at migration ${formatVersion(row.version)} which this version of bullpen does not know; upgrade bullpen (ledger row ${formatVersion(row.version)}_${row.name}; this version knows ${describeKnown(migrations)})`,
+        );
+      }
+      if (migration.checksum !== row.checksum) {
+        throw new ConfigError(
+          `migration ${migration.file} was edited after it was applied (checksum ${row.checksum.slice(0, 12)}… in the database, ${migration.checksum.slice(0, 12)}… on disk); migrations are append-only: restore the file and add a new one instead`,
+        );
+      }
+      done.add(row.version);
+    }
+
+    const appliedNow: string[] = [];
+    for (const migration of migrations) {
+      if (done.has(migration.version)) continue;
+      logger?.info({ migration: migration.file }, 'applying migration');
+      try {
+        // No parameters: postgres.js uses the simple protocol, so a file may hold many statements.
+        await tx.unsafe(migration.sql);
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        throw new Error(`migration ${migration.file} failed: ${reason}`, { cause: error });
+      }
+      await tx`
+        insert into ops.schema_migrations (version, name, checksum)
+        values (${migration.version}, ${migration.name}, ${migration.checksum})`;
+      appliedNow.push(migration.file);
+    }
+    return appliedNow;
+  });
+
+  if (applied.length > 0) logger?.info({ applied }, 'migrations applied');
+  else logger?.debug('database schema is up to date');
+  return { applied };
+}

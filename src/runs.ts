@@ -1,0 +1,283 @@
+/**
+ * ops.job_runs: the record of what ran. One row per (job, partition), updated by every
+ * attempt; ops.job_run_events keeps each attempt's outcome. Claiming a partition is the
+ * guard against running it twice: a BullMQ job id dedupes only while the job is stored,
+ * and Redis may lose its data.
+ */
+import type { Sql } from './db.ts';
+import type { OverlapPolicy } from './job-definition.ts';
+import { createBatcher } from './batcher.ts';
+
+export type RunStatus = 'running' | 'succeeded' | 'failed' | 'retrying' | 'skipped' | 'buffered';
+
+export interface ClaimRequest {
+  job: string;
+  partition: string;
+  queue: string;
+  jobId: string;
+  attempt: number;
+  scheduledFor: string | null;
+  /** Run even when the partition already succeeded. */
+  force: boolean;
+}
+
+export type ClaimResult =
+  | { claimed: true }
+  | { claimed: false; status: RunStatus; jobId: string | null };
+
+export interface FinishRequest {
+  job: string;
+  partition: string;
+  jobId: string;
+  attempt: number;
+  status: 'succeeded' | 'failed' | 'retrying' | 'skipped';
+  summary: Record<string, unknown> | null;
+  error: string | null;
+}
+
+export type ScheduledClaimResult =
+  | ClaimResult
+  | { claimed: false; status: 'overlap-skipped'; activePartition: string }
+  | { claimed: false; status: 'overlap-buffered'; activePartition: string };
+
+export interface RunRecorder {
+  claim(request: ClaimRequest): Promise<ClaimResult>;
+  /** Claim for a scheduled job, honouring its overlap policy under a per-job advisory lock. */
+  claimScheduled(request: ClaimRequest, overlap: OverlapPolicy): Promise<ScheduledClaimResult>;
+  finish(request: FinishRequest): Promise<void>;
+  heartbeat(job: string, partition: string, jobId: string): Promise<void>;
+  /** Waits for buffered writes. */
+  drain(): Promise<void>;
+}
+
+export interface RunRecorderOptions {
+  /** host:pid of this process, stored with each run. */
+  worker: string;
+  /** A running row whose heartbeat is older than this belongs to a dead worker. @defaultValue 90 */
+  staleAfterSeconds?: number;
+}
+
+// Columns of a claim row as jsonb_to_recordset reads them; one statement claims a whole batch.
+const CLAIM_COLUMNS = 'job text, partition text, queue text, job_id text, attempt int, scheduled_for timestamptz, force boolean';
+
+function claimRows(requests: ClaimRequest[]): string {
+  return JSON.stringify(
+    requests.map((r) => ({
+      job: r.job,
+      partition: r.partition,
+      queue: r.queue,
+      job_id: r.jobId,
+      attempt: r.attempt,
+      scheduled_for: r.scheduledFor,
+      force: r.force,
+    })),
+  );
+}
+
+interface ClaimRow {
+  job: string;
+  partition: string;
+  claimed: boolean;
+  prior_status: RunStatus | null;
+  prior_job_id: string | null;
+}
+
+async function claimBatch(sql: Sql, requests: ClaimRequest[], worker: string, staleAfterSeconds: number): Promise<ClaimResult[]> {
+  // Two claims of one partition in a batch would make ON CONFLICT touch a row twice: send the first only.
+  const seen = new Map<string, number>();
+  const unique: ClaimRequest[] = [];
+  requests.forEach((r) => {
+    const key = `${r.job}\u0000${r.partition}`;
+    if (!seen.has(key)) {
+      seen.set(key, unique.length);
+      unique.push(r);
+    }
+  });
+  const rows = await sql<ClaimRow[]>`
+    with input as (
+      select * from jsonb_to_recordset(${claimRows(unique)}::jsonb) as t(${sql.unsafe(CLAIM_COLUMNS)})
+    ), upsert as (
+      insert into ops.job_runs as r
+        (job, partition, queue, job_id, status, attempts, run_count, scheduled_for, started_at, heartbeat_at, worker)
+      select job, partition, queue, job_id, 'running', attempt, 1, scheduled_for, now(), now(), ${worker}
+      from input
+      on conflict (job, partition) do update set
+        status = 'running', queue = excluded.queue, job_id = excluded.job_id, attempts = excluded.attempts,
+        run_count = r.run_count + 1, scheduled_for = coalesce(r.scheduled_for, excluded.scheduled_for),
+        started_at = now(), finished_at = null, heartbeat_at = now(), worker = excluded.worker,
+        summary = null, error = null, updated_at = now()
+      where (r.status not in ('succeeded', 'skipped')
+             or (select i.force from input i where i.job = r.job and i.partition = r.partition))
+        -- A live run of another BullMQ job owns the partition; the same job id is its own retry or stall recovery.
+        and (r.status <> 'running' or r.job_id = excluded.job_id
+             or r.heartbeat_at < now() - make_interval(secs => ${staleAfterSeconds}))
+      returning r.job, r.partition
+    )
+    select i.job, i.partition, (u.job is not null) as claimed, cur.status as prior_status, cur.job_id as prior_job_id
+    from input i
+    left join upsert u on u.job = i.job and u.partition = i.partition
+    left join ops.job_runs cur on cur.job = i.job and cur.partition = i.partition
+  `;
+  const byKey = new Map(rows.map((row) => [`${row.job}\u0000${row.partition}`, row]));
+  return requests.map((r) => {
+    const key = `${r.job}\u0000${r.partition}`;
+    // A second claim of the same partition in one batch loses to the first.
+    if (unique[seen.get(key) ?? -1] !== r) return { claimed: false, status: 'running', jobId: null };
+    const row = byKey.get(key);
+    if (row?.claimed) return { claimed: true };
+    return { claimed: false, status: row?.prior_status ?? 'running', jobId: row?.prior_job_id ?? null };
+  });
+}
+
+async function finishBatch(sql: Sql, requests: FinishRequest[]): Promise<void[]> {
+  const rows = JSON.stringify(
+    requests.map((r) => ({
+      job: r.job,
+      partition: r.partition,
+      job_id: r.jobId,
+      attempt: r.attempt,
+      status: r.status,
+      summary: r.summary,
+      error: r.error,
+    })),
+  );
+  await sql`
+    with input as (
+      select * from jsonb_to_recordset(${rows}::jsonb)
+        as t(job text, partition text, job_id text, attempt int, status text, summary jsonb, error text)
+    ), updated as (
+      update ops.job_runs r set
+        status = i.status, summary = i.summary, error = i.error, finished_at = now(), heartbeat_at = null, updated_at = now()
+      from input i
+      -- Only the job that holds the partition may close it.
+      where r.job = i.job and r.partition = i.partition and r.job_id = i.job_id
+      returning r.run_id
+    )
+    insert into ops.job_run_events (job, partition, job_id, attempt, outcome, error)
+    select job, partition, job_id, attempt, status, error from input
+  `;
+  return requests.map(() => undefined);
+}
+
+export function createRunRecorder(sql: Sql, options: RunRecorderOptions): RunRecorder {
+  const stale = options.staleAfterSeconds ?? 90;
+  const claim = createBatcher<ClaimRequest, ClaimResult>((batch) => claimBatch(sql, batch, options.worker, stale));
+  const finish = createBatcher<FinishRequest, void>((batch) => finishBatch(sql, batch));
+
+  async function claimScheduled(request: ClaimRequest, overlap: OverlapPolicy): Promise<ScheduledClaimResult> {
+    if (overlap === 'allow') return claim(request);
+    return sql.begin(async (tx) => {
+      // Serialises the "is another run of this schedule active?" check with the claim itself.
+      await tx`select pg_advisory_xact_lock(hashtextextended(${`bullpen.overlap.${request.job}`}, 0))`;
+      const [active] = await tx<{ partition: string }[]>`
+        select partition from ops.job_runs
+        where job = ${request.job} and status = 'running' and partition <> ${request.partition}
+          and heartbeat_at >= now() - make_interval(secs => ${stale})
+        limit 1`;
+      if (!active) {
+        const [result] = await claimBatch(tx as unknown as Sql, [request], options.worker, stale);
+        return result as ClaimResult;
+      }
+      if (overlap === 'buffer-one') {
+        const [buffered] = await tx<{ partition: string }[]>`
+          select partition from ops.job_runs
+          where job = ${request.job} and status = 'buffered' and partition <> ${request.partition} limit 1`;
+        if (!buffered) {
+          await tx`
+            insert into ops.job_runs (job, partition, queue, job_id, status, attempts, scheduled_for, worker)
+            values (${request.job}, ${request.partition}, ${request.queue}, ${request.jobId}, 'buffered',
+                    ${request.attempt}, ${request.scheduledFor}, ${options.worker})
+            on conflict (job, partition) do update set status = 'buffered', job_id = excluded.job_id, updated_at = now()
+            where ops.job_runs.status in ('buffered', 'failed', 'retrying')`;
+          return { claimed: false, status: 'overlap-buffered', activePartition: active.partition };
+        }
+      }
+      await tx`
+        insert into ops.job_runs (job, partition, queue, job_id, status, attempts, scheduled_for, worker, finished_at, summary)
+        values (${request.job}, ${request.partition}, ${request.queue}, ${request.jobId}, 'skipped', ${request.attempt},
+                ${request.scheduledFor}, ${options.worker}, now(),
+                ${tx.json({ skipped: 'overlap', policy: overlap, activePartition: active.partition })})
+        on conflict (job, partition) do nothing`;
+      return { claimed: false, status: 'overlap-skipped', activePartition: active.partition };
+    });
+  }
+
+  return {
+    claim,
+    claimScheduled,
+    finish,
+    async heartbeat(job, partition, jobId) {
+      await sql`update ops.job_runs set heartbeat_at = now() where job = ${job} and partition = ${partition} and job_id = ${jobId} and status = 'running'`;
+    },
+    async drain() {
+      await Promise.all([claim.drain(), finish.drain()]);
+    },
+  };
+}
+
+/** Records a tick that was not run (a non-trading day, a bad payload) so catch-up and the status page see it. */
+export async function recordSkippedRun(
+  sql: Sql,
+  run: { job: string; partition: string; queue: string; jobId: string; scheduledFor: string | null; status: 'skipped' | 'failed'; summary: Record<string, unknown> | null; error: string | null },
+): Promise<void> {
+  await sql`
+    insert into ops.job_runs (job, partition, queue, job_id, status, attempts, run_count, scheduled_for, started_at, finished_at, summary, error)
+    values (${run.job}, ${run.partition}, ${run.queue}, ${run.jobId}, ${run.status}, 1, 0, ${run.scheduledFor}, now(), now(),
+            ${run.summary === null ? null : sql.json(run.summary as never)}, ${run.error})
+    on conflict (job, partition) do nothing`;
+}
+
+export interface RunRow {
+  job: string;
+  partition: string;
+  status: RunStatus;
+  job_id: string | null;
+  attempts: number;
+  run_count: number;
+  scheduled_for: Date | null;
+  started_at: Date | null;
+  finished_at: Date | null;
+  duration_ms: number | null;
+  summary: Record<string, unknown> | null;
+  error: string | null;
+}
+
+export async function loadRun(sql: Sql, job: string, partition: string): Promise<RunRow | undefined> {
+  const [row] = await sql<RunRow[]>`select * from ops.job_runs where job = ${job} and partition = ${partition}`;
+  return row;
+}
+
+/** Statuses of the given partitions of one job (absent: never recorded). */
+export async function loadPartitionStatuses(sql: Sql, job: string, partitions: string[]): Promise<Map<string, RunStatus>> {
+  if (partitions.length === 0) return new Map();
+  const rows = await sql<{ partition: string; status: RunStatus }[]>`
+    select partition, status from ops.job_runs where job = ${job} and partition = any(${partitions})`;
+  return new Map(rows.map((r) => [r.partition, r.status]));
+}
+
+export interface JobHistory {
+  job: string;
+  last_success_at: Date | null;
+  last_success_partition: string | null;
+  last_failure_at: Date | null;
+  last_failure_partition: string | null;
+  last_failure_error: string | null;
+  running: number;
+}
+
+/** Last success and last failure of each job, for `bullpen schedules` and the metrics. */
+export async function loadJobHistory(sql: Sql, jobs: string[]): Promise<Map<string, JobHistory>> {
+  const rows = await sql<JobHistory[]>`
+    select j.job,
+      s.finished_at as last_success_at, s.partition as last_success_partition,
+      f.finished_at as last_failure_at, f.partition as last_failure_partition, f.error as last_failure_error,
+      (select count(*)::int from ops.job_runs r where r.job = j.job and r.status = 'running') as running
+    from unnest(${jobs}::text[]) as j(job)
+    left join lateral (
+      select finished_at, partition from ops.job_runs where job = j.job and status = 'succeeded'
+      order by finished_at desc nulls last limit 1) s on true
+    left join lateral (
+      select finished_at, partition, error from ops.job_runs where job = j.job and status in ('failed', 'retrying')
+      order by finished_at desc nulls last limit 1) f on true`;
+  return new Map(rows.map((r) => [r.job, r]));
+}

@@ -1,0 +1,398 @@
+/**
+ * Schedules: BullMQ Job Schedulers (one fire per tick across any number of processes),
+ * plus what BullMQ does not do on its own:
+ * - catch-up: ticks missed while nothing ran, judged from ops.job_runs (Redis may have
+ *   lost everything), enqueued once each with their deterministic job id;
+ * - a reconciler that repairs schedulers left with no next job or with two (BullMQ
+ *   #3272, #3085, #2988, #2889 under concurrent upserts);
+ * - deadlines ("partition D done by HH:MM"), as a metric and a log line to page on;
+ * - the status that `bullpen schedules` and GET /api/v1/schedules show.
+ */
+import type { Job, Queue } from 'bullmq';
+import { DateTime } from 'luxon';
+import { isTradingDay } from './analytics/calendar.ts';
+import type { Config } from './config.ts';
+import { listTicks, nextTicks } from './cron.ts';
+import type { Sql } from './db.ts';
+import { enqueueRun } from './enqueue.ts';
+import { ConfigError } from './errors.ts';
+import type { CatchupPolicy, Deadline, JobDefinition, OverlapPolicy } from './job-definition.ts';
+import type { Logger } from './logger.ts';
+import type { Metrics } from './metrics.ts';
+import { createJobId, type QueueMap } from './queues.ts';
+import { loadJobHistory, loadPartitionStatuses, type RunStatus } from './runs.ts';
+
+/** A tick younger than this is not "missed" yet: its own job may still be on its way. */
+const MISSED_GRACE_MS = 60_000;
+/** How far back lag and deadlines look. */
+const HISTORY_WINDOW_MS = 7 * 24 * 3600 * 1000;
+
+/** A job's schedule after `SCHEDULE_<JOB>` overrides. */
+export interface Schedule {
+  readonly id: string;
+  readonly definition: JobDefinition;
+  readonly cron: string;
+  readonly tz: string;
+  readonly calendar: 'all' | 'nyse';
+  readonly overlap: OverlapPolicy;
+  readonly catchup: CatchupPolicy;
+  readonly deadline: Deadline | undefined;
+  readonly overridden: boolean;
+}
+
+/** Applies `SCHEDULE_<JOB>` overrides; unknown names and ad-hoc jobs are configuration errors. */
+export function resolveSchedules(definitions: readonly JobDefinition[], config: Pick<Config, 'scheduleOverrides'>): Schedule[] {
+  const byName = new Map(definitions.map((d) => [d.name, d]));
+  const problems: string[] = [];
+  for (const name of Object.keys(config.scheduleOverrides)) {
+    const envName = `SCHEDULE_${name.toUpperCase().replace(/-/g, '_')}`;
+    const definition = byName.get(name);
+    if (!definition) problems.push(`${envName}: no job named "${name}"; jobs are ${[...byName.keys()].join(', ')}`);
+    else if (!definition.schedule && config.scheduleOverrides[name] !== 'off') problems.push(`${envName}: ${name} runs ad hoc and takes no schedule`);
+  }
+  if (problems.length > 0) throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
+
+  const schedules: Schedule[] = [];
+  for (const definition of definitions) {
+    if (!definition.schedule) continue;
+    const override = config.scheduleOverrides[definition.name];
+    if (override === 'off') continue;
+    schedules.push({
+      id: definition.name,
+      definition,
+      cron: override ?? definition.schedule.cron,
+      tz: definition.schedule.tz,
+      calendar: definition.schedule.calendar,
+      overlap: definition.schedule.overlap,
+      catchup: definition.catchup,
+      deadline: definition.schedule.deadline,
+      overridden: override !== undefined,
+    });
+  }
+  return schedules;
+}
+
+function queueOf(queues: QueueMap, schedule: Schedule): Queue {
+  const queue = queues.get(schedule.definition.queue);
+  if (!queue) throw new Error(`no queue ${schedule.definition.queue} for schedule ${schedule.id}`);
+  return queue;
+}
+
+async function upsertScheduler(queues: QueueMap, schedule: Schedule): Promise<void> {
+  await queueOf(queues, schedule).upsertJobScheduler(
+    schedule.id,
+    { pattern: schedule.cron, tz: schedule.tz },
+    { name: schedule.definition.name, data: {} },
+  );
+}
+
+/**
+ * Upserts every configured schedule and removes schedulers that are no longer configured
+ * (a job switched off with SCHEDULE_<JOB>=off, renamed, or moved to another queue).
+ */
+export async function registerSchedules(queues: QueueMap, schedules: readonly Schedule[], logger: Logger): Promise<{ removed: string[] }> {
+  for (const schedule of schedules) await upsertScheduler(queues, schedule);
+  const wanted = new Map(schedules.map((s) => [s.id, s.definition.queue]));
+  const removed: string[] = [];
+  for (const [queueName, queue] of queues) {
+    for (const scheduler of await queue.getJobSchedulers(0, -1)) {
+      const id = scheduler.id ?? scheduler.key;
+      if (wanted.get(id) === queueName) continue;
+      await queue.removeJobScheduler(id);
+      removed.push(`${queueName}/${id}`);
+    }
+  }
+  logger.info({ schedules: schedules.map((s) => `${s.id} ${s.cron} ${s.tz}`), removed }, 'schedules registered');
+  return { removed };
+}
+
+/** Partitions expected for a schedule's ticks in (from, to], with each partition's tick. */
+export function expectedPartitions(schedule: Schedule, from: Date, to: Date): { tick: Date; partition: string }[] {
+  const result: { tick: Date; partition: string }[] = [];
+  const seen = new Set<string>();
+  for (const tick of listTicks(schedule.cron, schedule.tz, from, to)) {
+    const payload = schedule.definition.payload.parse({ scheduledFor: tick.toISOString() });
+    const partition = schedule.definition.partition(payload as never);
+    // A missed Saturday is not a missed trading day.
+    if (schedule.calendar === 'nyse' && /^\d{4}-\d{2}-\d{2}$/.test(partition) && !isTradingDay(partition)) continue;
+    if (seen.has(partition)) continue;
+    seen.add(partition);
+    result.push({ tick, partition });
+  }
+  return result;
+}
+
+const DONE: ReadonlySet<RunStatus> = new Set(['succeeded', 'skipped']);
+
+/** Picks what catch-up should enqueue from expected ticks and their recorded statuses. Pure. */
+export function selectMissed(
+  expected: readonly { tick: Date; partition: string }[],
+  statuses: ReadonlyMap<string, RunStatus>,
+  policy: CatchupPolicy,
+): { tick: Date; partition: string }[] {
+  if (policy.mode === 'none' || expected.length === 0) return [];
+  if (policy.mode === 'latest') {
+    const latest = expected[expected.length - 1]!;
+    return statuses.has(latest.partition) ? [] : [latest];
+  }
+  const missed = expected.filter((e) => !statuses.has(e.partition));
+  // Dagster's max_catchup_runs: keep the most recent `max`, run them oldest first.
+  return missed.slice(-policy.max);
+}
+
+export interface CatchupRuntime {
+  readonly db: Sql;
+  readonly queues: QueueMap;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+}
+
+async function isQueued(queue: Queue, ids: string[]): Promise<boolean> {
+  for (const id of ids) {
+    const job = await queue.getJob(id);
+    if (job && !(await job.isCompleted()) && !(await job.isFailed())) return true;
+  }
+  return false;
+}
+
+/**
+ * Enqueues missed ticks of every schedule with catch-up `latest` or `all`, oldest first.
+ * A tick counts as missed when ops.job_runs has no row for its partition; a failed run
+ * is not missed (BullMQ retries it, and ops retry it from Bull Board).
+ */
+export async function catchUp(runtime: CatchupRuntime, schedules: readonly Schedule[], now: Date): Promise<{ schedule: string; partition: string; jobId: string }[]> {
+  const enqueued: { schedule: string; partition: string; jobId: string }[] = [];
+  for (const schedule of schedules) {
+    const policy = schedule.catchup;
+    if (policy.mode === 'none') continue;
+    const from = new Date(now.getTime() - policy.windowHours * 3600 * 1000);
+    const expected = expectedPartitions(schedule, from, new Date(now.getTime() - MISSED_GRACE_MS));
+    const statuses = await loadPartitionStatuses(runtime.db, schedule.id, expected.map((e) => e.partition));
+    const queue = queueOf(runtime.queues, schedule);
+    for (const missed of selectMissed(expected, statuses, policy)) {
+      const tickId = `repeat:${schedule.id}:${missed.tick.getTime()}`;
+      if (await isQueued(queue, [tickId, createJobId(schedule.id, missed.partition)])) continue;
+      const result = await enqueueRun(runtime.queues, schedule.definition, {}, { scheduledFor: missed.tick });
+      runtime.metrics.catchupEnqueued.inc({ schedule: schedule.id });
+      runtime.logger.info({ schedule: schedule.id, partition: result.partition, jobId: result.jobId, tick: missed.tick.toISOString() }, 'missed tick enqueued by catch-up');
+      enqueued.push({ schedule: schedule.id, partition: result.partition, jobId: result.jobId });
+    }
+  }
+  return enqueued;
+}
+
+export interface Repair {
+  schedule: string;
+  kind: 'missing' | 'drifted' | 'no-next-job' | 'duplicate-next-job';
+  detail: string;
+}
+
+/**
+ * Checks that each configured schedule exists with its pattern and zone and has exactly
+ * one pending next job, and repairs it when not. Every repair is logged and counted.
+ */
+export async function reconcileSchedules(runtime: CatchupRuntime, schedules: readonly Schedule[]): Promise<Repair[]> {
+  const repairs: Repair[] = [];
+  for (const schedule of schedules) {
+    const queue = queueOf(runtime.queues, schedule);
+    const scheduler = await queue.getJobScheduler(schedule.id);
+    if (!scheduler || scheduler.pattern !== schedule.cron || (scheduler.tz ?? 'UTC') !== schedule.tz) {
+      await upsertScheduler(runtime.queues, schedule);
+      repairs.push({
+        schedule: schedule.id,
+        kind: scheduler ? 'drifted' : 'missing',
+        detail: scheduler ? `was ${scheduler.pattern} ${scheduler.tz ?? ''}` : 'scheduler not found in Redis',
+      });
+      continue;
+    }
+    const pending = (await queue.getJobs(['delayed', 'waiting', 'prioritized'], 0, -1)).filter(
+      (job): job is Job => Boolean(job) && job.repeatJobKey === schedule.id,
+    );
+    if (pending.length === 0) {
+      // Re-creating the scheduler makes BullMQ compute and add the next job again.
+      await queue.removeJobScheduler(schedule.id);
+      await upsertScheduler(runtime.queues, schedule);
+      repairs.push({ schedule: schedule.id, kind: 'no-next-job', detail: `next was ${scheduler.next ?? 'unknown'}` });
+    } else if (pending.length > 1) {
+      const keepId = `repeat:${schedule.id}:${scheduler.next}`;
+      const keep = pending.find((job) => job.id === keepId) ?? pending.reduce((a, b) => ((a.opts.prevMillis ?? 0) <= (b.opts.prevMillis ?? 0) ? a : b));
+      const extras = pending.filter((job) => job !== keep);
+      for (const job of extras) await job.remove();
+      repairs.push({ schedule: schedule.id, kind: 'duplicate-next-job', detail: `kept ${keep.id}, removed ${extras.map((j) => j.id).join(', ')}` });
+    }
+  }
+  for (const repair of repairs) {
+    runtime.metrics.scheduleRepairs.inc({ schedule: repair.schedule, kind: repair.kind });
+    runtime.logger.warn(repair, 'schedule repaired');
+  }
+  return repairs;
+}
+
+/** When partition `date` is due under a deadline. Pure. */
+export function deadlineFor(date: string, deadline: Deadline): Date {
+  const [hour, minute] = deadline.by.split(':').map(Number);
+  return DateTime.fromISO(date, { zone: deadline.tz })
+    .plus({ days: deadline.dayOffset })
+    .set({ hour: hour ?? 0, minute: minute ?? 0, second: 0, millisecond: 0 })
+    .toJSDate();
+}
+
+export interface DeadlineMiss {
+  schedule: string;
+  partition: string;
+  dueAt: Date;
+}
+
+/**
+ * Finds partitions past their deadline without a successful run (in the last week). Each
+ * miss is logged and counted once per process (`reported` remembers them); the gauge shows
+ * whether the latest due partition is late.
+ */
+export async function checkDeadlines(runtime: CatchupRuntime, schedules: readonly Schedule[], now: Date, reported: Set<string>): Promise<DeadlineMiss[]> {
+  const misses: DeadlineMiss[] = [];
+  for (const schedule of schedules) {
+    const deadline = schedule.deadline;
+    if (!deadline) continue;
+    const due = expectedPartitions(schedule, new Date(now.getTime() - HISTORY_WINDOW_MS), now)
+      .filter((e) => /^\d{4}-\d{2}-\d{2}$/.test(e.partition))
+      .map((e) => ({ partition: e.partition, dueAt: deadlineFor(e.partition, deadline) }))
+      .filter((e) => e.dueAt.getTime() <= now.getTime());
+    const statuses = await loadPartitionStatuses(runtime.db, schedule.id, due.map((d) => d.partition));
+    const late = due.filter((d) => !DONE.has(statuses.get(d.partition) as RunStatus));
+    const latest = due[due.length - 1];
+    runtime.metrics.deadlineMissed.set({ schedule: schedule.id }, latest && late.includes(latest) ? 1 : 0);
+    for (const miss of late) {
+      misses.push({ schedule: schedule.id, ...miss });
+      const key = `${schedule.id}@${miss.partition}`;
+      if (reported.has(key)) continue;
+      reported.add(key);
+      runtime.metrics.deadlineMisses.inc({ schedule: schedule.id });
+      runtime.logger.error(
+        { schedule: schedule.id, partition: miss.partition, dueAt: miss.dueAt.toISOString(), alert: 'deadline-missed' },
+        `deadline missed: ${schedule.id} partition ${miss.partition} was not done by ${deadline.by} ${deadline.tz}`,
+      );
+    }
+  }
+  return misses;
+}
+
+/** One line of `bullpen schedules` / GET /api/v1/schedules. */
+export interface ScheduleStatus {
+  name: string;
+  queue: string;
+  cron: string;
+  tz: string;
+  calendar: 'all' | 'nyse';
+  overlap: OverlapPolicy;
+  catchup: CatchupPolicy;
+  deadline: Deadline | null;
+  overridden: boolean;
+  registered: boolean;
+  paused: boolean;
+  next_run: string | null;
+  last_success: string | null;
+  last_success_partition: string | null;
+  last_failure: string | null;
+  last_failure_partition: string | null;
+  last_failure_error: string | null;
+  running: number;
+  /** Seconds since the oldest expected tick, after the last done one, that has no successful run; 0 when up to date. */
+  lag_seconds: number;
+}
+
+/** Lag in seconds: how long the oldest not-done expected tick (after the newest done one) has waited. Pure. */
+export function computeLagSeconds(expected: readonly { tick: Date; partition: string }[], statuses: ReadonlyMap<string, RunStatus>, now: Date): number {
+  let oldestPending: Date | undefined;
+  for (const e of expected) {
+    if (DONE.has(statuses.get(e.partition) as RunStatus)) oldestPending = undefined;
+    else oldestPending ??= e.tick;
+  }
+  return oldestPending ? Math.max(0, Math.round((now.getTime() - oldestPending.getTime()) / 1000)) : 0;
+}
+
+export async function listScheduleStatus(runtime: CatchupRuntime, schedules: readonly Schedule[], now: Date): Promise<ScheduleStatus[]> {
+  const history = await loadJobHistory(runtime.db, schedules.map((s) => s.id));
+  const result: ScheduleStatus[] = [];
+  for (const schedule of schedules) {
+    const queue = queueOf(runtime.queues, schedule);
+    const [scheduler, paused] = await Promise.all([queue.getJobScheduler(schedule.id), queue.isPaused()]);
+    // Lag looks back over the catch-up window (at least two periods, at most a week).
+    const lookback = schedule.catchup.mode === 'none' ? 48 * 3600 * 1000 : Math.min(HISTORY_WINDOW_MS, schedule.catchup.windowHours * 3600 * 1000);
+    const expected = expectedPartitions(schedule, new Date(now.getTime() - Math.max(lookback, 3600 * 1000)), new Date(now.getTime() - MISSED_GRACE_MS));
+    const statuses = await loadPartitionStatuses(runtime.db, schedule.id, expected.map((e) => e.partition));
+    const h = history.get(schedule.id);
+    const next = scheduler?.next ?? nextTicks(schedule.cron, schedule.tz, now, 1)[0]?.getTime() ?? null;
+    result.push({
+      name: schedule.id,
+      queue: schedule.definition.queue,
+      cron: schedule.cron,
+      tz: schedule.tz,
+      calendar: schedule.calendar,
+      overlap: schedule.overlap,
+      catchup: schedule.catchup,
+      deadline: schedule.deadline ?? null,
+      overridden: schedule.overridden,
+      registered: Boolean(scheduler),
+      paused,
+      next_run: next === null ? null : new Date(next).toISOString(),
+      last_success: h?.last_success_at?.toISOString() ?? null,
+      last_success_partition: h?.last_success_partition ?? null,
+      last_failure: h?.last_failure_at?.toISOString() ?? null,
+      last_failure_partition: h?.last_failure_partition ?? null,
+      last_failure_error: h?.last_failure_error ?? null,
+      running: h?.running ?? 0,
+      lag_seconds: computeLagSeconds(expected, statuses, now),
+    });
+  }
+  return result;
+}
+
+/** Sets the schedule gauges from a status listing (at scrape time). */
+export function recordScheduleMetrics(metrics: Metrics, statuses: readonly ScheduleStatus[]): void {
+  for (const s of statuses) {
+    if (s.last_success) metrics.scheduleLastSuccess.set({ schedule: s.name }, Date.parse(s.last_success) / 1000);
+    metrics.scheduleLag.set({ schedule: s.name }, s.lag_seconds);
+  }
+}
+
+export interface SchedulerLoop {
+  /** Runs one pass now (catch-up, reconcile, deadlines); resolves when it is done. */
+  runOnce(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Runs catch-up, the reconciler and deadline checks at start and every `intervalMs`. */
+export function startSchedulerLoop(runtime: CatchupRuntime, schedules: readonly Schedule[], intervalMs: number, clock: () => Date = () => new Date()): SchedulerLoop {
+  const reported = new Set<string>();
+  let current: Promise<void> | null = null;
+  let stopped = false;
+  const pass = async (): Promise<void> => {
+    const now = clock();
+    try {
+      await reconcileSchedules(runtime, schedules);
+      await catchUp(runtime, schedules, now);
+      await checkDeadlines(runtime, schedules, now, reported);
+    } catch (err) {
+      runtime.logger.error({ err }, 'scheduler pass failed; trying again next interval');
+    }
+  };
+  const runOnce = (): Promise<void> => {
+    current ??= pass().finally(() => {
+      current = null;
+    });
+    return current;
+  };
+  void runOnce();
+  const timer = setInterval(() => {
+    if (!stopped) void runOnce();
+  }, intervalMs);
+  return {
+    runOnce,
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await current;
+    },
+  };
+}
+

@@ -1,0 +1,248 @@
+/**
+ * Routes each BullMQ job to its definition and wraps the run: payload validation, the
+ * partition claim in ops.job_runs, overlap and calendar rules, heartbeat, metrics, logging,
+ * and the retryable/permanent decision on failure.
+ */
+import os from 'node:os';
+import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { isTradingDay, nyseHoliday } from './analytics/calendar.ts';
+import type { Config } from './config.ts';
+import type { Sql } from './db.ts';
+import { enqueueRun, parsePayload } from './enqueue.ts';
+import { classifyError, coerceError } from './errors.ts';
+import type { JobContext, JobDefinition, JobSummary } from './job-definition.ts';
+import type { Logger } from './logger.ts';
+import type { Metrics } from './metrics.ts';
+import { BACKOFF_TYPE, DEFAULT_CONCURRENCY, computeBackoffMs, type QueueMap, type QueueName } from './queues.ts';
+import { recordSkippedRun, type RunRecorder } from './runs.ts';
+
+/** How long a tick held back by overlap `buffer-one` waits before looking again. */
+const BUFFER_POLL_MS = 5000;
+
+export interface WorkerRuntime {
+  readonly config: Config;
+  readonly db: Sql;
+  readonly sourceDb: Sql;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly recorder: RunRecorder;
+  readonly queues: QueueMap;
+  readonly definitions: ReadonlyMap<string, JobDefinition>;
+}
+
+export function createDefinitionMap(definitions: readonly JobDefinition[]): ReadonlyMap<string, JobDefinition> {
+  const map = new Map<string, JobDefinition>();
+  for (const definition of definitions) {
+    if (map.has(definition.name)) throw new Error(`two job definitions are named ${definition.name}`);
+    map.set(definition.name, definition);
+  }
+  return map;
+}
+
+/** `scheduledFor` of a run: the tick of a Job Scheduler's job, else when the job was created. */
+function scheduledForOf(job: Job): string {
+  const data = job.data as { scheduledFor?: unknown } | undefined;
+  if (typeof data?.scheduledFor === 'string') return data.scheduledFor;
+  const tick = job.repeatJobKey ? job.opts.prevMillis : undefined;
+  return new Date(tick ?? job.timestamp).toISOString();
+}
+
+function isDatePartition(partition: string): boolean {
+  return /^\d{4}-\d{2}-\d{2}$/.test(partition);
+}
+
+export type JobProcessor = (job: Job, token?: string, signal?: AbortSignal) => Promise<JobSummary>;
+
+/**
+ * The processor every worker runs. It declares three parameters because BullMQ passes the
+ * abort signal only to processors that do.
+ */
+export function createProcessor(runtime: WorkerRuntime): JobProcessor {
+  const { metrics, recorder } = runtime;
+  const staleHeartbeatMs = Math.max(10_000, Math.floor(runtime.config.lockDurationMs / 2));
+
+  return async function processJob(job: Job, token?: string, signal?: AbortSignal): Promise<JobSummary> {
+    const definition = runtime.definitions.get(job.name);
+    if (!definition) throw new UnrecoverableError(`no job definition named "${job.name}" (known: ${[...runtime.definitions.keys()].join(', ')})`);
+    const labels = { queue: definition.queue, job: definition.name };
+    const jobId = job.id ?? 'unknown';
+    const attempt = job.attemptsMade + 1;
+    const scheduledFor = scheduledForOf(job);
+    const log = runtime.logger.child({ job: definition.name, jobId, attempt });
+
+    let payload: Record<string, unknown>;
+    let partition: string;
+    try {
+      payload = parsePayload(definition, { ...(job.data as object), scheduledFor });
+      partition = definition.partition(payload as never);
+    } catch (thrown) {
+      const error = coerceError(thrown);
+      await recordSkippedRun(runtime.db, {
+        job: definition.name,
+        partition: `bad-payload.${jobId}`,
+        queue: definition.queue,
+        jobId,
+        scheduledFor,
+        status: 'failed',
+        summary: null,
+        error: error.message,
+      });
+      metrics.jobsTotal.inc({ ...labels, outcome: 'failed' });
+      log.error({ err: error }, 'bad payload: failed without retries');
+      throw new UnrecoverableError(error.message);
+    }
+    const runLog = log.child({ partition });
+
+    if (definition.schedule?.calendar === 'nyse' && isDatePartition(partition) && !isTradingDay(partition)) {
+      const reason = nyseHoliday(partition) ?? 'weekend';
+      await recordSkippedRun(runtime.db, {
+        job: definition.name,
+        partition,
+        queue: definition.queue,
+        jobId,
+        scheduledFor,
+        status: 'skipped',
+        summary: { skipped: 'not an NYSE session', reason },
+        error: null,
+      });
+      metrics.ticksSkipped.inc({ schedule: definition.name, reason: 'not-a-session' });
+      runLog.info({ reason }, 'not an NYSE trading day: nothing to do');
+      return { skipped: 'not an NYSE session', partition, reason };
+    }
+
+    const request = {
+      job: definition.name,
+      partition,
+      queue: definition.queue,
+      jobId,
+      attempt,
+      scheduledFor,
+      force: payload.force === true,
+    };
+    const claim = definition.schedule ? await recorder.claimScheduled(request, definition.schedule.overlap) : await recorder.claim(request);
+    if (!claim.claimed) {
+      if (claim.status === 'overlap-buffered') {
+        runLog.info({ active: claim.activePartition }, 'previous run still active: tick buffered');
+        await job.moveToDelayed(Date.now() + BUFFER_POLL_MS, token);
+        throw new DelayedError();
+      }
+      if (claim.status === 'overlap-skipped') {
+        metrics.ticksSkipped.inc({ schedule: definition.name, reason: 'overlap' });
+        runLog.warn({ active: claim.activePartition }, 'previous run still active: tick skipped (overlap policy skip)');
+        return { skipped: 'overlap', partition, activePartition: claim.activePartition };
+      }
+      const reason = claim.status === 'succeeded' || claim.status === 'skipped' ? 'already done' : 'running elsewhere';
+      metrics.jobsTotal.inc({ ...labels, outcome: 'skipped' });
+      runLog.info({ status: claim.status, owner: claim.jobId }, `partition ${reason}: not run again`);
+      return { skipped: reason, partition, status: claim.status };
+    }
+
+    runLog.info('run started');
+    const started = process.hrtime.bigint();
+    const heartbeat = setInterval(() => {
+      recorder.heartbeat(definition.name, partition, jobId).catch((err: unknown) => runLog.warn({ err }, 'heartbeat failed'));
+    }, staleHeartbeatMs);
+    heartbeat.unref();
+    const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
+
+    const context: JobContext<unknown> = {
+      payload,
+      partition,
+      db: runtime.db,
+      sourceDb: runtime.sourceDb,
+      config: runtime.config,
+      logger: runLog,
+      signal: signal ?? new AbortController().signal,
+      jobId,
+      attempt,
+      progress: async (progress) => {
+        await job.updateProgress(progress);
+      },
+      enqueue: async (name, data) => {
+        const target = runtime.definitions.get(name);
+        if (!target) throw new Error(`cannot enqueue unknown job ${name}`);
+        return (await enqueueRun(runtime.queues, target, data)).jobId;
+      },
+    };
+
+    try {
+      const summary = await definition.process(context as never);
+      clearInterval(heartbeat);
+      await recorder.finish({ job: definition.name, partition, jobId, attempt, status: 'succeeded', summary, error: null });
+      metrics.jobDuration.observe({ ...labels, outcome: 'succeeded' }, seconds());
+      metrics.jobsTotal.inc({ ...labels, outcome: 'succeeded' });
+      runLog.info({ summary, seconds: seconds() }, 'run succeeded');
+      return summary;
+    } catch (thrown) {
+      clearInterval(heartbeat);
+      const error = coerceError(thrown);
+      const permanent = classifyError(error) === 'permanent';
+      const finalAttempt = permanent || attempt >= (job.opts.attempts ?? 1);
+      const status = finalAttempt ? 'failed' : 'retrying';
+      await recorder
+        .finish({ job: definition.name, partition, jobId, attempt, status, summary: null, error: error.message })
+        .catch((err: unknown) => runLog.error({ err }, 'could not record the failure in ops.job_runs'));
+      metrics.jobDuration.observe({ ...labels, outcome: status }, seconds());
+      metrics.jobsTotal.inc({ ...labels, outcome: status });
+      if (finalAttempt) runLog.error({ err: error, permanent }, 'run failed');
+      else runLog.warn({ err: error }, 'run failed: will retry');
+      if (permanent) throw new UnrecoverableError(error.message);
+      throw error;
+    }
+  };
+}
+
+export interface StartWorkersOptions {
+  connection: ConnectionOptions;
+  /** Queues this process works; @defaultValue every queue a definition uses */
+  queues?: readonly QueueName[];
+}
+
+/** One BullMQ Worker per queue, with the configured concurrency and bullpen's backoff. */
+export function startWorkers(runtime: WorkerRuntime, options: StartWorkersOptions): Worker[] {
+  const processor = createProcessor(runtime);
+  const used = new Set([...runtime.definitions.values()].map((d) => d.queue));
+  const names = (options.queues ?? [...used]).filter((name) => used.has(name));
+  const workerName = `${os.hostname()}:${process.pid}`;
+  return names.map((name) => {
+    const worker = new Worker(name, processor, {
+      connection: options.connection,
+      prefix: runtime.config.prefix,
+      concurrency: runtime.config.concurrency[name] ?? DEFAULT_CONCURRENCY[name],
+      lockDuration: runtime.config.lockDurationMs,
+      stalledInterval: runtime.config.stalledIntervalMs,
+      // One stall is a crash; two in a row is a job that kills its worker, and it fails.
+      maxStalledCount: 2,
+      name: workerName,
+      settings: {
+        backoffStrategy: (attemptsMade, type, err) =>
+          type === BACKOFF_TYPE ? computeBackoffMs(attemptsMade, runtime.config.jobBackoffMs, err) : runtime.config.jobBackoffMs,
+      },
+    });
+    worker.on('error', (err) => runtime.logger.error({ err, queue: name }, 'worker error'));
+    return worker;
+  });
+}
+
+/**
+ * Stops taking work, lets active jobs finish for up to `timeoutMs`, then signals them to
+ * abort and closes anyway: an unfinished job stays active in Redis, its lock lapses and
+ * another worker re-runs it as stalled. Nothing is lost.
+ */
+export async function stopWorkers(workers: readonly Worker[], timeoutMs: number, logger: Logger): Promise<void> {
+  if (workers.length === 0) return;
+  const graceful = Promise.all(workers.map((worker) => worker.close()));
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = await Promise.race([
+    graceful.then(() => false),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), timeoutMs);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (!timedOut) return;
+  logger.warn({ timeoutMs }, 'active jobs did not finish in time: aborting them; they will be retried or re-run as stalled');
+  for (const worker of workers) worker.cancelAllJobs('shutdown');
+  await Promise.race([graceful, new Promise((resolve) => setTimeout(resolve, 2000))]);
+  await Promise.all(workers.map((worker) => worker.close(true)));
+}

@@ -1,0 +1,132 @@
+import { spawn } from 'node:child_process';
+import { appendFile, cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/errors.ts';
+import { DEFAULT_MIGRATIONS_DIR, loadMigrations, migrate } from '../../src/migrate.ts';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const FIXTURE = fileURLToPath(new URL('../fixtures/migrate-once.ts', import.meta.url));
+
+interface LedgerRow {
+  version: number;
+  name: string;
+  checksum: string;
+}
+
+let db: TestDatabase;
+let tmp: string | undefined;
+
+beforeEach(async () => {
+  db = await createTestDatabase({ empty: true });
+});
+
+afterEach(async () => {
+  await db.drop();
+  if (tmp) await rm(tmp, { recursive: true, force: true });
+  tmp = undefined;
+});
+
+async function copyMigrations(): Promise<string> {
+  tmp = await mkdtemp(path.join(tmpdir(), 'bullpen-migrations-'));
+  await cp(DEFAULT_MIGRATIONS_DIR, tmp, { recursive: true });
+  return tmp;
+}
+
+/** Spawns a migrator child, resolving `ready` once it is connected and `done` with its result. */
+function spawnMigrator(url: string) {
+  const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, url], { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  let onReady: () => void = () => {};
+  const ready = new Promise<void>((resolve) => (onReady = resolve));
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+    if (stdout.startsWith('ready\n')) onReady();
+  });
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const done = new Promise<{ applied: string[] }>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      onReady();
+      const last = stdout.trim().split('\n').at(-1) ?? '';
+      if (code === 0) resolve(JSON.parse(last) as { applied: string[] });
+      else reject(new Error(`migrator exited with ${code}: ${stderr}`));
+    });
+  });
+  return { ready, done, go: () => child.stdin.end('go\n') };
+}
+
+describe('migrate', () => {
+  it('applies every file in order and records each with its checksum', async () => {
+    const files = await loadMigrations();
+
+    const result = await migrate(db.sql);
+
+    expect(result.applied).toEqual(files.map((f) => f.file));
+    const ledger = await db.sql<LedgerRow[]>`select version, name, checksum from ops.schema_migrations order by version`;
+    expect(ledger).toEqual(files.map((f) => ({ version: f.version, name: f.name, checksum: f.checksum })));
+    const [table] = await db.sql`select to_regclass('ops.job_runs') as name`;
+    expect(table?.name).toBe('ops.job_runs');
+  });
+
+  it('applies nothing on a second run', async () => {
+    await migrate(db.sql);
+
+    const again = await migrate(db.sql);
+
+    expect(again.applied).toEqual([]);
+    const [row] = await db.sql<{ n: number }[]>`select count(*)::int as n from ops.schema_migrations`;
+    expect(row?.n).toBe((await loadMigrations()).length);
+  });
+
+  it('lets three processes migrate one empty database at once, applying each file once', async () => {
+    const files = (await loadMigrations()).map((f) => f.file);
+    const migrators = [spawnMigrator(db.url), spawnMigrator(db.url), spawnMigrator(db.url)];
+    await Promise.all(migrators.map((m) => m.ready));
+
+    for (const m of migrators) m.go();
+    const results = await Promise.all(migrators.map((m) => m.done));
+
+    const applied = results.flatMap((r) => r.applied);
+    expect([...applied].sort()).toEqual([...files].sort());
+    expect(new Set(applied).size).toBe(applied.length);
+    const ledger = await db.sql<{ version: number; n: number }[]>`
+      select version, count(*)::int as n from ops.schema_migrations group by version order by version`;
+    expect(ledger.map((r) => r.n)).toEqual(files.map(() => 1));
+  });
+
+  it('refuses to run when an applied file was edited, naming the file', async () => {
+    const dir = await copyMigrations();
+    await migrate(db.sql, { dir });
+    await appendFile(path.join(dir, '001_ops.sql'), '\n-- an innocent-looking comment\n');
+
+    const again = migrate(db.sql, { dir });
+
+    await expect(again).rejects.toBeInstanceOf(ConfigError);
+    await expect(again).rejects.toThrow(/001_ops\.sql was edited after it was applied/);
+  });
+
+  it('refuses a database at a version this code does not know', async () => {
+    await migrate(db.sql);
+    await db.sql`insert into ops.schema_migrations (version, name, checksum) values (999, 'from_the_future', 'x')`;
+
+    const again = migrate(db.sql);
+
+    await expect(again).rejects.toBeInstanceOf(ConfigError);
+    await expect(again).rejects.toThrow(/database is at migration 999 which this version of bullpen does not know; upgrade bullpen/);
+  });
+
+  it('rolls back everything when a file fails, and names the file', async () => {
+    const dir = await copyMigrations();
+    await writeFile(path.join(dir, '900_broken.sql'), 'create table ops.fine (id int);\nselect * from no_such_table;\n');
+
+    await expect(migrate(db.sql, { dir })).rejects.toThrow(/migration 900_broken\.sql failed: .*no_such_table/);
+
+    const [row] = await db.sql`select to_regclass('ops.schema_migrations') as ledger, to_regclass('ops.job_runs') as job_runs`;
+    expect(row).toEqual({ ledger: null, job_runs: null });
+  });
+});
