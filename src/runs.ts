@@ -95,7 +95,7 @@ async function claimBatch(sql: Sql, requests: ClaimRequest[], worker: string, st
   });
   const rows = await sql<ClaimRow[]>`
     with input as (
-      select * from jsonb_to_recordset(${claimRows(unique)}::jsonb) as t(${sql.unsafe(CLAIM_COLUMNS)})
+      select * from jsonb_to_recordset(${claimRows(unique)}::text::jsonb) as t(${sql.unsafe(CLAIM_COLUMNS)})
     ), upsert as (
       insert into ops.job_runs as r
         (job, partition, queue, job_id, status, attempts, run_count, scheduled_for, started_at, heartbeat_at, worker)
@@ -143,7 +143,7 @@ async function finishBatch(sql: Sql, requests: FinishRequest[]): Promise<void[]>
   );
   await sql`
     with input as (
-      select * from jsonb_to_recordset(${rows}::jsonb)
+      select * from jsonb_to_recordset(${rows}::text::jsonb)
         as t(job text, partition text, job_id text, attempt int, status text, summary jsonb, error text)
     ), updated as (
       update ops.job_runs r set

@@ -17,7 +17,7 @@ import { BACKOFF_TYPE, DEFAULT_CONCURRENCY, computeBackoffMs, type QueueMap, typ
 import { recordSkippedRun, type RunRecorder } from './runs.ts';
 
 /** How long a tick held back by overlap `buffer-one` waits before looking again. */
-const BUFFER_POLL_MS = 5000;
+const BUFFER_POLL_MS = 2000;
 
 export interface WorkerRuntime {
   readonly config: Config;

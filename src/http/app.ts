@@ -1,0 +1,143 @@
+/**
+ * The one Express app (DESIGN.md "HTTP"). Probes and /metrics are open; Bull Board, the
+ * status page and the API take basic auth. Worker and scheduler processes serve only the
+ * probes ('probe' mode); the web role serves everything ('full').
+ */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import type { Config } from '../config.ts';
+import type { Sql } from '../db.ts';
+import type { JobDefinition } from '../job-definition.ts';
+import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
+import type { QueueMap } from '../queues.ts';
+import type { Redis } from '../redis.ts';
+import type { ScheduleStatus } from '../scheduler.ts';
+import { createBasicAuth } from './auth.ts';
+import { createBoardRouter } from './board.ts';
+import { createErrorHandler, notFoundHandler, wrapAsync } from './error-handler.ts';
+import { createProbeRouter } from './probes.ts';
+
+/** Where Bull Board is mounted (also its base path). */
+export const BOARD_PATH = '/admin/queues';
+
+/** Largest JSON body the API accepts. */
+export const API_BODY_LIMIT = '100kb';
+
+export interface HttpDeps {
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+  queues: QueueMap;
+  db: Sql;
+  redis: Redis;
+  /** Basic-auth credentials for Bull Board, the status page and mutating API calls. */
+  credentials: { user: string; password: string };
+  /** 'full' (role web/all): everything below. 'probe' (role worker/scheduler): only /healthz, /readyz, /metrics. */
+  mode: 'full' | 'probe';
+  /** Job definitions, for Bull Board's jobDataSchema (one schema per queue; `anyOf` when a queue carries several jobs). */
+  definitions: readonly JobDefinition[];
+  listSchedules(): Promise<ScheduleStatus[]>;
+  /** Called before /metrics serialises (updates gauges from Redis/PostgreSQL). */
+  beforeScrape(): Promise<void>;
+}
+
+// Placeholder until the status page is built; static, so nothing needs escaping.
+const INDEX_HTML = `<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>bullpen</title></head>
+<body>
+<h1>bullpen</h1>
+<ul>
+<li><a href="${BOARD_PATH}">Bull Board</a>: queues, jobs, retries</li>
+<li><a href="/api/v1/schedules">Schedules</a> (JSON)</li>
+<li><a href="/metrics">Metrics</a> (Prometheus)</li>
+</ul>
+</body>
+</html>
+`;
+
+/** Builds the app; `startHttpServer` serves it. Nothing here opens a connection. */
+export function createHttpApp(deps: HttpDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  const logger = deps.logger.child({ component: 'http' });
+
+  app.use(createProbeRouter({ logger, metrics: deps.metrics, db: deps.db, redis: deps.redis, beforeScrape: deps.beforeScrape }));
+
+  if (deps.mode === 'full') {
+    const requireAuth = createBasicAuth(deps.credentials);
+
+    // Authentication first, so nothing of the board (not even its assets) is served without it.
+    app.use(BOARD_PATH, requireAuth, createBoardRouter({ basePath: BOARD_PATH, queues: deps.queues, definitions: deps.definitions, logger }));
+
+    // Every API call takes credentials, reads included: schedules and backfills are internal.
+    const api = express.Router();
+    api.use(requireAuth, express.json({ limit: API_BODY_LIMIT }));
+    api.get(
+      '/v1/schedules',
+      wrapAsync(async (_req, res) => {
+        res.json({ schedules: await deps.listSchedules() });
+      }),
+    );
+    app.use('/api', api);
+
+    app.get('/', requireAuth, (_req, res) => {
+      res.type('html').send(INDEX_HTML);
+    });
+  }
+
+  app.use(notFoundHandler);
+  app.use(createErrorHandler(logger));
+  return app;
+}
+
+export interface HttpServer {
+  /** Base URL, e.g. `http://127.0.0.1:3000`. */
+  url: string;
+  /** The bound port (the real one when 0 was asked for). */
+  port: number;
+  /** Stops accepting connections and resolves once open ones have finished. */
+  close(): Promise<void>;
+}
+
+/** How long `close()` lets requests in flight finish before cutting their connections. */
+const CLOSE_GRACE_MS = 5000;
+
+function formatHost(host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+}
+
+/** Listens on `host:port` (0 picks a free port); rejects if the port cannot be bound. */
+export async function startHttpServer(app: express.Express, host: string, port: number): Promise<HttpServer> {
+  const server = createServer(app);
+  await new Promise<void>((resolve, reject) => {
+    const onError = (error: Error) => reject(error);
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  const bound = (server.address() as AddressInfo).port;
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${formatHost(host)}:${bound}`,
+    port: bound,
+    close() {
+      closing ??= new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
+        timer.unref();
+        server.close((error) => {
+          clearTimeout(timer);
+          if (error) reject(error);
+          else resolve();
+        });
+        // Keep-alive connections with no request in flight would otherwise hold close() open.
+        server.closeIdleConnections();
+      });
+      return closing;
+    },
+  };
+}

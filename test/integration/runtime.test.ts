@@ -1,0 +1,264 @@
+/**
+ * The runtime in one process against real Redis and PostgreSQL: run recording, retries,
+ * catch-up, the schedule reconciler, overlap policies and DST through BullMQ's scheduler.
+ */
+import { QueueEvents, type Job } from 'bullmq';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { listTicks } from '../../src/cron.ts';
+import { enqueueRun } from '../../src/enqueue.ts';
+import { basePayload, defineJob, type JobDefinition } from '../../src/job-definition.ts';
+import { loadRun } from '../../src/runs.ts';
+import { catchUp, reconcileSchedules, registerSchedules, resolveSchedules } from '../../src/scheduler.ts';
+import { createLogger } from '../../src/logger.ts';
+import { probeSleep } from '../fixtures/test-jobs.ts';
+import { cleanupPrefix, TEST_REDIS_URL } from '../helpers/redis.ts';
+import { waitFor } from '../helpers/processes.ts';
+import { createTestRuntime, type TestRuntime } from '../helpers/runtime.ts';
+
+const gates = new Map<string, () => void>();
+function gate(key: string): Promise<void> {
+  return new Promise((resolve) => gates.set(key, resolve));
+}
+
+const overlapJob = (name: string, overlap: 'skip' | 'buffer-one'): JobDefinition =>
+  defineJob({
+    name,
+    queue: 'maintenance',
+    description: 'test: waits for its gate',
+    payload: basePayload.extend({ key: z.string() }),
+    schedule: { cron: '0 0 1 1 *', tz: 'UTC', calendar: 'all', overlap },
+    partition: (p) => p.key,
+    catchup: { mode: 'none' },
+    process: async (ctx) => {
+      await gate(`${name}/${ctx.payload.key}`);
+      return { key: ctx.payload.key };
+    },
+  }) as unknown as JobDefinition;
+
+const nightly = defineJob({
+  name: 'probe-nightly',
+  queue: 'reports',
+  description: 'test: nightly partitioned by UTC date',
+  payload: basePayload.extend({ date: z.iso.date().optional() }),
+  schedule: { cron: '50 23 * * *', tz: 'UTC', calendar: 'all', overlap: 'skip' },
+  partition: (p) => p.date ?? p.scheduledFor!.slice(0, 10),
+  catchup: { mode: 'all', windowHours: 72, max: 7 },
+  process: async (ctx) => ({ date: ctx.partition }),
+}) as unknown as JobDefinition;
+
+const weekdays = defineJob({
+  name: 'probe-weekdays',
+  queue: 'rs',
+  description: 'test: weekday evenings on the NYSE calendar',
+  payload: basePayload,
+  schedule: { cron: '0 18 * * 1-5', tz: 'America/New_York', calendar: 'nyse', overlap: 'skip' },
+  partition: (p) => new Date(Date.parse(p.scheduledFor!) - 5 * 3600 * 1000).toISOString().slice(0, 10),
+  catchup: { mode: 'all', windowHours: 7 * 24, max: 10 },
+  process: async () => ({}),
+}) as unknown as JobDefinition;
+
+const DEFINITIONS = [probeSleep as unknown as JobDefinition, overlapJob('probe-skip', 'skip'), overlapJob('probe-buffer', 'buffer-one'), nightly, weekdays];
+
+let rt: TestRuntime;
+let events: QueueEvents[] = [];
+
+async function finished(job: Job): Promise<unknown> {
+  const qe = events.find((e) => e.name === job.queueName)!;
+  return job.waitUntilFinished(qe, 30_000);
+}
+
+beforeAll(async () => {
+  rt = await createTestRuntime('runtime', DEFINITIONS, { CONCURRENCY_MAINTENANCE: '4' });
+  events = await Promise.all(
+    ['maintenance', 'reports', 'rs'].map(async (name) => {
+      const qe = new QueueEvents(name, { connection: { url: TEST_REDIS_URL }, prefix: rt.prefix });
+      await qe.waitUntilReady();
+      return qe;
+    }),
+  );
+  rt.startWorkers();
+});
+
+afterAll(async () => {
+  await Promise.all(events.map((e) => e.close()));
+  await rt?.close();
+});
+
+const def = (name: string) => rt.workerRuntime.definitions.get(name)!;
+
+describe('run recording', () => {
+  it('records a successful run in ops.job_runs with its summary', async () => {
+    const { job, jobId, partition } = await enqueueRun(rt.queues, def('probe-sleep'), { key: 'ok-1', ms: 10 });
+    expect(jobId).toBe('probe-sleep@ok-1');
+    const summary = await finished(job);
+    expect(summary).toMatchObject({ slept_ms: 10, attempt: 1 });
+    const run = await loadRun(rt.db.sql, 'probe-sleep', partition);
+    expect(run).toMatchObject({ status: 'succeeded', job_id: jobId, attempts: 1, run_count: 1, error: null });
+    expect(run?.summary).toMatchObject({ slept_ms: 10 });
+    expect(run?.duration_ms).toBeGreaterThanOrEqual(0);
+  });
+
+  it('never runs a succeeded partition again, even after Redis forgot the job; --force does', async () => {
+    const first = await enqueueRun(rt.queues, def('probe-sleep'), { key: 'once' });
+    await finished(first.job);
+    await first.job.remove();
+    const again = await enqueueRun(rt.queues, def('probe-sleep'), { key: 'once' });
+    expect(await finished(again.job)).toMatchObject({ skipped: 'already done' });
+    expect((await loadRun(rt.db.sql, 'probe-sleep', 'once'))?.run_count).toBe(1);
+
+    const forced = await enqueueRun(rt.queues, def('probe-sleep'), { key: 'once' }, { force: true });
+    expect(forced.jobId).toMatch(/^probe-sleep@once@force-\d+$/);
+    expect(await finished(forced.job)).toMatchObject({ attempt: 1 });
+    expect((await loadRun(rt.db.sql, 'probe-sleep', 'once'))?.run_count).toBe(2);
+  });
+
+  it('fails a bad payload at once, without retries, naming the field', async () => {
+    const queue = rt.queues.get('maintenance')!;
+    const job = await queue.add('probe-sleep', { key: 'bad', ms: 'soon' }, { jobId: 'probe-sleep@bad-payload-test' });
+    await expect(finished(job)).rejects.toThrow(/bad payload for probe-sleep: ms: /);
+    const stored = await queue.getJob(job.id!);
+    expect(stored?.attemptsMade).toBe(1);
+    const run = await loadRun(rt.db.sql, 'probe-sleep', `bad-payload.${job.id}`);
+    expect(run).toMatchObject({ status: 'failed' });
+    expect(run?.error).toContain('ms:');
+  });
+
+  it('does not retry a permanent error', async () => {
+    const { job } = await enqueueRun(rt.queues, def('probe-sleep'), { key: 'perm', fail: 'permanent' });
+    await expect(finished(job)).rejects.toThrow('probe: permanent failure');
+    expect((await rt.queues.get('maintenance')!.getJob(job.id!))?.attemptsMade).toBe(1);
+    expect(await loadRun(rt.db.sql, 'probe-sleep', 'perm')).toMatchObject({ status: 'failed', attempts: 1 });
+  });
+
+  it('retries a retryable error with backoff and records each attempt', async () => {
+    const { job } = await enqueueRun(rt.queues, def('probe-sleep'), { key: 'flaky', fail: 'first-attempt' });
+    expect(await finished(job)).toMatchObject({ attempt: 2 });
+    expect(await loadRun(rt.db.sql, 'probe-sleep', 'flaky')).toMatchObject({ status: 'succeeded', attempts: 2 });
+    const outcomes = await rt.db.sql`select outcome from ops.job_run_events where job = 'probe-sleep' and partition = 'flaky' order by event_id`;
+    expect(outcomes.map((r) => r.outcome)).toEqual(['retrying', 'succeeded']);
+
+    const { job: hopeless } = await enqueueRun(rt.queues, def('probe-sleep'), { key: 'hopeless', fail: 'retryable' });
+    await expect(finished(hopeless)).rejects.toThrow('connection lost');
+    expect(await loadRun(rt.db.sql, 'probe-sleep', 'hopeless')).toMatchObject({ status: 'failed', attempts: 3 });
+  });
+});
+
+describe('overlap policies', () => {
+  it('skip: a tick while the previous run is active is dropped and counted', async () => {
+    const a = await enqueueRun(rt.queues, def('probe-skip'), { key: 'a' });
+    await waitFor(() => gates.has('probe-skip/a'), 10_000, () => 'run a active');
+    const b = await enqueueRun(rt.queues, def('probe-skip'), { key: 'b' });
+    expect(await finished(b.job)).toMatchObject({ skipped: 'overlap', activePartition: 'a' });
+    expect(await loadRun(rt.db.sql, 'probe-skip', 'b')).toMatchObject({ status: 'skipped' });
+    const skipped = await rt.metrics.ticksSkipped.get();
+    expect(skipped.values.find((v) => v.labels.schedule === 'probe-skip' && v.labels.reason === 'overlap')?.value).toBe(1);
+    gates.get('probe-skip/a')!();
+    expect(await finished(a.job)).toEqual({ key: 'a' });
+  });
+
+  it('buffer-one: one tick waits for the active run, a second is dropped', async () => {
+    const a = await enqueueRun(rt.queues, def('probe-buffer'), { key: 'a' });
+    await waitFor(() => gates.has('probe-buffer/a'), 10_000, () => 'run a active');
+    const b = await enqueueRun(rt.queues, def('probe-buffer'), { key: 'b' });
+    await waitFor(async () => (await loadRun(rt.db.sql, 'probe-buffer', 'b'))?.status === 'buffered', 10_000, () => 'b buffered');
+    const c = await enqueueRun(rt.queues, def('probe-buffer'), { key: 'c' });
+    expect(await finished(c.job)).toMatchObject({ skipped: 'overlap' });
+    gates.get('probe-buffer/a')!();
+    await finished(a.job);
+    await waitFor(() => gates.has('probe-buffer/b'), 20_000, () => 'buffered run b started');
+    gates.get('probe-buffer/b')!();
+    expect(await finished(b.job)).toEqual({ key: 'b' });
+    expect(await loadRun(rt.db.sql, 'probe-buffer', 'b')).toMatchObject({ status: 'succeeded' });
+  });
+});
+
+describe('catch-up', () => {
+  const logger = createLogger({ level: 'silent', pretty: false });
+  const runtime = () => ({ db: rt.db.sql, queues: rt.queues, logger, metrics: rt.metrics });
+
+  it('enqueues each missed tick once, oldest first, and nothing that ops.job_runs shows as done — even after Redis lost everything', async () => {
+    const schedules = resolveSchedules([nightly], { scheduleOverrides: {} });
+    const now = new Date('2026-11-21T12:00:00Z');
+    const first = await catchUp(runtime(), schedules, now);
+    expect(first.map((e) => e.jobId)).toEqual(['probe-nightly@2026-11-18', 'probe-nightly@2026-11-19', 'probe-nightly@2026-11-20']);
+    expect(await catchUp(runtime(), schedules, now)).toEqual([]);
+
+    const queue = rt.queues.get('reports')!;
+    for (const { jobId } of first) await finished((await queue.getJob(jobId))!);
+    const done = await rt.db.sql`select partition, status from ops.job_runs where job = 'probe-nightly' order by partition`;
+    expect(done.map((r) => `${r.partition}:${r.status}`)).toEqual(['2026-11-18:succeeded', '2026-11-19:succeeded', '2026-11-20:succeeded']);
+
+    // Redis loses everything while nothing runs: the schedule comes back, nothing done runs again.
+    await cleanupPrefix(rt.redis, rt.prefix);
+    expect(await catchUp(runtime(), schedules, now)).toEqual([]);
+    await registerSchedules(rt.queues, schedules, logger);
+    expect(await queue.getJobScheduler('probe-nightly')).toBeTruthy();
+    expect((await rt.db.sql`select sum(run_count)::int as runs from ops.job_runs where job = 'probe-nightly'`)[0]?.runs).toBe(3);
+  });
+
+  it('follows the NYSE calendar: weekends and holidays are not missed', async () => {
+    const schedules = resolveSchedules([weekdays], { scheduleOverrides: {} });
+    // Monday after Thanksgiving week: the sessions were Mon–Wed and Friday.
+    const enqueued = await catchUp(runtime(), schedules, new Date('2026-11-30T12:00:00Z'));
+    expect(enqueued.map((e) => e.partition)).toEqual(['2026-11-23', '2026-11-24', '2026-11-25', '2026-11-27']);
+  });
+});
+
+describe('schedule reconciler', () => {
+  const logger = createLogger({ level: 'silent', pretty: false });
+  const runtime = () => ({ db: rt.db.sql, queues: rt.queues, logger, metrics: rt.metrics });
+  const pendingNext = async (id: string) =>
+    (await rt.queues.get('reports')!.getJobs(['delayed', 'waiting', 'prioritized'], 0, -1)).filter((j) => j?.repeatJobKey === id);
+
+  it('restores a deleted next job, removes a duplicate, re-creates a missing scheduler', async () => {
+    const schedules = resolveSchedules([nightly], { scheduleOverrides: {} });
+    await registerSchedules(rt.queues, schedules, logger);
+    expect(await reconcileSchedules(runtime(), schedules)).toEqual([]);
+    const [next] = await pendingNext('probe-nightly');
+    expect(next).toBeTruthy();
+
+    // BullMQ refuses to remove a scheduler's current job: delete it from Redis, as the upstream bugs leave it.
+    await rt.redis.zrem(`${rt.prefix}:reports:delayed`, next!.id!);
+    await rt.redis.del(`${rt.prefix}:reports:${next!.id!}`);
+    expect(await pendingNext('probe-nightly')).toHaveLength(0);
+    expect((await reconcileSchedules(runtime(), schedules)).map((r) => r.kind)).toEqual(['no-next-job']);
+    expect(await pendingNext('probe-nightly')).toHaveLength(1);
+
+    const scheduler = await rt.queues.get('reports')!.getJobScheduler('probe-nightly');
+    await rt.queues.get('reports')!.add('probe-nightly', {}, { jobId: `repeat:probe-nightly:${scheduler!.next! + 86_400_000}`, delay: 86_400_000 * 2, repeatJobKey: 'probe-nightly' });
+    expect(await pendingNext('probe-nightly')).toHaveLength(2);
+    expect((await reconcileSchedules(runtime(), schedules)).map((r) => r.kind)).toEqual(['duplicate-next-job']);
+    const left = await pendingNext('probe-nightly');
+    expect(left.map((j) => j.id)).toEqual([`repeat:probe-nightly:${scheduler!.next}`]);
+
+    await rt.queues.get('reports')!.removeJobScheduler('probe-nightly');
+    expect((await reconcileSchedules(runtime(), schedules)).map((r) => r.kind)).toEqual(['missing']);
+    expect(await pendingNext('probe-nightly')).toHaveLength(1);
+    const repairs = await rt.metrics.scheduleRepairs.get();
+    expect(repairs.values.reduce((sum, v) => sum + v.value, 0)).toBe(3);
+  });
+
+  it('removes schedulers that are no longer configured', async () => {
+    await registerSchedules(rt.queues, resolveSchedules([nightly, weekdays], { scheduleOverrides: {} }), logger);
+    const { removed } = await registerSchedules(rt.queues, resolveSchedules([nightly, weekdays], { scheduleOverrides: { 'probe-weekdays': 'off' } }), logger);
+    expect(removed).toEqual(['rs/probe-weekdays']);
+    expect(await rt.queues.get('rs')!.getJobScheduler('probe-weekdays')).toBeUndefined();
+  });
+});
+
+describe('BullMQ Job Schedulers across DST', () => {
+  it.each([
+    ['spring forward', '2027-03-13T12:00:00Z', '2027-03-14T07:30:00.000Z'],
+    ['fall back', '2027-11-06T12:00:00Z', '2027-11-07T07:30:00.000Z'],
+  ])('a 02:30 America/New_York schedule fires where cron.ts expects (%s)', async (_label, start, expected) => {
+    const queue = rt.queues.get('maintenance')!;
+    const id = `dst-${start.slice(0, 10)}`;
+    await queue.upsertJobScheduler(id, { pattern: '30 2 * * *', tz: 'America/New_York', startDate: start }, { name: 'probe-sleep', data: { key: id } });
+    const scheduler = await queue.getJobScheduler(id);
+    const [ours] = listTicks('30 2 * * *', 'America/New_York', new Date(start), new Date(Date.parse(start) + 2 * 86_400_000));
+    expect(new Date(scheduler!.next!).toISOString()).toBe(expected);
+    expect(ours!.toISOString()).toBe(expected);
+    await queue.removeJobScheduler(id);
+  });
+});
