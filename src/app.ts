@@ -93,10 +93,7 @@ export async function openServices(config: Config, options: { logger?: Logger; d
     const sourceUrl = config.sourceDatabaseUrl ?? databaseUrl;
     const sourceDb = sourceUrl === databaseUrl ? db : createDb(sourceUrl, { applicationName: 'bullpen-source' });
     if (sourceDb !== db) releasers.push(() => sourceDb.end({ timeout: 5 }));
-    if (options.migrate ?? true) {
-      const { applied } = await migrate(db, { logger });
-      if (applied.length > 0) logger.info({ applied }, 'migrations applied');
-    }
+    if (options.migrate ?? true) await migrate(db, { logger });
 
     const redis = createRedis(redisTarget.url);
     releasers.push(() => redis.quit().then(() => undefined));

@@ -1,0 +1,67 @@
+/**
+ * The `bullpen` command itself, as a user runs it: migrate, run --wait, schedules.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadRun } from '../../src/runs.ts';
+import { spawnNode } from '../helpers/processes.ts';
+import { createTestRuntime, type TestRuntime } from '../helpers/runtime.ts';
+import { JOBS } from '../../jobs/index.ts';
+
+let rt: TestRuntime;
+
+beforeAll(async () => {
+  rt = await createTestRuntime('cli', JOBS);
+});
+
+afterAll(async () => {
+  await rt?.close();
+});
+
+async function bullpen(args: string[], env: Record<string, string> = {}) {
+  const child = spawnNode('bin/bullpen.js', args, { ...rt.env, ...env });
+  const { code } = await child.exited;
+  return { code, output: child.output() };
+}
+
+describe('bullpen CLI', () => {
+  it('migrate reports the database up to date', async () => {
+    const { code, output } = await bullpen(['migrate']);
+    expect(code).toBe(0);
+    expect(output).toContain('migrations are up to date');
+  });
+
+  it('run --wait with no worker running runs the job here and prints its summary', async () => {
+    const { code, output } = await bullpen(['run', 'nightly-report', '--data', '{"date":"2026-11-20"}', '--wait']);
+    expect(code).toBe(0);
+    expect(output).toContain('enqueued nightly-report partition 2026-11-20 as job nightly-report@2026-11-20');
+    expect(output).toContain('"status": "succeeded"');
+    expect(output).toContain('"did_nothing": true');
+    expect(await loadRun(rt.db.sql, 'nightly-report', '2026-11-20')).toMatchObject({ status: 'succeeded', run_count: 1 });
+  });
+
+  it('run refuses a bad payload and an unknown job with a clear message', async () => {
+    const bad = await bullpen(['run', 'nightly-report', '--data', '{"date":"yesterday"}']);
+    expect(bad.code).toBe(1);
+    expect(bad.output).toMatch(/bad payload for nightly-report: date: /);
+    const unknown = await bullpen(['run', 'nightly-reprot']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.output).toContain('no job named "nightly-reprot"');
+    const json = await bullpen(['run', 'nightly-report', '--data', '{oops']);
+    expect(json.code).not.toBe(0);
+    expect(json.output).toContain('--data is not valid JSON');
+  });
+
+  it('schedules --next lists each schedule with its next fire times in its zone', async () => {
+    const { code, output } = await bullpen(['schedules', '--next', '2']);
+    expect(code).toBe(0);
+    expect(output).toMatch(/^NAME\s+CRON\s+TZ\s+NEXT RUN\s+LAST SUCCESS\s+LAST FAILURE\s+LAG\s+STATE/m);
+    expect(output).toMatch(/nightly-report\s+50 23 \* \* \*\s+UTC/);
+    expect(output).toMatch(/→ \d{4}-\d{2}-\d{2} 23:50:00 UTC \(\+00:00\)/);
+    expect(output).toMatch(/refresh-rs\s+0 18 \* \* 1-5\s+America\/New_York/);
+    expect(output).toMatch(/→ \d{4}-\d{2}-\d{2} 18:00:00 E[SD]T \(-0[45]:00\)/);
+    const json = await bullpen(['schedules', '--json'], { SCHEDULE_REFRESH_RS: 'off' });
+    const parsed = JSON.parse(json.output) as { schedules: { name: string; last_success: string | null }[] };
+    expect(parsed.schedules.map((s) => s.name)).not.toContain('refresh-rs');
+    expect(parsed.schedules.find((s) => s.name === 'nightly-report')?.last_success).not.toBeNull();
+  });
+});
