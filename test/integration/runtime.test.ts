@@ -9,7 +9,7 @@ import { listTicks } from '../../src/cron.ts';
 import { enqueueRun } from '../../src/enqueue.ts';
 import { basePayload, defineJob, type JobDefinition } from '../../src/job-definition.ts';
 import { loadRun } from '../../src/runs.ts';
-import { catchUp, reconcileSchedules, registerSchedules, resolveSchedules } from '../../src/scheduler.ts';
+import { catchUp, checkDeadlines, reconcileSchedules, registerSchedules, resolveSchedules } from '../../src/scheduler.ts';
 import { createLogger } from '../../src/logger.ts';
 import { probeSleep } from '../fixtures/test-jobs.ts';
 import { cleanupPrefix, TEST_REDIS_URL } from '../helpers/redis.ts';
@@ -45,6 +45,17 @@ const nightly = defineJob({
   partition: (p) => p.date ?? p.scheduledFor!.slice(0, 10),
   catchup: { mode: 'all', windowHours: 72, max: 7 },
   process: async (ctx) => ({ date: ctx.partition }),
+}) as unknown as JobDefinition;
+
+const withDeadline = defineJob({
+  name: 'probe-deadline',
+  queue: 'reports',
+  description: 'test: nightly with a deadline',
+  payload: basePayload,
+  schedule: { cron: '50 23 * * *', tz: 'UTC', calendar: 'all', overlap: 'skip', deadline: { by: '00:30', tz: 'UTC', dayOffset: 1 } },
+  partition: (p) => p.scheduledFor!.slice(0, 10),
+  catchup: { mode: 'none' },
+  process: async () => ({}),
 }) as unknown as JobDefinition;
 
 const weekdays = defineJob({
@@ -202,6 +213,30 @@ describe('catch-up', () => {
     // Monday after Thanksgiving week: the sessions were Mon–Wed and Friday.
     const enqueued = await catchUp(runtime(), schedules, new Date('2026-11-30T12:00:00Z'));
     expect(enqueued.map((e) => e.partition)).toEqual(['2026-11-23', '2026-11-24', '2026-11-25', '2026-11-27']);
+  });
+});
+
+describe('deadlines', () => {
+  it('reports a partition not done by its deadline once, and clears when it is done', async () => {
+    const logger = createLogger({ level: 'silent', pretty: false });
+    const runtime = { db: rt.db.sql, queues: rt.queues, logger, metrics: rt.metrics };
+    const schedules = resolveSchedules([withDeadline], { scheduleOverrides: {} });
+    const reported = new Set<string>();
+    // Every earlier night of the week looked back on was done; at 00:20 UTC the 20th is not due yet.
+    await rt.db.sql`
+      insert into ops.job_runs (job, partition, queue, status)
+      select 'probe-deadline', d::date::text, 'reports', 'succeeded' from generate_series('2026-11-10'::date, '2026-11-19', '1 day') d`;
+    expect(await checkDeadlines(runtime, schedules, new Date('2026-11-21T00:20:00Z'), reported)).toEqual([]);
+    const misses = await checkDeadlines(runtime, schedules, new Date('2026-11-21T00:31:00Z'), reported);
+    expect(misses.map((m) => [m.partition, m.dueAt.toISOString()])).toEqual([['2026-11-20', '2026-11-21T00:30:00.000Z']]);
+    await checkDeadlines(runtime, schedules, new Date('2026-11-21T00:40:00Z'), reported);
+    const value = async (metric: 'deadlineMisses' | 'deadlineMissed') =>
+      (await rt.metrics[metric].get()).values.find((v) => v.labels.schedule === 'probe-deadline')?.value;
+    expect(await value('deadlineMisses')).toBe(1);
+    expect(await value('deadlineMissed')).toBe(1);
+    await rt.db.sql`insert into ops.job_runs (job, partition, queue, status) values ('probe-deadline', '2026-11-20', 'reports', 'succeeded')`;
+    expect(await checkDeadlines(runtime, schedules, new Date('2026-11-21T00:45:00Z'), reported)).toEqual([]);
+    expect(await value('deadlineMissed')).toBe(0);
   });
 });
 
