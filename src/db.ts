@@ -3,6 +3,7 @@
  * never a binary float in TypeScript.
  */
 import postgres, { type Sql } from 'postgres';
+import { answersWithin } from './timeout.ts';
 
 export type { Sql };
 
@@ -27,17 +28,5 @@ export function createDb(url: string, options: DbOptions = {}): Sql {
 
 /** Answers whether PostgreSQL responds within `timeoutMs`. */
 export async function isDbReady(sql: Sql, timeoutMs = 2000): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      sql`select 1 as ok`.then(() => true),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), timeoutMs);
-      }),
-    ]);
-  } catch {
-    return false;
-  } finally {
-    clearTimeout(timer);
-  }
+  return answersWithin(() => sql`select 1 as ok`.then(() => true), timeoutMs);
 }

@@ -3,6 +3,7 @@
  * command waits through a Redis restart instead of failing.
  */
 import { Redis } from 'ioredis';
+import { answersWithin } from './timeout.ts';
 
 export type { Redis };
 
@@ -19,17 +20,5 @@ export function createRedis(url: string, options: { lazy?: boolean } = {}): Redi
 /** Answers whether Redis responds to PING within `timeoutMs`. */
 export async function isRedisReady(redis: Redis, timeoutMs = 2000): Promise<boolean> {
   if (redis.status !== 'ready') return false;
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      redis.ping().then((answer) => answer === 'PONG'),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), timeoutMs);
-      }),
-    ]);
-  } catch {
-    return false;
-  } finally {
-    clearTimeout(timer);
-  }
+  return answersWithin(() => redis.ping().then((answer) => answer === 'PONG'), timeoutMs);
 }

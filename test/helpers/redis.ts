@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { answersWithin } from '../../src/timeout.ts';
 
 /** The Redis tests use. @defaultValue redis://127.0.0.1:6379 (override with TEST_REDIS_URL) */
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -29,18 +30,9 @@ export function createFailFastRedis(url: string = TEST_REDIS_URL, connectTimeout
 export async function pingRedis(url: string = TEST_REDIS_URL, timeoutMs = 2000): Promise<boolean> {
   const redis = createFailFastRedis(url, timeoutMs);
   redis.on('error', () => {});
-  let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([
-      redis.connect().then(() => redis.ping()).then((answer) => answer === 'PONG'),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), timeoutMs);
-      }),
-    ]);
-  } catch {
-    return false;
+    return await answersWithin(() => redis.connect().then(() => redis.ping()).then((answer) => answer === 'PONG'), timeoutMs);
   } finally {
-    clearTimeout(timer);
     // disconnect() on a connection that already ended arms a 2 s timer nothing clears.
     if (redis.status !== 'end') redis.disconnect();
   }
