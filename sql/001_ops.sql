@@ -30,9 +30,9 @@ CREATE TABLE ops.job_runs (
   CONSTRAINT job_runs_job_partition_key UNIQUE (job, partition)
 );
 CREATE INDEX job_runs_job_status_idx ON ops.job_runs (job, status, finished_at DESC);
-CREATE INDEX job_runs_active_idx ON ops.job_runs (job) WHERE status = 'running';
 
--- Every attempt's outcome, for the history a single job_runs row overwrites.
+-- Attempts that did not succeed (retrying, failed, skipped), for the history a job_runs row
+-- overwrites; a success is fully described by its job_runs row.
 CREATE TABLE ops.job_run_events (
   event_id    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   job         text        NOT NULL,

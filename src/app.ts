@@ -17,7 +17,7 @@ import { migrate } from './migrate.ts';
 import { recordQueueDepth } from './queue-metrics.ts';
 import { closeQueues, createDefaultJobOptions, createQueues, type QueueMap, type QueueName } from './queues.ts';
 import { createRedis, type Redis } from './redis.ts';
-import { createRunRecorder, type RunRecorder } from './runs.ts';
+import { createRunRecorder, createRunsDb, type RunRecorder } from './runs.ts';
 import {
   listScheduleStatus,
   recordScheduleMetrics,
@@ -146,7 +146,9 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
   const releasers: Releaser[] = [() => services.close()];
   try {
     const metrics = createMetrics();
-    const recorder = createRunRecorder(services.db, {
+    const runsDb = createRunsDb(services.databaseUrl);
+    releasers.push(() => runsDb.end({ timeout: 5 }));
+    const recorder = createRunRecorder(runsDb, {
       worker: `${os.hostname()}:${process.pid}`,
       staleAfterSeconds: Math.max(90, Math.ceil((3 * config.lockDurationMs) / 1000)),
     });

@@ -12,6 +12,11 @@ export interface DbOptions {
   max?: number;
   /** Shown in pg_stat_activity. @defaultValue bullpen */
   applicationName?: string;
+  /**
+   * `off` lets commits return before the WAL reaches disk (a crash of PostgreSQL itself may
+   * lose the last few hundred milliseconds of commits). @defaultValue on
+   */
+  synchronousCommit?: 'on' | 'off';
 }
 
 export function createDb(url: string, options: DbOptions = {}): Sql {
@@ -19,7 +24,7 @@ export function createDb(url: string, options: DbOptions = {}): Sql {
     max: options.max ?? 10,
     onnotice: () => {},
     transform: { undefined: null },
-    connection: { application_name: options.applicationName ?? 'bullpen' },
+    connection: { application_name: options.applicationName ?? 'bullpen', synchronous_commit: options.synchronousCommit ?? 'on' },
     // Reconnect lazily after a restart of PostgreSQL; a query in flight fails and its job retries.
     idle_timeout: 60,
     connect_timeout: 10,

@@ -4,7 +4,7 @@
  * guard against running it twice: a BullMQ job id dedupes only while the job is stored,
  * and Redis may lose its data.
  */
-import type { Sql } from './db.ts';
+import { createDb, type Sql } from './db.ts';
 import type { OverlapPolicy } from './job-definition.ts';
 import { createBatcher } from './batcher.ts';
 
@@ -57,94 +57,68 @@ export interface RunRecorderOptions {
   staleAfterSeconds?: number;
 }
 
-// Columns of a claim row as jsonb_to_recordset reads them; one statement claims a whole batch.
-const CLAIM_COLUMNS = 'job text, partition text, queue text, job_id text, attempt int, scheduled_for timestamptz, force boolean';
-
-function claimRows(requests: ClaimRequest[]): string {
-  return JSON.stringify(
-    requests.map((r) => ({
-      job: r.job,
-      partition: r.partition,
-      queue: r.queue,
-      job_id: r.jobId,
-      attempt: r.attempt,
-      scheduled_for: r.scheduledFor,
-      force: r.force,
-    })),
-  );
-}
-
-interface ClaimRow {
-  job: string;
-  partition: string;
-  claimed: boolean;
-  prior_status: RunStatus | null;
-  prior_job_id: string | null;
+/** One statement claims every request of a batch that shares a `force` flag. */
+async function claimGroup(sql: Sql, requests: ClaimRequest[], worker: string, staleAfterSeconds: number, force: boolean): Promise<Set<string>> {
+  if (requests.length === 0) return new Set();
+  const rows = await sql<{ job: string; partition: string }[]>`
+    insert into ops.job_runs as r
+      (job, partition, queue, job_id, status, attempts, run_count, scheduled_for, started_at, heartbeat_at, worker)
+    select job, partition, queue, job_id, 'running', attempt, 1, scheduled_for, now(), now(), ${worker}
+    from unnest(
+      ${requests.map((r) => r.job)}::text[], ${requests.map((r) => r.partition)}::text[], ${requests.map((r) => r.queue)}::text[],
+      ${requests.map((r) => r.jobId)}::text[], ${requests.map((r) => r.attempt)}::int[], ${requests.map((r) => r.scheduledFor)}::timestamptz[]
+    ) as t(job, partition, queue, job_id, attempt, scheduled_for)
+    on conflict (job, partition) do update set
+      status = 'running', queue = excluded.queue, job_id = excluded.job_id, attempts = excluded.attempts,
+      run_count = r.run_count + 1, scheduled_for = coalesce(r.scheduled_for, excluded.scheduled_for),
+      started_at = now(), finished_at = null, heartbeat_at = now(), worker = excluded.worker,
+      summary = null, error = null, updated_at = now()
+    where (r.status not in ('succeeded', 'skipped') or ${force}::boolean)
+      -- A live run of another BullMQ job owns the partition; the same job id is its own retry or stall recovery.
+      and (r.status <> 'running' or r.job_id = excluded.job_id
+           or r.heartbeat_at < now() - make_interval(secs => ${staleAfterSeconds}))
+    returning r.job, r.partition`;
+  return new Set(rows.map((row) => `${row.job}\u0000${row.partition}`));
 }
 
 async function claimBatch(sql: Sql, requests: ClaimRequest[], worker: string, staleAfterSeconds: number): Promise<ClaimResult[]> {
   // Two claims of one partition in a batch would make ON CONFLICT touch a row twice: send the first only.
-  const seen = new Map<string, number>();
-  const unique: ClaimRequest[] = [];
-  requests.forEach((r) => {
-    const key = `${r.job}\u0000${r.partition}`;
-    if (!seen.has(key)) {
-      seen.set(key, unique.length);
-      unique.push(r);
-    }
-  });
-  const rows = await sql<ClaimRow[]>`
-    with input as (
-      select * from jsonb_to_recordset(${claimRows(unique)}::text::jsonb) as t(${sql.unsafe(CLAIM_COLUMNS)})
-    ), upsert as (
-      insert into ops.job_runs as r
-        (job, partition, queue, job_id, status, attempts, run_count, scheduled_for, started_at, heartbeat_at, worker)
-      select job, partition, queue, job_id, 'running', attempt, 1, scheduled_for, now(), now(), ${worker}
-      from input
-      on conflict (job, partition) do update set
-        status = 'running', queue = excluded.queue, job_id = excluded.job_id, attempts = excluded.attempts,
-        run_count = r.run_count + 1, scheduled_for = coalesce(r.scheduled_for, excluded.scheduled_for),
-        started_at = now(), finished_at = null, heartbeat_at = now(), worker = excluded.worker,
-        summary = null, error = null, updated_at = now()
-      where (r.status not in ('succeeded', 'skipped')
-             or (select i.force from input i where i.job = r.job and i.partition = r.partition))
-        -- A live run of another BullMQ job owns the partition; the same job id is its own retry or stall recovery.
-        and (r.status <> 'running' or r.job_id = excluded.job_id
-             or r.heartbeat_at < now() - make_interval(secs => ${staleAfterSeconds}))
-      returning r.job, r.partition
-    )
-    select i.job, i.partition, (u.job is not null) as claimed, cur.status as prior_status, cur.job_id as prior_job_id
-    from input i
-    left join upsert u on u.job = i.job and u.partition = i.partition
-    left join ops.job_runs cur on cur.job = i.job and cur.partition = i.partition
-  `;
-  const byKey = new Map(rows.map((row) => [`${row.job}\u0000${row.partition}`, row]));
+  const keyOf = (r: ClaimRequest) => `${r.job}\u0000${r.partition}`;
+  const first = new Map<string, ClaimRequest>();
+  for (const r of requests) if (!first.has(keyOf(r))) first.set(keyOf(r), r);
+  const unique = [...first.values()];
+  const [plain, forced] = await Promise.all([
+    claimGroup(sql, unique.filter((r) => !r.force), worker, staleAfterSeconds, false),
+    claimGroup(sql, unique.filter((r) => r.force), worker, staleAfterSeconds, true),
+  ]);
+  const claimed = new Set([...plain, ...forced]);
+  // Why a claim failed is only needed on the rare path where one did.
+  const lost = unique.filter((r) => !claimed.has(keyOf(r)));
+  const prior = new Map<string, { status: RunStatus; job_id: string | null }>();
+  if (lost.length > 0) {
+    const rows = await sql<{ job: string; partition: string; status: RunStatus; job_id: string | null }[]>`
+      select job, partition, status, job_id from ops.job_runs
+      where (job, partition) in (select * from unnest(${lost.map((r) => r.job)}::text[], ${lost.map((r) => r.partition)}::text[]))`;
+    for (const row of rows) prior.set(`${row.job}\u0000${row.partition}`, row);
+  }
   return requests.map((r) => {
-    const key = `${r.job}\u0000${r.partition}`;
+    const key = keyOf(r);
     // A second claim of the same partition in one batch loses to the first.
-    if (unique[seen.get(key) ?? -1] !== r) return { claimed: false, status: 'running', jobId: null };
-    const row = byKey.get(key);
-    if (row?.claimed) return { claimed: true };
-    return { claimed: false, status: row?.prior_status ?? 'running', jobId: row?.prior_job_id ?? null };
+    if (first.get(key) !== r) return { claimed: false, status: 'running', jobId: null };
+    if (claimed.has(key)) return { claimed: true };
+    const row = prior.get(key);
+    return { claimed: false, status: row?.status ?? 'running', jobId: row?.job_id ?? null };
   });
 }
 
 async function finishBatch(sql: Sql, requests: FinishRequest[]): Promise<void[]> {
-  const rows = JSON.stringify(
-    requests.map((r) => ({
-      job: r.job,
-      partition: r.partition,
-      job_id: r.jobId,
-      attempt: r.attempt,
-      status: r.status,
-      summary: r.summary,
-      error: r.error,
-    })),
-  );
   await sql`
     with input as (
-      select * from jsonb_to_recordset(${rows}::text::jsonb)
-        as t(job text, partition text, job_id text, attempt int, status text, summary jsonb, error text)
+      select * from unnest(
+        ${requests.map((r) => r.job)}::text[], ${requests.map((r) => r.partition)}::text[], ${requests.map((r) => r.jobId)}::text[],
+        ${requests.map((r) => r.attempt)}::int[], ${requests.map((r) => r.status)}::text[],
+        ${requests.map((r) => (r.summary === null ? null : JSON.stringify(r.summary)))}::text[]::jsonb[], ${requests.map((r) => r.error)}::text[]
+      ) as t(job, partition, job_id, attempt, status, summary, error)
     ), updated as (
       update ops.job_runs r set
         status = i.status, summary = i.summary, error = i.error, finished_at = now(), heartbeat_at = null, updated_at = now()
@@ -153,10 +127,20 @@ async function finishBatch(sql: Sql, requests: FinishRequest[]): Promise<void[]>
       where r.job = i.job and r.partition = i.partition and r.job_id = i.job_id
       returning r.run_id
     )
+    -- A success is fully described by its job_runs row; events keep the attempts that did not succeed.
     insert into ops.job_run_events (job, partition, job_id, attempt, outcome, error)
-    select job, partition, job_id, attempt, status, error from input
+    select job, partition, job_id, attempt, status, error from input where status <> 'succeeded'
   `;
   return requests.map(() => undefined);
+}
+
+/**
+ * The pool run records are written through: small, with asynchronous commit. Records are
+ * written twice per job; one lost to a crash of PostgreSQL itself only means that partition
+ * is claimed and run again (every job is idempotent for its partition).
+ */
+export function createRunsDb(databaseUrl: string): Sql {
+  return createDb(databaseUrl, { max: 4, applicationName: 'bullpen-runs', synchronousCommit: 'off' });
 }
 
 export function createRunRecorder(sql: Sql, options: RunRecorderOptions): RunRecorder {
@@ -280,4 +264,33 @@ export async function loadJobHistory(sql: Sql, jobs: string[]): Promise<Map<stri
       select finished_at, partition, error from ops.job_runs where job = j.job and status in ('failed', 'retrying')
       order by finished_at desc nulls last limit 1) f on true`;
   return new Map(rows.map((r) => [r.job, r]));
+}
+
+export interface StaleRun {
+  job: string;
+  partition: string;
+  queue: string;
+  job_id: string | null;
+}
+
+/** Rows still marked running whose heartbeat stopped more than `staleAfterSeconds` ago. */
+export async function loadStaleRuns(sql: Sql, staleAfterSeconds: number, limit = 200): Promise<StaleRun[]> {
+  return sql<StaleRun[]>`
+    select job, partition, queue, job_id from ops.job_runs
+    where status = 'running' and heartbeat_at < now() - make_interval(secs => ${staleAfterSeconds})
+    order by heartbeat_at limit ${limit}`;
+}
+
+/** Closes a stale row with what BullMQ knows of its job, if the row still belongs to that job. */
+export async function closeStaleRun(
+  sql: Sql,
+  run: StaleRun,
+  outcome: { status: 'succeeded' | 'failed'; summary: Record<string, unknown> | null; error: string | null; finishedAt: Date | null },
+): Promise<boolean> {
+  const rows = await sql`
+    update ops.job_runs set status = ${outcome.status}, summary = ${outcome.summary === null ? null : sql.json(outcome.summary as never)},
+      error = ${outcome.error}, finished_at = coalesce(${outcome.finishedAt}, now()), heartbeat_at = null, updated_at = now()
+    where job = ${run.job} and partition = ${run.partition} and status = 'running' and job_id is not distinct from ${run.job_id}
+    returning run_id`;
+  return rows.length > 0;
 }

@@ -20,7 +20,7 @@ import type { CatchupPolicy, Deadline, JobDefinition, OverlapPolicy } from './jo
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { createJobId, type QueueMap } from './queues.ts';
-import { loadJobHistory, loadPartitionStatuses, type RunStatus } from './runs.ts';
+import { closeStaleRun, loadJobHistory, loadPartitionStatuses, loadStaleRuns, type RunStatus } from './runs.ts';
 
 /** A tick younger than this is not "missed" yet: its own job may still be on its way. */
 const MISSED_GRACE_MS = 60_000;
@@ -147,11 +147,9 @@ export interface CatchupRuntime {
   readonly metrics: Metrics;
 }
 
-async function isQueued(queue: Queue, ids: string[]): Promise<boolean> {
-  for (const id of ids) {
-    const job = await queue.getJob(id);
-    if (job && !(await job.isCompleted()) && !(await job.isFailed())) return true;
-  }
+/** Whether Redis still holds a job under any of these ids (adding it again would be a no-op). */
+async function isKnownToRedis(queue: Queue, ids: string[]): Promise<boolean> {
+  for (const id of ids) if (await queue.getJob(id)) return true;
   return false;
 }
 
@@ -171,7 +169,7 @@ export async function catchUp(runtime: CatchupRuntime, schedules: readonly Sched
     const queue = queueOf(runtime.queues, schedule);
     for (const missed of selectMissed(expected, statuses, policy)) {
       const tickId = `repeat:${schedule.id}:${missed.tick.getTime()}`;
-      if (await isQueued(queue, [tickId, createJobId(schedule.id, missed.partition)])) continue;
+      if (await isKnownToRedis(queue, [tickId, createJobId(schedule.id, missed.partition)])) continue;
       const result = await enqueueRun(runtime.queues, schedule.definition, {}, { scheduledFor: missed.tick });
       runtime.metrics.catchupEnqueued.inc({ schedule: schedule.id });
       runtime.logger.info({ schedule: schedule.id, partition: result.partition, jobId: result.jobId, tick: missed.tick.toISOString() }, 'missed tick enqueued by catch-up');
@@ -226,6 +224,37 @@ export async function reconcileSchedules(runtime: CatchupRuntime, schedules: rea
     runtime.logger.warn(repair, 'schedule repaired');
   }
   return repairs;
+}
+
+/** A running row with no heartbeat for this long belongs to a worker that is gone. */
+const REAP_AFTER_SECONDS = 180;
+
+/**
+ * Settles ops.job_runs rows left "running" by a worker that died: a success whose record was
+ * still buffered takes BullMQ's outcome; a job Redis no longer has is marked failed, so the
+ * partition shows up as failed (and can be re-run) instead of running forever. A job still
+ * active or waiting in BullMQ is left alone: its stall recovery re-runs it.
+ */
+export async function reapStaleRuns(runtime: CatchupRuntime, staleAfterSeconds = REAP_AFTER_SECONDS): Promise<{ job: string; partition: string; status: string }[]> {
+  const reaped: { job: string; partition: string; status: string }[] = [];
+  for (const run of await loadStaleRuns(runtime.db, staleAfterSeconds)) {
+    const queue = runtime.queues.get(run.queue as never);
+    const job = queue && run.job_id ? await queue.getJob(run.job_id) : undefined;
+    let outcome: Parameters<typeof closeStaleRun>[2] | undefined;
+    if (!job) {
+      outcome = { status: 'failed', summary: null, error: 'worker lost and the job is no longer in Redis; re-run the partition', finishedAt: null };
+    } else if (await job.isCompleted()) {
+      const value = job.returnvalue as Record<string, unknown> | null;
+      outcome = { status: 'succeeded', summary: value && typeof value === 'object' ? value : null, error: null, finishedAt: job.finishedOn ? new Date(job.finishedOn) : null };
+    } else if (await job.isFailed()) {
+      outcome = { status: 'failed', summary: null, error: job.failedReason || 'failed', finishedAt: job.finishedOn ? new Date(job.finishedOn) : null };
+    }
+    if (outcome && (await closeStaleRun(runtime.db, run, outcome))) {
+      reaped.push({ job: run.job, partition: run.partition, status: outcome.status });
+      runtime.logger.warn({ job: run.job, partition: run.partition, jobId: run.job_id, status: outcome.status }, 'stale run settled from BullMQ');
+    }
+  }
+  return reaped;
 }
 
 /** When partition `date` is due under a deadline. Pure. */
@@ -370,6 +399,7 @@ export function startSchedulerLoop(runtime: CatchupRuntime, schedules: readonly 
     const now = clock();
     try {
       await reconcileSchedules(runtime, schedules);
+      await reapStaleRuns(runtime);
       await catchUp(runtime, schedules, now);
       await checkDeadlines(runtime, schedules, now, reported);
     } catch (err) {

@@ -168,7 +168,11 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
     try {
       const summary = await definition.process(context as never);
       clearInterval(heartbeat);
-      await recorder.finish({ job: definition.name, partition, jobId, attempt, status: 'succeeded', summary, error: null });
+      // Not awaited: the job slot is free at once, and successes are written in groups. Should the
+      // process die before the group is written, the reaper completes the row from BullMQ.
+      recorder
+        .finish({ job: definition.name, partition, jobId, attempt, status: 'succeeded', summary, error: null })
+        .catch((err: unknown) => runLog.error({ err }, 'could not record the success in ops.job_runs'));
       metrics.jobDuration.observe({ ...labels, outcome: 'succeeded' }, seconds());
       metrics.jobsTotal.inc({ ...labels, outcome: 'succeeded' });
       runLog.info({ summary, seconds: seconds() }, 'run succeeded');

@@ -63,13 +63,16 @@ describe('three processes, one schedule', () => {
     for (const run of runs) expect(run).toMatchObject({ run_count: 1, status: 'succeeded' });
     const events = await rt.db.sql`select partition, count(*)::int as n from ops.job_run_events where job = 'probe-tick' group by partition having count(*) > 1`;
     expect(events).toEqual([]);
-    // Exactly one scheduler, and the completed tick jobs match the recorded runs one to one.
+    // Exactly one scheduler. Should concurrent upserts ever make BullMQ emit a second job for
+    // a tick (the upstream bugs the reconciler exists for), the partition claim turns it away.
     const queue = rt.queues.get('maintenance')!;
     expect(await queue.getJobSchedulersCount()).toBe(1);
     const completed = (await queue.getCompleted(0, -1)).filter((j) => j.name === 'probe-tick');
-    const skipped = completed.filter((j) => (j.returnvalue as { skipped?: string } | null)?.skipped);
-    expect(skipped).toEqual([]);
-    expect(new Set(completed.map((j) => j.id)).size).toBe(completed.length);
+    const ran = completed.filter((j) => !(j.returnvalue as { skipped?: string } | null)?.skipped);
+    expect(ran.length).toBe(runs.length);
+    for (const job of completed.filter((j) => !ran.includes(j))) {
+      expect((job.returnvalue as { skipped: string }).skipped).toMatch(/^(already done|running elsewhere)$/);
+    }
     await queue.removeJobScheduler('probe-tick');
   });
 });
@@ -82,6 +85,7 @@ describe('shutdown and crashes', () => {
     worker.kill('SIGTERM');
     expect((await worker.exited).code).toBe(0);
     expect(await job.waitUntilFinished(events, 10_000)).toMatchObject({ slept_ms: 1500 });
+    // The worker wrote its buffered run records before it exited.
     expect(await loadRun(rt.db.sql, 'probe-sleep', partition)).toMatchObject({ status: 'succeeded', run_count: 1 });
   });
 
@@ -93,6 +97,7 @@ describe('shutdown and crashes', () => {
     await first.exited;
     await start();
     expect(await job.waitUntilFinished(events, 30_000)).toMatchObject({ slept_ms: 4000 });
+    await waitFor(async () => (await loadRun(rt.db.sql, 'probe-sleep', partition))?.status === 'succeeded', 10_000, () => 'run recorded');
     const run = await loadRun(rt.db.sql, 'probe-sleep', partition);
     expect(run).toMatchObject({ status: 'succeeded' });
     expect(run!.run_count).toBeGreaterThanOrEqual(2);
@@ -108,6 +113,7 @@ describe('shutdown and crashes', () => {
     await start();
     const summary = (await job.waitUntilFinished(events, 30_000)) as { pid: number };
     expect(summary.pid).not.toBe(victim.process.pid);
+    await waitFor(async () => (await loadRun(rt.db.sql, 'probe-sleep', partition))?.status === 'succeeded', 10_000, () => 'run recorded');
     const run = await loadRun(rt.db.sql, 'probe-sleep', partition);
     expect(run).toMatchObject({ status: 'succeeded', run_count: 2 });
     expect(victimWorker.status).toBe('running');

@@ -9,7 +9,7 @@ import { listTicks } from '../../src/cron.ts';
 import { enqueueRun } from '../../src/enqueue.ts';
 import { basePayload, defineJob, type JobDefinition } from '../../src/job-definition.ts';
 import { loadRun } from '../../src/runs.ts';
-import { catchUp, checkDeadlines, reconcileSchedules, registerSchedules, resolveSchedules } from '../../src/scheduler.ts';
+import { catchUp, checkDeadlines, reapStaleRuns, reconcileSchedules, registerSchedules, resolveSchedules } from '../../src/scheduler.ts';
 import { createLogger } from '../../src/logger.ts';
 import { probeSleep } from '../fixtures/test-jobs.ts';
 import { cleanupPrefix, TEST_REDIS_URL } from '../helpers/redis.ts';
@@ -76,7 +76,12 @@ let events: QueueEvents[] = [];
 
 async function finished(job: Job): Promise<unknown> {
   const qe = events.find((e) => e.name === job.queueName)!;
-  return job.waitUntilFinished(qe, 30_000);
+  try {
+    return await job.waitUntilFinished(qe, 30_000);
+  } finally {
+    // Successes are recorded in groups after the job completes.
+    await rt.recorder.drain();
+  }
 }
 
 beforeAll(async () => {
@@ -147,11 +152,33 @@ describe('run recording', () => {
     expect(await finished(job)).toMatchObject({ attempt: 2 });
     expect(await loadRun(rt.db.sql, 'probe-sleep', 'flaky')).toMatchObject({ status: 'succeeded', attempts: 2 });
     const outcomes = await rt.db.sql`select outcome from ops.job_run_events where job = 'probe-sleep' and partition = 'flaky' order by event_id`;
-    expect(outcomes.map((r) => r.outcome)).toEqual(['retrying', 'succeeded']);
+    expect(outcomes.map((r) => r.outcome)).toEqual(['retrying']);
 
     const { job: hopeless } = await enqueueRun(rt.queues, def('probe-sleep'), { key: 'hopeless', fail: 'retryable' });
     await expect(finished(hopeless)).rejects.toThrow('connection lost');
     expect(await loadRun(rt.db.sql, 'probe-sleep', 'hopeless')).toMatchObject({ status: 'failed', attempts: 3 });
+  });
+});
+
+describe('stale runs', () => {
+  it('settles rows a dead worker left running: from BullMQ when it knows the job, failed when Redis lost it', async () => {
+    const { job } = await enqueueRun(rt.queues, def('probe-sleep'), { key: 'reap-done' });
+    await finished(job);
+    // As if the worker died after BullMQ completed the job but before its record was written.
+    await rt.db.sql`update ops.job_runs set status = 'running', summary = null, finished_at = null, heartbeat_at = now() - interval '10 minutes' where partition = 'reap-done'`;
+    await rt.db.sql`
+      insert into ops.job_runs (job, partition, queue, job_id, status, heartbeat_at)
+      values ('probe-sleep', 'reap-lost', 'maintenance', 'probe-sleep@reap-lost', 'running', now() - interval '10 minutes'),
+             ('probe-sleep', 'reap-fresh', 'maintenance', 'probe-sleep@reap-fresh', 'running', now())`;
+    const logger = createLogger({ level: 'silent', pretty: false });
+    const reaped = await reapStaleRuns({ db: rt.db.sql, queues: rt.queues, logger, metrics: rt.metrics });
+    expect(reaped.sort((a, b) => a.partition.localeCompare(b.partition))).toEqual([
+      { job: 'probe-sleep', partition: 'reap-done', status: 'succeeded' },
+      { job: 'probe-sleep', partition: 'reap-lost', status: 'failed' },
+    ]);
+    expect((await loadRun(rt.db.sql, 'probe-sleep', 'reap-done'))?.summary).toMatchObject({ slept_ms: 0 });
+    expect((await loadRun(rt.db.sql, 'probe-sleep', 'reap-lost'))?.error).toContain('no longer in Redis');
+    expect((await loadRun(rt.db.sql, 'probe-sleep', 'reap-fresh'))?.status).toBe('running');
   });
 });
 
