@@ -24,8 +24,10 @@ import { closeStaleRun, loadJobHistory, loadPartitionStatuses, loadStaleRuns, ty
 
 /** A tick younger than this is not "missed" yet: its own job may still be on its way. */
 const MISSED_GRACE_MS = 60_000;
-/** How far back lag and deadlines look. */
+/** How far back lag looks. */
 const HISTORY_WINDOW_MS = 7 * 24 * 3600 * 1000;
+/** How far back deadlines look: the ticks of the last two days, whose deadlines fall in the last day or so. */
+const DEADLINE_WINDOW_MS = 2 * 24 * 3600 * 1000;
 
 /** A job's schedule after `SCHEDULE_<JOB>` overrides. */
 export interface Schedule {
@@ -273,7 +275,7 @@ export interface DeadlineMiss {
 }
 
 /**
- * Finds partitions past their deadline without a successful run (in the last week). Each
+ * Finds partitions past their deadline without a successful run (ticks of the last two days). Each
  * miss is logged and counted once per process (`reported` remembers them); the gauge shows
  * whether the latest due partition is late.
  */
@@ -282,7 +284,8 @@ export async function checkDeadlines(runtime: CatchupRuntime, schedules: readonl
   for (const schedule of schedules) {
     const deadline = schedule.deadline;
     if (!deadline) continue;
-    const due = expectedPartitions(schedule, new Date(now.getTime() - HISTORY_WINDOW_MS), now)
+    // Only the last day's deadlines page: older misses (say, before bullpen was first started) are history, not alerts.
+    const due = expectedPartitions(schedule, new Date(now.getTime() - DEADLINE_WINDOW_MS), now)
       .filter((e) => /^\d{4}-\d{2}-\d{2}$/.test(e.partition))
       .map((e) => ({ partition: e.partition, dueAt: deadlineFor(e.partition, deadline) }))
       .filter((e) => e.dueAt.getTime() <= now.getTime());
