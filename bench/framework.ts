@@ -211,7 +211,7 @@ export interface FrameworkOptions {
 }
 
 export async function run(options: FrameworkOptions = {}): Promise<void> {
-  // As in production (src/app.ts): the recorder writes through its own asynchronous-commit pool.
+  // As in production (src/app.ts): the recorder writes through its own pool (createRunsDb).
   const createRecorder =
     options.createRecorder ??
     ((_sql: Sql, databaseUrl: string) => {

@@ -12,11 +12,8 @@ export interface DbOptions {
   max?: number;
   /** Shown in pg_stat_activity. @defaultValue bullpen */
   applicationName?: string;
-  /**
-   * `off` lets commits return before the WAL reaches disk (a crash of PostgreSQL itself may
-   * lose the last few hundred milliseconds of commits). @defaultValue on
-   */
-  synchronousCommit?: 'on' | 'off';
+  /** PostgreSQL's plan_cache_mode for this pool. @defaultValue auto */
+  planCacheMode?: 'auto' | 'force_custom_plan' | 'force_generic_plan';
 }
 
 export function createDb(url: string, options: DbOptions = {}): Sql {
@@ -24,7 +21,7 @@ export function createDb(url: string, options: DbOptions = {}): Sql {
     max: options.max ?? 10,
     onnotice: () => {},
     transform: { undefined: null },
-    connection: { application_name: options.applicationName ?? 'bullpen', synchronous_commit: options.synchronousCommit ?? 'on' },
+    connection: { application_name: options.applicationName ?? 'bullpen', plan_cache_mode: options.planCacheMode ?? 'auto' },
     // Reconnect lazily after a restart of PostgreSQL; a query in flight fails and its job retries.
     idle_timeout: 60,
     connect_timeout: 10,

@@ -135,12 +135,12 @@ async function finishBatch(sql: Sql, requests: FinishRequest[]): Promise<void[]>
 }
 
 /**
- * The pool run records are written through: small, with asynchronous commit. Records are
- * written twice per job; one lost to a crash of PostgreSQL itself only means that partition
- * is claimed and run again (every job is idempotent for its partition).
+ * The pool run records are written through. Commits stay synchronous: a claim is the guard
+ * against running a partition twice and must survive a crash of PostgreSQL. Plans are made
+ * per execution, since ops.job_runs grows from empty and a generic plan made then scans it.
  */
 export function createRunsDb(databaseUrl: string): Sql {
-  return createDb(databaseUrl, { max: 4, applicationName: 'bullpen-runs', synchronousCommit: 'off' });
+  return createDb(databaseUrl, { max: 4, applicationName: 'bullpen-runs', planCacheMode: 'force_custom_plan' });
 }
 
 export function createRunRecorder(sql: Sql, options: RunRecorderOptions): RunRecorder {
