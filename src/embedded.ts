@@ -388,7 +388,8 @@ function portIsFree(port: number): Promise<boolean> {
   });
 }
 
-function freePort(): Promise<number> {
+/** A free TCP port on 127.0.0.1, found by binding port 0 and releasing it. */
+export function findFreePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
@@ -407,7 +408,7 @@ async function choosePort(home: string, requested: number | undefined, logger: L
   const preferred = requested ?? remembered ?? DEFAULT_EMBEDDED_PG_PORT;
   let port = preferred;
   if (preferred === avoid || !(await portIsFree(preferred))) {
-    port = await freePort();
+    port = await findFreePort();
     logger.info(`port ${preferred} on 127.0.0.1 is taken by another program; the embedded PostgreSQL uses ${port} (remembered in ${portFile})`);
   }
   if (port !== remembered) await writeFile(portFile, `${port}\n`);
