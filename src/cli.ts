@@ -93,7 +93,8 @@ async function commandRun(jobName: string, options: { data?: Record<string, unkn
     if (!options.wait) return 0;
 
     const queue = services.queues.get(definition.queue)!;
-    const events = new QueueEvents(definition.queue, { connection: { url: redisUrlOf(services) }, prefix: cfg.prefix });
+    // BullMQ duplicates the shared connection for the blocking reads QueueEvents needs.
+    const events = new QueueEvents(definition.queue, { connection: services.redis, prefix: cfg.prefix });
     cleanups.push(() => events.close());
     await events.waitUntilReady();
     // With no worker on that queue anywhere, run one here so --wait always finishes.
@@ -115,12 +116,6 @@ async function commandRun(jobName: string, options: { data?: Record<string, unkn
     for (const cleanup of cleanups.reverse()) await cleanup();
     await services.close();
   }
-}
-
-function redisUrlOf(services: { redis: { options: { host?: string; port?: number; password?: string; username?: string; db?: number } } }): string {
-  const o = services.redis.options;
-  const auth = o.password ? `${encodeURIComponent(o.username ?? '')}:${encodeURIComponent(o.password)}@` : '';
-  return `redis://${auth}${o.host ?? '127.0.0.1'}:${o.port ?? 6379}/${o.db ?? 0}`;
 }
 
 async function waitForJob(job: Job, events: QueueEvents, services: Awaited<ReturnType<typeof openServices>>, name: string, partition: string): Promise<number> {

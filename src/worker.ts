@@ -59,7 +59,8 @@ export type JobProcessor = (job: Job, token?: string, signal?: AbortSignal) => P
  */
 export function createProcessor(runtime: WorkerRuntime): JobProcessor {
   const { metrics, recorder } = runtime;
-  const staleHeartbeatMs = Math.max(10_000, Math.floor(runtime.config.lockDurationMs / 2));
+  // Well inside the recorder's stale threshold (at least 90 s), so a live run never looks dead.
+  const heartbeatIntervalMs = Math.max(10_000, Math.floor(runtime.config.lockDurationMs / 2));
 
   return async function processJob(job: Job, token?: string, signal?: AbortSignal): Promise<JobSummary> {
     const definition = runtime.definitions.get(job.name);
@@ -141,7 +142,7 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
     const started = process.hrtime.bigint();
     const heartbeat = setInterval(() => {
       recorder.heartbeat(definition.name, partition, jobId).catch((err: unknown) => runLog.warn({ err }, 'heartbeat failed'));
-    }, staleHeartbeatMs);
+    }, heartbeatIntervalMs);
     heartbeat.unref();
     const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
 
