@@ -13,6 +13,10 @@ const payload = basePayload.extend({
   from: payloadDate.optional(),
   to: payloadDate.optional(),
   full: z.boolean().optional(),
+  /** Rebuild the (date, account) partitions listed in ops.rollup_requests (what trade-etl enqueues). */
+  pending: z.boolean().optional(),
+  /** The run that asked for a pending rebuild, e.g. `trade-etl@2026-11-21T062500Z`; names the partition. */
+  trigger: z.string().min(1).max(200).optional(),
 });
 
 export const buildRollups = defineJob({
@@ -23,6 +27,7 @@ export const buildRollups = defineJob({
   schedule: { cron: '30 23 * * *', tz: 'America/New_York', calendar: 'all', overlap: 'skip' },
   partition: (p) => {
     if (p.full) return 'full';
+    if (p.pending) return `pending@${p.trigger ?? scheduledInstant(p)}`;
     if (p.from || p.to) return `${p.from ?? 'start'}..${p.to ?? 'end'}`;
     return p.date ?? tickDate(scheduledInstant(p), 'America/New_York');
   },

@@ -1,13 +1,26 @@
 /**
- * trade-etl: incremental load of new and amended executions from the OLTP schema into the
- * warehouse by watermark. Partition: the tick it stands for (each five-minute tick is its
- * own partition). A rerun is harmless because the watermark, not the tick, decides what is
- * read. Not built yet: the run is recorded and says it did nothing.
+ * trade-etl: incremental load of new and amended executions from the OLTP source into the
+ * warehouse star schema, with FIFO realized PnL, restatement of late fills and quarantine of
+ * bad rows (src/trade-loader.ts does the work). Partition: the tick it stands for; the
+ * watermark in ops.etl_watermarks, not the tick, decides what is read, so a rerun or a forced
+ * run reads only what is new and an unchanged row is recognised by its hash and left alone.
+ * Reads oltp.*; writes warehouse.*, ops.etl_watermarks, ops.etl_rejects, ops.etl_amendments,
+ * ops.rollup_requests; then enqueues one pending build-rollups (deduplicated).
  */
+import { z } from 'zod';
 import { tickPartition } from '../src/cron.ts';
-import { basePayload, createNothingDoneSummary, defineJob, scheduledInstant } from '../src/job-definition.ts';
+import { basePayload, defineJob, scheduledInstant } from '../src/job-definition.ts';
+import { DEFAULT_BATCH_SIZE, loadTrades } from '../src/trade-loader.ts';
 
-const payload = basePayload;
+const payload = basePayload.extend({
+  /** Executions per batch transaction. */
+  batchSize: z.number().int().min(1).max(1_000_000).optional(),
+  /** Stop after this many batches; the rest waits for the next run. */
+  maxBatches: z.number().int().min(1).optional(),
+});
+
+/** While one rebuild waits, more ETL runs add nothing; while one runs, one more is kept. */
+export const ROLLUPS_DEDUPLICATION_ID = 'build-rollups.pending';
 
 export const tradeEtl = defineJob({
   name: 'trade-etl',
@@ -18,5 +31,65 @@ export const tradeEtl = defineJob({
   partition: (p) => tickPartition(scheduledInstant(p)),
   // The watermark makes any later run pick up what a missed one would have: only the latest matters.
   catchup: { mode: 'latest', windowHours: 1 },
-  process: async () => createNothingDoneSummary('trade-etl'),
+  process: async (ctx) => {
+    const started = process.hrtime.bigint();
+    const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
+    let extracted = 0;
+    try {
+      const summary = await loadTrades({
+        db: ctx.db,
+        sourceDb: ctx.sourceDb,
+        tz: ctx.config.exchangeTz,
+        runPartition: ctx.partition,
+        batchSize: ctx.payload.batchSize ?? DEFAULT_BATCH_SIZE,
+        ...(ctx.payload.maxBatches !== undefined ? { maxBatches: ctx.payload.maxBatches } : {}),
+        signal: ctx.signal,
+        logger: ctx.logger,
+        onBatch: async (batch, totals) => {
+          extracted = totals.extracted;
+          ctx.metrics.etlRows.inc({ stage: 'extracted' }, batch.extracted);
+          ctx.metrics.etlRows.inc({ stage: 'loaded' }, batch.loaded);
+          ctx.metrics.etlRows.inc({ stage: 'rejected' }, batch.counts.rejected + batch.counts.removed);
+          if (batch.counts.rejected + batch.counts.removed > 0) {
+            ctx.metrics.etlErrors.inc({ kind: 'rejected' }, batch.counts.rejected + batch.counts.removed);
+          }
+          await ctx.progress({ batches: totals.batches, extracted: totals.extracted, loaded: totals.loaded, rejected: totals.rejected });
+        },
+      });
+      let rollups: string | null = null;
+      if (summary.rollupPartitions > 0) {
+        rollups = await ctx.enqueue(
+          'build-rollups',
+          { pending: true, trigger: `trade-etl@${ctx.partition}` },
+          { deduplicationId: ROLLUPS_DEDUPLICATION_ID },
+        );
+      }
+      ctx.metrics.etlDuration.observe({ outcome: 'succeeded' }, seconds());
+      return {
+        extracted: summary.extracted,
+        loaded: summary.loaded,
+        new: summary.new,
+        amended: summary.amended,
+        unchanged: summary.unchanged,
+        removed: summary.removed,
+        rejected: summary.rejected,
+        rejects_by_reason: summary.rejectsByReason,
+        restated_pairs: summary.restatedPairs,
+        restated_fills: summary.restatedFills,
+        batches: summary.batches,
+        partitions_created: summary.partitionsCreated,
+        dimensions: summary.dimensions.filter((d) => d.added + d.changed + d.repointed > 0),
+        dates_touched: summary.datesTouched,
+        rollup_partitions: summary.rollupPartitions,
+        rollups_job: rollups,
+        watermark: summary.watermark,
+        stopped_early: summary.stoppedEarly,
+      };
+    } catch (error) {
+      ctx.metrics.etlDuration.observe({ outcome: 'failed' }, seconds());
+      ctx.metrics.etlErrors.inc({ kind: 'failed' });
+      ctx.logger.debug({ extracted }, 'trade-etl failed after extracting rows');
+      throw error;
+    }
+  },
 });

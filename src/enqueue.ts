@@ -13,6 +13,8 @@ export interface EnqueueOptions {
   /** The tick this run stands for. @defaultValue now */
   scheduledFor?: Date;
   now?: Date;
+  /** See ContextEnqueueOptions.deduplicationId. */
+  deduplicationId?: string;
 }
 
 export interface Enqueued {
@@ -48,6 +50,9 @@ export async function enqueueRun(
   const jobId = options.force ? `${createJobId(definition.name, partition)}@force-${now.getTime()}` : createJobId(definition.name, partition);
   const queue = queues.get(definition.queue);
   if (!queue) throw new Error(`no queue ${definition.queue} for job ${definition.name}`);
-  const job = await queue.add(definition.name, withMeta, { jobId });
+  const job = await queue.add(definition.name, withMeta, {
+    jobId,
+    ...(options.deduplicationId ? { deduplication: { id: options.deduplicationId, keepLastIfActive: true } } : {}),
+  });
   return { job, jobId, partition, created: job.timestamp >= now.getTime() - 1000 };
 }

@@ -7,6 +7,7 @@ import type { Sql } from 'postgres';
 import { z } from 'zod';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
+import type { Metrics } from './metrics.ts';
 import type { QueueName } from './queues.ts';
 
 /** What happens to ticks missed while nothing ran (Airflow's catchup, graphile-worker's fill). */
@@ -53,10 +54,20 @@ export interface JobContext<P> {
   readonly progress: ProgressReporter;
   /** Aborted when the worker is shutting down and the job should stop at a safe point. */
   readonly signal: AbortSignal;
+  /** The process's Prometheus metrics, for counts only the job knows (rows loaded, rejected…). */
+  readonly metrics: Metrics;
   /** Enqueue another job by name (with its deterministic id); returns the job id. */
-  readonly enqueue: (job: string, payload: Record<string, unknown>) => Promise<string>;
+  readonly enqueue: (job: string, payload: Record<string, unknown>, options?: ContextEnqueueOptions) => Promise<string>;
   readonly jobId: string;
   readonly attempt: number;
+}
+
+export interface ContextEnqueueOptions {
+  /**
+   * BullMQ deduplication id: while a job with this id waits, further adds are dropped; while
+   * one is active, one more is kept to run after it (at most one active and one waiting).
+   */
+  deduplicationId?: string;
 }
 
 /** What a run returns; stored as `ops.job_runs.summary`. Keep it small. */

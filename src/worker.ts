@@ -159,10 +159,13 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
       progress: async (progress) => {
         await job.updateProgress(progress);
       },
-      enqueue: async (name, data) => {
+      metrics,
+      enqueue: async (name, data, options) => {
         const target = runtime.definitions.get(name);
         if (!target) throw new Error(`cannot enqueue unknown job ${name}`);
-        return (await enqueueRun(runtime.queues, target, data)).jobId;
+        const enqueued = await enqueueRun(runtime.queues, target, data, { deduplicationId: options?.deduplicationId });
+        // A deduplicated add hands back the job already waiting (or active) under that id.
+        return enqueued.job.id ?? enqueued.jobId;
       },
     };
 

@@ -1,0 +1,213 @@
+/**
+ * Type-2 slowly changing dimensions fed from the OLTP source, and dim_date coverage.
+ *
+ * The source's member tables are small (accounts, instruments, strategies), so each run reads
+ * them whole from the source database (which may be another server) and merges them here
+ * set-based: a member whose tracked attributes changed gets its current version closed at the
+ * source row's updated_at and a new version opened there; a new member's first version is
+ * effective from -infinity so every old trade resolves. Facts already loaded with the old
+ * version but executed after the new version's start are re-pointed, so a fact always
+ * carries the version in force at its executed_at whatever order things arrived in.
+ */
+import type { Sql, TransactionSql } from 'postgres';
+import { createDimDateRows } from '../analytics/dim-date.ts';
+
+type Tx = TransactionSql<Record<string, never>>;
+
+interface DimensionSpec {
+  /** Source table in oltp and target table in warehouse. */
+  source: string;
+  target: string;
+  id: string;
+  key: string;
+  /** Tracked attributes and their SQL types; a change in any of them opens a new version. */
+  attributes: ReadonlyArray<readonly [string, string]>;
+  /** Which fact_trades rows' rollups change when a version of this dimension changes. */
+  affectsRollups: boolean;
+}
+
+export const DIMENSIONS: readonly DimensionSpec[] = [
+  {
+    source: 'oltp.accounts',
+    target: 'warehouse.dim_account',
+    id: 'account_id',
+    key: 'account_key',
+    attributes: [
+      ['account_number', 'text'],
+      ['account_name', 'text'],
+      ['account_type', 'text'],
+      ['broker', 'text'],
+      ['currency', 'text'],
+      ['risk_tier', 'text'],
+    ],
+    affectsRollups: true,
+  },
+  {
+    source: 'oltp.instruments',
+    target: 'warehouse.dim_instrument',
+    id: 'instrument_id',
+    key: 'instrument_key',
+    attributes: [
+      ['symbol', 'text'],
+      ['exchange', 'text'],
+      ['instrument_type', 'text'],
+      ['full_name', 'text'],
+      ['sector', 'text'],
+      ['industry', 'text'],
+      ['currency', 'text'],
+      ['tick_size', 'numeric'],
+      ['lot_size', 'integer'],
+      ['is_active', 'boolean'],
+    ],
+    affectsRollups: false,
+  },
+  {
+    source: 'oltp.strategies',
+    target: 'warehouse.dim_strategy',
+    id: 'strategy_id',
+    key: 'strategy_key',
+    attributes: [
+      ['strategy_name', 'text'],
+      ['strategy_type', 'text'],
+      ['risk_tier', 'text'],
+      ['version', 'integer'],
+      ['is_active', 'boolean'],
+    ],
+    affectsRollups: true,
+  },
+];
+
+export interface DimensionSyncResult {
+  dimension: string;
+  added: number;
+  changed: number;
+  /** Facts moved to a newer version of their member. */
+  repointed: number;
+}
+
+/** Reads one dimension's source rows, timestamps as text so microseconds survive the trip. */
+export async function loadSourceMembers(sourceDb: Sql, spec: DimensionSpec): Promise<Record<string, unknown>[]> {
+  const columns = [spec.id, ...spec.attributes.map(([name]) => name)].join(', ');
+  return sourceDb.unsafe(`SELECT ${columns}, updated_at::text AS updated_at FROM ${spec.source}`);
+}
+
+/**
+ * Merges source members into a type-2 dimension inside `tx` and re-points facts; returns
+ * what changed. `now` stands in for a changed row's missing updated_at. Stale rollup
+ * partitions of re-pointed facts are recorded in ops.rollup_requests.
+ */
+export async function syncDimension(
+  tx: Tx,
+  spec: DimensionSpec,
+  members: readonly Record<string, unknown>[],
+  now: Date,
+  requestedBy: string,
+): Promise<DimensionSyncResult> {
+  const attrs = spec.attributes.map(([name]) => name);
+  const recordType = [`${spec.id} bigint`, ...spec.attributes.map(([name, type]) => `${name} ${type}`), 'updated_at timestamptz'].join(', ');
+  const tuple = (alias: string) => `(${attrs.map((a) => `${alias}.${a}`).join(', ')})`;
+  const insertColumns = [spec.id, ...attrs, 'source_updated_at', 'effective_from', 'is_current'].join(', ');
+  const selectColumns = (alias: string) => [spec.id, ...attrs].map((c) => `${alias}.${c}`).join(', ');
+
+  await tx.unsafe(`CREATE TEMP TABLE dim_source ON COMMIT DROP AS SELECT * FROM jsonb_to_recordset('[]'::jsonb) AS s(${recordType}) LIMIT 0`);
+  await tx.unsafe(`INSERT INTO dim_source SELECT * FROM jsonb_to_recordset($1::text::jsonb) AS s(${recordType})`, [JSON.stringify(members)]);
+  // A member changed at the source: the new version starts at its updated_at (never before the
+  // current version's own start, so versions stay ordered even with a skewed source clock).
+  // (CREATE TABLE AS takes no bind parameters; the one value inlined is our own Date.)
+  await tx.unsafe(
+    `CREATE TEMP TABLE dim_changed ON COMMIT DROP AS
+     SELECT d.${spec.key} AS old_key, s.*,
+            greatest(coalesce(s.updated_at, ${timestampLiteral(now)}), d.effective_from + interval '1 microsecond') AS starts_at
+     FROM dim_source s JOIN ${spec.target} d ON d.${spec.id} = s.${spec.id} AND d.is_current
+     WHERE ${tuple('d')} IS DISTINCT FROM ${tuple('s')}`,
+  );
+  await tx.unsafe(`UPDATE ${spec.target} d SET effective_to = c.starts_at, is_current = false FROM dim_changed c WHERE d.${spec.key} = c.old_key`);
+  const changed = await tx.unsafe(
+    `INSERT INTO ${spec.target} (${insertColumns})
+     SELECT ${selectColumns('c')}, c.updated_at, c.starts_at, true FROM dim_changed c`,
+  );
+  const added = await tx.unsafe(
+    `INSERT INTO ${spec.target} (${insertColumns})
+     SELECT ${selectColumns('s')}, s.updated_at, '-infinity', true FROM dim_source s
+     WHERE s.${spec.id} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ${spec.target} d WHERE d.${spec.id} = s.${spec.id})`,
+  );
+  let repointed = 0;
+  if (changed.count > 0) {
+    const moved = await tx.unsafe(
+      `WITH versions AS (
+         SELECT c.old_key, d.${spec.key} AS new_key, d.effective_from
+         FROM dim_changed c JOIN ${spec.target} d ON d.${spec.id} = c.${spec.id} AND d.is_current
+       ), moved AS (
+         UPDATE warehouse.fact_trades f SET ${spec.key} = v.new_key
+         FROM versions v
+         WHERE f.${spec.key} = v.old_key AND f.executed_at >= v.effective_from
+         RETURNING f.trade_date, f.account_key
+       ), requested AS (
+         INSERT INTO ops.rollup_requests (trade_date, account_id, requested_at, requested_by)
+         SELECT DISTINCT m.trade_date, a.account_id, $1::timestamptz, $2
+         FROM moved m JOIN warehouse.dim_account a ON a.account_key = m.account_key
+         WHERE $3::boolean
+         ON CONFLICT (trade_date, account_id) DO UPDATE SET requested_at = excluded.requested_at, requested_by = excluded.requested_by
+       )
+       SELECT count(*)::int AS n FROM moved`,
+      [now, requestedBy, spec.affectsRollups],
+    );
+    repointed = (moved[0] as unknown as { n: number }).n;
+  }
+  await tx.unsafe('DROP TABLE dim_source, dim_changed');
+  return { dimension: spec.target, added: added.count, changed: changed.count, repointed };
+}
+
+/** Date range dim_date already covers (it is generated in whole years, without gaps). */
+export async function loadDimDateCoverage(tx: Tx | Sql): Promise<{ from: string | null; to: string | null }> {
+  const [row] = await tx<{ from: string | null; to: string | null }[]>`
+    select min(date)::text as from, max(date)::text as to from warehouse.dim_date`;
+  return row ?? { from: null, to: null };
+}
+
+/**
+ * Extends dim_date so it covers `from`..`to` (ISO dates), in whole calendar years and without
+ * gaps next to what is there. Returns the number of dates added.
+ */
+export async function ensureDimDates(tx: Tx | Sql, from: string, to: string): Promise<number> {
+  const coverage = await loadDimDateCoverage(tx);
+  const ranges: Array<[string, string]> = [];
+  const yearStart = `${from.slice(0, 4)}-01-01`;
+  const yearEnd = `${to.slice(0, 4)}-12-31`;
+  if (coverage.from === null || coverage.to === null) {
+    ranges.push([yearStart, yearEnd]);
+  } else {
+    if (from < coverage.from) ranges.push([yearStart, previousDay(coverage.from)]);
+    if (to > coverage.to) ranges.push([nextDay(coverage.to), yearEnd]);
+  }
+  let added = 0;
+  for (const [start, end] of ranges) {
+    const rows = createDimDateRows(start, end);
+    const result = await tx`
+      insert into warehouse.dim_date
+      select * from unnest(
+        ${rows.map((r) => r.dateKey)}::int[], ${rows.map((r) => r.date)}::date[], ${rows.map((r) => r.year)}::int[],
+        ${rows.map((r) => r.quarter)}::int[], ${rows.map((r) => r.month)}::int[], ${rows.map((r) => r.monthName)}::text[],
+        ${rows.map((r) => r.dayOfMonth)}::int[], ${rows.map((r) => r.dayOfWeek)}::int[], ${rows.map((r) => r.dayName)}::text[],
+        ${rows.map((r) => r.weekOfYear)}::int[], ${rows.map((r) => String(r.isWeekend))}::text[]::boolean[],
+        ${rows.map((r) => String(r.isTradingDay))}::text[]::boolean[], ${rows.map((r) => String(r.isHoliday))}::text[]::boolean[],
+        ${rows.map((r) => r.holidayName)}::text[], ${rows.map((r) => r.earlyClose)}::text[]::time[],
+        ${rows.map((r) => r.fiscalYear)}::int[], ${rows.map((r) => r.fiscalQuarter)}::int[], ${rows.map((r) => r.fiscalMonth)}::int[]
+      )
+      on conflict (date_key) do nothing`;
+    added += result.count;
+  }
+  return added;
+}
+
+function timestampLiteral(date: Date): string {
+  return `'${date.toISOString()}'::timestamptz`;
+}
+
+function shiftDay(date: string, days: number): string {
+  const d = new Date(`${date}T00:00:00Z`);
+  d.setUTCDate(d.getUTCDate() + days);
+  return d.toISOString().slice(0, 10);
+}
+const previousDay = (date: string) => shiftDay(date, -1);
+const nextDay = (date: string) => shiftDay(date, 1);

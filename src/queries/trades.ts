@@ -1,0 +1,411 @@
+/**
+ * The statements of one trade-ETL batch, in the order the loader runs them inside one
+ * transaction (src/trade-loader.ts). Work happens in temp tables that vanish at commit:
+ *
+ *   etl_stage    the source rows of the batch, as read (COPY or INSERT … SELECT)
+ *   etl_batch    each row judged: reject reason, dimension keys as of executed_at, and its
+ *                status against the FIFO ledger (new, unchanged, amended, removed, rejected)
+ *   etl_pairs    the account × instrument lot queues the batch touches, and from where
+ *                they must be recomputed (append after the last fill, or restate)
+ *   etl_results  realized PnL and position after each recomputed fill, from src/analytics/fifo.ts
+ *   etl_restated existing fills whose PnL or position changed in a restatement
+ *
+ * Only the identifiers and time zone below are spliced into SQL text, never row data.
+ */
+import type { TransactionSql } from 'postgres';
+
+type Tx = TransactionSql<Record<string, never>>;
+
+export const EXECUTIONS_SOURCE = 'oltp.executions';
+
+/** Columns of a source row, in etl_stage order; the strategy comes from the fill's order. */
+const STAGE_COLUMNS = `
+  execution_id bigint, order_id bigint, account_id bigint, instrument_id bigint,
+  executed_at timestamptz, ingested_at timestamptz, side text, quantity numeric, price numeric,
+  commission numeric, fees numeric, liquidity_flag text, venue text, reported_at timestamptz,
+  strategy_id bigint`;
+
+export interface Watermark {
+  ingestedAt: string;
+  executionId: string;
+}
+
+/** The source query for one batch: rows after the watermark, oldest ingestion first. */
+export function sourceBatchQuery(after: Watermark | null, limit: number): string {
+  const where = after === null ? 'e.ingested_at IS NOT NULL' : `(e.ingested_at, e.execution_id) > (${literalTimestamp(after.ingestedAt)}, ${literalBigint(after.executionId)})`;
+  // Limit first, then join orders: the watermark index serves the inner query alone.
+  return `
+    SELECT e.execution_id, e.order_id, e.account_id, e.instrument_id, e.executed_at, e.ingested_at, e.side,
+           e.quantity, e.price, e.commission, e.fees, e.liquidity_flag, e.venue, e.reported_at, o.strategy_id
+    FROM (SELECT * FROM oltp.executions e WHERE ${where} ORDER BY e.ingested_at, e.execution_id LIMIT ${Math.trunc(limit)}) e
+    LEFT JOIN oltp.orders o ON o.order_id = e.order_id`;
+}
+
+// COPY takes no bind parameters, so the watermark is inlined; both values come from our own
+// ops.etl_watermarks row and are checked to be what they claim.
+function literalTimestamp(value: string): string {
+  if (!/^[0-9: .+-]+$/.test(value)) throw new Error(`watermark timestamp ${JSON.stringify(value)} is not a PostgreSQL timestamptz`);
+  return `'${value}'::timestamptz`;
+}
+function literalBigint(value: string): string {
+  if (!/^-?\d{1,19}$/.test(value)) throw new Error(`watermark execution id ${JSON.stringify(value)} is not a bigint`);
+  return `${value}::bigint`;
+}
+
+export async function lockEtl(tx: Tx): Promise<void> {
+  await tx`select pg_advisory_xact_lock(hashtext('bullpen.trade-etl'))`;
+}
+
+export async function loadWatermark(tx: Tx): Promise<Watermark | null> {
+  const [row] = await tx<{ ingested_at: string; execution_id: string }[]>`
+    select last_ingested_at::text as ingested_at, last_execution_id::text as execution_id
+    from ops.etl_watermarks where source = ${EXECUTIONS_SOURCE} and last_ingested_at is not null`;
+  return row ? { ingestedAt: row.ingested_at, executionId: row.execution_id } : null;
+}
+
+export async function saveWatermark(tx: Tx, watermark: Watermark, now: Date): Promise<void> {
+  await tx`
+    insert into ops.etl_watermarks (source, last_ingested_at, last_execution_id, updated_at)
+    values (${EXECUTIONS_SOURCE}, ${watermark.ingestedAt}::timestamptz, ${watermark.executionId}::bigint, ${now})
+    on conflict (source) do update set last_ingested_at = excluded.last_ingested_at,
+      last_execution_id = excluded.last_execution_id, updated_at = excluded.updated_at`;
+}
+
+export async function createStage(tx: Tx): Promise<void> {
+  // UTC text for instants: the FIFO module reads them back as ISO strings with an offset.
+  await tx`set local timezone = 'UTC'`;
+  await tx.unsafe(`CREATE TEMP TABLE etl_stage (${STAGE_COLUMNS}) ON COMMIT DROP`);
+  await tx.unsafe(`CREATE TEMP TABLE etl_restated (execution_id bigint, trade_date date, account_id bigint, realized_pnl numeric, position_after numeric) ON COMMIT DROP`);
+}
+
+/** Same database: the batch moves without leaving PostgreSQL. */
+export async function stageFromSameDatabase(tx: Tx, after: Watermark | null, limit: number): Promise<number> {
+  const result = await tx.unsafe(`INSERT INTO etl_stage ${sourceBatchQuery(after, limit)}`);
+  return result.count;
+}
+
+/** Last row of the stage in watermark order, or null when the batch is empty. */
+export async function stageWatermark(tx: Tx): Promise<Watermark | null> {
+  await tx`analyze etl_stage`;
+  const [row] = await tx<{ ingested_at: string; execution_id: string }[]>`
+    select ingested_at::text, execution_id::text from etl_stage order by ingested_at desc, execution_id desc limit 1`;
+  return row ? { ingestedAt: row.ingested_at, executionId: row.execution_id } : null;
+}
+
+/**
+ * Judges every staged row (DESIGN.md "Rejected": one reason code each, first failing check
+ * wins), resolves its dimension keys as of executed_at, and compares it with the ledger.
+ */
+export async function classifyBatch(tx: Tx, now: Date, tz: string): Promise<void> {
+  await tx.unsafe(`
+    CREATE TEMP TABLE etl_batch (${STAGE_COLUMNS},
+      row_hash text, reason text, status text NOT NULL, trade_date date,
+      account_key integer, instrument_key integer, strategy_key integer,
+      old_account_id bigint, old_instrument_id bigint, old_executed_at timestamptz, old_trade_date date, old_hash text
+    ) ON COMMIT DROP`);
+  await tx`
+    insert into etl_batch
+    select s.*, h.row_hash, r.reason,
+      case when r.reason is not null then case when l.execution_id is null then 'rejected' else 'removed' end
+           when l.execution_id is null then 'new'
+           when l.row_hash = h.row_hash then 'unchanged'
+           else 'amended' end,
+      (s.executed_at at time zone ${tz})::date,
+      a.account_key, i.instrument_key, coalesce(st.strategy_key, 0),
+      l.account_id, l.instrument_id, l.executed_at, l.trade_date, l.row_hash
+    from etl_stage s
+    cross join lateral (
+      select md5(row(s.order_id, s.account_id, s.instrument_id, s.executed_at, s.side, s.quantity, s.price,
+                     s.commission, s.fees, s.liquidity_flag, s.venue, s.reported_at, s.strategy_id)::text) as row_hash
+    ) h
+    left join warehouse.dim_account a
+      on a.account_id = s.account_id and s.executed_at >= a.effective_from and s.executed_at < a.effective_to
+    left join warehouse.dim_instrument i
+      on i.instrument_id = s.instrument_id and s.executed_at >= i.effective_from and s.executed_at < i.effective_to
+    left join warehouse.dim_strategy st
+      on st.strategy_id = s.strategy_id and s.executed_at >= st.effective_from and s.executed_at < st.effective_to
+    left join warehouse.fifo_fills l on l.execution_id = s.execution_id
+    cross join lateral (select case
+      when s.quantity is null then 'quantity_missing'
+      when s.quantity in ('NaN', 'Infinity', '-Infinity') then 'quantity_not_a_number'
+      when s.quantity <= 0 then 'quantity_not_positive'
+      when s.price is null then 'price_missing'
+      when s.price in ('NaN', 'Infinity', '-Infinity') then 'price_not_a_number'
+      when s.price <= 0 then 'price_not_positive'
+      when s.side is null or s.side not in ('BUY', 'SELL') then 'side_invalid'
+      when s.executed_at is null then 'executed_at_missing'
+      when s.executed_at > ${now} then 'executed_at_in_future'
+      when s.executed_at > s.ingested_at then 'executed_at_after_ingested_at'
+      when s.account_id is null then 'account_missing'
+      when a.account_key is null then 'account_unknown'
+      when s.instrument_id is null then 'instrument_missing'
+      when i.instrument_key is null then 'instrument_unknown'
+      when s.commission in ('NaN', 'Infinity', '-Infinity') or s.fees in ('NaN', 'Infinity', '-Infinity') then 'fees_not_a_number'
+    end as reason) r`;
+  await tx`analyze etl_batch`;
+}
+
+export interface BatchCounts {
+  new: number;
+  unchanged: number;
+  amended: number;
+  removed: number;
+  rejected: number;
+}
+
+export async function countStatuses(tx: Tx): Promise<BatchCounts> {
+  const rows = await tx<{ status: keyof BatchCounts; n: number }[]>`select status, count(*)::int as n from etl_batch group by status`;
+  const counts: BatchCounts = { new: 0, unchanged: 0, amended: 0, removed: 0, rejected: 0 };
+  for (const row of rows) counts[row.status] = row.n;
+  return counts;
+}
+
+/**
+ * Quarantines rejected rows with their reason and the raw row (a re-run adds nothing), and
+ * marks earlier rejects of rows that now load as resolved. Returns rejects per reason.
+ */
+export async function quarantineRejects(tx: Tx, partition: string, now: Date): Promise<Record<string, number>> {
+  const rows = await tx<{ reason: string; n: number }[]>`
+    with raw as (
+      select b.execution_id, b.reason, b.ingested_at, to_jsonb(s) as raw,
+        case b.reason
+          when 'quantity_not_positive' then 'quantity ' || b.quantity || ' is not greater than 0'
+          when 'quantity_not_a_number' then 'quantity is ' || b.quantity
+          when 'price_not_positive' then 'price ' || b.price || ' is not greater than 0'
+          when 'price_not_a_number' then 'price is ' || b.price
+          when 'side_invalid' then 'side ' || coalesce('''' || b.side || '''', 'NULL') || ' is not exactly BUY or SELL'
+          when 'executed_at_in_future' then 'executed_at ' || b.executed_at || ' is later than the load time ' || ${now}::timestamptz
+          when 'executed_at_after_ingested_at' then 'executed_at ' || b.executed_at || ' is later than ingested_at ' || b.ingested_at
+          when 'account_unknown' then 'account_id ' || b.account_id || ' is not in oltp.accounts'
+          when 'instrument_unknown' then 'instrument_id ' || b.instrument_id || ' is not in oltp.instruments'
+          when 'fees_not_a_number' then 'commission ' || coalesce(b.commission::text, 'NULL') || ', fees ' || coalesce(b.fees::text, 'NULL')
+          else replace(b.reason, '_', ' ')
+        end as detail
+      from etl_batch b join etl_stage s using (execution_id)
+      where b.reason is not null
+    ), inserted as (
+      insert into ops.etl_rejects (source, source_key, reason, detail, raw, raw_hash, ingested_at, run_partition, rejected_at)
+      select ${EXECUTIONS_SOURCE}, execution_id::text, reason, detail, raw, md5(raw::text), ingested_at, ${partition}, ${now}
+      from raw
+      on conflict (source, source_key, raw_hash) do nothing
+    )
+    select reason, count(*)::int as n from raw group by reason`;
+  await tx`
+    update ops.etl_rejects r set resolved_at = ${now}
+    from etl_batch b
+    where b.status in ('new', 'amended', 'unchanged') and r.source = ${EXECUTIONS_SOURCE}
+      and r.source_key = b.execution_id::text and r.resolved_at is null`;
+  return Object.fromEntries(rows.map((r) => [r.reason, r.n]));
+}
+
+/**
+ * Audits amendments (the fact as it was, the source row replacing it) and takes the old
+ * versions out of the ledger and fact_trades, so the pairs they lived in can be restated.
+ */
+export async function retireAmended(tx: Tx, partition: string, now: Date): Promise<void> {
+  await tx`
+    insert into ops.etl_amendments (source, execution_id, previous_hash, current_hash, previous, current, run_partition, amended_at)
+    select ${EXECUTIONS_SOURCE}, b.execution_id, b.old_hash, b.row_hash, to_jsonb(f), to_jsonb(s), ${partition}, ${now}
+    from etl_batch b
+    join etl_stage s using (execution_id)
+    join warehouse.fact_trades f on f.trade_date = b.old_trade_date and f.execution_id = b.execution_id
+    where b.status in ('amended', 'removed')
+    on conflict (source, execution_id, previous_hash, current_hash) do nothing`;
+  await tx`
+    delete from warehouse.fact_trades f using etl_batch b
+    where b.status in ('amended', 'removed') and f.trade_date = b.old_trade_date and f.execution_id = b.execution_id`;
+  await tx`
+    delete from warehouse.fifo_fills l using etl_batch b
+    where b.status in ('amended', 'removed') and l.execution_id = b.execution_id`;
+}
+
+/**
+ * The lot queues to recompute and from where: 'append' when everything the batch brings sorts
+ * after the pair's last fill (continue from the stored lots), else 'restate' from the last
+ * point before the earliest change where the position was flat (the lot queue is empty
+ * there, so nothing earlier can matter).
+ */
+export async function planPairs(tx: Tx): Promise<void> {
+  await tx`
+    create temp table etl_pairs on commit drop as
+    with changes as (
+      select account_id, instrument_id, executed_at, execution_id from etl_batch where status in ('new', 'amended')
+      union all
+      select old_account_id, old_instrument_id, old_executed_at, execution_id from etl_batch where status in ('amended', 'removed')
+    ), earliest as (
+      select distinct on (account_id, instrument_id) account_id, instrument_id, executed_at as from_at, execution_id as from_id
+      from changes order by account_id, instrument_id, executed_at, execution_id
+    )
+    select e.account_id, e.instrument_id,
+      case when p.account_id is null or (e.from_at, e.from_id) > (p.last_executed_at, p.last_execution_id) then 'append' else 'restate' end as mode,
+      p.position, anchor.executed_at as anchor_at, anchor.execution_id as anchor_id
+    from earliest e
+    left join warehouse.fifo_positions p on p.account_id = e.account_id and p.instrument_id = e.instrument_id
+    left join lateral (
+      select l.executed_at, l.execution_id from warehouse.fifo_fills l
+      where p.account_id is not null and (e.from_at, e.from_id) <= (p.last_executed_at, p.last_execution_id)
+        and l.account_id = e.account_id and l.instrument_id = e.instrument_id
+        and (l.executed_at, l.execution_id) < (e.from_at, e.from_id) and l.position_after = 0
+      order by l.executed_at desc, l.execution_id desc limit 1
+    ) anchor on true`;
+}
+
+export interface PairRow {
+  account_id: string;
+  instrument_id: string;
+  mode: 'append' | 'restate';
+  position: unknown;
+  anchor_at: string | null;
+  anchor_id: string | null;
+}
+
+export async function loadPairs(tx: Tx): Promise<PairRow[]> {
+  return tx<PairRow[]>`select account_id::text, instrument_id::text, mode, position, anchor_at::text, anchor_id::text from etl_pairs`;
+}
+
+export interface FillRow {
+  account_id: string;
+  instrument_id: string;
+  execution_id: string;
+  executed_at: string;
+  side: 'BUY' | 'SELL';
+  quantity: string;
+  price: string;
+  is_new: boolean;
+}
+
+/** Every fill to (re)match: the batch's new and amended ones, plus ledger fills of restated pairs after their anchor. */
+export async function loadFillsToMatch(tx: Tx): Promise<FillRow[]> {
+  return tx<FillRow[]>`
+    select b.account_id::text, b.instrument_id::text, b.execution_id::text, b.executed_at::text, b.side,
+           b.quantity::text, b.price::text, true as is_new
+    from etl_batch b where b.status in ('new', 'amended')
+    union all
+    select l.account_id::text, l.instrument_id::text, l.execution_id::text, l.executed_at::text, l.side,
+           l.quantity::text, l.price::text, false
+    from etl_pairs p
+    join warehouse.fifo_fills l on l.account_id = p.account_id and l.instrument_id = p.instrument_id
+      and (p.anchor_at is null or (l.executed_at, l.execution_id) > (p.anchor_at, p.anchor_id))
+    where p.mode = 'restate'
+    order by 1, 2`;
+}
+
+export interface MatchResults {
+  executionIds: string[];
+  realized: string[];
+  positionAfter: string[];
+  isNew: string[];
+}
+
+export async function saveMatchResults(tx: Tx, results: MatchResults): Promise<void> {
+  await tx`
+    create temp table etl_results on commit drop as
+    select * from unnest(
+      ${results.executionIds}::text[]::bigint[], ${results.realized}::text[]::numeric[],
+      ${results.positionAfter}::text[]::numeric[], ${results.isNew}::text[]::boolean[]
+    ) as r(execution_id, realized_pnl, position_after, is_new)`;
+}
+
+/** Writes the ledger and the restatements; returns how many existing fills changed. */
+export async function applyLedger(tx: Tx): Promise<number> {
+  await tx`
+    insert into warehouse.fifo_fills (execution_id, account_id, instrument_id, executed_at, side, quantity, price,
+                                      trade_date, realized_pnl, position_after, row_hash)
+    select b.execution_id, b.account_id, b.instrument_id, b.executed_at, b.side, b.quantity, b.price,
+           b.trade_date, r.realized_pnl, r.position_after, b.row_hash
+    from etl_batch b join etl_results r using (execution_id)
+    where r.is_new`;
+  await tx`
+    with changed as (
+      update warehouse.fifo_fills l set realized_pnl = r.realized_pnl, position_after = r.position_after
+      from etl_results r
+      where not r.is_new and l.execution_id = r.execution_id
+        and (l.realized_pnl, l.position_after) is distinct from (r.realized_pnl, r.position_after)
+      returning l.execution_id, l.trade_date, l.account_id, l.realized_pnl, l.position_after
+    )
+    insert into etl_restated select * from changed`;
+  const restated = await tx`
+    update warehouse.fact_trades f set realized_pnl = c.realized_pnl, position_after = c.position_after
+    from etl_restated c where f.trade_date = c.trade_date and f.execution_id = c.execution_id`;
+  return restated.count;
+}
+
+/** Months and dates the batch's loadable rows fall on. */
+export async function loadBatchDates(tx: Tx): Promise<{ from: string | null; to: string | null; months: string[] }> {
+  const [row] = await tx<{ from: string | null; to: string | null; months: string[] | null }[]>`
+    select min(trade_date)::text as from, max(trade_date)::text as to,
+           array_agg(distinct date_trunc('month', trade_date)::date::text) as months
+    from etl_batch where status in ('new', 'amended')`;
+  return { from: row?.from ?? null, to: row?.to ?? null, months: row?.months ?? [] };
+}
+
+/** Creates missing monthly partitions; returns the months created. */
+export async function ensurePartitions(tx: Tx, months: readonly string[]): Promise<string[]> {
+  if (months.length === 0) return [];
+  const rows = await tx<{ month: string; created: boolean }[]>`
+    select m::text as month, warehouse.ensure_fact_trades_partition(m) as created
+    from unnest(${months as string[]}::date[]) as m order by m`;
+  return rows.filter((r) => r.created).map((r) => r.month);
+}
+
+export async function insertFacts(tx: Tx, tz: string): Promise<number> {
+  const result = await tx`
+    insert into warehouse.fact_trades (trade_date, execution_id, date_key, time_key, account_key, instrument_key, strategy_key,
+      order_id, executed_at, side, quantity, price, notional_value, commission, fees, realized_pnl, position_after,
+      liquidity_flag, venue, latency_ms)
+    select b.trade_date, b.execution_id,
+      (extract(year from b.trade_date) * 10000 + extract(month from b.trade_date) * 100 + extract(day from b.trade_date))::int,
+      (extract(hour from t.local) * 10000 + extract(minute from t.local) * 100 + floor(extract(second from t.local)))::int,
+      b.account_key, b.instrument_key, b.strategy_key, b.order_id, b.executed_at, b.side, b.quantity, b.price,
+      b.quantity * b.price, coalesce(b.commission, 0), coalesce(b.fees, 0), r.realized_pnl, r.position_after,
+      b.liquidity_flag, b.venue,
+      case when b.reported_at - b.executed_at between interval '-24 days' and interval '24 days'
+           then round(extract(epoch from b.reported_at - b.executed_at) * 1000)::int end
+    from etl_batch b
+    join etl_results r using (execution_id)
+    cross join lateral (select (b.executed_at at time zone ${tz})::time as local) t
+    where r.is_new`;
+  return result.count;
+}
+
+export interface PositionWrite {
+  accountIds: string[];
+  instrumentIds: string[];
+  positions: string[];
+  quantities: string[];
+  lastExecutedAt: string[];
+  lastExecutionIds: string[];
+}
+
+export async function savePositions(tx: Tx, writes: PositionWrite, emptied: { accountIds: string[]; instrumentIds: string[] }): Promise<void> {
+  if (writes.accountIds.length > 0) {
+    await tx`
+      insert into warehouse.fifo_positions (account_id, instrument_id, position, quantity, last_executed_at, last_execution_id)
+      select * from unnest(
+        ${writes.accountIds}::text[]::bigint[], ${writes.instrumentIds}::text[]::bigint[], ${writes.positions}::text[]::jsonb[],
+        ${writes.quantities}::text[]::numeric[], ${writes.lastExecutedAt}::text[]::timestamptz[], ${writes.lastExecutionIds}::text[]::bigint[])
+      on conflict (account_id, instrument_id) do update set position = excluded.position, quantity = excluded.quantity,
+        last_executed_at = excluded.last_executed_at, last_execution_id = excluded.last_execution_id`;
+  }
+  if (emptied.accountIds.length > 0) {
+    await tx`
+      delete from warehouse.fifo_positions p
+      using unnest(${emptied.accountIds}::text[]::bigint[], ${emptied.instrumentIds}::text[]::bigint[]) as e(account_id, instrument_id)
+      where p.account_id = e.account_id and p.instrument_id = e.instrument_id`;
+  }
+}
+
+/** Records the (date, account) rollup partitions the batch changed; returns them. */
+export async function requestRollups(tx: Tx, requestedBy: string, now: Date): Promise<Array<{ trade_date: string; account_id: string }>> {
+  return tx<{ trade_date: string; account_id: string }[]>`
+    insert into ops.rollup_requests (trade_date, account_id, requested_at, requested_by)
+    select distinct trade_date, account_id, ${now}::timestamptz, ${requestedBy} from (
+      select trade_date, account_id from etl_batch where status in ('new', 'amended')
+      union all
+      select old_trade_date, old_account_id from etl_batch where status in ('amended', 'removed')
+      union all
+      select trade_date, account_id from etl_restated
+    ) t
+    on conflict (trade_date, account_id) do update set requested_at = excluded.requested_at, requested_by = excluded.requested_by
+    returning trade_date::text, account_id::text`;
+}
