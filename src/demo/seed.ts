@@ -3,8 +3,10 @@
  * there (DESIGN.md). One transaction, so a failed seed leaves `oltp` as it was; set-based
  * inserts (`unnest` of one array per column, in chunks), never one statement per row.
  *
- * Every column is cast explicitly to its table's type, so decimal strings arrive as exact
- * numerics ('NaN' as numeric NaN) and ISO strings as timestamptz with their microseconds.
+ * Every value travels as text and is cast explicitly to its column's type in SQL, so decimal
+ * strings arrive as exact numerics ('NaN' as numeric NaN) and ISO strings as timestamptz with
+ * their microseconds. (Sending text also sidesteps postgres.js's own serializers, which type
+ * an array by its first element: a boolean array would be bound as boolean, not boolean[].)
  */
 import type { TransactionSql } from 'postgres';
 import type { Sql } from '../db.ts';
@@ -98,21 +100,27 @@ const EXECUTION_COLUMNS: ReadonlyArray<Column<DemoHistory['executions'][number]>
 ];
 
 /**
- * `insert into <table> (<columns>) select * from unnest($1::<type>[], …)`. Table and column
- * names come from the constants above, never from input, so building the text is safe.
+ * `insert into <table> (<columns>) select * from unnest($1::text[]::<type>[], …)`. Table and
+ * column names come from the constants above, never from input, so building the text is safe.
  */
 function insertStatement<Row>(table: string, columns: ReadonlyArray<Column<Row>>): string {
   const names = columns.map((c) => c.name).join(', ');
-  const arrays = columns.map((c, i) => `$${i + 1}::${c.type}[]`).join(', ');
+  const arrays = columns.map((c, i) => `$${i + 1}::text[]::${c.type}[]`).join(', ');
   return `insert into ${table} (${names}) select * from unnest(${arrays})`;
+}
+
+function textOf(value: unknown): string | null {
+  if (value === null || value === undefined) return null;
+  if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') return String(value);
+  throw new TypeError(`cannot seed a ${typeof value} value`);
 }
 
 async function insertRows<Row>(tx: Tx, table: string, columns: ReadonlyArray<Column<Row>>, rows: readonly Row[]): Promise<number> {
   const statement = insertStatement(table, columns);
   for (let start = 0; start < rows.length; start += CHUNK_ROWS) {
     const chunk = rows.slice(start, start + CHUNK_ROWS);
-    // One array per column; postgres.js serializes each with the array type PostgreSQL describes.
-    const parameters = columns.map((c) => chunk.map((row) => row[c.name] as string | number | boolean | null));
+    // One text array per column; null stays NULL.
+    const parameters = columns.map((c) => chunk.map((row) => textOf(row[c.name])));
     await tx.unsafe(statement, parameters);
   }
   return rows.length;

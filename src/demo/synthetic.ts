@@ -590,7 +590,6 @@ interface DraftFill {
 }
 
 interface Context {
-  tz: string;
   nowMicros: number;
   dates: IsoDate[];
   sessions: Sessions[];
@@ -1052,7 +1051,6 @@ export function generateDemoHistory(options: DemoHistoryOptions): DemoHistory {
   const { days, now, tz, seed } = assertOptions(options);
   const dates = demoTradingDates(now, days, tz);
   const ctx: Context = {
-    tz,
     nowMicros: now.getTime() * MICROS_PER_MS,
     dates,
     sessions: dates.map((date) => sessionsOf(date, tz)),
