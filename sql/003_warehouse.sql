@@ -119,6 +119,8 @@ VALUES (0, NULL, 'unassigned', 'unassigned', '-infinity', true);
 
 -- One row per execution, partitioned by month of trade_date (the trading date in EXCHANGE_TZ).
 -- Money and quantities are exact numerics: realized PnL is summed later and must stay to the cent.
+-- account_id and instrument_id (degenerate natural keys) name the FIFO lot queue of the fill:
+-- one per account × instrument whatever dimension versions the fills resolved to.
 CREATE TABLE warehouse.fact_trades (
   trade_date      date        NOT NULL,
   execution_id    bigint      NOT NULL,
@@ -127,6 +129,8 @@ CREATE TABLE warehouse.fact_trades (
   account_key     integer     NOT NULL,
   instrument_key  integer     NOT NULL,
   strategy_key    integer     NOT NULL,
+  account_id      bigint      NOT NULL,
+  instrument_id   bigint      NOT NULL,
   order_id        bigint,
   executed_at     timestamptz NOT NULL,
   side            text        NOT NULL,
@@ -143,9 +147,18 @@ CREATE TABLE warehouse.fact_trades (
   latency_ms      integer,
   PRIMARY KEY (trade_date, execution_id)
 ) PARTITION BY RANGE (trade_date);
-CREATE INDEX fact_trades_account_idx ON warehouse.fact_trades (account_key, trade_date);
+-- FIFO order within a lot queue (replays after a late fill) and per-account reads.
+CREATE INDEX fact_trades_pair_idx ON warehouse.fact_trades (account_id, instrument_id, executed_at, execution_id);
 CREATE INDEX fact_trades_instrument_idx ON warehouse.fact_trades (instrument_key, trade_date);
 CREATE INDEX fact_trades_strategy_idx ON warehouse.fact_trades (strategy_key, trade_date);
+
+-- Where each loaded execution lives (partitioned tables have no global unique index) and a
+-- 64-bit hash of its source row as loaded: the same execution_id with another hash is an amendment.
+CREATE TABLE warehouse.fact_trade_keys (
+  execution_id    bigint      PRIMARY KEY,
+  trade_date      date        NOT NULL,
+  row_hash        bigint      NOT NULL
+);
 
 -- Creates the month's partition unless it exists; safe under concurrency (maintain-partitions
 -- and the ETL may meet the same month). Returns whether it created one.
@@ -168,30 +181,12 @@ BEGIN
 END
 $$;
 
--- The FIFO engine's memory. fifo_fills holds every loaded execution with what matching needs
--- (one lot queue per account × instrument, shared by strategies) and what matching produced;
--- a late or amended fill is replayed from here. row_hash is the md5 of the source row as
--- loaded: the same execution_id with another hash is an amendment.
-CREATE TABLE warehouse.fifo_fills (
-  execution_id    bigint      PRIMARY KEY,
-  account_id      bigint      NOT NULL,
-  instrument_id   bigint      NOT NULL,
-  executed_at     timestamptz NOT NULL,
-  side            text        NOT NULL,
-  quantity        numeric     NOT NULL,
-  price           numeric     NOT NULL,
-  trade_date      date        NOT NULL,
-  realized_pnl    numeric     NOT NULL,
-  position_after  numeric     NOT NULL,
-  row_hash        text        NOT NULL
-);
-CREATE INDEX fifo_fills_pair_idx ON warehouse.fifo_fills (account_id, instrument_id, executed_at, execution_id);
-
--- Open lots per account × instrument after the last fill applied (src/analytics/fifo.ts Position).
+-- Open lots per account × instrument after the last fill applied (src/analytics/fifo.ts Position;
+-- json, not jsonb: written whole and read whole, so parsing it into jsonb would be wasted work).
 CREATE TABLE warehouse.fifo_positions (
   account_id        bigint      NOT NULL,
   instrument_id     bigint      NOT NULL,
-  position          jsonb       NOT NULL,
+  position          json        NOT NULL,
   quantity          numeric     NOT NULL,
   last_executed_at  timestamptz NOT NULL,
   last_execution_id bigint      NOT NULL,

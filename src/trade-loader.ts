@@ -11,12 +11,12 @@
  * them unchanged by hash and writes nothing.
  */
 import { pipeline } from 'node:stream/promises';
-import type { Sql } from 'postgres';
+import type { Sql, TransactionSql } from 'postgres';
 import { applyFills, emptyPosition, positionQuantity, type Fill, type Position } from './analytics/fifo.ts';
 import type { Logger } from './logger.ts';
 import { DIMENSIONS, ensureDimDates, syncDimension, loadSourceMembers, type DimensionSyncResult } from './queries/dimensions.ts';
 import {
-  applyLedger,
+  applyRestatements,
   classifyBatch,
   countStatuses,
   createStage,
@@ -25,6 +25,7 @@ import {
   loadBatchDates,
   loadFillsToMatch,
   loadPairs,
+  loadPreviousVersions,
   loadWatermark,
   lockEtl,
   planPairs,
@@ -35,8 +36,8 @@ import {
   savePositions,
   saveWatermark,
   sourceBatchQuery,
-  stageFromSameDatabase,
-  stageWatermark,
+  STAGE_COLUMN_NAMES,
+  batchWatermark,
   type BatchCounts,
   type FillRow,
   type MatchResults,
@@ -45,8 +46,8 @@ import {
   type Watermark,
 } from './queries/trades.ts';
 
-/** Executions per batch transaction. @defaultValue 50000 */
-export const DEFAULT_BATCH_SIZE = 50_000;
+/** Executions per batch transaction. @defaultValue 100000 */
+export const DEFAULT_BATCH_SIZE = 100_000;
 
 export interface LoadTradesOptions {
   db: Sql;
@@ -100,6 +101,8 @@ export interface LoadSummary {
   watermark: Watermark | null;
   /** True when the run stopped early (abort or maxBatches) with rows left behind the watermark. */
   stoppedEarly: boolean;
+  /** Milliseconds spent per phase over all batches, to see where a slow load spends its time. */
+  phaseMs: Record<string, number>;
 }
 
 export async function loadTrades(options: LoadTradesOptions): Promise<LoadSummary> {
@@ -124,6 +127,7 @@ export async function loadTrades(options: LoadTradesOptions): Promise<LoadSummar
     rollupPartitions: 0,
     watermark: null,
     stoppedEarly: false,
+    phaseMs: {},
   };
 
   summary.dimensions = await syncDimensions(options.db, options.sourceDb, now(), options.runPartition);
@@ -135,7 +139,7 @@ export async function loadTrades(options: LoadTradesOptions): Promise<LoadSummar
       summary.stoppedEarly = true;
       break;
     }
-    const batch = await loadBatch(options, batchSize, now(), sameDatabase);
+    const batch = await loadBatch(options, batchSize, now(), sameDatabase, summary.phaseMs);
     if (batch === null) break;
     summary.batches++;
     summary.extracted += batch.extracted;
@@ -159,6 +163,34 @@ export async function loadTrades(options: LoadTradesOptions): Promise<LoadSummar
   return summary;
 }
 
+/**
+ * Another database: read the batch with a cursor and feed it to COPY as text, a slice at a
+ * time, so memory stays bounded. (Not COPY TO STDOUT on the source: postgres.js can leave that
+ * connection's socket paused when the stream ends under backpressure, porsager/postgres#499.)
+ */
+async function stageFromOtherDatabase(sourceDb: Sql, tx: TransactionSql<Record<string, never>>, after: Watermark | null, batchSize: number): Promise<number> {
+  const target = await tx.unsafe('COPY etl_stage FROM STDIN').writable();
+  let extracted = 0;
+  const textColumns = `SELECT ${STAGE_COLUMN_NAMES.map((c) => `b.${c}::text`).join(', ')} FROM (${sourceBatchQuery(after, batchSize)}) b`;
+  const source = async function* () {
+    for await (const rows of sourceDb.unsafe(textColumns).values().cursor(COPY_SLICE_ROWS)) {
+      extracted += rows.length;
+      yield rows.map((row: unknown[]) => row.map(copyTextField).join('\t')).join('\n') + '\n';
+    }
+  };
+  await pipeline(source, target);
+  return extracted;
+}
+
+/** Rows per cursor fetch when staging from another database. */
+const COPY_SLICE_ROWS = 5000;
+
+/** One field in COPY text format: \N for NULL; backslash, tab, newline and carriage return escaped. */
+export function copyTextField(value: unknown): string {
+  if (value === null || value === undefined) return '\\N';
+  return String(value).replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
+}
+
 /** Merges the three source dimensions in one transaction (under the ETL lock). */
 async function syncDimensions(db: Sql, sourceDb: Sql, now: Date, runPartition: string): Promise<DimensionSyncResult[]> {
   const members = await Promise.all(DIMENSIONS.map((spec) => loadSourceMembers(sourceDb, spec)));
@@ -170,53 +202,69 @@ async function syncDimensions(db: Sql, sourceDb: Sql, now: Date, runPartition: s
   });
 }
 
-async function loadBatch(options: LoadTradesOptions, batchSize: number, now: Date, sameDatabase: boolean): Promise<BatchSummary | null> {
+async function loadBatch(
+  options: LoadTradesOptions,
+  batchSize: number,
+  now: Date,
+  sameDatabase: boolean,
+  phaseMs: Record<string, number>,
+): Promise<BatchSummary | null> {
   const { db, sourceDb, tz, runPartition } = options;
-  return db.begin(async (tx) => {
+  let mark = process.hrtime.bigint();
+  const phase = (name: string) => {
+    const t = process.hrtime.bigint();
+    phaseMs[name] = (phaseMs[name] ?? 0) + Number(t - mark) / 1e6;
+    mark = t;
+  };
+  const result = await db.begin(async (tx) => {
     await lockEtl(tx);
     const after = await loadWatermark(tx);
-    await createStage(tx);
-    let extracted: number;
-    if (sameDatabase) {
-      extracted = await stageFromSameDatabase(tx, after, batchSize);
-    } else {
-      // Another database: stream the batch through as COPY text, never holding it in memory.
-      const source = await sourceDb.unsafe(`COPY (${sourceBatchQuery(after, batchSize)}) TO STDOUT`).readable();
-      const target = await tx.unsafe('COPY etl_stage FROM STDIN').writable();
-      await pipeline(source, target);
-      const [row] = await tx<{ n: number }[]>`select count(*)::int as n from etl_stage`;
-      extracted = row?.n ?? 0;
-    }
-    const watermark = await stageWatermark(tx);
+    await createStage(tx, !sameDatabase);
+    if (!sameDatabase) await stageFromOtherDatabase(sourceDb, tx, after, batchSize);
+    phase('extract');
+    const extracted = await classifyBatch(tx, now, tz, sameDatabase ? { kind: 'same-database', after, limit: batchSize } : { kind: 'staged' });
+    const watermark = await batchWatermark(tx);
     if (extracted === 0 || watermark === null) return null;
-
-    await classifyBatch(tx, now, tz);
     const counts = await countStatuses(tx);
+    phase('classify');
     const rejectsByReason = await quarantineRejects(tx, runPartition, now);
+    phase('quarantine');
     let loaded = 0;
     let restatedPairs = 0;
     let restatedFills = 0;
     let partitionsCreated: string[] = [];
     let datesAdded = 0;
     if (counts.new + counts.amended + counts.removed > 0) {
-      await retireAmended(tx, runPartition, now);
+      if (counts.amended + counts.removed > 0) {
+        await loadPreviousVersions(tx);
+        await retireAmended(tx, runPartition, now);
+      }
       await planPairs(tx);
       const pairs = await loadPairs(tx);
       const fills = await loadFillsToMatch(tx);
+      phase('read fills');
       const matched = matchPairs(pairs, fills);
       restatedPairs = pairs.filter((p) => p.mode === 'restate').length;
+      phase('match');
       await saveMatchResults(tx, matched.results);
       const range = await loadBatchDates(tx);
       if (range.from !== null && range.to !== null) datesAdded = await ensureDimDates(tx, range.from, range.to);
       partitionsCreated = await ensurePartitions(tx, range.months);
-      restatedFills = await applyLedger(tx);
-      loaded = await insertFacts(tx, tz);
+      phase('save results');
+      restatedFills = await applyRestatements(tx);
+      phase('keys and restatements');
+      loaded = await insertFacts(tx);
+      phase('facts');
       await savePositions(tx, matched.positions, matched.emptied);
+      phase('positions');
     }
     const rollupRequests = await requestRollups(tx, `trade-etl@${runPartition}`, now);
     await saveWatermark(tx, watermark, now);
+    phase('finish');
     return { extracted, counts, rejectsByReason, loaded, restatedPairs, restatedFills, partitionsCreated, datesAdded, rollupRequests, watermark };
   });
+  phase('commit');
+  return result;
 }
 
 /** Stored lots to append to, or flat at the restatement's anchor (which later fills must follow). */
@@ -235,7 +283,7 @@ function startingPosition(pair: PairRow): Position {
 export function matchPairs(
   pairs: readonly PairRow[],
   fills: readonly FillRow[],
-): { results: MatchResults; positions: PositionWrite; emptied: { accountIds: string[]; instrumentIds: string[] } } {
+): { results: MatchResults; positions: PositionWrite[]; emptied: Array<{ account_id: string; instrument_id: string }> } {
   const byPair = new Map<string, FillRow[]>();
   for (const fill of fills) {
     const key = `${fill.account_id}/${fill.instrument_id}`;
@@ -244,33 +292,33 @@ export function matchPairs(
     list.push(fill);
   }
   const results: MatchResults = { executionIds: [], realized: [], positionAfter: [], isNew: [] };
-  const positions: PositionWrite = { accountIds: [], instrumentIds: [], positions: [], quantities: [], lastExecutedAt: [], lastExecutionIds: [] };
-  const emptied = { accountIds: [] as string[], instrumentIds: [] as string[] };
+  const positions: PositionWrite[] = [];
+  const emptied: Array<{ account_id: string; instrument_id: string }> = [];
   for (const pair of pairs) {
     const pairFills = byPair.get(`${pair.account_id}/${pair.instrument_id}`) ?? [];
-    const start = startingPosition(pair);
     const isNew = new Map(pairFills.map((f) => [f.execution_id, f.is_new]));
     const { position, results: pairResults } = applyFills(
-      start,
+      startingPosition(pair),
       pairFills.map((f): Fill => ({ executionId: f.execution_id, executedAt: f.executed_at, side: f.side, quantity: f.quantity, price: f.price })),
     );
     for (const r of pairResults) {
       results.executionIds.push(r.executionId);
       results.realized.push(r.realizedPnl);
       results.positionAfter.push(r.positionAfter);
-      results.isNew.push(String(isNew.get(r.executionId)));
+      results.isNew.push(isNew.get(r.executionId) === true);
     }
     if (position.lastFill === undefined) {
-      emptied.accountIds.push(pair.account_id);
-      emptied.instrumentIds.push(pair.instrument_id);
+      emptied.push({ account_id: pair.account_id, instrument_id: pair.instrument_id });
       continue;
     }
-    positions.accountIds.push(pair.account_id);
-    positions.instrumentIds.push(pair.instrument_id);
-    positions.positions.push(JSON.stringify(position));
-    positions.quantities.push(positionQuantity(position));
-    positions.lastExecutedAt.push(position.lastFill.executedAt);
-    positions.lastExecutionIds.push(position.lastFill.executionId);
+    positions.push({
+      account_id: pair.account_id,
+      instrument_id: pair.instrument_id,
+      position,
+      quantity: positionQuantity(position),
+      last_executed_at: position.lastFill.executedAt,
+      last_execution_id: position.lastFill.executionId,
+    });
   }
   return { results, positions, emptied };
 }

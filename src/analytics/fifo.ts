@@ -19,12 +19,15 @@
  * applying a late fill incrementally and must replay from an earlier snapshot instead.
  *
  * Numbers: every quantity, price and PnL crosses the API as a decimal string
- * (PostgreSQL numeric arrives from postgres.js as a string) and is computed with
- * decimal.js, never with binary floats. Inputs must be plain decimals — digits with an
- * optional fraction, no sign, exponent or whitespace — strictly greater than zero, with
- * at most MAX_INPUT_DIGITS digits. That bound makes every sum and product exact: a fill's
- * realized PnL has at most 2 × 100 fraction digits and about 200 integer digits, far inside
- * the working precision of 1000 significant digits, so decimal.js never rounds.
+ * (PostgreSQL numeric arrives from postgres.js as a string) and is computed as an exact
+ * fixed-point BigInt, never with binary floats. Inputs must be plain decimals — digits
+ * with an optional fraction, no sign, exponent or whitespace — strictly greater than zero,
+ * with at most MAX_INPUT_DIGITS digits. Each call parses every input once into
+ * `units / 10^scale` and aligns all its quantities to the largest quantity scale it holds
+ * and all its prices to the largest price scale, so sums, differences and products are
+ * plain integer arithmetic: a realized PnL lives at quantity scale + price scale and is
+ * never rounded. The digit bound keeps those integers small (a fill's PnL has at most
+ * 2 × 100 fraction digits and about 200 integer digits).
  *
  * Normalisation: every decimal string this module returns (realized PnL, quantities, lot
  * prices, positions) is canonical — plain notation without exponent, no leading '+',
@@ -33,9 +36,13 @@
  * form. The one inexact value is `averageCost`, a quotient, rounded half-even to
  * max(12, largest lot price scale) decimal places (exact whenever it terminates there).
  *
+ * Speed: `applyFills` is the hot loop of the trade ETL (about a million fills per run), so
+ * the common path avoids per-value regex matches, decimal-library objects, per-fill
+ * spreads and eager error strings. Every input is still validated, once per call, with the
+ * checks and messages described here; each shortcut says next to it why it is exact.
+ *
  * Pure: no I/O, no clock; inputs are never mutated.
  */
-import { Decimal } from 'decimal.js';
 import { BadInputError } from '../errors.ts';
 
 export type Side = 'BUY' | 'SELL';
@@ -88,15 +95,6 @@ export const MAX_INPUT_DIGITS = 100;
 /** Fewest decimal places `averageCost` rounds to. */
 export const AVERAGE_COST_MIN_DECIMALS = 12;
 
-// A private Decimal constructor: sums and products of bounded inputs never reach 1000
-// significant digits, so they are exact; division is done by hand in averageCost. Every
-// value must come from `Dec` (an instance computes with its own constructor's precision).
-const Dec = Decimal.clone({ precision: 1000, rounding: Decimal.ROUND_HALF_EVEN, toExpNeg: -9e15, toExpPos: 9e15 });
-type Dec = Decimal;
-const ZERO = new Dec(0);
-
-const PLAIN_DECIMAL = /^(\d+)(?:\.(\d+))?$/;
-
 // ---------------------------------------------------------------------------------------
 // Public API
 
@@ -116,32 +114,45 @@ export function applyFill(position: Position, fill: Fill): { position: Position;
  * executionId in one batch are refused: resolve amendments before matching.
  */
 export function applyFills(position: Position, fills: Fill[]): { position: Position; results: FillResult[] } {
+  // Validate everything first, in the order the errors are promised (position, then each
+  // fill, then duplicates); only then align scales, sort and match.
   const state = readPosition(position);
   const checked = fills.map(checkFill);
   const seen = new Set<string>();
+  let quantityScale = state.quantityScale;
+  let priceScale = state.priceScale;
   for (const f of checked) {
-    if (seen.has(f.executionId)) {
-      throw new BadInputError(`fill ${f.executionId}: executionId appears more than once in the batch; resolve amendments before matching`);
+    if (seen.has(f.id)) {
+      throw new BadInputError(`fill ${f.id}: executionId appears more than once in the batch; resolve amendments before matching`);
     }
-    seen.add(f.executionId);
+    seen.add(f.id);
+    if (f.quantity.scale > quantityScale) quantityScale = f.quantity.scale;
+    if (f.price.scale > priceScale) priceScale = f.price.scale;
   }
-  checked.sort(compareChecked);
+  alignPosition(state, quantityScale, priceScale);
+  for (const f of checked) {
+    rescale(f.quantity, quantityScale);
+    rescale(f.price, priceScale);
+  }
+  checked.sort(compareKeys);
   const results = checked.map((f) => step(state, f));
   return { position: writePosition(state), results };
 }
 
 /** DESIGN order: executedAt as an exact instant, then executionId (numeric when both are integers). */
 export function compareFills(a: Fill, b: Fill): number {
-  return compareKeys(
-    { at: parseInstant(a.executedAt, `fill ${describeId(a.executionId)}`, 'executedAt'), id: checkId(a.executionId, 'fill') },
-    { at: parseInstant(b.executedAt, `fill ${describeId(b.executionId)}`, 'executedAt'), id: checkId(b.executionId, 'fill') },
-  );
+  // Same evaluation (and so error) order as before: a's instant, a's id, b's instant, b's id.
+  const aAt = parseInstant(a.executedAt, 'fill', describeId(a.executionId), 'executedAt');
+  const aKey = fillKey(aAt, checkId(a.executionId, 'fill'));
+  const bAt = parseInstant(b.executedAt, 'fill', describeId(b.executionId), 'executedAt');
+  return compareKeys(aKey, fillKey(bAt, checkId(b.executionId, 'fill')));
 }
 
 /** Signed open quantity: + long, − short, '0' flat. */
 export function positionQuantity(position: Position): string {
   const state = readPosition(position);
-  return format(state.total.mul(state.sign));
+  alignPosition(state, state.quantityScale, state.priceScale);
+  return format(state.sign === -1 ? -state.total : state.total, state.quantityScale);
 }
 
 /**
@@ -151,22 +162,150 @@ export function positionQuantity(position: Position): string {
 export function averageCost(position: Position): string | null {
   const state = readPosition(position);
   if (state.sign === 0) return null;
-  let notional = ZERO;
-  let scale = AVERAGE_COST_MIN_DECIMALS;
+  // The common price scale is the largest canonical lot price scale, i.e. the largest
+  // number of decimal places any lot price has once trailing zeros are dropped.
+  const priceScale = state.priceScale;
+  alignPosition(state, state.quantityScale, priceScale);
+  let notional = 0n; // Σ qty × price, at quantityScale + priceScale
   for (let i = state.head; i < state.lots.length; i++) {
     const lot = state.lots[i] as OpenLot;
-    notional = notional.add(lot.quantity.mul(lot.price));
-    scale = Math.max(scale, lot.price.decimalPlaces());
+    notional += lot.quantity.units * lot.price.units;
   }
-  return format(divideRounded(notional, state.total, scale));
+  // (notional / 10^(qs + ps)) / (total / 10^qs) = notional / (total × 10^ps); scaled to
+  // `decimals` places that is notional × 10^(decimals − ps) / total (decimals ≥ ps).
+  const decimals = Math.max(AVERAGE_COST_MIN_DECIMALS, priceScale);
+  return format(divideHalfEven(notional * pow10(decimals - priceScale), state.total), decimals);
+}
+
+// ---------------------------------------------------------------------------------------
+// Exact fixed-point amounts
+
+/**
+ * An exact positive decimal `units / 10^scale`. Parsed at its own canonical scale (trailing
+ * fraction zeros dropped), then `rescale`d to the common scale of its kind for the call.
+ */
+interface Amount {
+  units: bigint;
+  scale: number;
+  /** Its canonical string, or null once the value changed and has to be formatted. */
+  text: string | null;
+}
+
+/** Digits that fit a double's exact integer range (10^15 − 1 < 2^53); see toUnits. */
+const MAX_SAFE_DIGITS = 15;
+
+const POW10: bigint[] = [1n];
+
+/** 10^n as a BigInt, cached: the same few scales recur in every call. */
+function pow10(n: number): bigint {
+  while (POW10.length <= n) POW10.push((POW10[POW10.length - 1] as bigint) * 10n);
+  return POW10[n] as bigint;
+}
+
+/** Re-expresses `amount` at a scale ≥ its own; the value (and so its text) is unchanged. */
+function rescale(amount: Amount, scale: number): void {
+  if (amount.scale !== scale) {
+    amount.units *= pow10(scale - amount.scale);
+    amount.scale = scale;
+  }
+}
+
+function textOf(amount: Amount): string {
+  return (amount.text ??= format(amount.units, amount.scale));
+}
+
+/**
+ * Parses a plain positive decimal string (/^\d+(\.\d+)?$/, at most MAX_INPUT_DIGITS
+ * digits, > 0) with one pass over its characters instead of a regex match, and keeps its
+ * canonical form: the input string itself when it already is canonical, as usual.
+ */
+function parseAmount(value: unknown, kind: string, id: string, field: string): Amount {
+  const n = typeof value === 'string' ? value.length : 0;
+  let point = -1; // index of the '.', −1 when there is none
+  let plain = n > 0;
+  for (let i = 0; i < n && plain; i++) {
+    const c = (value as string).charCodeAt(i);
+    if (c === 46 /* . */ && point === -1) point = i;
+    else if (c < 48 || c > 57) plain = false;
+  }
+  // A '.' needs a digit on both sides ('5.' and '.5' are not plain decimals).
+  if (!plain || point === 0 || point === n - 1) {
+    throw new BadInputError(`${kind} ${id}: ${field} must be a finite positive decimal string like '187.25', got ${quote(value)}`);
+  }
+  const s = value as string;
+  const digitCount = point === -1 ? n : n - 1;
+  if (digitCount > MAX_INPUT_DIGITS) {
+    throw new BadInputError(`${kind} ${id}: ${field} has ${digitCount} digits, more than the ${MAX_INPUT_DIGITS} accepted`);
+  }
+  // Canonical digits: s[start, intEnd) + s[intEnd + 1, end) — leading zeros (but one) and
+  // trailing fraction zeros (and then the '.') removed.
+  const intEnd = point === -1 ? n : point;
+  let start = 0;
+  while (start < intEnd - 1 && s.charCodeAt(start) === 48) start++;
+  let end = n;
+  if (point !== -1) {
+    while (end > point + 1 && s.charCodeAt(end - 1) === 48) end--;
+    if (end === point + 1) end = point;
+  }
+  const scale = end > intEnd ? end - intEnd - 1 : 0;
+  const units = toUnits(s, start, intEnd, end);
+  if (units === 0n) {
+    throw new BadInputError(`${kind} ${id}: ${field} must be greater than 0, got ${quote(value)}`);
+  }
+  return { units, scale, text: start === 0 && end === n ? s : s.slice(start, end) };
+}
+
+/**
+ * The integer spelled by the digits s[start, intEnd) followed by s[intEnd + 1, end).
+ * BigInt(string) costs several times the rest of a value's parsing, so up to
+ * MAX_SAFE_DIGITS digits are first accumulated as an integer-valued number — every
+ * intermediate is a whole number below 10^15 < 2^53, which a double holds exactly, so no
+ * fraction or rounding is ever involved — and converted with BigInt(number), exact for
+ * safe integers. All arithmetic on the value then happens in BigInt. Longer inputs use
+ * BigInt(string).
+ */
+function toUnits(s: string, start: number, intEnd: number, end: number): bigint {
+  const fractionDigits = end > intEnd ? end - intEnd - 1 : 0;
+  if (intEnd - start + fractionDigits > MAX_SAFE_DIGITS) {
+    return BigInt(fractionDigits === 0 ? s.slice(start, intEnd) : s.slice(start, intEnd) + s.slice(intEnd + 1, end));
+  }
+  let v = 0;
+  for (let i = start; i < intEnd; i++) v = v * 10 + (s.charCodeAt(i) - 48);
+  for (let i = intEnd + 1; i < end; i++) v = v * 10 + (s.charCodeAt(i) - 48);
+  return BigInt(v);
+}
+
+/** Canonical plain decimal string of `units / 10^scale` (see the header). */
+function format(units: bigint, scale: number): string {
+  if (units === 0n) return '0'; // also rules out '-0'
+  const digits = units.toString();
+  if (scale === 0) return digits;
+  const negative = units < 0n;
+  let s = negative ? digits.slice(1) : digits;
+  if (s.length <= scale) s = '0'.repeat(scale - s.length + 1) + s; // at least one integer digit
+  const point = s.length - scale;
+  let end = s.length;
+  while (end > point && s.charCodeAt(end - 1) === 48) end--;
+  const body = end === point ? s.slice(0, point) : `${s.slice(0, point)}.${s.slice(point, end)}`;
+  return negative ? `-${body}` : body;
+}
+
+/** numerator / denominator (numerator ≥ 0, denominator > 0) rounded half-even to an integer. */
+function divideHalfEven(numerator: bigint, denominator: bigint): bigint {
+  const quotient = numerator / denominator; // truncated
+  const twiceRemainder = (numerator - quotient * denominator) * 2n;
+  const roundUp = twiceRemainder > denominator || (twiceRemainder === denominator && (quotient & 1n) === 1n);
+  return roundUp ? quotient + 1n : quotient;
 }
 
 // ---------------------------------------------------------------------------------------
 // Matching
 
 interface OpenLot {
-  quantity: Dec;
-  price: Dec;
+  /** Owned by this lot (mutated when partially consumed). */
+  quantity: Amount;
+  /** Never mutated after alignment, so a lot may share its opening fill's price. */
+  price: Amount;
   openedAt: string;
   executionId: string;
   strategyKey?: number;
@@ -175,6 +314,8 @@ interface OpenLot {
 interface FillKey {
   at: Instant;
   id: string;
+  /** The id without leading zeros when it is all digits, else null (precomputed for compareIds). */
+  numeric: string | null;
 }
 
 interface State {
@@ -183,77 +324,93 @@ interface State {
   /** Lots from index `head` on are open (a queue without O(n) shifts). */
   lots: OpenLot[];
   head: number;
-  /** Σ open lot quantities (positive). */
-  total: Dec;
+  /** Largest scale of the lot quantities and prices; after alignPosition, the common scales. */
+  quantityScale: number;
+  priceScale: number;
+  /** Σ open lot quantities (positive), at quantityScale; set by alignPosition. */
+  total: bigint;
   /** Every later fill must sort after this key. */
   after: FillKey | null;
+  /** The position's lastFill as given; replaced by the last fill applied, if any. */
   lastFill: { executionId: string; executedAt: string } | undefined;
+  lastApplied: CheckedFill | null;
 }
 
 interface CheckedFill extends FillKey {
-  executionId: string;
   executedAt: string;
   sign: 1 | -1;
-  quantity: Dec;
-  price: Dec;
+  quantity: Amount;
+  price: Amount;
   strategyKey: number | undefined;
 }
 
 function step(state: State, fill: CheckedFill): FillResult {
+  // Fills arrive sorted with distinct ids, so only a batch's first fill can fail this; with
+  // precomputed keys the check costs a couple of comparisons, so it simply stays per fill.
   if (state.after !== null && compareKeys(fill, state.after) <= 0) {
     throw new BadInputError(
-      `fill ${fill.executionId}: executedAt ${fill.executedAt} does not sort after fill ${state.after.id} already in the position; ` +
+      `fill ${fill.id}: executedAt ${fill.executedAt} does not sort after fill ${state.after.id} already in the position; ` +
         'fills must be applied in (executedAt, executionId) order — replay from an earlier position',
     );
   }
-  let remaining = fill.quantity;
-  let realized = ZERO;
+  const quantity = fill.quantity.units;
+  let remaining = quantity;
+  let realized = 0n; // at quantityScale + priceScale
   if (state.sign === -fill.sign) {
-    const lotSign = state.sign;
-    while (remaining.gt(0) && state.head < state.lots.length) {
-      const lot = state.lots[state.head] as OpenLot;
-      // (Not Decimal.min: statics of the global constructor would build default-precision values.)
-      const matched = lot.quantity.lte(remaining) ? lot.quantity : remaining;
+    const lots = state.lots;
+    const price = fill.price.units;
+    const long = state.sign === 1;
+    while (remaining > 0n && state.head < lots.length) {
+      const lot = lots[state.head] as OpenLot;
+      const held = lot.quantity.units;
+      const matched = held <= remaining ? held : remaining;
       // long lot: matched × (fill − lot); short lot: matched × (lot − fill)
-      realized = realized.add(matched.mul(fill.price.sub(lot.price)).mul(lotSign));
-      remaining = remaining.sub(matched);
-      state.total = state.total.sub(matched);
-      const left = lot.quantity.sub(matched);
-      if (left.isZero()) {
+      realized += matched * (long ? price - lot.price.units : lot.price.units - price);
+      remaining -= matched;
+      if (matched === held) {
         state.head++;
       } else {
-        // Our own copy (readPosition copied every lot), so replacing it keeps the input untouched.
-        state.lots[state.head] = { ...lot, quantity: left };
+        // Our own Amount (readPosition and the opening step built it), so the input is untouched.
+        lot.quantity.units = held - matched;
+        lot.quantity.text = null;
       }
     }
-    if (state.head === state.lots.length) {
+    state.total -= quantity - remaining;
+    if (state.head === lots.length) {
       state.lots = [];
       state.head = 0;
       state.sign = 0;
     }
   }
-  const closed = fill.quantity.sub(remaining);
-  if (remaining.gt(0)) {
-    const lot: OpenLot = { quantity: remaining, price: fill.price, openedAt: fill.executedAt, executionId: fill.executionId };
+  const quantityText = fill.quantity.text as string; // parsed amounts always carry their text
+  if (remaining > 0n) {
+    const lot: OpenLot = {
+      quantity: { units: remaining, scale: state.quantityScale, text: remaining === quantity ? quantityText : null },
+      price: fill.price,
+      openedAt: fill.executedAt,
+      executionId: fill.id,
+    };
     if (fill.strategyKey !== undefined) lot.strategyKey = fill.strategyKey;
     state.lots.push(lot);
-    state.total = state.total.add(remaining);
+    state.total += remaining;
     state.sign = fill.sign;
   }
   state.after = fill;
-  state.lastFill = { executionId: fill.executionId, executedAt: fill.executedAt };
+  state.lastApplied = fill;
+  // Whole-fill quantities reuse the input's canonical text instead of formatting again.
   return {
-    executionId: fill.executionId,
-    realizedPnl: format(realized),
-    closedQuantity: format(closed),
-    openedQuantity: format(remaining),
-    positionAfter: format(state.total.mul(state.sign)),
+    executionId: fill.id,
+    realizedPnl: realized === 0n ? '0' : format(realized, state.quantityScale + state.priceScale),
+    closedQuantity: remaining === 0n ? quantityText : remaining === quantity ? '0' : format(quantity - remaining, state.quantityScale),
+    openedQuantity: remaining === quantity ? quantityText : remaining === 0n ? '0' : format(remaining, state.quantityScale),
+    positionAfter: format(state.sign === -1 ? -state.total : state.total, state.quantityScale),
   };
 }
 
 // ---------------------------------------------------------------------------------------
 // Validation and conversion
 
+/** Validates a position and copies its lots; amounts stay at their own scales until alignPosition. */
 function readPosition(position: Position): State {
   if (position === null || typeof position !== 'object' || !Array.isArray(position.lots)) {
     throw new BadInputError('position: must be an object with a lots array');
@@ -262,63 +419,81 @@ function readPosition(position: Position): State {
   if (side !== 'LONG' && side !== 'SHORT' && side !== 'FLAT') {
     throw new BadInputError(`position: side must be exactly LONG, SHORT or FLAT, got ${quote(side)}`);
   }
-  if ((side === 'FLAT') !== (position.lots.length === 0)) {
-    throw new BadInputError(`position: side ${side} with ${position.lots.length} lot(s); a position is FLAT exactly when it has no lots`);
+  const source = position.lots;
+  if ((side === 'FLAT') !== (source.length === 0)) {
+    throw new BadInputError(`position: side ${side} with ${source.length} lot(s); a position is FLAT exactly when it has no lots`);
   }
-  let total = ZERO;
   let after: FillKey | null = null;
-  const lots = position.lots.map((lot): OpenLot => {
+  let quantityScale = 0;
+  let priceScale = 0;
+  const lots = new Array<OpenLot>(source.length);
+  for (let i = 0; i < source.length; i++) {
+    const lot = source[i];
     if (lot === null || typeof lot !== 'object') throw new BadInputError('position: every lot must be an object');
     const id = checkId(lot.executionId, 'position lot');
-    const where = `position lot ${id}`;
-    const quantity = parsePositive(lot.quantity, where, 'quantity');
-    const price = parsePositive(lot.price, where, 'price');
-    const key: FillKey = { at: parseInstant(lot.openedAt, where, 'openedAt'), id };
+    const quantity = parseAmount(lot.quantity, 'position lot', id, 'quantity');
+    const price = parseAmount(lot.price, 'position lot', id, 'price');
+    const key = fillKey(parseInstant(lot.openedAt, 'position lot', id, 'openedAt'), id);
     if (after === null || compareKeys(key, after) > 0) after = key;
-    total = total.add(quantity);
+    if (quantity.scale > quantityScale) quantityScale = quantity.scale;
+    if (price.scale > priceScale) priceScale = price.scale;
     const out: OpenLot = { quantity, price, openedAt: lot.openedAt, executionId: id };
-    if (lot.strategyKey !== undefined) out.strategyKey = checkStrategyKey(lot.strategyKey, where);
-    return out;
-  });
+    if (lot.strategyKey !== undefined) out.strategyKey = checkStrategyKey(lot.strategyKey, 'position lot', id);
+    lots[i] = out;
+  }
   let lastFill: State['lastFill'];
   if (position.lastFill !== undefined) {
     const id = checkId(position.lastFill?.executionId, 'position lastFill');
-    const key: FillKey = { at: parseInstant(position.lastFill.executedAt, `position lastFill ${id}`, 'executedAt'), id };
+    const key = fillKey(parseInstant(position.lastFill.executedAt, 'position lastFill', id, 'executedAt'), id);
     if (after === null || compareKeys(key, after) > 0) after = key;
     lastFill = { executionId: id, executedAt: position.lastFill.executedAt };
   }
-  return { sign: side === 'LONG' ? 1 : side === 'SHORT' ? -1 : 0, lots, head: 0, total, after, lastFill };
+  const sign = side === 'LONG' ? 1 : side === 'SHORT' ? -1 : 0;
+  return { sign, lots, head: 0, quantityScale, priceScale, total: 0n, after, lastFill, lastApplied: null };
+}
+
+/** Brings every lot to the common scales (≥ the position's own) and sums the open quantity. */
+function alignPosition(state: State, quantityScale: number, priceScale: number): void {
+  let total = 0n;
+  for (const lot of state.lots) {
+    rescale(lot.quantity, quantityScale);
+    rescale(lot.price, priceScale);
+    total += lot.quantity.units;
+  }
+  state.total = total;
+  state.quantityScale = quantityScale;
+  state.priceScale = priceScale;
 }
 
 function writePosition(state: State): Position {
-  const lots = state.lots.slice(state.head).map((lot): Lot => {
-    const out: Lot = { quantity: format(lot.quantity), price: format(lot.price), openedAt: lot.openedAt, executionId: lot.executionId };
+  const lots: Lot[] = [];
+  for (let i = state.head; i < state.lots.length; i++) {
+    const lot = state.lots[i] as OpenLot;
+    const out: Lot = { quantity: textOf(lot.quantity), price: textOf(lot.price), openedAt: lot.openedAt, executionId: lot.executionId };
     if (lot.strategyKey !== undefined) out.strategyKey = lot.strategyKey;
-    return out;
-  });
+    lots.push(out);
+  }
   const position: Position = { side: state.sign === 1 ? 'LONG' : state.sign === -1 ? 'SHORT' : 'FLAT', lots };
-  if (state.lastFill !== undefined) position.lastFill = state.lastFill;
+  // The lastFill object is built once here rather than after every step.
+  const last = state.lastApplied;
+  if (last !== null) position.lastFill = { executionId: last.id, executedAt: last.executedAt };
+  else if (state.lastFill !== undefined) position.lastFill = state.lastFill;
   return position;
 }
 
 function checkFill(fill: Fill): CheckedFill {
   if (fill === null || typeof fill !== 'object') throw new BadInputError('fill: must be an object');
   const id = checkId(fill.executionId, 'fill');
-  const where = `fill ${id}`;
   const side: unknown = fill.side;
   if (side !== 'BUY' && side !== 'SELL') {
-    throw new BadInputError(`${where}: side must be exactly BUY or SELL, got ${quote(side)}`);
+    throw new BadInputError(`fill ${id}: side must be exactly BUY or SELL, got ${quote(side)}`);
   }
-  return {
-    executionId: id,
-    executedAt: fill.executedAt,
-    id,
-    at: parseInstant(fill.executedAt, where, 'executedAt'),
-    sign: side === 'BUY' ? 1 : -1,
-    quantity: parsePositive(fill.quantity, where, 'quantity'),
-    price: parsePositive(fill.price, where, 'price'),
-    strategyKey: fill.strategyKey === undefined ? undefined : checkStrategyKey(fill.strategyKey, where),
-  };
+  // Checked in this order: executedAt, quantity, price, strategyKey.
+  const at = parseInstant(fill.executedAt, 'fill', id, 'executedAt');
+  const quantity = parseAmount(fill.quantity, 'fill', id, 'quantity');
+  const price = parseAmount(fill.price, 'fill', id, 'price');
+  const strategyKey = fill.strategyKey === undefined ? undefined : checkStrategyKey(fill.strategyKey, 'fill', id);
+  return { at, id, numeric: numericId(id), executedAt: fill.executedAt, sign: side === 'BUY' ? 1 : -1, quantity, price, strategyKey };
 }
 
 function checkId(value: unknown, what: string): string {
@@ -328,42 +503,11 @@ function checkId(value: unknown, what: string): string {
   return value;
 }
 
-function checkStrategyKey(value: unknown, where: string): number {
+function checkStrategyKey(value: unknown, kind: string, id: string): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value)) {
-    throw new BadInputError(`${where}: strategyKey must be an integer, got ${quote(value)}`);
+    throw new BadInputError(`${kind} ${id}: strategyKey must be an integer, got ${quote(value)}`);
   }
   return value;
-}
-
-function parsePositive(value: unknown, where: string, field: string): Dec {
-  const match = typeof value === 'string' ? PLAIN_DECIMAL.exec(value) : null;
-  if (match === null) {
-    throw new BadInputError(`${where}: ${field} must be a finite positive decimal string like '187.25', got ${quote(value)}`);
-  }
-  const digits = (match[1] as string).length + (match[2]?.length ?? 0);
-  if (digits > MAX_INPUT_DIGITS) {
-    throw new BadInputError(`${where}: ${field} has ${digits} digits, more than the ${MAX_INPUT_DIGITS} accepted`);
-  }
-  const parsed = new Dec(value as string);
-  if (!parsed.gt(0)) {
-    throw new BadInputError(`${where}: ${field} must be greater than 0, got ${quote(value)}`);
-  }
-  return parsed;
-}
-
-/** Canonical plain decimal string (see the header). */
-function format(value: Dec): string {
-  return value.isZero() ? '0' : value.toFixed();
-}
-
-/** numerator / denominator (denominator > 0) rounded half-even to `scale` places, exactly. */
-function divideRounded(numerator: Dec, denominator: Dec, scale: number): Dec {
-  const scaled = numerator.mul(new Dec(10).pow(scale));
-  const quotient = scaled.divToInt(denominator); // truncated; exact well inside the precision
-  const twiceRemainder = scaled.sub(quotient.mul(denominator)).mul(2);
-  const cmp = twiceRemainder.cmp(denominator);
-  const roundUp = cmp > 0 || (cmp === 0 && !quotient.mod(2).isZero());
-  return (roundUp ? quotient.add(1) : quotient).div(new Dec(10).pow(scale));
 }
 
 function quote(value: unknown): string {
@@ -389,10 +533,19 @@ interface Instant {
   fraction: string;
 }
 
+/**
+ * Error messages name `${kind} ${id}`; both parts are passed separately so the common,
+ * valid path never builds the string.
+ */
+function parseInstant(value: unknown, kind: string, id: string, field: string): Instant {
+  return (typeof value === 'string' ? parseInstantFast(value) : null) ?? parseInstantGeneral(value, `${kind} ${id}`, field);
+}
+
 const ISO_INSTANT =
   /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?(Z|z|[+-]\d{2}(?::?\d{2})?)$/;
 
-function parseInstant(value: unknown, where: string, field: string): Instant {
+/** The full parser: every form the Fill docs accept, and the one place invalid instants are worded. */
+function parseInstantGeneral(value: unknown, where: string, field: string): Instant {
   const m = typeof value === 'string' ? ISO_INSTANT.exec(value) : null;
   const bad = (): BadInputError =>
     new BadInputError(`${where}: ${field} must be an ISO 8601 instant with an offset, e.g. '2026-03-02T14:30:00.123456Z', got ${quote(value)}`);
@@ -412,9 +565,86 @@ function parseInstant(value: unknown, where: string, field: string): Instant {
   return { seconds, fraction: (m[7] ?? '').replace(/0+$/, '') };
 }
 
+/**
+ * The forms the ETL actually sees — 'YYYY-MM-DD HH:MM:SS[.ffffff]' ('T' or a space) then
+ * 'Z', 'z', '±hh', '±hh:mm' or '±hhmm', as postgres.js and toISOString write them — read
+ * with fixed-position character arithmetic instead of a regex and its capture array.
+ * Returns null for anything else, out-of-range fields included, so parseInstantGeneral
+ * decides (and words the error): this path accepts a subset of what the general one
+ * accepts and yields the same Instant for it (tested).
+ */
+function parseInstantFast(s: string): Instant | null {
+  const n = s.length;
+  if (n < 20) return null; // 19 characters of date and time, at least 1 of zone
+  const sep = s.charCodeAt(10);
+  if (
+    s.charCodeAt(4) !== 45 /* - */ ||
+    s.charCodeAt(7) !== 45 ||
+    (sep !== 84 /* T */ && sep !== 32) /* space */ ||
+    s.charCodeAt(13) !== 58 /* : */ ||
+    s.charCodeAt(16) !== 58
+  ) {
+    return null;
+  }
+  const year = digitsAt(s, 0, 4);
+  const month = digitsAt(s, 5, 2);
+  const day = digitsAt(s, 8, 2);
+  const hour = digitsAt(s, 11, 2);
+  const minute = digitsAt(s, 14, 2);
+  const second = digitsAt(s, 17, 2);
+  // digitsAt gives −1 for a non-digit, which every one of these range checks refuses.
+  if (year < 0 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59) {
+    return null;
+  }
+  if (day > daysInMonth(year, month)) return null;
+  let i = 19;
+  let fraction = '';
+  if (s.charCodeAt(i) === 46 /* . */) {
+    const start = ++i;
+    while (i < n && isDigit(s.charCodeAt(i))) i++;
+    if (i === start) return null;
+    let end = i;
+    while (end > start && s.charCodeAt(end - 1) === 48) end--; // trailing zeros do not count
+    if (end > start) fraction = s.slice(start, end);
+  }
+  let offsetSeconds = 0;
+  const zone = s.charCodeAt(i);
+  if (zone === 90 /* Z */ || zone === 122 /* z */) {
+    if (i + 1 !== n) return null;
+  } else if (zone === 43 /* + */ || zone === 45 /* - */) {
+    const rest = n - i - 1;
+    const oh = rest >= 2 ? digitsAt(s, i + 1, 2) : -1;
+    let om = 0;
+    if (rest === 4) om = digitsAt(s, i + 3, 2); // ±hhmm
+    else if (rest === 5 && s.charCodeAt(i + 3) === 58) om = digitsAt(s, i + 4, 2); // ±hh:mm
+    else if (rest !== 2) return null; // not ±hh either
+    if (oh < 0 || oh > 23 || om < 0 || om > 59) return null;
+    offsetSeconds = (zone === 45 ? -1 : 1) * (oh * 3600 + om * 60);
+  } else {
+    return null;
+  }
+  const seconds = daysFromCivil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offsetSeconds;
+  return { seconds, fraction };
+}
+
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
+/** The value of the `count` ASCII digits of s from `at`, or −1 if any is not a digit (or missing). */
+function digitsAt(s: string, at: number, count: number): number {
+  let v = 0;
+  for (let i = at; i < at + count; i++) {
+    const c = s.charCodeAt(i); // NaN past the end, which isDigit refuses
+    if (!isDigit(c)) return -1;
+    v = v * 10 + (c - 48);
+  }
+  return v;
+}
+
 function daysInMonth(year: number, month: number): number {
   if (month === 2) return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28;
-  return [4, 6, 9, 11].includes(month) ? 30 : 31;
+  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
 }
 
 /** Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm). */
@@ -427,31 +657,39 @@ function daysFromCivil(year: number, month: number, day: number): number {
   return era * 146_097 + doe - 719_468;
 }
 
+function fillKey(at: Instant, id: string): FillKey {
+  return { at, id, numeric: numericId(id) };
+}
+
+/** The id without leading zeros (keeping one digit) when it is all ASCII digits, else null. */
+function numericId(id: string): string | null {
+  const n = id.length;
+  if (n === 0) return null;
+  for (let i = 0; i < n; i++) {
+    if (!isDigit(id.charCodeAt(i))) return null;
+  }
+  let lead = 0;
+  while (lead < n - 1 && id.charCodeAt(lead) === 48) lead++;
+  return lead === 0 ? id : id.slice(lead);
+}
+
 function compareKeys(a: FillKey, b: FillKey): number {
   if (a.at.seconds !== b.at.seconds) return a.at.seconds < b.at.seconds ? -1 : 1;
   // Trimmed fraction digits compare as numbers when compared as strings ('12' < '123' < '2').
   if (a.at.fraction !== b.at.fraction) return a.at.fraction < b.at.fraction ? -1 : 1;
-  return compareIds(a.id, b.id);
+  return compareIds(a, b);
 }
 
-const UNSIGNED_INTEGER = /^\d+$/;
-
 /** All-digit ids first, in numeric order ('9' < '10'); then the rest by code unit order. */
-function compareIds(a: string, b: string): number {
-  if (a === b) return 0;
-  const aNumeric = UNSIGNED_INTEGER.test(a);
-  const bNumeric = UNSIGNED_INTEGER.test(b);
-  if (aNumeric !== bNumeric) return aNumeric ? -1 : 1;
-  if (aNumeric) {
-    const an = a.replace(/^0+(?=\d)/, '');
-    const bn = b.replace(/^0+(?=\d)/, '');
+function compareIds(a: FillKey, b: FillKey): number {
+  if (a.id === b.id) return 0;
+  const an = a.numeric;
+  const bn = b.numeric;
+  if ((an === null) !== (bn === null)) return an !== null ? -1 : 1;
+  if (an !== null && bn !== null) {
     if (an.length !== bn.length) return an.length < bn.length ? -1 : 1;
     if (an !== bn) return an < bn ? -1 : 1;
     // Same number spelled differently ('09' and '9'): fall through to keep the order total.
   }
-  return a < b ? -1 : 1;
-}
-
-function compareChecked(a: CheckedFill, b: CheckedFill): number {
-  return compareKeys(a, b);
+  return a.id < b.id ? -1 : 1;
 }

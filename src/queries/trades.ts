@@ -4,7 +4,7 @@
  *
  *   etl_stage    the source rows of the batch, as read (COPY or INSERT … SELECT)
  *   etl_batch    each row judged: reject reason, dimension keys as of executed_at, and its
- *                status against the FIFO ledger (new, unchanged, amended, removed, rejected)
+ *                status against what is loaded (new, unchanged, amended, removed, rejected)
  *   etl_pairs    the account × instrument lot queues the batch touches, and from where
  *                they must be recomputed (append after the last fill, or restate)
  *   etl_results  realized PnL and position after each recomputed fill, from src/analytics/fifo.ts
@@ -24,6 +24,9 @@ const STAGE_COLUMNS = `
   executed_at timestamptz, ingested_at timestamptz, side text, quantity numeric, price numeric,
   commission numeric, fees numeric, liquidity_flag text, venue text, reported_at timestamptz,
   strategy_id bigint`;
+
+/** etl_stage's column names, in order. */
+export const STAGE_COLUMN_NAMES: readonly string[] = STAGE_COLUMNS.split(',').map((c) => (c.trim().split(/\s+/)[0] as string));
 
 export interface Watermark {
   ingestedAt: string;
@@ -71,52 +74,58 @@ export async function saveWatermark(tx: Tx, watermark: Watermark, now: Date): Pr
       last_execution_id = excluded.last_execution_id, updated_at = excluded.updated_at`;
 }
 
-export async function createStage(tx: Tx): Promise<void> {
+/** The batch's temp tables (etl_stage only when the rows come from another database). */
+export async function createStage(tx: Tx, landing: boolean): Promise<void> {
   // UTC text for instants: the FIFO module reads them back as ISO strings with an offset.
   await tx`set local timezone = 'UTC'`;
-  await tx.unsafe(`CREATE TEMP TABLE etl_stage (${STAGE_COLUMNS}) ON COMMIT DROP`);
+  if (landing) await tx.unsafe(`CREATE TEMP TABLE etl_stage (${STAGE_COLUMNS}) ON COMMIT DROP`);
   await tx.unsafe(`CREATE TEMP TABLE etl_restated (execution_id bigint, trade_date date, account_id bigint, realized_pnl numeric, position_after numeric) ON COMMIT DROP`);
 }
 
-/** Same database: the batch moves without leaving PostgreSQL. */
-export async function stageFromSameDatabase(tx: Tx, after: Watermark | null, limit: number): Promise<number> {
-  const result = await tx.unsafe(`INSERT INTO etl_stage ${sourceBatchQuery(after, limit)}`);
-  return result.count;
-}
-
-/** Last row of the stage in watermark order, or null when the batch is empty. */
-export async function stageWatermark(tx: Tx): Promise<Watermark | null> {
-  await tx`analyze etl_stage`;
+/** Last row of the batch in watermark order, or null when the batch is empty. */
+export async function batchWatermark(tx: Tx): Promise<Watermark | null> {
   const [row] = await tx<{ ingested_at: string; execution_id: string }[]>`
-    select ingested_at::text, execution_id::text from etl_stage order by ingested_at desc, execution_id desc limit 1`;
+    select ingested_at::text, execution_id::text from etl_batch order by ingested_at desc, execution_id desc limit 1`;
   return row ? { ingestedAt: row.ingested_at, executionId: row.execution_id } : null;
 }
 
 /**
- * Judges every staged row (DESIGN.md "Rejected": one reason code each, first failing check
- * wins), resolves its dimension keys as of executed_at, and compares it with the ledger.
+ * Reads the batch and judges every row (DESIGN.md "Rejected": one reason code each, first
+ * failing check wins), resolves its dimension keys as of executed_at, and compares it with what
+ * is loaded. `source`: read straight from oltp when it is in this database (no landing table),
+ * else from etl_stage, where the rows were copied first. Returns the rows read.
  */
-export async function classifyBatch(tx: Tx, now: Date, tz: string): Promise<void> {
+export async function classifyBatch(
+  tx: Tx,
+  now: Date,
+  tz: string,
+  source: { kind: 'same-database'; after: Watermark | null; limit: number } | { kind: 'staged' },
+): Promise<number> {
+  const rows = source.kind === 'staged' ? tx.unsafe('etl_stage') : tx.unsafe(`(${sourceBatchQuery(source.after, source.limit)})`);
   await tx.unsafe(`
     CREATE TEMP TABLE etl_batch (${STAGE_COLUMNS},
-      row_hash text, reason text, status text NOT NULL, trade_date date,
+      row_hash bigint, reason text, raw jsonb, status text NOT NULL, local_at timestamp, trade_date date,
       account_key integer, instrument_key integer, strategy_key integer,
-      old_account_id bigint, old_instrument_id bigint, old_executed_at timestamptz, old_trade_date date, old_hash text
+      old_account_id bigint, old_instrument_id bigint, old_executed_at timestamptz, old_trade_date date, old_hash bigint
     ) ON COMMIT DROP`);
-  await tx`
+  const inserted = await tx`
     insert into etl_batch
     select s.*, h.row_hash, r.reason,
-      case when r.reason is not null then case when l.execution_id is null then 'rejected' else 'removed' end
-           when l.execution_id is null then 'new'
-           when l.row_hash = h.row_hash then 'unchanged'
+      -- the raw row, kept for quarantine and the amendment audit only
+      case when r.reason is not null or k.row_hash <> h.row_hash then to_jsonb(s) end,
+      case when r.reason is not null then case when k.execution_id is null then 'rejected' else 'removed' end
+           when k.execution_id is null then 'new'
+           when k.row_hash = h.row_hash then 'unchanged'
            else 'amended' end,
-      (s.executed_at at time zone ${tz})::date,
+      t.local_at, t.local_at::date,
       a.account_key, i.instrument_key, coalesce(st.strategy_key, 0),
-      l.account_id, l.instrument_id, l.executed_at, l.trade_date, l.row_hash
-    from etl_stage s
+      null, null, null, k.trade_date, k.row_hash
+    from ${rows} s
+    cross join lateral (select s.executed_at at time zone ${tz} as local_at) t
     cross join lateral (
-      select md5(row(s.order_id, s.account_id, s.instrument_id, s.executed_at, s.side, s.quantity, s.price,
-                     s.commission, s.fees, s.liquidity_flag, s.venue, s.reported_at, s.strategy_id)::text) as row_hash
+      -- 64 bits: an amendment going unnoticed would need a collision between two versions of one execution.
+      select hashtextextended(row(s.order_id, s.account_id, s.instrument_id, s.executed_at, s.side, s.quantity, s.price,
+                     s.commission, s.fees, s.liquidity_flag, s.venue, s.reported_at, s.strategy_id)::text, 0) as row_hash
     ) h
     left join warehouse.dim_account a
       on a.account_id = s.account_id and s.executed_at >= a.effective_from and s.executed_at < a.effective_to
@@ -124,7 +133,7 @@ export async function classifyBatch(tx: Tx, now: Date, tz: string): Promise<void
       on i.instrument_id = s.instrument_id and s.executed_at >= i.effective_from and s.executed_at < i.effective_to
     left join warehouse.dim_strategy st
       on st.strategy_id = s.strategy_id and s.executed_at >= st.effective_from and s.executed_at < st.effective_to
-    left join warehouse.fifo_fills l on l.execution_id = s.execution_id
+    left join warehouse.fact_trade_keys k on k.execution_id = s.execution_id
     cross join lateral (select case
       when s.quantity is null then 'quantity_missing'
       when s.quantity in ('NaN', 'Infinity', '-Infinity') then 'quantity_not_a_number'
@@ -142,7 +151,18 @@ export async function classifyBatch(tx: Tx, now: Date, tz: string): Promise<void
       when i.instrument_key is null then 'instrument_unknown'
       when s.commission in ('NaN', 'Infinity', '-Infinity') or s.fees in ('NaN', 'Infinity', '-Infinity') then 'fees_not_a_number'
     end as reason) r`;
-  await tx`analyze etl_batch`;
+  // Statistics on the two columns later joins need, so they hash rather than loop (a temp
+  // table has none of its own and the planner would guess).
+  await tx`analyze etl_batch (execution_id, status)`;
+  return inserted.count;
+}
+
+/** Where amended and removed executions sat before: their lot queue and place in it. */
+export async function loadPreviousVersions(tx: Tx): Promise<void> {
+  await tx`
+    update etl_batch b set old_account_id = f.account_id, old_instrument_id = f.instrument_id, old_executed_at = f.executed_at
+    from warehouse.fact_trades f
+    where b.status in ('amended', 'removed') and f.trade_date = b.old_trade_date and f.execution_id = b.execution_id`;
 }
 
 export interface BatchCounts {
@@ -167,7 +187,7 @@ export async function countStatuses(tx: Tx): Promise<BatchCounts> {
 export async function quarantineRejects(tx: Tx, partition: string, now: Date): Promise<Record<string, number>> {
   const rows = await tx<{ reason: string; n: number }[]>`
     with raw as (
-      select b.execution_id, b.reason, b.ingested_at, to_jsonb(s) as raw,
+      select b.execution_id, b.reason, b.ingested_at, b.raw,
         case b.reason
           when 'quantity_not_positive' then 'quantity ' || b.quantity || ' is not greater than 0'
           when 'quantity_not_a_number' then 'quantity is ' || b.quantity
@@ -181,7 +201,7 @@ export async function quarantineRejects(tx: Tx, partition: string, now: Date): P
           when 'fees_not_a_number' then 'commission ' || coalesce(b.commission::text, 'NULL') || ', fees ' || coalesce(b.fees::text, 'NULL')
           else replace(b.reason, '_', ' ')
         end as detail
-      from etl_batch b join etl_stage s using (execution_id)
+      from etl_batch b
       where b.reason is not null
     ), inserted as (
       insert into ops.etl_rejects (source, source_key, reason, detail, raw, raw_hash, ingested_at, run_partition, rejected_at)
@@ -205,9 +225,8 @@ export async function quarantineRejects(tx: Tx, partition: string, now: Date): P
 export async function retireAmended(tx: Tx, partition: string, now: Date): Promise<void> {
   await tx`
     insert into ops.etl_amendments (source, execution_id, previous_hash, current_hash, previous, current, run_partition, amended_at)
-    select ${EXECUTIONS_SOURCE}, b.execution_id, b.old_hash, b.row_hash, to_jsonb(f), to_jsonb(s), ${partition}, ${now}
+    select ${EXECUTIONS_SOURCE}, b.execution_id, b.old_hash::text, b.row_hash::text, to_jsonb(f), b.raw, ${partition}, ${now}
     from etl_batch b
-    join etl_stage s using (execution_id)
     join warehouse.fact_trades f on f.trade_date = b.old_trade_date and f.execution_id = b.execution_id
     where b.status in ('amended', 'removed')
     on conflict (source, execution_id, previous_hash, current_hash) do nothing`;
@@ -215,8 +234,8 @@ export async function retireAmended(tx: Tx, partition: string, now: Date): Promi
     delete from warehouse.fact_trades f using etl_batch b
     where b.status in ('amended', 'removed') and f.trade_date = b.old_trade_date and f.execution_id = b.execution_id`;
   await tx`
-    delete from warehouse.fifo_fills l using etl_batch b
-    where b.status in ('amended', 'removed') and l.execution_id = b.execution_id`;
+    delete from warehouse.fact_trade_keys k using etl_batch b
+    where b.status in ('amended', 'removed') and k.execution_id = b.execution_id`;
 }
 
 /**
@@ -242,11 +261,11 @@ export async function planPairs(tx: Tx): Promise<void> {
     from earliest e
     left join warehouse.fifo_positions p on p.account_id = e.account_id and p.instrument_id = e.instrument_id
     left join lateral (
-      select l.executed_at, l.execution_id from warehouse.fifo_fills l
+      select f.executed_at, f.execution_id from warehouse.fact_trades f
       where p.account_id is not null and (e.from_at, e.from_id) <= (p.last_executed_at, p.last_execution_id)
-        and l.account_id = e.account_id and l.instrument_id = e.instrument_id
-        and (l.executed_at, l.execution_id) < (e.from_at, e.from_id) and l.position_after = 0
-      order by l.executed_at desc, l.execution_id desc limit 1
+        and f.account_id = e.account_id and f.instrument_id = e.instrument_id
+        and (f.executed_at, f.execution_id) < (e.from_at, e.from_id) and f.position_after = 0
+      order by f.executed_at desc, f.execution_id desc limit 1
     ) anchor on true`;
 }
 
@@ -274,59 +293,61 @@ export interface FillRow {
   is_new: boolean;
 }
 
-/** Every fill to (re)match: the batch's new and amended ones, plus ledger fills of restated pairs after their anchor. */
+/**
+ * Every fill to (re)match, in no particular order: the batch's new and amended ones, plus the loaded
+ * fills of restated pairs after their anchor. (bigint columns arrive as strings.)
+ */
 export async function loadFillsToMatch(tx: Tx): Promise<FillRow[]> {
   return tx<FillRow[]>`
-    select b.account_id::text, b.instrument_id::text, b.execution_id::text, b.executed_at::text, b.side,
+    select b.account_id, b.instrument_id, b.execution_id, b.executed_at::text, b.side,
            b.quantity::text, b.price::text, true as is_new
     from etl_batch b where b.status in ('new', 'amended')
     union all
-    select l.account_id::text, l.instrument_id::text, l.execution_id::text, l.executed_at::text, l.side,
-           l.quantity::text, l.price::text, false
+    select f.account_id, f.instrument_id, f.execution_id, f.executed_at::text, f.side,
+           f.quantity::text, f.price::text, false
     from etl_pairs p
-    join warehouse.fifo_fills l on l.account_id = p.account_id and l.instrument_id = p.instrument_id
-      and (p.anchor_at is null or (l.executed_at, l.execution_id) > (p.anchor_at, p.anchor_id))
-    where p.mode = 'restate'
-    order by 1, 2`;
+    join warehouse.fact_trades f on f.account_id = p.account_id and f.instrument_id = p.instrument_id
+      and (p.anchor_at is null or (f.executed_at, f.execution_id) > (p.anchor_at, p.anchor_id))
+    where p.mode = 'restate'`;
 }
 
 export interface MatchResults {
   executionIds: string[];
   realized: string[];
   positionAfter: string[];
-  isNew: string[];
+  isNew: boolean[];
 }
 
+/** COPY is the cheapest way in for tens of thousands of rows (no bind-parameter arrays to build). */
 export async function saveMatchResults(tx: Tx, results: MatchResults): Promise<void> {
-  await tx`
-    create temp table etl_results on commit drop as
-    select * from unnest(
-      ${results.executionIds}::text[]::bigint[], ${results.realized}::text[]::numeric[],
-      ${results.positionAfter}::text[]::numeric[], ${results.isNew}::text[]::boolean[]
-    ) as r(execution_id, realized_pnl, position_after, is_new)`;
+  await tx`create temp table etl_results (execution_id bigint, realized_pnl numeric, position_after numeric, is_new boolean) on commit drop`;
+  const target = await tx`copy etl_results from stdin`.writable();
+  let text = '';
+  for (let i = 0; i < results.executionIds.length; i++) {
+    text += `${results.executionIds[i]}\t${results.realized[i]}\t${results.positionAfter[i]}\t${results.isNew[i] ? 't' : 'f'}\n`;
+  }
+  await new Promise<void>((resolve, reject) => target.end(text, (error?: Error | null) => (error ? reject(error) : resolve())));
 }
 
-/** Writes the ledger and the restatements; returns how many existing fills changed. */
-export async function applyLedger(tx: Tx): Promise<number> {
+/**
+ * Records where the new facts live, and writes restated PnL and positions of fills already
+ * loaded where they changed; returns how many changed.
+ */
+export async function applyRestatements(tx: Tx): Promise<number> {
   await tx`
-    insert into warehouse.fifo_fills (execution_id, account_id, instrument_id, executed_at, side, quantity, price,
-                                      trade_date, realized_pnl, position_after, row_hash)
-    select b.execution_id, b.account_id, b.instrument_id, b.executed_at, b.side, b.quantity, b.price,
-           b.trade_date, r.realized_pnl, r.position_after, b.row_hash
+    insert into warehouse.fact_trade_keys (execution_id, trade_date, row_hash)
+    select b.execution_id, b.trade_date, b.row_hash
     from etl_batch b join etl_results r using (execution_id)
     where r.is_new`;
-  await tx`
+  const restated = await tx`
     with changed as (
-      update warehouse.fifo_fills l set realized_pnl = r.realized_pnl, position_after = r.position_after
-      from etl_results r
-      where not r.is_new and l.execution_id = r.execution_id
-        and (l.realized_pnl, l.position_after) is distinct from (r.realized_pnl, r.position_after)
-      returning l.execution_id, l.trade_date, l.account_id, l.realized_pnl, l.position_after
+      update warehouse.fact_trades f set realized_pnl = r.realized_pnl, position_after = r.position_after
+      from etl_results r join warehouse.fact_trade_keys k using (execution_id)
+      where not r.is_new and f.trade_date = k.trade_date and f.execution_id = r.execution_id
+        and (f.realized_pnl, f.position_after) is distinct from (r.realized_pnl, r.position_after)
+      returning f.execution_id, f.trade_date, f.account_id, f.realized_pnl, f.position_after
     )
     insert into etl_restated select * from changed`;
-  const restated = await tx`
-    update warehouse.fact_trades f set realized_pnl = c.realized_pnl, position_after = c.position_after
-    from etl_restated c where f.trade_date = c.trade_date and f.execution_id = c.execution_id`;
   return restated.count;
 }
 
@@ -348,49 +369,49 @@ export async function ensurePartitions(tx: Tx, months: readonly string[]): Promi
   return rows.filter((r) => r.created).map((r) => r.month);
 }
 
-export async function insertFacts(tx: Tx, tz: string): Promise<number> {
+export async function insertFacts(tx: Tx): Promise<number> {
   const result = await tx`
     insert into warehouse.fact_trades (trade_date, execution_id, date_key, time_key, account_key, instrument_key, strategy_key,
-      order_id, executed_at, side, quantity, price, notional_value, commission, fees, realized_pnl, position_after,
+      account_id, instrument_id, order_id, executed_at, side, quantity, price, notional_value, commission, fees, realized_pnl, position_after,
       liquidity_flag, venue, latency_ms)
     select b.trade_date, b.execution_id,
       (extract(year from b.trade_date) * 10000 + extract(month from b.trade_date) * 100 + extract(day from b.trade_date))::int,
-      (extract(hour from t.local) * 10000 + extract(minute from t.local) * 100 + floor(extract(second from t.local)))::int,
-      b.account_key, b.instrument_key, b.strategy_key, b.order_id, b.executed_at, b.side, b.quantity, b.price,
+      (extract(hour from b.local_at) * 10000 + extract(minute from b.local_at) * 100 + floor(extract(second from b.local_at)))::int,
+      b.account_key, b.instrument_key, b.strategy_key, b.account_id, b.instrument_id, b.order_id, b.executed_at, b.side, b.quantity, b.price,
       b.quantity * b.price, coalesce(b.commission, 0), coalesce(b.fees, 0), r.realized_pnl, r.position_after,
       b.liquidity_flag, b.venue,
       case when b.reported_at - b.executed_at between interval '-24 days' and interval '24 days'
            then round(extract(epoch from b.reported_at - b.executed_at) * 1000)::int end
     from etl_batch b
     join etl_results r using (execution_id)
-    cross join lateral (select (b.executed_at at time zone ${tz})::time as local) t
     where r.is_new`;
   return result.count;
 }
 
 export interface PositionWrite {
-  accountIds: string[];
-  instrumentIds: string[];
-  positions: string[];
-  quantities: string[];
-  lastExecutedAt: string[];
-  lastExecutionIds: string[];
+  account_id: string;
+  instrument_id: string;
+  /** src/analytics/fifo.ts Position, stored as json. */
+  position: unknown;
+  quantity: string;
+  last_executed_at: string;
+  last_execution_id: string;
 }
 
-export async function savePositions(tx: Tx, writes: PositionWrite, emptied: { accountIds: string[]; instrumentIds: string[] }): Promise<void> {
-  if (writes.accountIds.length > 0) {
+/** Upserts the pairs' lots and deletes pairs left without any fill; one JSON document each way. */
+export async function savePositions(tx: Tx, writes: readonly PositionWrite[], emptied: ReadonlyArray<{ account_id: string; instrument_id: string }>): Promise<void> {
+  if (writes.length > 0) {
     await tx`
       insert into warehouse.fifo_positions (account_id, instrument_id, position, quantity, last_executed_at, last_execution_id)
-      select * from unnest(
-        ${writes.accountIds}::text[]::bigint[], ${writes.instrumentIds}::text[]::bigint[], ${writes.positions}::text[]::jsonb[],
-        ${writes.quantities}::text[]::numeric[], ${writes.lastExecutedAt}::text[]::timestamptz[], ${writes.lastExecutionIds}::text[]::bigint[])
+      select * from json_to_recordset(${JSON.stringify(writes)}::text::json) as p(
+        account_id bigint, instrument_id bigint, position json, quantity numeric, last_executed_at timestamptz, last_execution_id bigint)
       on conflict (account_id, instrument_id) do update set position = excluded.position, quantity = excluded.quantity,
         last_executed_at = excluded.last_executed_at, last_execution_id = excluded.last_execution_id`;
   }
-  if (emptied.accountIds.length > 0) {
+  if (emptied.length > 0) {
     await tx`
       delete from warehouse.fifo_positions p
-      using unnest(${emptied.accountIds}::text[]::bigint[], ${emptied.instrumentIds}::text[]::bigint[]) as e(account_id, instrument_id)
+      using json_to_recordset(${JSON.stringify(emptied)}::text::json) as e(account_id bigint, instrument_id bigint)
       where p.account_id = e.account_id and p.instrument_id = e.instrument_id`;
   }
 }

@@ -111,7 +111,7 @@ export async function snapshotWarehouse(sql: Sql): Promise<Record<string, unknow
     join warehouse.dim_instrument i using (instrument_key)
     join warehouse.dim_strategy s using (strategy_key)
     order by f.execution_id`;
-  const ledger = await sql`select * from warehouse.fifo_fills order by execution_id`;
+  const keys = await sql`select execution_id::text, trade_date::text, row_hash from warehouse.fact_trade_keys order by execution_id`;
   const positions = await sql`select account_id::text, instrument_id::text, position, quantity::text from warehouse.fifo_positions order by 1, 2`;
   const rejects = await sql`select source_key, reason, detail, raw, resolved_at is not null as resolved from ops.etl_rejects order by source_key, raw_hash`;
   const requests = await sql`select trade_date::text, account_id::text from ops.rollup_requests order by 1, 2`;
@@ -121,5 +121,5 @@ export async function snapshotWarehouse(sql: Sql): Promise<Record<string, unknow
     union all select 'strategy', strategy_id::text, effective_from::text, effective_to::text, is_current from warehouse.dim_strategy
     order by 1, 2, 3`;
   const watermark = await sql`select source, last_ingested_at::text, last_execution_id::text from ops.etl_watermarks`;
-  return { facts, ledger, positions, rejects, requests, dimensions, watermark };
+  return { facts, keys, positions, rejects, requests, dimensions, watermark };
 }

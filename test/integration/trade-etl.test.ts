@@ -281,6 +281,33 @@ describe('quarantine', () => {
   });
 });
 
+describe('a source in another database', () => {
+  it('streams batches across and loads the same warehouse as the same-database path', async () => {
+    const source = await createTestDatabase();
+    try {
+      await seedReference(source.sql);
+      const rows = Array.from({ length: 60 }, (_, i) => ({
+        execution_id: i + 1,
+        side: i % 3 === 2 ? 'SELL' : 'BUY',
+        order_id: i % 3 === 2 ? 200 : 100,
+        quantity: String(10 + (i % 7)),
+        price: `${100 + (i % 11)}.25`,
+        executed_at: at(i),
+        venue: i === 5 ? 'tab\there, back\\slash\nnewline' : 'NYSE',
+      }));
+      await insertExecutions(source.sql, [...rows, { execution_id: 999, quantity: 'NaN' }]);
+      await insertExecutions(db.sql, [...rows, { execution_id: 999, quantity: 'NaN' }]);
+      const across = await loadTrades({ db: db.sql, sourceDb: source.sql, tz: 'America/New_York', runPartition: 'test', now: () => NOW, batchSize: 25 });
+      expect(across).toMatchObject({ batches: 3, extracted: 61, loaded: 60, rejected: 1 });
+      expect(await snapshotWithoutRejects()).toEqual(await cleanLoadSnapshot());
+      const [venue] = await db.sql`select venue from warehouse.fact_trades where execution_id = 6`;
+      expect(venue?.venue).toBe('tab\there, back\\slash\nnewline');
+    } finally {
+      await source.drop();
+    }
+  });
+});
+
 describe('idempotence', () => {
   beforeEach(async () => {
     await insertExecutions(db.sql, [

@@ -1,3 +1,4 @@
+import { Decimal } from 'decimal.js';
 import { describe, expect, it } from 'vitest';
 import { BadInputError } from '../../src/errors.ts';
 import {
@@ -401,5 +402,203 @@ describe('validation', () => {
     expect(() => applyFill({ side: 'FLAT', lots: [lot('1', '1', 1)] }, good)).toThrow(BadInputError);
     expect(() => applyFill({ side: 'LONG', lots: [] }, good)).toThrow(/FLAT exactly when it has no lots/);
     expect(() => positionQuantity({ side: 'LONG', lots: [lot('0', '1', 7)] })).toThrow(/^position lot 7: quantity must be greater than 0/);
+  });
+});
+
+describe('fast paths agree with the general ones', () => {
+  /** Deterministic PRNG (mulberry32), so a failure is reproducible. */
+  function prng(seed: number): () => number {
+    let s = seed >>> 0;
+    return () => {
+      s = (s + 0x6d2b79f5) >>> 0;
+      let t = s;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+  const byTime = (executionId: string, executedAt: string): Fill => ({ executionId, executedAt, side: 'BUY', quantity: '1', price: '1' });
+  /** Two spellings name the same instant when ids alone order them, both ways round. */
+  function expectSameInstant(x: string, y: string): void {
+    expect(compareFills(byTime('1', x), byTime('2', y)), `${x} vs ${y}`).toBeLessThan(0);
+    expect(compareFills(byTime('2', x), byTime('1', y)), `${x} vs ${y}`).toBeGreaterThan(0);
+  }
+
+  it('instants: fixed-width forms (fast path) equal the comma and no-seconds forms (general parser)', () => {
+    const random = prng(7);
+    const pad = (n: number, width = 2): string => String(n).padStart(width, '0');
+    for (let i = 0; i < 500; i++) {
+      // Any instant from 1900 to 2100 with microseconds, written in a zone from −12:00 to +14:00.
+      const micros = Math.floor(random() * 1e6);
+      const ms = Date.UTC(1900, 0, 1) + Math.floor(random() * 200 * 365.25 * 86_400) * 1000;
+      const zoneMinutes = (Math.floor(random() * 105) - 48) * 15;
+      const wall = new Date(ms + zoneMinutes * 60_000).toISOString(); // the local wall clock, in ISO shape
+      const sign = zoneMinutes < 0 ? '-' : '+';
+      const [oh, om] = [pad(Math.floor(Math.abs(zoneMinutes) / 60)), pad(Math.abs(zoneMinutes) % 60)];
+      const date = wall.slice(0, 10);
+      const time = wall.slice(11, 19);
+      const fraction = pad(micros, 6);
+      const fast = [`${date} ${time}.${fraction}${sign}${oh}:${om}`, `${date}T${time}.${fraction}${sign}${oh}${om}`];
+      if (om === '00') fast.push(`${date} ${time}.${fraction}${sign}${oh}`);
+      if (zoneMinutes === 0) fast.push(`${date}T${time}.${fraction}Z`, `${date}T${time}.${fraction}000z`);
+      const general = `${date}T${time},${fraction}${sign}${oh}:${om}`; // ',' is left to the general parser
+      for (const form of fast) expectSameInstant(form, general);
+      // One microsecond later is later, whatever the ids say.
+      const next = micros === 999_999 ? null : `${date}T${time},${pad(micros + 1, 6)}${sign}${oh}:${om}`;
+      if (next !== null) expect(compareFills(byTime('2', fast[0] as string), byTime('1', next))).toBeLessThan(0);
+      // Whole seconds: no fraction, and the minute-only form the general parser alone reads.
+      if (wall.slice(17, 19) === '00') expectSameInstant(`${date} ${time}${sign}${oh}${om}`, `${date}T${wall.slice(11, 16)}${sign}${oh}:${om}`);
+    }
+  });
+
+  it('instants: fixed-width strings the fast path refuses are still refused with the usual message', () => {
+    const good = fill(42, 'BUY', '10', '5');
+    const bad = [
+      '2026-02-29 14:30:00+00', // not a leap year
+      '2100-02-29T14:30:00Z', // nor is 2100
+      '2026-04-31T14:30:00Z',
+      '2026-00-10T14:30:00Z',
+      '2026-03-00T14:30:00Z',
+      '2026-03-02 24:00:00+00',
+      '2026-03-02T14:60:00Z',
+      '2026-03-02T14:30:60Z',
+      '2026-03-02T14:30:00+24',
+      '2026-03-02T14:30:00+05:60',
+      '2026-03-02T14:30:00+5',
+      '2026-03-02T14:30:00+05:3',
+      '2026-03-02T14:30:00+05:00:00',
+      '2026-03-02T14:30:00.Z',
+      '2026-03-02T14:30:00.123',
+      '2026-03-02T14:30:00.12a+00',
+      '2026-03-02T14:30:00ZZ',
+      '2026-03-02t14:30:00Z',
+      '2026-3-02T14:30:00.000Z',
+      '２026-03-02T14:30:00Z', // a full-width digit
+    ];
+    for (const executedAt of bad) {
+      expect(() => applyFill(emptyPosition(), { ...good, executedAt }), executedAt).toThrow(
+        new RegExp(`^fill 42: executedAt must be an ISO 8601 instant with an offset, e\\.g\\. .*got '${executedAt.replace(/[.+]/g, '\\$&')}'$`),
+      );
+    }
+    // Leap days that exist are accepted on both paths.
+    expectSameInstant('2024-02-29 23:59:59.5+00', '2024-02-29T23:59:59,500Z');
+    expectSameInstant('2000-02-29T00:00:00Z', '2000-02-29T00:00+00:00');
+  });
+
+  it('execution ids with leading zeros compare numerically, then by spelling', () => {
+    const t = '2026-03-02T15:00:00Z';
+    expect(compareFills(byTime('010', t), byTime('9', t))).toBeGreaterThan(0);
+    expect(compareFills(byTime('0009', t), byTime('10', t))).toBeLessThan(0);
+    // The same number spelled twice: code unit order keeps the order total ('09' < '9').
+    expect(compareFills(byTime('09', t), byTime('9', t))).toBeLessThan(0);
+    expect(compareFills(byTime('9', t), byTime('09', t))).toBeGreaterThan(0);
+    expect(compareFills(byTime('0', t), byTime('00', t))).toBeLessThan(0);
+    expect(compareFills(byTime('00', t), byTime('a', t))).toBeLessThan(0);
+  });
+});
+
+describe('exact fixed-point arithmetic', () => {
+  const HighPrecision = Decimal.clone({ precision: 1000, toExpNeg: -9e15, toExpPos: 9e15 });
+  const canonical = (value: Decimal): string => (value.isZero() ? '0' : value.toFixed());
+
+  it('integers past 2^53 and at the 15/16-digit boundary stay exact', () => {
+    // buy q @ 1, sell q @ 2 realizes exactly q; a double would turn 9007199254740993 into …992.
+    for (const q of ['999999999999999', '9007199254740993', '90071992547409.93', '0.000000000000001', '1000000000000000']) {
+      const { results } = applyFills(emptyPosition(), [fill(1, 'BUY', q, '1'), fill(2, 'SELL', q, '2')]);
+      expect(results[1]?.realizedPnl).toBe(q);
+      expect(results[0]?.positionAfter).toBe(q);
+    }
+  });
+
+  it('many fraction digits and the 100-digit limit', () => {
+    const q = `${'9'.repeat(50)}.${'9'.repeat(50)}`; // 100 digits: accepted
+    const p1 = `0.${'0'.repeat(98)}1`; // 100 digits, the smallest price there is
+    const p2 = `${'8'.repeat(60)}.${'7'.repeat(40)}`;
+    const { position, results } = applyFills(emptyPosition(), [fill(1, 'SELL', q, p1), fill(2, 'BUY', '3.5', p2)]);
+    const realized = new HighPrecision('3.5').mul(new HighPrecision(p1).sub(p2)); // short lot: qty × (lot − fill)
+    expect(results[1]).toEqual({
+      executionId: '2',
+      realizedPnl: canonical(realized),
+      closedQuantity: '3.5',
+      openedQuantity: '0',
+      positionAfter: canonical(new HighPrecision(q).sub('3.5').neg()),
+    });
+    expect(position.lots).toStrictEqual([{ quantity: canonical(new HighPrecision(q).sub('3.5')), price: p1, openedAt: at(1), executionId: '1' }]);
+    expect(() => applyFill(emptyPosition(), fill(3, 'BUY', `${q}9`, '1'))).toThrow(/^fill 3: quantity has 101 digits, more than the 100 accepted$/);
+  });
+
+  it('stored lots at one scale meet fills at another (and trailing zeros stay canonical)', () => {
+    const start: Position = {
+      side: 'LONG',
+      lots: [
+        { quantity: '100', price: '187.2500', openedAt: at(1), executionId: '1' },
+        { quantity: '0.125000', price: '23.4567', openedAt: at(2), executionId: '2' },
+        { quantity: '7', price: '010.5', openedAt: at(3), executionId: '3' },
+      ],
+    };
+    // sell 100.1 @ 190.123456789: 100 × (190.123456789 − 187.25) + 0.1 × (190.123456789 − 23.4567)
+    //   = 287.3456789 + 16.6666756789 = 304.0123545789; 0.025 @ 23.4567 and 7 @ 10.5 left.
+    const { position, results } = applyFills(start, [fill(4, 'SELL', '100.10', '190.123456789')]);
+    expect(results[0]).toEqual({ executionId: '4', realizedPnl: '304.0123545789', closedQuantity: '100.1', openedQuantity: '0', positionAfter: '7.025' });
+    expect(position.lots).toStrictEqual([
+      { quantity: '0.025', price: '23.4567', openedAt: at(2), executionId: '2' },
+      { quantity: '7', price: '10.5', openedAt: at(3), executionId: '3' },
+    ]);
+    // (0.025 × 23.4567 + 7 × 10.5) / 7.025 = 74.0864175 / 7.025 = 10.54610925266903914… → 12 places.
+    expect(averageCost(position)).toBe('10.546109252669');
+    expect(positionQuantity(start)).toBe('107.125');
+  });
+
+  it('random batches: realized PnL of a round trip is Σ sell notional − Σ buy notional, and batches equal single steps', () => {
+    let seed = 20260302;
+    const random = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296);
+    const int = (lo: number, hi: number): number => lo + Math.floor(random() * (hi - lo + 1));
+    const decimal = (): string => {
+      const scale = int(0, 12);
+      const digits = String(int(1, 10 ** Math.min(9, scale + 4)));
+      const padded = digits.padStart(scale + 1, '0');
+      const text = scale === 0 ? padded : `${padded.slice(0, -scale)}.${padded.slice(-scale)}`;
+      return `${text}${scale > 0 && random() < 0.2 ? '00' : ''}`; // sometimes non-canonical trailing zeros
+    };
+    for (let round = 0; round < 40; round++) {
+      const fills: Fill[] = [];
+      let net = new HighPrecision(0);
+      let cash = new HighPrecision(0); // Σ sell notional − Σ buy notional
+      for (let n = 1; n <= 40; n++) {
+        const side = random() < 0.5 ? 'BUY' : 'SELL';
+        const f = fill(n, side, decimal(), decimal());
+        fills.push(f);
+        const notional = new HighPrecision(f.quantity).mul(f.price);
+        net = side === 'BUY' ? net.add(f.quantity) : net.sub(f.quantity);
+        cash = side === 'BUY' ? cash.sub(notional) : cash.add(notional);
+      }
+      if (!net.isZero()) {
+        const f = fill(41, net.gt(0) ? 'SELL' : 'BUY', canonical(net.abs()), decimal());
+        fills.push(f);
+        const notional = net.abs().mul(f.price);
+        cash = net.gt(0) ? cash.add(notional) : cash.sub(notional);
+      }
+      const batch = applyFills(emptyPosition(), [...fills].reverse());
+      expect(batch.position.side).toBe('FLAT');
+      const total = batch.results.reduce((sum, r) => sum.add(r.realizedPnl), new HighPrecision(0));
+      expect(canonical(total)).toBe(canonical(cash));
+      let running = new HighPrecision(0);
+      for (const [i, r] of batch.results.entries()) {
+        const f = fills[i] as Fill;
+        expect(canonical(new HighPrecision(r.closedQuantity).add(r.openedQuantity))).toBe(canonical(new HighPrecision(f.quantity)));
+        running = f.side === 'BUY' ? running.add(f.quantity) : running.sub(f.quantity);
+        expect(r.positionAfter).toBe(canonical(running));
+      }
+      // The same fills in small batches, each continuing from the stored (string) position.
+      let position = emptyPosition();
+      const stepped: FillResult[] = [];
+      for (let i = 0; i < fills.length; i += 7) {
+        const next = applyFills(position, fills.slice(i, i + 7));
+        position = next.position;
+        stepped.push(...next.results);
+      }
+      expect(stepped).toEqual(batch.results);
+      expect(position).toEqual(batch.position);
+    }
   });
 });
