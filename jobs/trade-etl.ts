@@ -10,6 +10,7 @@
 import { z } from 'zod';
 import { tickPartition } from '../src/cron.ts';
 import { basePayload, defineJob, scheduledInstant } from '../src/job-definition.ts';
+import { hasPendingRollups } from '../src/queries/trades.ts';
 import { DEFAULT_BATCH_SIZE, loadTrades } from '../src/trade-loader.ts';
 
 const payload = basePayload.extend({
@@ -57,7 +58,8 @@ export const tradeEtl = defineJob({
         },
       });
       let rollups: string | null = null;
-      if (summary.rollupPartitions > 0) {
+      // Also when this run changed nothing: an earlier one may have died between commit and enqueue.
+      if (summary.rollupPartitions > 0 || (await hasPendingRollups(ctx.db))) {
         rollups = await ctx.enqueue(
           'build-rollups',
           { pending: true, trigger: `trade-etl@${ctx.partition}` },

@@ -12,7 +12,7 @@
  *
  * Only the identifiers and time zone below are spliced into SQL text, never row data.
  */
-import type { TransactionSql } from 'postgres';
+import type { Sql, TransactionSql } from 'postgres';
 
 type Tx = TransactionSql<Record<string, never>>;
 
@@ -429,4 +429,10 @@ export async function requestRollups(tx: Tx, requestedBy: string, now: Date): Pr
     ) t
     on conflict (trade_date, account_id) do update set requested_at = excluded.requested_at, requested_by = excluded.requested_by
     returning trade_date::text, account_id::text`;
+}
+
+/** Whether any rollup partition is waiting for a rebuild (also those of a run that died before enqueueing). */
+export async function hasPendingRollups(sql: Sql): Promise<boolean> {
+  const [row] = await sql<{ pending: boolean }[]>`select exists (select 1 from ops.rollup_requests) as pending`;
+  return row?.pending ?? false;
 }
