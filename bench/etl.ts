@@ -9,7 +9,7 @@
  * recognised as unchanged), which should take at most half the cold load's time.
  *
  * The source is generated in SQL (not timed, seeded): 20 accounts × 200 instruments, 5
- * strategies, three fills per order of a random side, a year of weekdays, ~0.1% bad rows.
+ * strategies, three fills per order of a random side, 250 weekdays, ~0.1% bad rows.
  *
  * Knobs: BENCH_ROWS (default 1000000), BENCH_RUNS (default 3), BENCH_BATCH (ETL batch size,
  * default the job's), BENCH_DATABASE_URL.
@@ -59,8 +59,9 @@ export async function seedSource(sql: Sql, rows: number): Promise<void> {
              case when random() < 0.5 then 'BUY' else 'SELL' end, 300, null, '2025-11-01'
       from generate_series(1::bigint, ${orders}) o`;
   });
-  // A year of fills, 31.5 s apart, during New York trading hours of weekdays (the day index
-  // skips weekends); fills of one order share its account, instrument and side.
+  // 250 weekdays from 2025-06-02 (all in the past), fills spread evenly over each 09:30–16:00
+  // New York session; fills of one order share its account, instrument and side.
+  const perDay = Math.ceil(rows / 250);
   await sql`
     insert into oltp.executions
     select e, o.order_id, o.account_id, o.instrument_id, t.executed_at, t.executed_at + interval '1 second',
@@ -71,10 +72,11 @@ export async function seedSource(sql: Sql, rows: number): Promise<void> {
            t.executed_at + interval '20 milliseconds'
     from generate_series(1::bigint, ${rows}) e
     join oltp.orders o on o.order_id = (e + 2) / 3
+    cross join lateral (select (e - 1) / ${perDay} as day, (e - 1) % ${perDay} as slot) d
     cross join lateral (
-      select timestamptz '2025-01-06 14:30:00+00'
-             + make_interval(days => (((e * 63 / 40000) / 5) * 7 + (e * 63 / 40000) % 5)::int)
-             + make_interval(secs => ((e * 63) % 40000) * 0.5) as executed_at
+      select timestamptz '2025-06-02 13:30:00+00'
+             + make_interval(days => ((d.day / 5) * 7 + d.day % 5)::int)
+             + make_interval(secs => d.slot * 23400.0 / ${perDay}) as executed_at
     ) t`;
   await sql`analyze`;
 }
