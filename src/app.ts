@@ -8,6 +8,7 @@ import type { Worker } from 'bullmq';
 import { JOBS } from '../jobs/index.ts';
 import type { Config } from './config.ts';
 import { createDb, type Sql } from './db.ts';
+import { seedDemoIfEmbeddedAndEmpty } from './demo/seed-if-empty.ts';
 import { ensureLocalRedis, startEmbeddedPostgres } from './embedded.ts';
 import { createHttpApp, startHttpServer } from './http/app.ts';
 import type { JobDefinition } from './job-definition.ts';
@@ -145,6 +146,8 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
   const services = await openServices(config, { logger, definitions: options.definitions });
   const releasers: Releaser[] = [() => services.close()];
   try {
+    // Before any worker or schedule starts, so the first trade-etl run finds the rows.
+    await seedDemoIfEmbeddedAndEmpty({ config, sourceDb: services.sourceDb, logger });
     const metrics = createMetrics();
     const runsDb = createRunsDb(services.databaseUrl);
     releasers.push(() => runsDb.end({ timeout: 5 }));

@@ -2,14 +2,17 @@
  * `bullpen` — the command line. Each command loads and validates the configuration first;
  * a bad value stops it with a message naming the variable, and exit code 1.
  */
-import { QueueEvents, type Job } from 'bullmq';
+import { Job, QueueEvents } from 'bullmq';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { startApp, openServices, type Role } from './app.ts';
+import { startApp, openServices, type Role, type Services } from './app.ts';
 import { loadConfig, type Config } from './config.ts';
 import { formatTick, nextTicks } from './cron.ts';
-import { enqueueRun } from './enqueue.ts';
+import { loadWarehouseTotals, renderEtlSummary, renderNextSteps, renderRollupsSummary, renderSeeded } from './demo/report.ts';
+import { DEMO_DAYS, seedDemoIfEmpty } from './demo/seed-if-empty.ts';
+import { enqueueRun, parsePayload, type Enqueued } from './enqueue.ts';
 import { BadInputError, ConfigError, coerceError } from './errors.ts';
-import { createLogger } from './logger.ts';
+import type { JobDefinition } from './job-definition.ts';
+import { createLogger, type Logger } from './logger.ts';
 import { createMetrics } from './metrics.ts';
 import { QUEUE_NAMES, type QueueName } from './queues.ts';
 import { createRunRecorder, loadRun } from './runs.ts';
@@ -80,24 +83,38 @@ async function commandMigrate(): Promise<void> {
   }
 }
 
-async function commandRun(jobName: string, options: { data?: Record<string, unknown>; wait?: boolean; force?: boolean }): Promise<number> {
-  const cfg = config();
-  const logger = createLogger({ level: cfg.logLevel === 'info' ? 'warn' : cfg.logLevel });
-  const services = await openServices(cfg, { logger });
+/** How a waited-for run ended, as `run --wait` prints it. */
+interface RunResult {
+  job: string;
+  partition: string;
+  status: string;
+  summary?: unknown;
+  attempts?: number;
+  error?: string;
+}
+
+/** Validates and enqueues one run of `jobName` with its deterministic id, and says so. */
+async function enqueueJob(services: Services, jobName: string, data: Record<string, unknown>, force: boolean | undefined): Promise<{ definition: JobDefinition; enqueued: Enqueued }> {
+  const definition = services.definitions.get(jobName);
+  if (!definition) throw new BadInputError(`no job named "${jobName}"; jobs are ${[...services.definitions.keys()].join(', ')}`);
+  const enqueued = await enqueueRun(services.queues, definition, data, { force });
+  out(`${enqueued.created ? 'enqueued' : 'already queued'} ${definition.name} partition ${enqueued.partition} as job ${enqueued.jobId} on queue ${definition.queue}`);
+  return { definition, enqueued };
+}
+
+/**
+ * Waits for an enqueued run to finish. With no worker on its queue anywhere, runs one in this
+ * process (stopped again before returning), so the wait always ends.
+ */
+async function waitForRun(services: Services, logger: Logger, definition: JobDefinition, job: Job, partition: string): Promise<RunResult> {
+  const cfg = services.config;
   const cleanups: (() => Promise<void>)[] = [];
   try {
-    const definition = services.definitions.get(jobName);
-    if (!definition) throw new BadInputError(`no job named "${jobName}"; jobs are ${[...services.definitions.keys()].join(', ')}`);
-    const enqueued = await enqueueRun(services.queues, definition, options.data ?? {}, { force: options.force });
-    out(`${enqueued.created ? 'enqueued' : 'already queued'} ${definition.name} partition ${enqueued.partition} as job ${enqueued.jobId} on queue ${definition.queue}`);
-    if (!options.wait) return 0;
-
     const queue = services.queues.get(definition.queue)!;
     // BullMQ duplicates the shared connection for the blocking reads QueueEvents needs.
     const events = new QueueEvents(definition.queue, { connection: services.redis, prefix: cfg.prefix });
     cleanups.push(() => events.close());
     await events.waitUntilReady();
-    // With no worker on that queue anywhere, run one here so --wait always finishes.
     if ((await queue.getWorkers()).length === 0) {
       out(`no worker is running for queue ${definition.queue}: running this job in this process`);
       const metrics = createMetrics({ defaultMetrics: false });
@@ -111,22 +128,109 @@ async function commandRun(jobName: string, options: { data?: Record<string, unkn
         await recorder.drain();
       });
     }
-    return await waitForJob(enqueued.job, events, services, definition.name, enqueued.partition);
+    try {
+      const summary: unknown = await job.waitUntilFinished(events);
+      return { job: definition.name, partition, status: 'succeeded', summary };
+    } catch (error) {
+      const run = await loadRun(services.db, definition.name, partition);
+      return { job: definition.name, partition, status: run?.status ?? 'failed', attempts: run?.attempts, error: run?.error ?? coerceError(error).message };
+    }
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup();
+  }
+}
+
+/** Logs at warn unless asked for more: a one-shot command's own output is what matters. */
+function createCommandLogger(cfg: Config): Logger {
+  return createLogger({ level: cfg.logLevel === 'info' ? 'warn' : cfg.logLevel });
+}
+
+async function commandRun(jobName: string, options: { data?: Record<string, unknown>; wait?: boolean; force?: boolean }): Promise<number> {
+  const cfg = config();
+  const logger = createCommandLogger(cfg);
+  const services = await openServices(cfg, { logger });
+  try {
+    const { definition, enqueued } = await enqueueJob(services, jobName, options.data ?? {}, options.force);
+    if (!options.wait) return 0;
+    const result = await waitForRun(services, logger, definition, enqueued.job, enqueued.partition);
+    out(JSON.stringify(result, null, 2));
+    return result.status === 'succeeded' ? 0 : 1;
+  } finally {
     await services.close();
   }
 }
 
-async function waitForJob(job: Job, events: QueueEvents, services: Awaited<ReturnType<typeof openServices>>, name: string, partition: string): Promise<number> {
+function describeFailure(result: RunResult): string {
+  return `${result.job} ${result.status} (partition ${result.partition}, attempts ${result.attempts ?? '?'}): ${result.error ?? 'no error recorded'}`;
+}
+
+/** The build-rollups job a trade-etl summary names (`rollups_job`), if it is still stored. */
+async function requestedRollups(services: Services, summary: unknown): Promise<{ definition: JobDefinition; job: Job; partition: string } | undefined> {
+  const id = summary !== null && typeof summary === 'object' ? (summary as { rollups_job?: unknown }).rollups_job : undefined;
+  const definition = services.definitions.get('build-rollups');
+  if (typeof id !== 'string' || !definition) return undefined;
+  const job = await Job.fromId(services.queues.get(definition.queue)!, id);
+  if (!job) return undefined;
+  return { definition, job, partition: definition.partition(parsePayload(definition, job.data) as never) };
+}
+
+/**
+ * `bullpen demo`: seed the demo history if oltp is empty, run trade-etl and build-rollups the
+ * way `run --wait` does, and print what happened and where to look. Never writes to a
+ * non-empty oltp.
+ */
+async function commandDemo(options: { days: number; daysGiven: boolean }): Promise<number> {
+  const cfg = config();
+  const logger = createCommandLogger(cfg);
+  const services = await openServices(cfg, { logger });
   try {
-    const summary: unknown = await job.waitUntilFinished(events);
-    out(JSON.stringify({ job: name, partition, status: 'succeeded', summary }, null, 2));
+    const seeded = await seedDemoIfEmpty(services.sourceDb, { days: options.days, now: new Date() });
+    if (seeded) {
+      out(renderSeeded(seeded, options.days));
+    } else {
+      out('oltp.executions already holds rows: not seeding (bullpen never writes demo rows into a non-empty oltp)');
+      if (options.daysGiven) out(`--days ${options.days} is ignored`);
+    }
+    out('');
+
+    // Forced, so a demo is never refused as "already done" for a tick an earlier run claimed.
+    const etlJob = await enqueueJob(services, 'trade-etl', {}, true);
+    const etl = await waitForRun(services, logger, etlJob.definition, etlJob.enqueued.job, etlJob.enqueued.partition);
+    if (etl.status !== 'succeeded') {
+      process.stderr.write(`bullpen: ${describeFailure(etl)}\n`);
+      return 1;
+    }
+    out(renderEtlSummary(etl.summary));
+    out('');
+
+    // trade-etl asked for a pending build-rollups of its own. Let it finish (and be recorded)
+    // first: build-rollups' overlap policy is skip, so ours would be skipped while it runs.
+    const requested = await requestedRollups(services, etl.summary);
+    if (requested) {
+      out(`waiting for ${requested.job.id ?? requested.partition}, the build-rollups run trade-etl asked for`);
+      const result = await waitForRun(services, logger, requested.definition, requested.job, requested.partition);
+      if (result.status !== 'succeeded') {
+        process.stderr.write(`bullpen: ${describeFailure(result)}\n`);
+        return 1;
+      }
+      out(renderRollupsSummary(result.summary));
+      out('');
+    }
+
+    // Its partition (`pending@demo`) is the same every time, so only a forced run runs again.
+    const rollupsJob = await enqueueJob(services, 'build-rollups', { pending: true, trigger: 'demo' }, true);
+    const rollups = await waitForRun(services, logger, rollupsJob.definition, rollupsJob.enqueued.job, rollupsJob.enqueued.partition);
+    if (rollups.status !== 'succeeded') {
+      process.stderr.write(`bullpen: ${describeFailure(rollups)}\n`);
+      return 1;
+    }
+    out(renderRollupsSummary(rollups.summary));
+    out('');
+
+    out(renderNextSteps({ config: cfg, databaseUrl: services.databaseUrl, totals: await loadWarehouseTotals(services.db) }));
     return 0;
-  } catch (error) {
-    const run = await loadRun(services.db, name, partition);
-    out(JSON.stringify({ job: name, partition, status: run?.status ?? 'failed', attempts: run?.attempts, error: run?.error ?? coerceError(error).message }, null, 2));
-    return 1;
+  } finally {
+    await services.close();
   }
 }
 
@@ -210,6 +314,14 @@ export function createProgram(): Command {
     .option('--force', 'run even if the partition already succeeded')
     .action(async (job: string, options: { data?: Record<string, unknown>; wait?: boolean; force?: boolean }) => {
       process.exitCode = await commandRun(job, options);
+    });
+
+  program
+    .command('demo')
+    .description('seed the demo trading history if oltp is empty, run trade-etl and build-rollups, print where to look')
+    .option('--days <n>', 'trading days of history to seed (only into an empty oltp)', parsePositiveInt, DEMO_DAYS)
+    .action(async (options: { days: number }, command: Command) => {
+      process.exitCode = await commandDemo({ days: options.days, daysGiven: command.getOptionValueSource('days') === 'cli' });
     });
 
   program

@@ -21,7 +21,13 @@ export function createDb(url: string, options: DbOptions = {}): Sql {
     max: options.max ?? 10,
     onnotice: () => {},
     transform: { undefined: null },
-    connection: { application_name: options.applicationName ?? 'bullpen', plan_cache_mode: options.planCacheMode ?? 'auto' },
+    connection: {
+      application_name: options.applicationName ?? 'bullpen',
+      plan_cache_mode: options.planCacheMode ?? 'auto',
+      // Room for an ETL batch's temp tables in memory (allocated only by sessions that use them;
+      // fixed at a session's first temp table, hence here rather than per transaction).
+      temp_buffers: '128MB',
+    },
     // Reconnect lazily after a restart of PostgreSQL; a query in flight fails and its job retries.
     idle_timeout: 60,
     connect_timeout: 10,

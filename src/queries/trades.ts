@@ -76,8 +76,13 @@ export async function saveWatermark(tx: Tx, watermark: Watermark, now: Date): Pr
 
 /** The batch's temp tables (etl_stage only when the rows come from another database). */
 export async function createStage(tx: Tx, landing: boolean): Promise<void> {
-  // UTC text for instants: the FIFO module reads them back as ISO strings with an offset.
+  // UTC text for instants: the FIFO module reads them back as ISO strings with an offset. A
+  // batch's sorts and hashes (100,000 rows) fit in memory instead of spilling to disk. No JIT:
+  // the per-pair lookups look costly to the planner, and compiling them took longer (0.5–0.7 s
+  // a batch) than running them.
   await tx`set local timezone = 'UTC'`;
+  await tx`set local work_mem = '64MB'`;
+  await tx`set local jit = off`;
   if (landing) await tx.unsafe(`CREATE TEMP TABLE etl_stage (${STAGE_COLUMNS}) ON COMMIT DROP`);
   await tx.unsafe(`CREATE TEMP TABLE etl_restated (execution_id bigint, trade_date date, account_id bigint, realized_pnl numeric, position_after numeric) ON COMMIT DROP`);
 }
@@ -123,9 +128,10 @@ export async function classifyBatch(
     from ${rows} s
     cross join lateral (select s.executed_at at time zone ${tz} as local_at) t
     cross join lateral (
-      -- 64 bits: an amendment going unnoticed would need a collision between two versions of one execution.
-      select hashtextextended(row(s.order_id, s.account_id, s.instrument_id, s.executed_at, s.side, s.quantity, s.price,
-                     s.commission, s.fees, s.liquidity_flag, s.venue, s.reported_at, s.strategy_id)::text, 0) as row_hash
+      -- 64 bits over the values (not their text: equal numbers hash equal, and no formatting cost);
+      -- an amendment going unnoticed would need a collision between two versions of one execution.
+      select hash_record_extended(row(s.order_id, s.account_id, s.instrument_id, s.executed_at, s.side, s.quantity, s.price,
+                     s.commission, s.fees, s.liquidity_flag, s.venue, s.reported_at, s.strategy_id), 0) as row_hash
     ) h
     left join warehouse.dim_account a
       on a.account_id = s.account_id and s.executed_at >= a.effective_from and s.executed_at < a.effective_to
