@@ -100,6 +100,8 @@ export function defineJob<S extends z.ZodType>(definition: JobDefinition<S>): Jo
 export const basePayload = z.object({
   scheduledFor: z.iso.datetime({ offset: true }).optional(),
   force: z.boolean().optional(),
+  /** Set by catch-up on missed ticks: they wait for an active run of their schedule instead of being dropped by overlap `skip`. */
+  catchup: z.boolean().optional(),
 });
 
 const isoDate = z.iso.date();

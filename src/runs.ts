@@ -38,12 +38,13 @@ export interface FinishRequest {
 export type ScheduledClaimResult =
   | ClaimResult
   | { claimed: false; status: 'overlap-skipped'; activePartition: string }
-  | { claimed: false; status: 'overlap-buffered'; activePartition: string };
+  | { claimed: false; status: 'overlap-buffered'; activePartition: string }
+  | { claimed: false; status: 'overlap-waiting'; activePartition: string };
 
 export interface RunRecorder {
   claim(request: ClaimRequest): Promise<ClaimResult>;
   /** Claim for a scheduled job, honouring its overlap policy under a per-job advisory lock. */
-  claimScheduled(request: ClaimRequest, overlap: OverlapPolicy): Promise<ScheduledClaimResult>;
+  claimScheduled(request: ClaimRequest, overlap: OverlapPolicy | 'wait'): Promise<ScheduledClaimResult>;
   finish(request: FinishRequest): Promise<void>;
   heartbeat(job: string, partition: string, jobId: string): Promise<void>;
   /** Waits for buffered writes. */
@@ -148,7 +149,8 @@ export function createRunRecorder(sql: Sql, options: RunRecorderOptions): RunRec
   const claim = createBatcher<ClaimRequest, ClaimResult>((batch) => claimBatch(sql, batch, options.worker, stale));
   const finish = createBatcher<FinishRequest, void>((batch) => finishBatch(sql, batch));
 
-  async function claimScheduled(request: ClaimRequest, overlap: OverlapPolicy): Promise<ScheduledClaimResult> {
+  /** `wait` (caught-up ticks): never dropped for an overlap; the caller retries later. */
+  async function claimScheduled(request: ClaimRequest, overlap: OverlapPolicy | 'wait'): Promise<ScheduledClaimResult> {
     if (overlap === 'allow') return claim(request);
     return sql.begin(async (tx) => {
       // Serialises the "is another run of this schedule active?" check with the claim itself.
@@ -162,6 +164,7 @@ export function createRunRecorder(sql: Sql, options: RunRecorderOptions): RunRec
         const [result] = await claimBatch(tx as unknown as Sql, [request], options.worker, stale);
         return result as ClaimResult;
       }
+      if (overlap === 'wait') return { claimed: false, status: 'overlap-waiting', activePartition: active.partition };
       if (overlap === 'buffer-one') {
         const [buffered] = await tx<{ partition: string }[]>`
           select partition from ops.job_runs

@@ -172,7 +172,7 @@ export async function catchUp(runtime: CatchupRuntime, schedules: readonly Sched
     for (const missed of selectMissed(expected, statuses, policy)) {
       const tickId = `repeat:${schedule.id}:${missed.tick.getTime()}`;
       if (await isKnownToRedis(queue, [tickId, createJobId(schedule.id, missed.partition)])) continue;
-      const result = await enqueueRun(runtime.queues, schedule.definition, {}, { scheduledFor: missed.tick });
+      const result = await enqueueRun(runtime.queues, schedule.definition, { catchup: true }, { scheduledFor: missed.tick });
       runtime.metrics.catchupEnqueued.inc({ schedule: schedule.id });
       runtime.logger.info({ schedule: schedule.id, partition: result.partition, jobId: result.jobId, tick: missed.tick.toISOString() }, 'missed tick enqueued by catch-up');
       enqueued.push({ schedule: schedule.id, partition: result.partition, jobId: result.jobId });

@@ -120,10 +120,11 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
       scheduledFor,
       force: payload.force === true,
     };
-    const claim = definition.schedule ? await recorder.claimScheduled(request, definition.schedule.overlap) : await recorder.claim(request);
+    const overlap = definition.schedule ? (payload.catchup === true ? 'wait' : definition.schedule.overlap) : 'allow';
+    const claim = definition.schedule ? await recorder.claimScheduled(request, overlap) : await recorder.claim(request);
     if (!claim.claimed) {
-      if (claim.status === 'overlap-buffered') {
-        runLog.info({ active: claim.activePartition }, 'previous run still active: tick buffered');
+      if (claim.status === 'overlap-buffered' || claim.status === 'overlap-waiting') {
+        runLog.info({ active: claim.activePartition }, `previous run still active: ${claim.status === 'overlap-buffered' ? 'tick buffered' : 'caught-up tick waits'}`);
         await job.moveToDelayed(Date.now() + BUFFER_POLL_MS, token);
         throw new DelayedError();
       }
@@ -172,11 +173,14 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
     try {
       const summary = await definition.process(context as never);
       clearInterval(heartbeat);
-      // Not awaited: the job slot is free at once, and successes are written in groups. Should the
-      // process die before the group is written, the reaper completes the row from BullMQ.
-      recorder
+      // Not awaited for unscheduled jobs: the job slot is free at once, and successes are written in
+      // groups; should the process die before the group is written, the reaper completes the row
+      // from BullMQ. Awaited where an overlap check reads it: the schedule's next run must not find
+      // this one still 'running' and be dropped.
+      const settled = recorder
         .finish({ job: definition.name, partition, jobId, attempt, status: 'succeeded', summary, error: null })
         .catch((err: unknown) => runLog.error({ err }, 'could not record the success in ops.job_runs'));
+      if (overlap !== 'allow') await settled;
       metrics.jobDuration.observe({ ...labels, outcome: 'succeeded' }, seconds());
       metrics.jobsTotal.inc({ ...labels, outcome: 'succeeded' });
       runLog.info({ summary, seconds: seconds() }, 'run succeeded');

@@ -195,6 +195,19 @@ describe('overlap policies', () => {
     expect(await finished(a.job)).toEqual({ key: 'a' });
   });
 
+  it('skip does not drop a caught-up tick: it waits for the active run, then runs', async () => {
+    const a = await enqueueRun(rt.queues, def('probe-skip'), { key: 'ca' });
+    await waitFor(() => gates.has('probe-skip/ca'), 10_000, () => 'run ca active');
+    const b = await enqueueRun(rt.queues, def('probe-skip'), { key: 'cb', catchup: true });
+    await waitFor(async () => (await b.job.getState()) === 'delayed', 10_000, () => 'caught-up tick waiting');
+    gates.get('probe-skip/ca')!();
+    await finished(a.job);
+    await waitFor(() => gates.has('probe-skip/cb'), 20_000, () => 'caught-up run cb started');
+    gates.get('probe-skip/cb')!();
+    expect(await finished(b.job)).toEqual({ key: 'cb' });
+    expect(await loadRun(rt.db.sql, 'probe-skip', 'cb')).toMatchObject({ status: 'succeeded' });
+  });
+
   it('buffer-one: one tick waits for the active run, a second is dropped', async () => {
     const a = await enqueueRun(rt.queues, def('probe-buffer'), { key: 'a' });
     await waitFor(() => gates.has('probe-buffer/a'), 10_000, () => 'run a active');
