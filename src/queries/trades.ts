@@ -69,7 +69,7 @@ export async function loadWatermark(tx: Tx): Promise<Watermark | null> {
 export async function saveWatermark(tx: Tx, watermark: Watermark, now: Date): Promise<void> {
   await tx`
     insert into ops.etl_watermarks (source, last_ingested_at, last_execution_id, updated_at)
-    values (${EXECUTIONS_SOURCE}, ${watermark.ingestedAt}::timestamptz, ${watermark.executionId}::bigint, ${now})
+    values (${EXECUTIONS_SOURCE}, ${watermark.ingestedAt}::text::timestamptz, ${watermark.executionId}::bigint, ${now})
     on conflict (source) do update set last_ingested_at = excluded.last_ingested_at,
       last_execution_id = excluded.last_execution_id, updated_at = excluded.updated_at`;
 }

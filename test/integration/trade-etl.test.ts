@@ -327,6 +327,16 @@ describe('idempotence', () => {
     expect(await snapshotWarehouse(db.sql)).toEqual(before);
   });
 
+  it('keeps the watermark to the microsecond, so the last row is not read again', async () => {
+    await insertExecutions(db.sql, [{ execution_id: 9, executed_at: at(3) }]);
+    // (postgres.js would pass a timestamptz parameter through a JS Date, to the millisecond)
+    await db.sql`update oltp.executions set ingested_at = '2026-03-04T15:00:01.123456Z' where execution_id = 9`;
+    await load();
+    const [mark] = await db.sql`select last_ingested_at::text as at from ops.etl_watermarks`;
+    expect(mark?.at).toBe('2026-03-04 15:00:01.123456+00');
+    expect(await load()).toMatchObject({ extracted: 0 });
+  });
+
   it('a rerun over the same window (watermark reset) changes nothing', async () => {
     await load();
     const before = await snapshotWarehouse(db.sql);
