@@ -17,6 +17,7 @@ import type { Logger } from './logger.ts';
 import { DIMENSIONS, ensureDimDates, syncDimension, loadSourceMembers, type DimensionSyncResult } from './queries/dimensions.ts';
 import {
   applyRestatements,
+  insertFactKeys,
   classifyBatch,
   countStatuses,
   createStage,
@@ -243,20 +244,27 @@ async function loadBatch(
       const pairs = await loadPairs(tx);
       const fills = await loadFillsToMatch(tx);
       phase('read fills');
+      // PostgreSQL writes the batch's keys while Node matches lots: two cores, both busy. The
+      // statement is on the wire before the synchronous matching starts.
+      const keysWritten = insertFactKeys(tx);
+      await new Promise((resolve) => setImmediate(resolve));
       const matched = matchPairs(pairs, fills);
       restatedPairs = pairs.filter((p) => p.mode === 'restate').length;
       phase('match');
+      await keysWritten;
       await saveMatchResults(tx, matched.results);
       const range = await loadBatchDates(tx);
       if (range.from !== null && range.to !== null) datesAdded = await ensureDimDates(tx, range.from, range.to);
       partitionsCreated = await ensurePartitions(tx, range.months);
       phase('save results');
       restatedFills = await applyRestatements(tx);
-      phase('keys and restatements');
-      loaded = await insertFacts(tx);
-      phase('facts');
-      await savePositions(tx, matched.positions, matched.emptied);
-      phase('positions');
+      phase('restatements');
+      // Queued together: the positions' JSON is built while PostgreSQL inserts the facts.
+      const factsInserted = insertFacts(tx);
+      await new Promise((resolve) => setImmediate(resolve));
+      const positionsSaved = savePositions(tx, matched.positions, matched.emptied);
+      [loaded] = await Promise.all([factsInserted, positionsSaved]);
+      phase('facts and positions');
     }
     const rollupRequests = await requestRollups(tx, `trade-etl@${runPartition}`, now);
     await saveWatermark(tx, watermark, now);

@@ -335,16 +335,15 @@ export async function saveMatchResults(tx: Tx, results: MatchResults): Promise<v
   await new Promise<void>((resolve, reject) => target.end(text, (error?: Error | null) => (error ? reject(error) : resolve())));
 }
 
-/**
- * Records where the new facts live, and writes restated PnL and positions of fills already
- * loaded where they changed; returns how many changed.
- */
-export async function applyRestatements(tx: Tx): Promise<number> {
+/** Records where the batch's new and amended facts will live, with their row hashes. */
+export async function insertFactKeys(tx: Tx): Promise<void> {
   await tx`
     insert into warehouse.fact_trade_keys (execution_id, trade_date, row_hash)
-    select b.execution_id, b.trade_date, b.row_hash
-    from etl_batch b join etl_results r using (execution_id)
-    where r.is_new`;
+    select execution_id, trade_date, row_hash from etl_batch where status in ('new', 'amended')`;
+}
+
+/** Writes restated PnL and positions of fills already loaded where they changed; returns how many changed. */
+export async function applyRestatements(tx: Tx): Promise<number> {
   const restated = await tx`
     with changed as (
       update warehouse.fact_trades f set realized_pnl = r.realized_pnl, position_after = r.position_after
