@@ -139,7 +139,11 @@ export async function classifyBatch(
       on i.instrument_id = s.instrument_id and s.executed_at >= i.effective_from and s.executed_at < i.effective_to
     left join warehouse.dim_strategy st
       on st.strategy_id = s.strategy_id and s.executed_at >= st.effective_from and s.executed_at < st.effective_to
-    left join warehouse.fact_trade_keys k on k.execution_id = s.execution_id
+    -- One index probe per row (LIMIT keeps it a probe): cost stays flat as the warehouse grows,
+    -- where a hash join would scan every key loaded so far in every batch.
+    left join lateral (
+      select k.execution_id, k.trade_date, k.row_hash from warehouse.fact_trade_keys k where k.execution_id = s.execution_id limit 1
+    ) k on true
     cross join lateral (select case
       when s.quantity is null then 'quantity_missing'
       when s.quantity in ('NaN', 'Infinity', '-Infinity') then 'quantity_not_a_number'
