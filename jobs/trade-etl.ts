@@ -86,6 +86,7 @@ export const tradeEtl = defineJob({
         rollups_job: rollups,
         watermark: summary.watermark,
         stopped_early: summary.stoppedEarly,
+        phase_ms: Object.fromEntries(Object.entries(summary.phaseMs).map(([phase, ms]) => [phase, Math.round(ms)])),
       };
     } catch (error) {
       ctx.metrics.etlDuration.observe({ outcome: 'failed' }, seconds());
