@@ -41,7 +41,8 @@ export function sourceBatchQuery(after: Watermark | null, limit: number): string
     SELECT e.execution_id, e.order_id, e.account_id, e.instrument_id, e.executed_at, e.ingested_at, e.side,
            e.quantity, e.price, e.commission, e.fees, e.liquidity_flag, e.venue, e.reported_at, o.strategy_id
     FROM (SELECT * FROM oltp.executions e WHERE ${where} ORDER BY e.ingested_at, e.execution_id LIMIT ${Math.trunc(limit)}) e
-    LEFT JOIN oltp.orders o ON o.order_id = e.order_id`;
+    -- A probe per fill (LIMIT keeps it one): the orders table only grows, a hash join would scan it all.
+    LEFT JOIN LATERAL (SELECT o.strategy_id FROM oltp.orders o WHERE o.order_id = e.order_id LIMIT 1) o ON true`;
 }
 
 // COPY takes no bind parameters, so the watermark is inlined; both values come from our own
