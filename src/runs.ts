@@ -43,7 +43,7 @@ export type ScheduledClaimResult =
 
 export interface RunRecorder {
   claim(request: ClaimRequest): Promise<ClaimResult>;
-  /** Claim for a scheduled job, honouring its overlap policy under a per-job advisory lock. */
+  /** Claim honouring an overlap policy under a per-job advisory lock; `allow` (every unscheduled job) is a plain claim. */
   claimScheduled(request: ClaimRequest, overlap: OverlapPolicy | 'wait'): Promise<ScheduledClaimResult>;
   finish(request: FinishRequest): Promise<void>;
   heartbeat(job: string, partition: string, jobId: string): Promise<void>;

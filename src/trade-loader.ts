@@ -3,10 +3,10 @@
  *
  * A run first merges the source's accounts, instruments and strategies into the type-2
  * dimensions, then loads batches of executions in watermark order (ingested_at,
- * execution_id). Each batch is one transaction that stages the rows, quarantines bad ones,
- * audits and retires amended ones, re-matches FIFO lots for every account × instrument it
+ * execution_id). Each batch is one transaction that reads and judges the rows, quarantines bad
+ * ones, audits and retires amended ones, re-matches FIFO lots for every account × instrument it
  * touches (restating later fills when a late or amended one lands before them), writes facts,
- * ledger, positions and rollup requests, and advances the watermark. A crash loses at most
+ * fact keys, positions and rollup requests, and advances the watermark. A crash loses at most
  * the batch in flight, which the next run reads again; a rerun over rows already loaded finds
  * them unchanged by hash and writes nothing.
  */

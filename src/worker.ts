@@ -121,7 +121,7 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
       force: payload.force === true,
     };
     const overlap = definition.schedule ? (payload.catchup === true ? 'wait' : definition.schedule.overlap) : 'allow';
-    const claim = definition.schedule ? await recorder.claimScheduled(request, overlap) : await recorder.claim(request);
+    const claim = await recorder.claimScheduled(request, overlap);
     if (!claim.claimed) {
       if (claim.status === 'overlap-buffered' || claim.status === 'overlap-waiting') {
         runLog.info({ active: claim.activePartition }, `previous run still active: ${claim.status === 'overlap-buffered' ? 'tick buffered' : 'caught-up tick waits'}`);

@@ -2,7 +2,7 @@
  * The statements of one trade-ETL batch, in the order the loader runs them inside one
  * transaction (src/trade-loader.ts). Work happens in temp tables that vanish at commit:
  *
- *   etl_stage    the source rows of the batch, as read (COPY or INSERT … SELECT)
+ *   etl_stage    the source rows of the batch, COPYed in when the source is another database
  *   etl_batch    each row judged: reject reason, dimension keys as of executed_at, and its
  *                status against what is loaded (new, unchanged, amended, removed, rejected)
  *   etl_pairs    the account × instrument lot queues the batch touches, and from where
@@ -45,8 +45,9 @@ export function sourceBatchQuery(after: Watermark | null, limit: number): string
     LEFT JOIN LATERAL (SELECT o.strategy_id FROM oltp.orders o WHERE o.order_id = e.order_id LIMIT 1) o ON true`;
 }
 
-// COPY takes no bind parameters, so the watermark is inlined; both values come from our own
-// ops.etl_watermarks row and are checked to be what they claim.
+// The query is spliced as text into other statements (the classification, the cross-database
+// cursor), so the watermark is inlined; both values come from our own ops.etl_watermarks row and
+// are checked to be what they claim.
 function literalTimestamp(value: string): string {
   if (!/^[0-9: .+-]+$/.test(value)) throw new Error(`watermark timestamp ${JSON.stringify(value)} is not a PostgreSQL timestamptz`);
   return `'${value}'::timestamptz`;
@@ -231,7 +232,7 @@ export async function quarantineRejects(tx: Tx, partition: string, now: Date): P
 
 /**
  * Audits amendments (the fact as it was, the source row replacing it) and takes the old
- * versions out of the ledger and fact_trades, so the pairs they lived in can be restated.
+ * versions out of fact_trades and fact_trade_keys, so the pairs they lived in can be restated.
  */
 export async function retireAmended(tx: Tx, partition: string, now: Date): Promise<void> {
   await tx`
