@@ -28,6 +28,24 @@ export interface DimDateRow {
   fiscalMonth: number;
 }
 
+/**
+ * The date ranges to add so dim_date, which covers `coverage` (nulls: empty), covers `from`..`to`:
+ * whole calendar years, with no gap next to what is already there.
+ */
+export function missingDimDateRanges(coverage: { from: string | null; to: string | null }, from: string, to: string): Array<[IsoDate, IsoDate]> {
+  const yearStart = `${from.slice(0, 4)}-01-01`;
+  const yearEnd = `${to.slice(0, 4)}-12-31`;
+  if (coverage.from === null || coverage.to === null) return [[yearStart, yearEnd]];
+  const ranges: Array<[IsoDate, IsoDate]> = [];
+  if (from < coverage.from) ranges.push([yearStart, shiftDays(coverage.from, -1)]);
+  if (to > coverage.to) ranges.push([shiftDays(coverage.to, 1), yearEnd]);
+  return ranges;
+}
+
+function shiftDays(date: string, days: number): IsoDate {
+  return DateTime.fromISO(date, { zone: 'UTC' }).plus({ days }).toISODate() as IsoDate;
+}
+
 /** Every date from `from` to `to` inclusive, in order. */
 export function createDimDateRows(from: string, to: string): DimDateRow[] {
   assertIsoDate(from);

@@ -10,7 +10,7 @@
  * carries the version in force at its executed_at whatever order things arrived in.
  */
 import type { Sql, TransactionSql } from 'postgres';
-import { createDimDateRows } from '../analytics/dim-date.ts';
+import { createDimDateRows, missingDimDateRanges } from '../analytics/dim-date.ts';
 
 type Tx = TransactionSql<Record<string, never>>;
 
@@ -109,7 +109,7 @@ export async function syncDimension(
   const insertColumns = [spec.id, ...attrs, 'source_updated_at', 'effective_from', 'is_current'].join(', ');
   const selectColumns = (alias: string) => [spec.id, ...attrs].map((c) => `${alias}.${c}`).join(', ');
 
-  await tx.unsafe(`CREATE TEMP TABLE dim_source ON COMMIT DROP AS SELECT * FROM jsonb_to_recordset('[]'::jsonb) AS s(${recordType}) LIMIT 0`);
+  await tx.unsafe(`CREATE TEMP TABLE dim_source (${recordType}) ON COMMIT DROP`);
   await tx.unsafe(`INSERT INTO dim_source SELECT * FROM jsonb_to_recordset($1::text::jsonb) AS s(${recordType})`, [JSON.stringify(members)]);
   // A member changed at the source: the new version starts at its updated_at (never before the
   // current version's own start, so versions stay ordered even with a skewed source clock).
@@ -159,7 +159,7 @@ export async function syncDimension(
 }
 
 /** Date range dim_date already covers (it is generated in whole years, without gaps). */
-export async function loadDimDateCoverage(tx: Tx | Sql): Promise<{ from: string | null; to: string | null }> {
+async function loadDimDateCoverage(tx: Tx | Sql): Promise<{ from: string | null; to: string | null }> {
   const [row] = await tx<{ from: string | null; to: string | null }[]>`
     select min(date)::text as from, max(date)::text as to from warehouse.dim_date`;
   return row ?? { from: null, to: null };
@@ -170,18 +170,8 @@ export async function loadDimDateCoverage(tx: Tx | Sql): Promise<{ from: string 
  * gaps next to what is there. Returns the number of dates added.
  */
 export async function ensureDimDates(tx: Tx | Sql, from: string, to: string): Promise<number> {
-  const coverage = await loadDimDateCoverage(tx);
-  const ranges: Array<[string, string]> = [];
-  const yearStart = `${from.slice(0, 4)}-01-01`;
-  const yearEnd = `${to.slice(0, 4)}-12-31`;
-  if (coverage.from === null || coverage.to === null) {
-    ranges.push([yearStart, yearEnd]);
-  } else {
-    if (from < coverage.from) ranges.push([yearStart, previousDay(coverage.from)]);
-    if (to > coverage.to) ranges.push([nextDay(coverage.to), yearEnd]);
-  }
   let added = 0;
-  for (const [start, end] of ranges) {
+  for (const [start, end] of missingDimDateRanges(await loadDimDateCoverage(tx), from, to)) {
     const rows = createDimDateRows(start, end);
     const result = await tx`
       insert into warehouse.dim_date
@@ -203,11 +193,3 @@ export async function ensureDimDates(tx: Tx | Sql, from: string, to: string): Pr
 function timestampLiteral(date: Date): string {
   return `'${date.toISOString()}'::timestamptz`;
 }
-
-function shiftDay(date: string, days: number): string {
-  const d = new Date(`${date}T00:00:00Z`);
-  d.setUTCDate(d.getUTCDate() + days);
-  return d.toISOString().slice(0, 10);
-}
-const previousDay = (date: string) => shiftDay(date, -1);
-const nextDay = (date: string) => shiftDay(date, 1);
