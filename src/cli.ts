@@ -160,8 +160,26 @@ async function commandRun(jobName: string, options: { data?: Record<string, unkn
   }
 }
 
-function describeFailure(result: RunResult): string {
-  return `${result.job} ${result.status} (partition ${result.partition}, attempts ${result.attempts ?? '?'}): ${result.error ?? 'no error recorded'}`;
+/**
+ * Waits for a demo step's run and prints its summary with `render`, or its failure on stderr;
+ * returns the result, or undefined when the run did not succeed.
+ */
+async function waitAndReport(
+  services: Services,
+  logger: Logger,
+  run: { definition: JobDefinition; job: Job; partition: string },
+  render: (summary: unknown) => string,
+): Promise<RunResult | undefined> {
+  const result = await waitForRun(services, logger, run.definition, run.job, run.partition);
+  if (result.status !== 'succeeded') {
+    process.stderr.write(
+      `bullpen: ${result.job} ${result.status} (partition ${result.partition}, attempts ${result.attempts ?? '?'}): ${result.error ?? 'no error recorded'}\n`,
+    );
+    return undefined;
+  }
+  out(render(result.summary));
+  out('');
+  return result;
 }
 
 /** The build-rollups job a trade-etl summary names (`rollups_job`), if it is still stored. */
@@ -195,37 +213,20 @@ async function commandDemo(options: { days: number; daysGiven: boolean }): Promi
 
     // Forced, so a demo is never refused as "already done" for a tick an earlier run claimed.
     const etlJob = await enqueueJob(services, 'trade-etl', {}, true);
-    const etl = await waitForRun(services, logger, etlJob.definition, etlJob.enqueued.job, etlJob.enqueued.partition);
-    if (etl.status !== 'succeeded') {
-      process.stderr.write(`bullpen: ${describeFailure(etl)}\n`);
-      return 1;
-    }
-    out(renderEtlSummary(etl.summary));
-    out('');
+    const etl = await waitAndReport(services, logger, { definition: etlJob.definition, job: etlJob.enqueued.job, partition: etlJob.enqueued.partition }, renderEtlSummary);
+    if (!etl) return 1;
 
     // trade-etl asked for a pending build-rollups of its own. Let it finish (and be recorded)
     // first: build-rollups' overlap policy is skip, so ours would be skipped while it runs.
     const requested = await requestedRollups(services, etl.summary);
     if (requested) {
       out(`waiting for ${requested.job.id ?? requested.partition}, the build-rollups run trade-etl asked for`);
-      const result = await waitForRun(services, logger, requested.definition, requested.job, requested.partition);
-      if (result.status !== 'succeeded') {
-        process.stderr.write(`bullpen: ${describeFailure(result)}\n`);
-        return 1;
-      }
-      out(renderRollupsSummary(result.summary));
-      out('');
+      if (!(await waitAndReport(services, logger, requested, renderRollupsSummary))) return 1;
     }
 
     // Its partition (`pending@demo`) is the same every time, so only a forced run runs again.
     const rollupsJob = await enqueueJob(services, 'build-rollups', { pending: true, trigger: 'demo' }, true);
-    const rollups = await waitForRun(services, logger, rollupsJob.definition, rollupsJob.enqueued.job, rollupsJob.enqueued.partition);
-    if (rollups.status !== 'succeeded') {
-      process.stderr.write(`bullpen: ${describeFailure(rollups)}\n`);
-      return 1;
-    }
-    out(renderRollupsSummary(rollups.summary));
-    out('');
+    if (!(await waitAndReport(services, logger, { definition: rollupsJob.definition, job: rollupsJob.enqueued.job, partition: rollupsJob.enqueued.partition }, renderRollupsSummary))) return 1;
 
     out(renderNextSteps({ config: cfg, databaseUrl: services.databaseUrl, totals: await loadWarehouseTotals(services.db) }));
     return 0;

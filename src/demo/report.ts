@@ -5,6 +5,7 @@
 import path from 'node:path';
 import type { Config } from '../config.ts';
 import type { Sql } from '../db.ts';
+import { BOARD_PATH, formatHost } from '../http/app.ts';
 import { redactUrl } from '../logger.ts';
 import type { DemoHistoryDescription } from './synthetic.ts';
 
@@ -66,11 +67,6 @@ export function renderRollupsSummary(summary: unknown): string {
   return `build-rollups succeeded: ${JSON.stringify(summary)}`;
 }
 
-/** Host as it goes into a URL (IPv6 in brackets). */
-function urlHost(host: string): string {
-  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
-}
-
 /** A postgres URL without its password, for psql with PGPASSWORD. */
 function withoutPassword(url: string): string {
   try {
@@ -125,7 +121,7 @@ export function renderNextSteps(input: {
 }): string {
   const { config, databaseUrl, totals } = input;
   const embedded = config.databaseUrl === undefined;
-  const board = `http://${urlHost(config.host)}:${config.port}/admin/queues`;
+  const board = `http://${formatHost(config.host)}:${config.port}${BOARD_PATH}`;
   const credentials = config.boardUser
     ? `user "${config.boardUser}", the password in BOARD_PASSWORD`
     : 'user "admin"; the password is generated at each start and logged once (the "boardPassword" field of the line "BOARD_USER/BOARD_PASSWORD not set: …")';

@@ -105,7 +105,8 @@ export interface HttpServer {
 /** How long `close()` lets requests in flight finish before cutting their connections. */
 const CLOSE_GRACE_MS = 5000;
 
-function formatHost(host: string): string {
+/** A host as it goes into a URL (an IPv6 address in brackets). */
+export function formatHost(host: string): string {
   return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
 }
 
