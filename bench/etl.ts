@@ -42,12 +42,13 @@ const ACCOUNTS = 20;
 const INSTRUMENTS = 200;
 const STRATEGIES = 5;
 
-export async function seedSource(sql: Sql, rows: number): Promise<void> {
+/** Seeds `oltp` with `rows` executions; `instruments` sets how many instruments the accounts trade. */
+export async function seedSource(sql: Sql, rows: number, instruments = INSTRUMENTS): Promise<void> {
   await sql`insert into oltp.accounts select a, 'ACC-' || a, 'Account ' || a, 'margin', 'BENCH', 'USD', 'medium', '2020-01-01' from generate_series(1, ${ACCOUNTS}) a`;
   await sql`
     insert into oltp.instruments
     select i, 'SYM' || i, 'NYSE', 'stock', 'Instrument ' || i, 'Sector ' || (i % 11), 'Industry ' || (i % 40), 'USD', 0.01, 1, true, '2020-01-01'
-    from generate_series(1, ${INSTRUMENTS}) i`;
+    from generate_series(1, ${instruments}) i`;
   await sql`insert into oltp.strategies select s, 'strategy-' || s, 'bench', 'medium', 1, true, '2020-01-01' from generate_series(1, ${STRATEGIES}) s`;
   const orders = Math.ceil(rows / 3);
   // Seeded, so every run loads the same data; random sides make each lot queue a random walk.
@@ -55,7 +56,7 @@ export async function seedSource(sql: Sql, rows: number): Promise<void> {
     await tx`select setseed(0.42)`;
     await tx`
       insert into oltp.orders
-      select o, 1 + floor(random() * ${ACCOUNTS}), 1 + floor(random() * ${INSTRUMENTS}), 1 + o % ${STRATEGIES},
+      select o, 1 + floor(random() * ${ACCOUNTS}), 1 + floor(random() * ${instruments}), 1 + o % ${STRATEGIES},
              case when random() < 0.5 then 'BUY' else 'SELL' end, 300, null, '2025-11-01'
       from generate_series(1::bigint, ${orders}) o`;
   });

@@ -1,12 +1,22 @@
 /**
- * build-rollups: daily and monthly performance, equity curve and drawdown, performance
- * metrics, daily positions and materialized views. Partition: the trading date it rebuilds
- * (nightly: that evening's New York date). Rebuilding replaces rows, so a rerun is harmless.
- * Not built yet: the run is recorded and says it did nothing.
+ * build-rollups: daily and monthly performance, the equity curve and drawdown, performance
+ * metrics, daily positions, time buckets and the materialized views (src/rollups.ts does the
+ * work). Reads warehouse.fact_trades, market.bars (1d closes) and ops.rollup_requests; writes
+ * the rollup tables in one transaction, then refreshes the views concurrently.
+ *
+ * What a run rebuilds, by payload:
+ *   {"pending": true}           the (date, account) partitions the trade ETL requested
+ *   {"date": "2026-11-20"}      that trading date, every account; the curve reaches it
+ *   {"from": …, "to": …}        every date in the range (either end may be left out)
+ *   {"full": true}              everything
+ *   nothing (the nightly tick)  today in New York, so every curve reaches today
+ * Partition: that scope. A rebuild replaces rows, so a rerun is harmless.
  */
 import { z } from 'zod';
 import { tickDate } from '../src/cron.ts';
-import { basePayload, createNothingDoneSummary, defineJob, payloadDate, scheduledInstant } from '../src/job-definition.ts';
+import { BadInputError } from '../src/errors.ts';
+import { basePayload, defineJob, payloadDate, scheduledInstant } from '../src/job-definition.ts';
+import { rebuildRollups, type RollupScope } from '../src/rollups.ts';
 
 const payload = basePayload.extend({
   date: payloadDate.optional(),
@@ -19,10 +29,13 @@ const payload = basePayload.extend({
   trigger: z.string().min(1).max(200).optional(),
 });
 
+/** The earliest date a range without `from` starts at: before any trade a desk could hold. */
+const BEGINNING = '1900-01-01';
+
 export const buildRollups = defineJob({
   name: 'build-rollups',
   queue: 'rollups',
-  description: 'Daily/monthly performance, equity curve, drawdown, metrics, positions, materialized views',
+  description: 'Daily/monthly performance, equity curve, drawdown, metrics, positions, time buckets, materialized views',
   payload,
   schedule: { cron: '30 23 * * *', tz: 'America/New_York', calendar: 'all', overlap: 'skip' },
   partition: (p) => {
@@ -32,5 +45,52 @@ export const buildRollups = defineJob({
     return p.date ?? tickDate(scheduledInstant(p), 'America/New_York');
   },
   catchup: { mode: 'latest', windowHours: 48 },
-  process: async () => createNothingDoneSummary('build-rollups'),
+  process: async (ctx) => {
+    const p = ctx.payload;
+    const today = tickDate(scheduledInstant(p), ctx.config.exchangeTz);
+    let scope: RollupScope;
+    let asOf: string | undefined;
+    if (p.full) {
+      scope = { kind: 'full' };
+    } else if (p.pending) {
+      scope = { kind: 'pending' };
+    } else if (p.from || p.to) {
+      const from = p.from ?? BEGINNING;
+      const to = p.to ?? today;
+      if (from > to) throw new BadInputError(`bad payload for build-rollups: from (${from}) is after to (${to})`);
+      scope = { kind: 'range', from, to };
+    } else {
+      const date = p.date ?? today;
+      scope = { kind: 'range', from: date, to: date };
+      asOf = date;
+    }
+    const summary = await rebuildRollups({
+      db: ctx.db,
+      tz: ctx.config.exchangeTz,
+      startingCapital: ctx.config.startingCapital,
+      scope,
+      ...(asOf !== undefined ? { asOf } : {}),
+      logger: ctx.logger,
+    });
+    ctx.metrics.rollupsBuilt.inc(summary.rowsWritten);
+    return {
+      scope: summary.scope,
+      partitions: summary.partitions,
+      from: summary.from,
+      to: summary.to,
+      as_of: summary.asOf,
+      accounts: summary.accounts,
+      rows: {
+        performance_daily: summary.rows.performanceDaily,
+        buckets: summary.rows.buckets,
+        instrument_daily: summary.rows.instrumentDaily,
+        equity_curve: summary.rows.equityCurve,
+        performance_metrics: summary.rows.metrics,
+        positions: summary.rows.positions,
+        monthly: summary.rows.monthly,
+      },
+      rows_written: summary.rowsWritten,
+      phase_ms: summary.phaseMs,
+    };
+  },
 });

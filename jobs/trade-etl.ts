@@ -20,7 +20,11 @@ const payload = basePayload.extend({
   maxBatches: z.number().int().min(1).optional(),
 });
 
-/** While one rebuild waits, more ETL runs add nothing; while one runs, one more is kept. */
+/**
+ * While one rebuild waits, more ETL runs add nothing; while one runs, one more is kept. The
+ * rebuild waits ROLLUP_DEBOUNCE_MS first, so a burst of ETL runs (a backfill, a replay)
+ * costs one or two rebuilds, not one each.
+ */
 export const ROLLUPS_DEDUPLICATION_ID = 'build-rollups.pending';
 
 export const tradeEtl = defineJob({
@@ -63,7 +67,7 @@ export const tradeEtl = defineJob({
         rollups = await ctx.enqueue(
           'build-rollups',
           { pending: true, trigger: `trade-etl@${ctx.partition}` },
-          { deduplicationId: ROLLUPS_DEDUPLICATION_ID },
+          { deduplicationId: ROLLUPS_DEDUPLICATION_ID, delayMs: ctx.config.rollupDebounceMs },
         );
       }
       ctx.metrics.etlDuration.observe({ outcome: 'succeeded' }, seconds());

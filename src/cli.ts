@@ -220,6 +220,9 @@ async function commandDemo(options: { days: number; daysGiven: boolean }): Promi
     // first: build-rollups' overlap policy is skip, so ours would be skipped while it runs.
     const requested = await requestedRollups(services, etl.summary);
     if (requested) {
+      // It waits ROLLUP_DEBOUNCE_MS for more ETL runs to join it; a demo has no more to come.
+      // promote() refuses a job that started meanwhile, which is just as good.
+      if (await requested.job.isDelayed()) await requested.job.promote().catch(() => undefined);
       out(`waiting for ${requested.job.id ?? requested.partition}, the build-rollups run trade-etl asked for`);
       if (!(await waitAndReport(services, logger, requested, renderRollupsSummary))) return 1;
     }

@@ -82,6 +82,11 @@ const EnvSchema = z.object({
     .default('info'),
   JOB_ATTEMPTS: positiveInt('a whole number ≥ 1').default(5),
   JOB_BACKOFF_MS: positiveInt('a whole number of milliseconds ≥ 1').default(5000),
+  ROLLUP_DEBOUNCE_MS: z.coerce
+    .number({ error: 'must be a whole number of milliseconds ≥ 0' })
+    .int('must be a whole number of milliseconds ≥ 0')
+    .min(0, 'must be a whole number of milliseconds ≥ 0')
+    .default(30000),
   SHUTDOWN_TIMEOUT_MS: positiveInt('a whole number of milliseconds ≥ 1').default(30000),
   SCHEDULER_INTERVAL_MS: positiveInt('a whole number of milliseconds ≥ 1').default(120000),
   LOCK_DURATION_MS: positiveInt('a whole number of milliseconds ≥ 1').default(30000),
@@ -127,6 +132,8 @@ export interface Config {
   readonly jobAttempts: number;
   /** First retry delay; doubles each attempt, with jitter. @defaultValue 5000 */
   readonly jobBackoffMs: number;
+  /** How long a rollup rebuild the trade ETL asks for waits, gathering later ETL runs into it. */
+  readonly rollupDebounceMs: number;
   /** How long SIGTERM waits for active jobs before closing anyway. @defaultValue 30000 */
   readonly shutdownTimeoutMs: number;
   /** How often catch-up, the schedule reconciler and deadline checks run. @defaultValue 120000 */
@@ -223,6 +230,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     logLevel: data.LOG_LEVEL,
     jobAttempts: data.JOB_ATTEMPTS,
     jobBackoffMs: data.JOB_BACKOFF_MS,
+    rollupDebounceMs: data.ROLLUP_DEBOUNCE_MS,
     shutdownTimeoutMs: data.SHUTDOWN_TIMEOUT_MS,
     schedulerIntervalMs: data.SCHEDULER_INTERVAL_MS,
     lockDurationMs: data.LOCK_DURATION_MS,

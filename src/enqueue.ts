@@ -15,6 +15,8 @@ export interface EnqueueOptions {
   now?: Date;
   /** See ContextEnqueueOptions.deduplicationId. */
   deduplicationId?: string;
+  /** See ContextEnqueueOptions.delayMs. */
+  delayMs?: number;
 }
 
 export interface Enqueued {
@@ -53,6 +55,7 @@ export async function enqueueRun(
   const job = await queue.add(definition.name, withMeta, {
     jobId,
     ...(options.deduplicationId ? { deduplication: { id: options.deduplicationId, keepLastIfActive: true } } : {}),
+    ...(options.delayMs ? { delay: options.delayMs } : {}),
   });
   return { job, jobId, partition, created: job.timestamp >= now.getTime() - 1000 };
 }

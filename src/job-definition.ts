@@ -68,6 +68,8 @@ export interface ContextEnqueueOptions {
    * one is active, one more is kept to run after it (at most one active and one waiting).
    */
   deduplicationId?: string;
+  /** Milliseconds before the job may start (a delayed job still deduplicates further adds). */
+  delayMs?: number;
 }
 
 /** What a run returns; stored as `ops.job_runs.summary`. Keep it small. */

@@ -299,7 +299,7 @@ export function matchPairs(
     if (list === undefined) byPair.set(key, (list = []));
     list.push(fill);
   }
-  const results: MatchResults = { executionIds: [], realized: [], positionAfter: [], isNew: [] };
+  const results: MatchResults = { executionIds: [], realized: [], positionAfter: [], openCost: [], isNew: [] };
   const positions: PositionWrite[] = [];
   const emptied: Array<{ account_id: string; instrument_id: string }> = [];
   for (const pair of pairs) {
@@ -313,6 +313,7 @@ export function matchPairs(
       results.executionIds.push(r.executionId);
       results.realized.push(r.realizedPnl);
       results.positionAfter.push(r.positionAfter);
+      results.openCost.push(r.openCost);
       results.isNew.push(isNew.get(r.executionId) === true);
     }
     if (position.lastFill === undefined) {

@@ -88,6 +88,8 @@ export interface FillResult {
   openedQuantity: string;
   /** Signed position after the fill: + long, − short, '0' flat. */
   positionAfter: string;
+  /** Cost basis of the open lots after the fill: Σ lot quantity × lot price ('0' flat). */
+  openCost: string;
 }
 
 /** Most digits (integer + fraction) accepted in an input quantity or price; see the header. */
@@ -329,6 +331,8 @@ interface State {
   priceScale: number;
   /** Σ open lot quantities (positive), at quantityScale; set by alignPosition. */
   total: bigint;
+  /** Σ open lot quantity × price, at quantityScale + priceScale; set by alignPosition. */
+  cost: bigint;
   /** Every later fill must sort after this key. */
   after: FillKey | null;
   /** The position's lastFill as given; replaced by the last fill applied, if any. */
@@ -366,6 +370,7 @@ function step(state: State, fill: CheckedFill): FillResult {
       const matched = held <= remaining ? held : remaining;
       // long lot: matched × (fill − lot); short lot: matched × (lot − fill)
       realized += matched * (long ? price - lot.price.units : lot.price.units - price);
+      state.cost -= matched * lot.price.units;
       remaining -= matched;
       if (matched === held) {
         state.head++;
@@ -393,6 +398,7 @@ function step(state: State, fill: CheckedFill): FillResult {
     if (fill.strategyKey !== undefined) lot.strategyKey = fill.strategyKey;
     state.lots.push(lot);
     state.total += remaining;
+    state.cost += remaining * fill.price.units;
     state.sign = fill.sign;
   }
   state.after = fill;
@@ -404,6 +410,7 @@ function step(state: State, fill: CheckedFill): FillResult {
     closedQuantity: remaining === 0n ? quantityText : remaining === quantity ? '0' : format(quantity - remaining, state.quantityScale),
     openedQuantity: remaining === quantity ? quantityText : remaining === 0n ? '0' : format(remaining, state.quantityScale),
     positionAfter: format(state.sign === -1 ? -state.total : state.total, state.quantityScale),
+    openCost: state.cost === 0n ? '0' : format(state.cost, state.quantityScale + state.priceScale),
   };
 }
 
@@ -449,18 +456,21 @@ function readPosition(position: Position): State {
     lastFill = { executionId: id, executedAt: position.lastFill.executedAt };
   }
   const sign = side === 'LONG' ? 1 : side === 'SHORT' ? -1 : 0;
-  return { sign, lots, head: 0, quantityScale, priceScale, total: 0n, after, lastFill, lastApplied: null };
+  return { sign, lots, head: 0, quantityScale, priceScale, total: 0n, cost: 0n, after, lastFill, lastApplied: null };
 }
 
 /** Brings every lot to the common scales (≥ the position's own) and sums the open quantity. */
 function alignPosition(state: State, quantityScale: number, priceScale: number): void {
   let total = 0n;
+  let cost = 0n;
   for (const lot of state.lots) {
     rescale(lot.quantity, quantityScale);
     rescale(lot.price, priceScale);
     total += lot.quantity.units;
+    cost += lot.quantity.units * lot.price.units;
   }
   state.total = total;
+  state.cost = cost;
   state.quantityScale = quantityScale;
   state.priceScale = priceScale;
 }

@@ -58,13 +58,19 @@ export function renderEtlSummary(summary: unknown): string {
   return lines.join('\n');
 }
 
-/** build-rollups' summary, saying plainly when the run did nothing. */
+/** build-rollups' summary: what it rebuilt and the rows it wrote, saying plainly when nothing was stale. */
 export function renderRollupsSummary(summary: unknown): string {
-  if (isRecord(summary) && summary.did_nothing === true) {
-    return `build-rollups succeeded but did nothing: ${typeof summary.note === 'string' ? summary.note : 'its run records no work'}`;
-  }
   if (isRecord(summary) && typeof summary.skipped === 'string') return `build-rollups did not run (skipped: ${summary.skipped}): ${JSON.stringify(summary)}`;
-  return `build-rollups succeeded: ${JSON.stringify(summary)}`;
+  if (!isRecord(summary) || numberIn(summary, 'partitions') === undefined || !isRecord(summary.rows)) return `build-rollups succeeded: ${JSON.stringify(summary)}`;
+  const n = (key: string) => numberIn(summary, key) ?? 0;
+  if (n('partitions') === 0 && n('accounts') === 0) return 'build-rollups succeeded: nothing was stale, every rollup was already up to date';
+  const rows = Object.entries(summary.rows).map(([table, count]) => `${table} ${String(count)}`).join(', ');
+  const range = summary.from !== null && summary.to !== null ? ` from ${String(summary.from)} to ${String(summary.to)}` : '';
+  return [
+    `build-rollups succeeded: rebuilt ${n('partitions')} (date, account) partitions${range}; ` +
+      `${n('accounts')} accounts' equity curves and metrics through ${String(summary.as_of)}`,
+    `  rows written: ${rows}`,
+  ].join('\n');
 }
 
 /** A postgres URL without its password, for psql with PGPASSWORD. */
@@ -104,6 +110,15 @@ export const DEMO_QUERIES: ReadonlyArray<{ title: string; sql: string }> = [
       'join warehouse.dim_account a on a.account_id = p.account_id and a.is_current',
       'join warehouse.dim_instrument i on i.instrument_id = p.instrument_id and i.is_current',
       'where p.quantity <> 0 order by abs(p.quantity) desc limit 20;',
+    ].join('\n'),
+  },
+  {
+    title: 'equity, drawdown and the 90-day metrics per account on the latest date',
+    sql: [
+      'select e.account_id, e.date, e.equity, e.drawdown_pct, m.sharpe, m.sortino, m.max_drawdown, m.win_rate, m.var_95',
+      'from warehouse.equity_curve e',
+      "join warehouse.performance_metrics m on m.account_id = e.account_id and m.as_of_date = e.date and m.window_name = '90d'",
+      'where e.date = (select max(date) from warehouse.equity_curve) order by e.equity desc;',
     ].join('\n'),
   },
   {

@@ -86,7 +86,7 @@ export async function createStage(tx: Tx, landing: boolean): Promise<void> {
   await tx`set local work_mem = '64MB'`;
   await tx`set local jit = off`;
   if (landing) await tx.unsafe(`CREATE TEMP TABLE etl_stage (${STAGE_COLUMNS}) ON COMMIT DROP`);
-  await tx.unsafe(`CREATE TEMP TABLE etl_restated (execution_id bigint, trade_date date, account_id bigint, realized_pnl numeric, position_after numeric) ON COMMIT DROP`);
+  await tx.unsafe(`CREATE TEMP TABLE etl_restated (execution_id bigint, trade_date date, account_id bigint, realized_pnl numeric, position_after numeric, open_cost numeric) ON COMMIT DROP`);
 }
 
 /** Last row of the batch in watermark order, or null when the batch is empty. */
@@ -327,16 +327,17 @@ export interface MatchResults {
   executionIds: string[];
   realized: string[];
   positionAfter: string[];
+  openCost: string[];
   isNew: boolean[];
 }
 
 /** COPY is the cheapest way in for tens of thousands of rows (no bind-parameter arrays to build). */
 export async function saveMatchResults(tx: Tx, results: MatchResults): Promise<void> {
-  await tx`create temp table etl_results (execution_id bigint, realized_pnl numeric, position_after numeric, is_new boolean) on commit drop`;
+  await tx`create temp table etl_results (execution_id bigint, realized_pnl numeric, position_after numeric, open_cost numeric, is_new boolean) on commit drop`;
   const target = await tx`copy etl_results from stdin`.writable();
   let text = '';
   for (let i = 0; i < results.executionIds.length; i++) {
-    text += `${results.executionIds[i]}\t${results.realized[i]}\t${results.positionAfter[i]}\t${results.isNew[i] ? 't' : 'f'}\n`;
+    text += `${results.executionIds[i]}\t${results.realized[i]}\t${results.positionAfter[i]}\t${results.openCost[i]}\t${results.isNew[i] ? 't' : 'f'}\n`;
   }
   await new Promise<void>((resolve, reject) => target.end(text, (error?: Error | null) => (error ? reject(error) : resolve())));
 }
@@ -352,11 +353,11 @@ export async function insertFactKeys(tx: Tx): Promise<void> {
 export async function applyRestatements(tx: Tx): Promise<number> {
   const restated = await tx`
     with changed as (
-      update warehouse.fact_trades f set realized_pnl = r.realized_pnl, position_after = r.position_after
+      update warehouse.fact_trades f set realized_pnl = r.realized_pnl, position_after = r.position_after, open_cost = r.open_cost
       from etl_results r join warehouse.fact_trade_keys k using (execution_id)
       where not r.is_new and f.trade_date = k.trade_date and f.execution_id = r.execution_id
-        and (f.realized_pnl, f.position_after) is distinct from (r.realized_pnl, r.position_after)
-      returning f.execution_id, f.trade_date, f.account_id, f.realized_pnl, f.position_after
+        and (f.realized_pnl, f.position_after, f.open_cost) is distinct from (r.realized_pnl, r.position_after, r.open_cost)
+      returning f.execution_id, f.trade_date, f.account_id, f.realized_pnl, f.position_after, f.open_cost
     )
     insert into etl_restated select * from changed`;
   return restated.count;
@@ -383,13 +384,13 @@ export async function ensurePartitions(tx: Tx, months: readonly string[]): Promi
 export async function insertFacts(tx: Tx): Promise<number> {
   const result = await tx`
     insert into warehouse.fact_trades (trade_date, execution_id, date_key, time_key, account_key, instrument_key, strategy_key,
-      account_id, instrument_id, order_id, executed_at, side, quantity, price, notional_value, commission, fees, realized_pnl, position_after,
+      account_id, instrument_id, order_id, executed_at, side, quantity, price, notional_value, commission, fees, realized_pnl, position_after, open_cost,
       liquidity_flag, venue, latency_ms)
     select b.trade_date, b.execution_id,
       (extract(year from b.trade_date) * 10000 + extract(month from b.trade_date) * 100 + extract(day from b.trade_date))::int,
       (extract(hour from b.local_at) * 10000 + extract(minute from b.local_at) * 100 + floor(extract(second from b.local_at)))::int,
       b.account_key, b.instrument_key, b.strategy_key, b.account_id, b.instrument_id, b.order_id, b.executed_at, b.side, b.quantity, b.price,
-      b.quantity * b.price, coalesce(b.commission, 0), coalesce(b.fees, 0), r.realized_pnl, r.position_after,
+      b.quantity * b.price, coalesce(b.commission, 0), coalesce(b.fees, 0), r.realized_pnl, r.position_after, r.open_cost,
       b.liquidity_flag, b.venue,
       case when b.reported_at - b.executed_at between interval '-24 days' and interval '24 days'
            then round(extract(epoch from b.reported_at - b.executed_at) * 1000)::int end

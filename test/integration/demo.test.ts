@@ -55,7 +55,9 @@ describe('bullpen demo', () => {
     expect(output).toContain(`trade-etl succeeded: extracted ${executions}, loaded ${trades}`);
     expect(output).toMatch(new RegExp(`rejected ${rejects}\\b`));
     expect(output).toMatch(/rejected \d+ × \w+/);
-    expect(output).toContain('build-rollups succeeded but did nothing');
+    expect(output).toMatch(/build-rollups succeeded: rebuilt \d+ \(date, account\) partitions/);
+    expect(await countRows(rt.db.sql, 'warehouse.equity_curve')).toBeGreaterThan(0);
+    expect(await countRows(rt.db.sql, 'warehouse.performance_metrics')).toBe(4 * (await countRows(rt.db.sql, 'warehouse.equity_curve')));
     expect(output).toMatch(/Bull Board: http:\/\/127\.0\.0\.1:\d+\/admin\/queues/);
     expect(output).toContain('from warehouse.fact_trades t');
     expect(output).not.toContain(':***@'); // the test database has no password to redact
@@ -70,7 +72,7 @@ describe('bullpen demo', () => {
     expect(output).toContain('--days 7 is ignored');
     expect(output).not.toContain('seeded');
     expect(output).toContain('trade-etl succeeded');
-    expect(output).toContain('build-rollups succeeded but did nothing');
+    expect(output).toMatch(/build-rollups succeeded: (rebuilt|nothing was stale)/);
     expect(await countRows(rt.db.sql, 'oltp.executions')).toBe(before);
   });
 

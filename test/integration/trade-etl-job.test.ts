@@ -47,7 +47,7 @@ describe('the trade-etl job', () => {
       expect(metrics).toContain('bullpen_etl_rows_total{stage="rejected"} 1');
       expect(metrics).toContain('bullpen_etl_rows_total{stage="loaded"} 1');
 
-      // Ten quick runs, each with a new fill: still one rebuild waiting.
+      // Ten quick runs, each with a new fill: still one rebuild, waiting out ROLLUP_DEBOUNCE_MS.
       for (let i = 0; i < 10; i++) {
         await insertExecutions(db.sql, [{ execution_id: 100 + i, executed_at: `2026-03-0${(i % 5) + 2}T15:00:00Z` }]);
         const run = await enqueueRun(queues, tradeEtl, {}, { now: new Date(Date.parse('2026-11-20T15:05:00Z') + i * 300_000) });
@@ -55,7 +55,7 @@ describe('the trade-etl job', () => {
       }
       const rollups = queues.get('rollups');
       const counts = await rollups?.getJobCounts('waiting', 'active', 'delayed', 'completed');
-      expect(counts).toMatchObject({ waiting: 1, active: 0, delayed: 0 });
+      expect(counts).toMatchObject({ waiting: 0, active: 0, delayed: 1 });
       const requests = await db.sql`select count(*)::int as n from ops.rollup_requests`;
       // 2026-03-02 … 2026-03-06 for account 1
       expect(requests[0]?.n).toBe(5);

@@ -522,6 +522,7 @@ describe('exact fixed-point arithmetic', () => {
       closedQuantity: '3.5',
       openedQuantity: '0',
       positionAfter: canonical(new HighPrecision(q).sub('3.5').neg()),
+      openCost: canonical(new HighPrecision(q).sub('3.5').mul(p1)),
     });
     expect(position.lots).toStrictEqual([{ quantity: canonical(new HighPrecision(q).sub('3.5')), price: p1, openedAt: at(1), executionId: '1' }]);
     expect(() => applyFill(emptyPosition(), fill(3, 'BUY', `${q}9`, '1'))).toThrow(/^fill 3: quantity has 101 digits, more than the 100 accepted$/);
@@ -539,12 +540,12 @@ describe('exact fixed-point arithmetic', () => {
     // sell 100.1 @ 190.123456789: 100 × (190.123456789 − 187.25) + 0.1 × (190.123456789 − 23.4567)
     //   = 287.3456789 + 16.6666756789 = 304.0123545789; 0.025 @ 23.4567 and 7 @ 10.5 left.
     const { position, results } = applyFills(start, [fill(4, 'SELL', '100.10', '190.123456789')]);
-    expect(results[0]).toEqual({ executionId: '4', realizedPnl: '304.0123545789', closedQuantity: '100.1', openedQuantity: '0', positionAfter: '7.025' });
+    expect(results[0]).toEqual({ executionId: '4', realizedPnl: '304.0123545789', closedQuantity: '100.1', openedQuantity: '0', positionAfter: '7.025', openCost: '74.0864175' });
     expect(position.lots).toStrictEqual([
       { quantity: '0.025', price: '23.4567', openedAt: at(2), executionId: '2' },
       { quantity: '7', price: '10.5', openedAt: at(3), executionId: '3' },
     ]);
-    // (0.025 × 23.4567 + 7 × 10.5) / 7.025 = 74.0864175 / 7.025 = 10.54610925266903914… → 12 places.
+    // openCost 0.025 × 23.4567 + 7 × 10.5 = 74.0864175; / 7.025 = 10.54610925266903914… → 12 places.
     expect(averageCost(position)).toBe('10.546109252669');
     expect(positionQuantity(start)).toBe('107.125');
   });
@@ -596,6 +597,9 @@ describe('exact fixed-point arithmetic', () => {
         const next = applyFills(position, fills.slice(i, i + 7));
         position = next.position;
         stepped.push(...next.results);
+        // openCost is kept incrementally; it must equal the open lots' Σ quantity × price.
+        const lotCost = next.position.lots.reduce((sum, lot) => sum.add(new HighPrecision(lot.quantity).mul(lot.price)), new HighPrecision(0));
+        expect(next.results.at(-1)?.openCost).toBe(canonical(lotCost));
       }
       expect(stepped).toEqual(batch.results);
       expect(position).toEqual(batch.position);

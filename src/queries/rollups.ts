@@ -1,0 +1,464 @@
+/**
+ * The statements of one build-rollups run, in the order src/rollups.ts runs them inside one
+ * transaction. Work happens in temp tables that vanish at commit:
+ *
+ *   rollup_work      the (trade date, account) partitions to rebuild (not used by a full rebuild)
+ *   rollup_accounts  per account, the date from which its curve, metrics, positions and
+ *                    months are rebuilt, and the equity and peak it starts from
+ *
+ * Daily-grain tables are rebuilt for exactly the work partitions; everything carried forward
+ * day to day (equity, metrics, positions, months) from each account's earliest date on.
+ * A full rebuild skips the work table and replaces every row.
+ *
+ * Only the time zone is passed as a parameter into date arithmetic; nothing is spliced.
+ */
+import type { PendingQuery, Row, Sql, TransactionSql } from 'postgres';
+
+type Tx = TransactionSql<Record<string, never>>;
+
+/** One rollup run at a time: they rewrite overlapping rows, and each needs the previous one's curve. */
+export async function lockRollups(tx: Tx): Promise<void> {
+  await tx`select pg_advisory_xact_lock(hashtext('bullpen.rollups'))`;
+  await tx`set local work_mem = '128MB'`;
+  // JIT compiles each statement's expressions again every run; these are short, so it only adds.
+  await tx`set local jit = off`;
+}
+
+export async function createWorkTables(tx: Tx): Promise<void> {
+  await tx`create temp table rollup_work (trade_date date, account_id bigint, primary key (trade_date, account_id)) on commit drop`;
+  await tx`
+    create temp table rollup_accounts (
+      account_id bigint primary key, from_date date not null, first_date date, start_date date,
+      capital numeric, base_equity numeric, base_peak numeric
+    ) on commit drop`;
+}
+
+/** Takes every pending request (the ETL's) into the work set; a failed run rolls the delete back. */
+export async function takePendingRequests(tx: Tx): Promise<number> {
+  const result = await tx`
+    with taken as (delete from ops.rollup_requests returning trade_date, account_id)
+    insert into rollup_work select distinct trade_date, account_id from taken on conflict do nothing`;
+  return result.count;
+}
+
+/**
+ * Every (date, account) in from..to that has facts or rollup rows (the latter so removed
+ * facts disappear), plus the accounts listed for those dates; pending requests inside the
+ * range are covered and dropped.
+ */
+export async function addRangeWork(tx: Tx, from: string, to: string): Promise<number> {
+  const result = await tx`
+    insert into rollup_work
+    select trade_date, account_id from warehouse.fact_trades where trade_date between ${from} and ${to}
+    union
+    select trade_date, account_id from warehouse.fact_performance_daily where trade_date between ${from} and ${to}
+    on conflict do nothing`;
+  await tx`delete from ops.rollup_requests where trade_date between ${from} and ${to}`;
+  return result.count;
+}
+
+/** A full rebuild covers every request there is. */
+export async function dropAllRequests(tx: Tx): Promise<void> {
+  await tx`delete from ops.rollup_requests`;
+}
+
+export interface WorkBounds {
+  from: string | null;
+  to: string | null;
+  partitions: number;
+  /** Last date of any equity curve before this run. */
+  curveEnd: string | null;
+  /** Last trading date with facts (a full rebuild's as-of date when no curve exists). */
+  factsEnd: string | null;
+}
+
+export async function loadWorkBounds(tx: Tx, full: boolean): Promise<WorkBounds> {
+  const [row] = await tx<{ from: string | null; to: string | null; partitions: number; curve_end: string | null; facts_end: string | null }[]>`
+    select (select min(trade_date)::text from rollup_work) as from,
+           (select max(trade_date)::text from rollup_work) as to,
+           (select count(*)::int from rollup_work) as partitions,
+           (select max(date)::text from warehouse.equity_curve) as curve_end,
+           ${full ? tx`(select max(trade_date)::text from warehouse.fact_trades)` : tx`null::text`} as facts_end`;
+  return {
+    from: row?.from ?? null,
+    to: row?.to ?? null,
+    partitions: row?.partitions ?? 0,
+    curveEnd: row?.curve_end ?? null,
+    factsEnd: row?.facts_end ?? null,
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Daily grain: fact_performance_daily, fact_performance_buckets, fact_instrument_daily
+
+/** The facts a statement reads: all of them, or those of the work partitions. */
+function factsOf(tx: Tx, full: boolean) {
+  return full
+    ? tx`warehouse.fact_trades t`
+    : tx`warehouse.fact_trades t join rollup_work w on w.trade_date = t.trade_date and w.account_id = t.account_id`;
+}
+
+export async function clearDailyRows(tx: Tx, full: boolean): Promise<void> {
+  if (full) {
+    await tx`delete from warehouse.fact_performance_daily`;
+    await tx`delete from warehouse.fact_performance_buckets`;
+    await tx`delete from warehouse.fact_instrument_daily`;
+    return;
+  }
+  await tx`delete from warehouse.fact_performance_daily f using rollup_work w where f.trade_date = w.trade_date and f.account_id = w.account_id`;
+  await tx`delete from warehouse.fact_performance_buckets b using rollup_work w where b.trade_date = w.trade_date and b.account_id = w.account_id`;
+  await tx`delete from warehouse.fact_instrument_daily i where i.trade_date in (select distinct trade_date from rollup_work)`;
+}
+
+/**
+ * Aggregates land in a temp table first: CREATE TABLE AS may scan the facts with parallel
+ * workers, INSERT … SELECT never does, and the scan is most of a rebuild's cost.
+ */
+async function stageAggregate(tx: Tx, name: string, query: PendingQuery<Row[]>): Promise<void> {
+  await tx`create temp table ${tx(name)} on commit drop as ${query}`;
+}
+
+/** DESIGN.md "Winner": winners > 0, losers < 0; opening fills count in total_trades only. */
+export async function insertPerformanceDaily(tx: Tx, full: boolean): Promise<number> {
+  await stageAggregate(tx, 'rollup_daily', tx`
+    select t.date_key, t.account_key, t.strategy_key, t.trade_date, t.account_id,
+      count(*)::int as total_trades,
+      count(*) filter (where t.realized_pnl > 0)::int as winning_trades,
+      count(*) filter (where t.realized_pnl < 0)::int as losing_trades,
+      sum(t.quantity) as total_volume, sum(t.notional_value) as total_notional,
+      coalesce(sum(t.realized_pnl) filter (where t.realized_pnl > 0), 0) as gross_profit,
+      coalesce(-sum(t.realized_pnl) filter (where t.realized_pnl < 0), 0) as gross_loss,
+      sum(t.realized_pnl) as realized_pnl, sum(t.commission) as commissions, sum(t.fees) as fees,
+      max(t.realized_pnl) filter (where t.realized_pnl > 0) as largest_win,
+      min(t.realized_pnl) filter (where t.realized_pnl < 0) as largest_loss
+    from ${factsOf(tx, full)}
+    group by t.date_key, t.account_key, t.strategy_key, t.trade_date, t.account_id`);
+  const result = await tx`
+    insert into warehouse.fact_performance_daily (date_key, account_key, strategy_key, trade_date, account_id,
+      total_trades, winning_trades, losing_trades, total_volume, total_notional, gross_profit, gross_loss, realized_pnl,
+      commissions, fees, net_pnl, win_rate, profit_factor, avg_win, avg_loss, largest_win, largest_loss)
+    select date_key, account_key, strategy_key, trade_date, account_id,
+      total_trades, winning_trades, losing_trades, total_volume, total_notional, gross_profit, gross_loss, realized_pnl,
+      commissions, fees, realized_pnl - commissions - fees,
+      winning_trades::numeric / nullif(winning_trades + losing_trades, 0),
+      gross_profit / nullif(gross_loss, 0),
+      gross_profit / nullif(winning_trades, 0), -gross_loss / nullif(losing_trades, 0), largest_win, largest_loss
+    from rollup_daily
+    on conflict (date_key, account_key, strategy_key) do update set
+      trade_date = excluded.trade_date, account_id = excluded.account_id, total_trades = excluded.total_trades,
+      winning_trades = excluded.winning_trades, losing_trades = excluded.losing_trades, total_volume = excluded.total_volume,
+      total_notional = excluded.total_notional, gross_profit = excluded.gross_profit, gross_loss = excluded.gross_loss,
+      realized_pnl = excluded.realized_pnl, commissions = excluded.commissions, fees = excluded.fees, net_pnl = excluded.net_pnl,
+      win_rate = excluded.win_rate, profit_factor = excluded.profit_factor, avg_win = excluded.avg_win, avg_loss = excluded.avg_loss,
+      largest_win = excluded.largest_win, largest_loss = excluded.largest_loss`;
+  return result.count;
+}
+
+/**
+ * Hour and session of each fill in EXCHANGE_TZ, from the time_key the ETL resolved. Fills
+ * are counted per half hour (every session boundary falls on one), and the half hours are
+ * mapped to hour and session through dim_time, which holds the session rule.
+ */
+export async function insertPerformanceBuckets(tx: Tx, full: boolean): Promise<number> {
+  await stageAggregate(tx, 'rollup_buckets', tx`
+    select t.trade_date, t.account_id, t.time_key / 10000 * 2 + t.time_key / 100 % 100 / 30 as half_hour,
+      count(*)::int as total_trades, count(*) filter (where t.realized_pnl > 0)::int as winning_trades,
+      count(*) filter (where t.realized_pnl < 0)::int as losing_trades, sum(t.notional_value) as total_notional,
+      coalesce(sum(t.realized_pnl) filter (where t.realized_pnl > 0), 0) as gross_profit,
+      coalesce(-sum(t.realized_pnl) filter (where t.realized_pnl < 0), 0) as gross_loss,
+      sum(t.realized_pnl) as realized_pnl, sum(t.realized_pnl - t.commission - t.fees) as net_pnl
+    from ${factsOf(tx, full)}
+    group by 1, 2, 3`);
+  const result = await tx`
+    insert into warehouse.fact_performance_buckets
+    select b.trade_date, b.account_id, s.hour, s.market_session, sum(b.total_trades), sum(b.winning_trades), sum(b.losing_trades),
+      sum(b.total_notional), sum(b.gross_profit), sum(b.gross_loss), sum(b.realized_pnl), sum(b.net_pnl)
+    from rollup_buckets b
+    join (select distinct hour * 2 + minute / 30 as half_hour, hour, market_session from warehouse.dim_time) s using (half_hour)
+    group by b.trade_date, b.account_id, s.hour, s.market_session`;
+  return result.count;
+}
+
+/** Over every account: an instrument's day is rebuilt whole whenever any account's partition of that day is. */
+export async function insertInstrumentDaily(tx: Tx, full: boolean): Promise<number> {
+  await stageAggregate(tx, 'rollup_instruments', tx`
+    select t.trade_date, t.instrument_key, count(*)::int as trade_count, sum(t.quantity) as total_volume,
+      sum(t.notional_value) as total_notional, sum(t.price) as sum_price, sum(t.price * t.price) as sum_price_sq,
+      min(t.price) as min_price, max(t.price) as max_price
+    from warehouse.fact_trades t
+    ${full ? tx`` : tx`where t.trade_date in (select distinct trade_date from rollup_work)`}
+    group by t.trade_date, t.instrument_key`);
+  const result = await tx`insert into warehouse.fact_instrument_daily select * from rollup_instruments`;
+  return result.count;
+}
+
+// ---------------------------------------------------------------------------------------
+// Per account from a date on: equity_curve, performance_metrics, fact_positions_daily, months
+
+/**
+ * The accounts whose curve changes and the date each changes from: the earliest work date,
+ * or the day after its curve ends when the as-of date moved past it (a full rebuild: every
+ * account with facts or a curve, from the beginning). Then each account's first fill date,
+ * its capital, and the equity and peak of the last row kept before its start.
+ */
+export async function planAccounts(tx: Tx, full: boolean, asOf: string, defaultCapital: number): Promise<number> {
+  if (full) {
+    await tx`
+      insert into rollup_accounts (account_id, from_date)
+      select account_id, '-infinity'::date from warehouse.fact_performance_daily
+      union
+      select account_id, '-infinity'::date from warehouse.equity_curve`;
+  } else {
+    await tx`
+      insert into rollup_accounts (account_id, from_date)
+      select account_id, from_date from (
+        select account_id, least(w.from_date, c.next_date) as from_date
+        from (select account_id, min(trade_date) as from_date from rollup_work group by account_id) w
+        full join (select account_id, max(date) + 1 as next_date from warehouse.equity_curve group by account_id) c using (account_id)
+      ) a
+      where from_date <= ${asOf}::date`;
+  }
+  const result = await tx`
+    update rollup_accounts a set first_date = s.first_date, start_date = greatest(a.from_date, s.first_date),
+      capital = s.capital, base_equity = coalesce(s.base_equity, s.capital), base_peak = coalesce(s.base_peak, s.capital)
+    from (
+      select a.account_id,
+             (select min(f.trade_date) from warehouse.fact_performance_daily f where f.account_id = a.account_id) as first_date,
+             coalesce(ac.starting_capital, ${defaultCapital}::numeric) as capital,
+             b.equity as base_equity, b.peak_equity as base_peak
+      from rollup_accounts a
+      left join warehouse.account_capital ac on ac.account_id = a.account_id
+      left join lateral (
+        select e.equity, e.peak_equity from warehouse.equity_curve e
+        where e.account_id = a.account_id and e.date < a.from_date order by e.date desc limit 1
+      ) b on true
+    ) s
+    where s.account_id = a.account_id`;
+  return result.count;
+}
+
+export async function clearAccountRows(tx: Tx): Promise<void> {
+  await tx`delete from warehouse.equity_curve e using rollup_accounts a where e.account_id = a.account_id and e.date >= a.from_date`;
+  await tx`delete from warehouse.performance_metrics m using rollup_accounts a where m.account_id = a.account_id and m.as_of_date >= a.from_date`;
+  await tx`delete from warehouse.fact_positions_daily p using rollup_accounts a where p.account_id = a.account_id and p.trade_date >= a.from_date`;
+  await tx`
+    delete from warehouse.agg_performance_monthly m using rollup_accounts a
+    where m.account_id = a.account_id
+      and m.month_key >= case when a.from_date = '-infinity' then 0 else to_char(a.from_date, 'YYYYMM')::int end`;
+}
+
+/**
+ * DESIGN.md "Equity curve": every NYSE trading day from the first fill's date through the
+ * as-of date, plus any other date with fills; days without fills have net_pnl 0. The peak
+ * starts at the capital (or the kept row's peak); daily_return is NULL only when the
+ * previous equity is not positive (a wiped-out account has no return).
+ */
+export async function insertEquityCurve(tx: Tx, asOf: string, tz: string): Promise<number> {
+  const result = await tx`
+    insert into warehouse.equity_curve (account_id, date, account_key, date_key, is_trading_day, total_trades, winning_trades,
+      losing_trades, gross_profit, gross_loss, realized_pnl, commissions, fees, net_pnl, equity, peak_equity, drawdown,
+      drawdown_pct, daily_return)
+    with pnl as (
+      select f.account_id, f.trade_date, sum(f.total_trades)::int as total_trades, sum(f.winning_trades)::int as winning_trades,
+             sum(f.losing_trades)::int as losing_trades, sum(f.gross_profit) as gross_profit, sum(f.gross_loss) as gross_loss,
+             sum(f.realized_pnl) as realized_pnl, sum(f.commissions) as commissions, sum(f.fees) as fees, sum(f.net_pnl) as net_pnl
+      from warehouse.fact_performance_daily f join rollup_accounts a on a.account_id = f.account_id and f.trade_date >= a.start_date
+      group by f.account_id, f.trade_date
+    ),
+    days as (
+      select a.account_id, d.date from rollup_accounts a
+      join warehouse.dim_date d on d.date >= a.start_date and d.date <= ${asOf}::date and d.is_trading_day
+      where a.first_date is not null
+      union
+      select account_id, trade_date from pnl
+    ),
+    running as (
+      select d.account_id, d.date, p.total_trades, p.winning_trades, p.losing_trades, p.gross_profit, p.gross_loss,
+             p.realized_pnl, p.commissions, p.fees, coalesce(p.net_pnl, 0) as net_pnl,
+             a.base_equity + sum(coalesce(p.net_pnl, 0)) over w as equity, a.base_peak
+      from days d
+      join rollup_accounts a on a.account_id = d.account_id
+      left join pnl p on p.account_id = d.account_id and p.trade_date = d.date
+      window w as (partition by d.account_id order by d.date)
+    ),
+    peaked as (
+      select r.*, greatest(r.base_peak, max(r.equity) over (partition by r.account_id order by r.date)) as peak_equity from running r
+    )
+    select p.account_id, p.date, k.account_key, dd.date_key, dd.is_trading_day,
+           coalesce(p.total_trades, 0), coalesce(p.winning_trades, 0), coalesce(p.losing_trades, 0),
+           coalesce(p.gross_profit, 0), coalesce(p.gross_loss, 0), coalesce(p.realized_pnl, 0),
+           coalesce(p.commissions, 0), coalesce(p.fees, 0), p.net_pnl, p.equity, p.peak_equity,
+           p.equity - p.peak_equity, ((p.equity - p.peak_equity) / p.peak_equity)::float8,
+           case when p.equity - p.net_pnl > 0 then (p.net_pnl / (p.equity - p.net_pnl))::float8 end
+    from peaked p
+    join warehouse.dim_date dd on dd.date = p.date
+    -- The account's dimension version in force at the end of the date (exchange time).
+    cross join lateral (
+      select da.account_key from warehouse.dim_account da
+      where da.account_id = p.account_id and da.effective_from < ((p.date + 1)::timestamp at time zone ${tz})
+      order by da.effective_from desc limit 1
+    ) k`;
+  return result.count;
+}
+
+export interface CurveRowRecord {
+  account_id: string;
+  date: string;
+  account_key: number;
+  net_pnl: number;
+  equity: number;
+  daily_return: number | null;
+  realized_pnl: number;
+  winning_trades: number;
+  losing_trades: number;
+  gross_profit: number;
+  gross_loss: number;
+}
+
+export interface AccountPlan {
+  account_id: string;
+  from_date: string;
+  capital: number;
+}
+
+/** Accounts whose metrics must be recomputed (they have a curve), with the date to start from. */
+export async function loadAccountPlans(tx: Tx): Promise<AccountPlan[]> {
+  return tx<AccountPlan[]>`
+    select account_id::text, greatest(from_date, first_date)::text as from_date, capital::float8 as capital
+    from rollup_accounts where first_date is not null order by account_id`;
+}
+
+/** The whole curve of one account, as floats for the metrics (the 'all' window reads every row). */
+export async function loadCurve(tx: Tx, accountId: string): Promise<CurveRowRecord[]> {
+  return tx<CurveRowRecord[]>`
+    select account_id::text, date::text, account_key, net_pnl::float8 as net_pnl, equity::float8 as equity, daily_return,
+           realized_pnl::float8 as realized_pnl, winning_trades, losing_trades, gross_profit::float8 as gross_profit,
+           gross_loss::float8 as gross_loss
+    from warehouse.equity_curve where account_id = ${accountId} order by date`;
+}
+
+/** Column order of performance_metrics as COPYed by src/rollups.ts. */
+export const METRIC_COLUMNS = [
+  'account_id', 'window_name', 'as_of_date', 'account_key', 'window_start', 'days', 'sharpe', 'sortino', 'calmar',
+  'annual_return', 'max_drawdown', 'profit_factor', 'recovery_factor', 'win_rate', 'expectancy', 'longest_losing_streak',
+  'var_95', 'var_99',
+] as const;
+
+/** COPY is the cheapest way in for the metric rows Node computed (tab-separated, \N for NULL). */
+export async function copyMetrics(tx: Tx, text: string): Promise<void> {
+  if (text === '') return;
+  const target = await tx.unsafe(`copy warehouse.performance_metrics (${METRIC_COLUMNS.join(', ')}) from stdin`).writable();
+  await new Promise<void>((resolve, reject) => target.end(text, (error?: Error | null) => (error ? reject(error) : resolve())));
+}
+
+/**
+ * End-of-day state of each account × instrument from the FIFO results on the facts: the last
+ * fill of each (pair, date) from the start date on, and the last fill before it, each held
+ * until the pair's next fill date, on every date of the account's equity curve. max() over
+ * an array [instant, execution id, …] picks a group's last fill in DESIGN order in one
+ * hash aggregate, without sorting the facts. Marked at that date's 1d close where a bar exists.
+ */
+export async function insertPositions(tx: Tx, full: boolean, tz: string): Promise<number> {
+  const result = await tx`
+    insert into warehouse.fact_positions_daily (account_id, instrument_id, trade_date, date_key, account_key, instrument_key,
+      quantity, side, cost_basis, avg_entry_price, close_price, market_value, unrealized_pnl)
+    with eod as (
+      select t.account_id, t.instrument_id, t.trade_date,
+             max(array[extract(epoch from t.executed_at), t.execution_id, t.position_after, t.open_cost, t.account_key, t.instrument_key]) as last
+      from ${full ? tx`warehouse.fact_trades t` : tx`warehouse.fact_trades t join rollup_accounts a on a.account_id = t.account_id and t.trade_date >= a.start_date`}
+      group by t.account_id, t.instrument_id, t.trade_date
+      union all
+      select a.account_id, p.instrument_id, a.start_date - 1,
+             array[0, 0, l.position_after, l.open_cost, l.account_key, l.instrument_key]
+      from rollup_accounts a
+      join warehouse.fifo_positions p on p.account_id = a.account_id
+      cross join lateral (
+        select f.position_after, f.open_cost, f.account_key, f.instrument_key from warehouse.fact_trades f
+        where f.account_id = a.account_id and f.instrument_id = p.instrument_id
+          and f.executed_at < (a.start_date::timestamp at time zone ${tz}) and f.trade_date < a.start_date
+        order by f.executed_at desc, f.execution_id desc limit 1
+      ) l
+      where a.start_date > a.first_date
+    ),
+    spans as (
+      select e.account_id, e.instrument_id, greatest(e.trade_date, a.start_date) as from_date, e.last[3] as quantity,
+             e.last[4] as cost_basis, e.last[5]::int as account_key, e.last[6]::int as instrument_key,
+             coalesce(lead(e.trade_date) over (partition by e.account_id, e.instrument_id order by e.trade_date), 'infinity') as next_date
+      from eod e join rollup_accounts a on a.account_id = e.account_id
+    )
+    select s.account_id, s.instrument_id, e.date, e.date_key, s.account_key, s.instrument_key, s.quantity,
+           case when s.quantity > 0 then 'LONG' else 'SHORT' end, s.cost_basis, s.cost_basis / abs(s.quantity),
+           bar.close, s.quantity * bar.close, s.quantity * bar.close - sign(s.quantity) * s.cost_basis
+    from spans s
+    join warehouse.equity_curve e on e.account_id = s.account_id and e.date >= s.from_date and e.date < s.next_date
+    join warehouse.dim_instrument di on di.instrument_key = s.instrument_key
+    left join lateral (
+      select b.close from market.bars b
+      where b.symbol = di.symbol and b.timeframe = '1d'
+        and b.ts >= (e.date::timestamp at time zone ${tz}) and b.ts < ((e.date + 1)::timestamp at time zone ${tz})
+      order by b.ts desc limit 1
+    ) bar on true
+    where s.quantity <> 0`;
+  return result.count;
+}
+
+/**
+ * Month × account × strategy from the daily rows, for every month from each account's
+ * start on; the month's Sharpe from the strategy's daily contribution returns (net PnL over
+ * the account's equity at the start of the day, 0 on curve days it did not trade).
+ */
+export async function insertMonthly(tx: Tx): Promise<number> {
+  const result = await tx`
+    insert into warehouse.agg_performance_monthly (month_key, account_key, strategy_key, account_id, year, month, trading_days,
+      total_trades, winning_trades, losing_trades, total_volume, total_notional, gross_profit, gross_loss, realized_pnl,
+      commissions, fees, net_pnl, win_rate, profit_factor, best_day_pnl, worst_day_pnl, sharpe_ratio, max_drawdown)
+    with f as (
+      select f.*, to_char(f.trade_date, 'YYYYMM')::int as month_key
+      from warehouse.fact_performance_daily f
+      join rollup_accounts a on a.account_id = f.account_id and f.trade_date >= date_trunc('month', a.start_date)::date
+    ),
+    totals as (
+      select month_key, account_key, strategy_key, account_id, count(*)::int as trading_days,
+             sum(total_trades)::int as total_trades, sum(winning_trades)::int as winning_trades, sum(losing_trades)::int as losing_trades,
+             sum(total_volume) as total_volume, sum(total_notional) as total_notional, sum(gross_profit) as gross_profit,
+             sum(gross_loss) as gross_loss, sum(realized_pnl) as realized_pnl, sum(commissions) as commissions, sum(fees) as fees,
+             sum(net_pnl) as net_pnl, max(net_pnl) as best_day_pnl, min(net_pnl) as worst_day_pnl
+      from f group by month_key, account_key, strategy_key, account_id
+    ),
+    curve_days as (
+      select e.account_id, e.date, to_char(e.date, 'YYYYMM')::int as month_key, e.equity - e.net_pnl as opening_equity
+      from warehouse.equity_curve e
+      join rollup_accounts a on a.account_id = e.account_id and e.date >= date_trunc('month', a.start_date)::date
+    ),
+    daily as (
+      select t.month_key, t.account_key, t.strategy_key, d.date, coalesce(f.net_pnl, 0) as net_pnl,
+             case when d.opening_equity > 0 then (coalesce(f.net_pnl, 0) / d.opening_equity)::float8 end as r
+      from totals t
+      join curve_days d on d.account_id = t.account_id and d.month_key = t.month_key
+      left join f on f.trade_date = d.date and f.account_key = t.account_key and f.strategy_key = t.strategy_key
+    ),
+    cumulative as (
+      select *, sum(net_pnl) over w as cum from daily
+      window w as (partition by month_key, account_key, strategy_key order by date)
+    ),
+    stats as (
+      select month_key, account_key, strategy_key,
+             avg(r) / nullif(stddev_samp(r), 0) * sqrt(252) as sharpe_ratio,
+             min(cum - greatest(peak, 0)) as max_drawdown
+      from (select *, max(cum) over (partition by month_key, account_key, strategy_key order by date) as peak from cumulative) c
+      group by month_key, account_key, strategy_key
+    )
+    select t.month_key, t.account_key, t.strategy_key, t.account_id, t.month_key / 100, t.month_key % 100, t.trading_days,
+           t.total_trades, t.winning_trades, t.losing_trades, t.total_volume, t.total_notional, t.gross_profit, t.gross_loss,
+           t.realized_pnl, t.commissions, t.fees, t.net_pnl,
+           t.winning_trades::numeric / nullif(t.winning_trades + t.losing_trades, 0), t.gross_profit / nullif(t.gross_loss, 0),
+           t.best_day_pnl, t.worst_day_pnl, s.sharpe_ratio, least(coalesce(s.max_drawdown, 0), 0)
+    from totals t join stats s using (month_key, account_key, strategy_key)`;
+  return result.count;
+}
+
+/** After commit, outside the run's transaction: CONCURRENTLY never blocks readers of the views. */
+export async function refreshMaterializedViews(sql: Sql): Promise<void> {
+  await sql`refresh materialized view concurrently warehouse.mv_top_performing_strategies`;
+  await sql`refresh materialized view concurrently warehouse.mv_instrument_statistics`;
+}
