@@ -59,7 +59,6 @@ CREATE TABLE warehouse.fact_performance_daily (
   PRIMARY KEY (date_key, account_key, strategy_key)
 );
 CREATE INDEX fact_performance_daily_account_idx ON warehouse.fact_performance_daily (account_id, trade_date);
-CREATE INDEX fact_performance_daily_strategy_idx ON warehouse.fact_performance_daily (strategy_key, trade_date);
 
 -- Time buckets: trades by trading date × account × hour of day and market session, both
 -- in EXCHANGE_TZ (hour 9 holds pre-market and regular fills apart). Day of week and month
@@ -178,9 +177,9 @@ CREATE TABLE warehouse.performance_metrics (
   longest_losing_streak  integer     NOT NULL,
   var_95                 double precision,
   var_99                 double precision,
-  PRIMARY KEY (account_id, window_name, as_of_date)
+  PRIMARY KEY (account_id, as_of_date, window_name)
 );
-CREATE INDEX performance_metrics_key_idx ON warehouse.performance_metrics (account_key, window_name, as_of_date);
+CREATE INDEX performance_metrics_key_idx ON warehouse.performance_metrics (account_key, as_of_date, window_name);
 
 -- End of day per account × instrument with an open position, on every date of the
 -- account's equity curve. quantity is signed (+ long, − short); cost_basis is the open
@@ -201,8 +200,9 @@ CREATE TABLE warehouse.fact_positions_daily (
   unrealized_pnl   numeric,
   PRIMARY KEY (account_id, trade_date, instrument_id)
 );
-CREATE INDEX fact_positions_daily_date_idx ON warehouse.fact_positions_daily (date_key);
-CREATE INDEX fact_positions_daily_instrument_idx ON warehouse.fact_positions_daily (instrument_key, trade_date);
+-- A desk's positions on a date, across accounts (the nightly report). Every index here is paid
+-- for on each rebuild, so only the reads that need one get one.
+CREATE INDEX fact_positions_daily_date_idx ON warehouse.fact_positions_daily (trade_date);
 
 -- Per-strategy trade statistics over the windows of performance_metrics (same rows of the
 -- equity curve): filter on account_id, window_name and as_of_date.

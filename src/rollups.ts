@@ -20,7 +20,7 @@ import {
   addRangeWork,
   clearAccountRows,
   clearDailyRows,
-  copyMetrics,
+  insertMetrics,
   createWorkTables,
   dropAllRequests,
   insertEquityCurve,
@@ -30,13 +30,16 @@ import {
   insertPerformanceDaily,
   insertPositions,
   loadAccountPlans,
-  loadCurve,
+  loadCurves,
   loadWorkBounds,
   lockRollups,
+  neverRolledUp,
   planAccounts,
   refreshMaterializedViews,
   takePendingRequests,
   type CurveRowRecord,
+  type MetricRecord,
+  type DailyWork,
 } from './queries/rollups.ts';
 import { METRIC_WINDOWS, metricsSeries, type CurveRow, type WindowMetrics } from './analytics/metrics.ts';
 
@@ -56,6 +59,8 @@ export interface BuildRollupsOptions {
 
 export interface RollupSummary {
   scope: RollupScope['kind'];
+  /** The first run on a warehouse with facts but no rollups rebuilds everything, whatever its scope. */
+  promotedToFull: boolean;
   /** (date, account) partitions rebuilt at daily grain (a full rebuild: every one there is). */
   partitions: number;
   from: string | null;
@@ -79,7 +84,7 @@ export interface RollupSummary {
 
 export async function rebuildRollups(options: BuildRollupsOptions): Promise<RollupSummary> {
   const { db, tz, scope } = options;
-  const full = scope.kind === 'full';
+  let full = scope.kind === 'full';
   const phaseMs: Record<string, number> = {};
   const timed = async <T>(phase: string, fn: () => Promise<T>): Promise<T> => {
     const start = process.hrtime.bigint();
@@ -90,15 +95,19 @@ export async function rebuildRollups(options: BuildRollupsOptions): Promise<Roll
     }
   };
   const rows = { performanceDaily: 0, buckets: 0, instrumentDaily: 0, equityCurve: 0, metrics: 0, positions: 0, monthly: 0 };
-  const summary: RollupSummary = { scope: scope.kind, partitions: 0, from: null, to: null, asOf: null, accounts: 0, rows, rowsWritten: 0, phaseMs };
+  const summary: RollupSummary = { scope: scope.kind, promotedToFull: false, partitions: 0, from: null, to: null, asOf: null, accounts: 0, rows, rowsWritten: 0, phaseMs };
 
   await db.begin(async (tx) => {
     await timed('lock', () => lockRollups(tx));
     await createWorkTables(tx);
+    if (!full && (await neverRolledUp(tx))) {
+      full = true;
+      summary.promotedToFull = true;
+    }
     await timed('work', async () => {
+      if (full) return dropAllRequests(tx);
       if (scope.kind === 'pending') await takePendingRequests(tx);
       else if (scope.kind === 'range') await addRangeWork(tx, scope.from, scope.to);
-      else await dropAllRequests(tx);
     });
     const bounds = await loadWorkBounds(tx, full);
     summary.partitions = bounds.partitions;
@@ -109,34 +118,35 @@ export async function rebuildRollups(options: BuildRollupsOptions): Promise<Roll
     if (asOf === null) return; // no facts and no curve: nothing to build
     await ensureDimDates(tx, asOf, asOf);
 
-    if (full || bounds.partitions > 0) {
-      await clearDailyRows(tx, full);
-      rows.performanceDaily = await timed('performance_daily', () => insertPerformanceDaily(tx, full));
-      rows.buckets = await timed('buckets', () => insertPerformanceBuckets(tx, full));
-      rows.instrumentDaily = await timed('instrument_daily', () => insertInstrumentDaily(tx, full));
+    const daily: DailyWork | null = full ? { full: true } : bounds.from !== null && bounds.to !== null ? { full: false, from: bounds.from, to: bounds.to } : null;
+    if (daily !== null) {
+      await clearDailyRows(tx, daily);
+      rows.performanceDaily = await timed('performance_daily', () => insertPerformanceDaily(tx, daily));
+      rows.buckets = await timed('buckets', () => insertPerformanceBuckets(tx, daily));
+      rows.instrumentDaily = await timed('instrument_daily', () => insertInstrumentDaily(tx, daily));
     }
     summary.accounts = await timed('plan', () => planAccounts(tx, full, asOf, options.startingCapital));
     if (summary.accounts === 0) return;
     await timed('clear', () => clearAccountRows(tx));
     rows.equityCurve = await timed('equity_curve', () => insertEquityCurve(tx, asOf, tz));
+    const plans = await loadAccountPlans(tx);
     rows.metrics = await timed('metrics', async () => {
-      // One COPY per few MB, not per account: each COPY costs a round trip and a flush.
+      // One statement per batch of accounts, not per account: each costs a round trip.
       let written = 0;
-      let pending = '';
-      for (const plan of await loadAccountPlans(tx)) {
-        const curve = await loadCurve(tx, plan.account_id);
-        const { text, count } = metricRowsText(curve, plan.capital, plan.from_date);
-        pending += text;
-        written += count;
-        if (pending.length > 4_000_000) {
-          await copyMetrics(tx, pending);
-          pending = '';
+      for (let i = 0; i < plans.length; i += CURVES_PER_READ) {
+        const pending: MetricRecord[] = [];
+        const chunk = plans.slice(i, i + CURVES_PER_READ);
+        const curves = await loadCurves(tx, chunk.map((p) => p.account_id));
+        for (const plan of chunk) {
+          pending.push(...metricRows(curves.get(plan.account_id) ?? [], plan.capital, plan.from_date));
         }
+        await insertMetrics(tx, pending);
+        written += pending.length;
       }
-      await copyMetrics(tx, pending);
       return written;
     });
-    rows.positions = await timed('positions', () => insertPositions(tx, full, tz));
+    const firstStart = plans.reduce((min, p) => (p.from_date < min ? p.from_date : min), asOf);
+    rows.positions = await timed('positions', () => insertPositions(tx, full, firstStart, tz));
     rows.monthly = await timed('monthly', () => insertMonthly(tx));
   });
   if (summary.asOf !== null) await timed('materialized_views', () => refreshMaterializedViews(db));
@@ -144,6 +154,9 @@ export async function rebuildRollups(options: BuildRollupsOptions): Promise<Roll
   options.logger?.debug({ phaseMs }, 'rollup phases');
   return summary;
 }
+
+/** Accounts whose curves one query reads: bounds memory (a 10-year curve is ~2,500 rows) and round trips. */
+const CURVES_PER_READ = 100;
 
 /** The latest of some ISO dates (they compare as strings), or null when there is none. */
 export function latestDate(dates: ReadonlyArray<string | null>): string | null {
@@ -153,13 +166,13 @@ export function latestDate(dates: ReadonlyArray<string | null>): string | null {
 }
 
 /**
- * performance_metrics rows (COPY text) for every curve date from `fromDate` on. Returns stop
- * at a row whose previous equity was not positive (daily_return NULL: a wiped-out account);
- * from there on the rows carry the window's length and NULL metrics.
+ * performance_metrics rows for every curve date from `fromDate` on. Returns stop at a row
+ * whose previous equity was not positive (daily_return NULL: a wiped-out account); from
+ * there on the rows carry the window's length and NULL metrics.
  */
-export function metricRowsText(curve: readonly CurveRowRecord[], capital: number, fromDate: string): { text: string; count: number } {
+export function metricRows(curve: readonly CurveRowRecord[], capital: number, fromDate: string): MetricRecord[] {
   let fromIndex = curve.findIndex((row) => row.date >= fromDate);
-  if (fromIndex === -1) return { text: '', count: 0 };
+  if (fromIndex === -1) return [];
   let usable = curve.findIndex((row) => row.daily_return === null);
   if (usable === -1) usable = curve.length;
   const rows: CurveRow[] = curve.slice(0, usable).map((r) => ({
@@ -172,23 +185,36 @@ export function metricRowsText(curve: readonly CurveRowRecord[], capital: number
     grossProfit: r.gross_profit,
     grossLoss: r.gross_loss,
   }));
-  let text = '';
-  let count = 0;
-  const line = (index: number, window: string, days: number, m: WindowMetrics | null): void => {
+  const out: MetricRecord[] = [];
+  const add = (index: number, window: string, days: number, m: WindowMetrics | null): void => {
     const row = curve[index] as CurveRowRecord;
-    const start = curve[index - days + 1] as CurveRowRecord;
-    const values = m === null
-      ? [null, null, null, null, null, null, null, null, null, 0, null, null]
-      : [m.sharpe, m.sortino, m.calmar, m.annualReturn, m.maxDrawdown, m.profitFactor, m.recoveryFactor, m.winRate, m.expectancy, m.longestLosingStreak, m.var95, m.var99];
-    text += `${row.account_id}\t${window}\t${row.date}\t${row.account_key}\t${start.date}\t${days}\t${values.map((v) => (v === null ? '\\N' : String(v))).join('\t')}\n`;
-    count++;
+    out.push({
+      account_id: row.account_id,
+      window_name: window,
+      as_of_date: row.date,
+      account_key: row.account_key,
+      window_start: (curve[index - days + 1] as CurveRowRecord).date,
+      days,
+      sharpe: m?.sharpe ?? null,
+      sortino: m?.sortino ?? null,
+      calmar: m?.calmar ?? null,
+      annual_return: m?.annualReturn ?? null,
+      max_drawdown: m?.maxDrawdown ?? null,
+      profit_factor: m?.profitFactor ?? null,
+      recovery_factor: m?.recoveryFactor ?? null,
+      win_rate: m?.winRate ?? null,
+      expectancy: m?.expectancy ?? null,
+      longest_losing_streak: m?.longestLosingStreak ?? 0,
+      var_95: m?.var95 ?? null,
+      var_99: m?.var99 ?? null,
+    });
   };
   if (fromIndex < usable) {
-    for (const { index, window, metrics } of metricsSeries(rows, capital, fromIndex)) line(index, window, metrics.days, metrics);
+    for (const { index, window, metrics } of metricsSeries(rows, capital, fromIndex)) add(index, window, metrics.days, metrics);
     fromIndex = usable;
   }
   for (let index = fromIndex; index < curve.length; index++) {
-    for (const window of METRIC_WINDOWS) line(index, window.name, Math.min(window.rows, index + 1), null);
+    for (const window of METRIC_WINDOWS) add(index, window.name, Math.min(window.rows, index + 1), null);
   }
-  return { text, count };
+  return out;
 }

@@ -29,7 +29,7 @@ export async function createWorkTables(tx: Tx): Promise<void> {
   await tx`
     create temp table rollup_accounts (
       account_id bigint primary key, from_date date not null, first_date date, start_date date,
-      capital numeric, base_equity numeric, base_peak numeric
+      capital numeric, base_date date, base_equity numeric, base_peak numeric
     ) on commit drop`;
 }
 
@@ -57,6 +57,16 @@ export async function addRangeWork(tx: Tx, from: string, to: string): Promise<nu
   return result.count;
 }
 
+/**
+ * True when facts exist but no equity curve does: the first run after the rollups were
+ * installed on a loaded warehouse, which must build everything whatever it was asked.
+ */
+export async function neverRolledUp(tx: Tx): Promise<boolean> {
+  const [row] = await tx<{ never: boolean }[]>`
+    select not exists (select 1 from warehouse.equity_curve) and exists (select 1 from warehouse.fact_trades) as never`;
+  return row?.never ?? false;
+}
+
 /** A full rebuild covers every request there is. */
 export async function dropAllRequests(tx: Tx): Promise<void> {
   await tx`delete from ops.rollup_requests`;
@@ -73,6 +83,8 @@ export interface WorkBounds {
 }
 
 export async function loadWorkBounds(tx: Tx, full: boolean): Promise<WorkBounds> {
+  // The planner has no statistics for a fresh temp table; without them it scans every partition.
+  await tx`analyze rollup_work`;
   const [row] = await tx<{ from: string | null; to: string | null; partitions: number; curve_end: string | null; facts_end: string | null }[]>`
     select (select min(trade_date)::text from rollup_work) as from,
            (select max(trade_date)::text from rollup_work) as to,
@@ -91,15 +103,22 @@ export async function loadWorkBounds(tx: Tx, full: boolean): Promise<WorkBounds>
 // ---------------------------------------------------------------------------------------
 // Daily grain: fact_performance_daily, fact_performance_buckets, fact_instrument_daily
 
-/** The facts a statement reads: all of them, or those of the work partitions. */
-function factsOf(tx: Tx, full: boolean) {
-  return full
+/** What a run rebuilds at daily grain: everything, or the work partitions between two dates. */
+export type DailyWork = { full: true } | { full: false; from: string; to: string };
+
+/**
+ * The facts a statement reads: all of them, or those of the work partitions. The date
+ * bounds are what let the planner skip the other months' partitions.
+ */
+function factsOf(tx: Tx, work: DailyWork) {
+  return work.full
     ? tx`warehouse.fact_trades t`
-    : tx`warehouse.fact_trades t join rollup_work w on w.trade_date = t.trade_date and w.account_id = t.account_id`;
+    : tx`warehouse.fact_trades t join rollup_work w on w.trade_date = t.trade_date and w.account_id = t.account_id
+         where t.trade_date between ${work.from} and ${work.to}`;
 }
 
-export async function clearDailyRows(tx: Tx, full: boolean): Promise<void> {
-  if (full) {
+export async function clearDailyRows(tx: Tx, work: DailyWork): Promise<void> {
+  if (work.full) {
     await tx`delete from warehouse.fact_performance_daily`;
     await tx`delete from warehouse.fact_performance_buckets`;
     await tx`delete from warehouse.fact_instrument_daily`;
@@ -119,7 +138,7 @@ async function stageAggregate(tx: Tx, name: string, query: PendingQuery<Row[]>):
 }
 
 /** DESIGN.md "Winner": winners > 0, losers < 0; opening fills count in total_trades only. */
-export async function insertPerformanceDaily(tx: Tx, full: boolean): Promise<number> {
+export async function insertPerformanceDaily(tx: Tx, work: DailyWork): Promise<number> {
   await stageAggregate(tx, 'rollup_daily', tx`
     select t.date_key, t.account_key, t.strategy_key, t.trade_date, t.account_id,
       count(*)::int as total_trades,
@@ -131,7 +150,7 @@ export async function insertPerformanceDaily(tx: Tx, full: boolean): Promise<num
       sum(t.realized_pnl) as realized_pnl, sum(t.commission) as commissions, sum(t.fees) as fees,
       max(t.realized_pnl) filter (where t.realized_pnl > 0) as largest_win,
       min(t.realized_pnl) filter (where t.realized_pnl < 0) as largest_loss
-    from ${factsOf(tx, full)}
+    from ${factsOf(tx, work)}
     group by t.date_key, t.account_key, t.strategy_key, t.trade_date, t.account_id`);
   const result = await tx`
     insert into warehouse.fact_performance_daily (date_key, account_key, strategy_key, trade_date, account_id,
@@ -159,7 +178,7 @@ export async function insertPerformanceDaily(tx: Tx, full: boolean): Promise<num
  * are counted per half hour (every session boundary falls on one), and the half hours are
  * mapped to hour and session through dim_time, which holds the session rule.
  */
-export async function insertPerformanceBuckets(tx: Tx, full: boolean): Promise<number> {
+export async function insertPerformanceBuckets(tx: Tx, work: DailyWork): Promise<number> {
   await stageAggregate(tx, 'rollup_buckets', tx`
     select t.trade_date, t.account_id, t.time_key / 10000 * 2 + t.time_key / 100 % 100 / 30 as half_hour,
       count(*)::int as total_trades, count(*) filter (where t.realized_pnl > 0)::int as winning_trades,
@@ -167,26 +186,27 @@ export async function insertPerformanceBuckets(tx: Tx, full: boolean): Promise<n
       coalesce(sum(t.realized_pnl) filter (where t.realized_pnl > 0), 0) as gross_profit,
       coalesce(-sum(t.realized_pnl) filter (where t.realized_pnl < 0), 0) as gross_loss,
       sum(t.realized_pnl) as realized_pnl, sum(t.realized_pnl - t.commission - t.fees) as net_pnl
-    from ${factsOf(tx, full)}
+    from ${factsOf(tx, work)}
     group by 1, 2, 3`);
   const result = await tx`
     insert into warehouse.fact_performance_buckets
     select b.trade_date, b.account_id, s.hour, s.market_session, sum(b.total_trades), sum(b.winning_trades), sum(b.losing_trades),
       sum(b.total_notional), sum(b.gross_profit), sum(b.gross_loss), sum(b.realized_pnl), sum(b.net_pnl)
     from rollup_buckets b
-    join (select distinct hour * 2 + minute / 30 as half_hour, hour, market_session from warehouse.dim_time) s using (half_hour)
+    -- Every session boundary falls on a half hour, so its first second's session is the half hour's.
+    join warehouse.dim_time s on s.time_key = b.half_hour / 2 * 10000 + b.half_hour % 2 * 3000
     group by b.trade_date, b.account_id, s.hour, s.market_session`;
   return result.count;
 }
 
 /** Over every account: an instrument's day is rebuilt whole whenever any account's partition of that day is. */
-export async function insertInstrumentDaily(tx: Tx, full: boolean): Promise<number> {
+export async function insertInstrumentDaily(tx: Tx, work: DailyWork): Promise<number> {
   await stageAggregate(tx, 'rollup_instruments', tx`
     select t.trade_date, t.instrument_key, count(*)::int as trade_count, sum(t.quantity) as total_volume,
       sum(t.notional_value) as total_notional, sum(t.price) as sum_price, sum(t.price * t.price) as sum_price_sq,
       min(t.price) as min_price, max(t.price) as max_price
     from warehouse.fact_trades t
-    ${full ? tx`` : tx`where t.trade_date in (select distinct trade_date from rollup_work)`}
+    ${work.full ? tx`` : tx`where t.trade_date between ${work.from} and ${work.to} and t.trade_date in (select trade_date from rollup_work)`}
     group by t.trade_date, t.instrument_key`);
   const result = await tx`insert into warehouse.fact_instrument_daily select * from rollup_instruments`;
   return result.count;
@@ -220,20 +240,25 @@ export async function planAccounts(tx: Tx, full: boolean, asOf: string, defaultC
   }
   const result = await tx`
     update rollup_accounts a set first_date = s.first_date, start_date = greatest(a.from_date, s.first_date),
-      capital = s.capital, base_equity = coalesce(s.base_equity, s.capital), base_peak = coalesce(s.base_peak, s.capital)
+      capital = s.capital, base_date = s.base_date, base_equity = coalesce(s.base_equity, s.capital), base_peak = coalesce(s.base_peak, s.capital)
     from (
       select a.account_id,
              (select min(f.trade_date) from warehouse.fact_performance_daily f where f.account_id = a.account_id) as first_date,
              coalesce(ac.starting_capital, ${defaultCapital}::numeric) as capital,
-             b.equity as base_equity, b.peak_equity as base_peak
+             b.date as base_date, b.equity as base_equity, b.peak_equity as base_peak
       from rollup_accounts a
       left join warehouse.account_capital ac on ac.account_id = a.account_id
       left join lateral (
-        select e.equity, e.peak_equity from warehouse.equity_curve e
+        select e.date, e.equity, e.peak_equity from warehouse.equity_curve e
         where e.account_id = a.account_id and e.date < a.from_date order by e.date desc limit 1
       ) b on true
     ) s
     where s.account_id = a.account_id`;
+  // No curve row kept before the start although the account traded earlier (its curve was
+  // never built, or was cleared): the curve must then be built from its first fill.
+  await tx`
+    update rollup_accounts set from_date = first_date, start_date = first_date
+    where base_date is null and first_date < from_date`;
   return result.count;
 }
 
@@ -328,27 +353,61 @@ export async function loadAccountPlans(tx: Tx): Promise<AccountPlan[]> {
     from rollup_accounts where first_date is not null order by account_id`;
 }
 
-/** The whole curve of one account, as floats for the metrics (the 'all' window reads every row). */
-export async function loadCurve(tx: Tx, accountId: string): Promise<CurveRowRecord[]> {
-  return tx<CurveRowRecord[]>`
-    select account_id::text, date::text, account_key, net_pnl::float8 as net_pnl, equity::float8 as equity, daily_return,
-           realized_pnl::float8 as realized_pnl, winning_trades, losing_trades, gross_profit::float8 as gross_profit,
-           gross_loss::float8 as gross_loss
-    from warehouse.equity_curve where account_id = ${accountId} order by date`;
+/**
+ * The whole curves of some accounts (the 'all' window reads every row), as floats for the
+ * metrics. One JSON array per account: JSON.parse reads it several times faster than
+ * postgres.js parses as many rows, and numerics become the nearest double either way.
+ */
+export async function loadCurves(tx: Tx, accountIds: readonly string[]): Promise<Map<string, CurveRowRecord[]>> {
+  const rows = await tx<{ account_id: string; curve: string }[]>`
+    select account_id::text, json_agg(json_build_array(date, account_key, net_pnl, equity, daily_return, realized_pnl,
+             winning_trades, losing_trades, gross_profit, gross_loss) order by date)::text as curve
+    from warehouse.equity_curve where account_id = any(${accountIds as string[]}::bigint[]) group by account_id`;
+  const curves = new Map<string, CurveRowRecord[]>();
+  for (const { account_id, curve } of rows) {
+    const parsed = JSON.parse(curve) as Array<[string, number, number, number, number | null, number, number, number, number, number]>;
+    curves.set(
+      account_id,
+      parsed.map(([date, account_key, net_pnl, equity, daily_return, realized_pnl, winning_trades, losing_trades, gross_profit, gross_loss]) => ({
+        account_id, date, account_key, net_pnl, equity, daily_return, realized_pnl, winning_trades, losing_trades, gross_profit, gross_loss,
+      })),
+    );
+  }
+  return curves;
 }
 
-/** Column order of performance_metrics as COPYed by src/rollups.ts. */
-export const METRIC_COLUMNS = [
-  'account_id', 'window_name', 'as_of_date', 'account_key', 'window_start', 'days', 'sharpe', 'sortino', 'calmar',
-  'annual_return', 'max_drawdown', 'profit_factor', 'recovery_factor', 'win_rate', 'expectancy', 'longest_losing_streak',
-  'var_95', 'var_99',
-] as const;
+/** A performance_metrics row as src/rollups.ts computes it. */
+export interface MetricRecord {
+  account_id: string;
+  window_name: string;
+  as_of_date: string;
+  account_key: number;
+  window_start: string;
+  days: number;
+  sharpe: number | null;
+  sortino: number | null;
+  calmar: number | null;
+  annual_return: number | null;
+  max_drawdown: number | null;
+  profit_factor: number | null;
+  recovery_factor: number | null;
+  win_rate: number | null;
+  expectancy: number | null;
+  longest_losing_streak: number;
+  var_95: number | null;
+  var_99: number | null;
+}
 
-/** COPY is the cheapest way in for the metric rows Node computed (tab-separated, \N for NULL). */
-export async function copyMetrics(tx: Tx, text: string): Promise<void> {
-  if (text === '') return;
-  const target = await tx.unsafe(`copy warehouse.performance_metrics (${METRIC_COLUMNS.join(', ')}) from stdin`).writable();
-  await new Promise<void>((resolve, reject) => target.end(text, (error?: Error | null) => (error ? reject(error) : resolve())));
+/**
+ * One statement with the rows as one JSON parameter: a round trip whatever the count. (A
+ * postgres.js COPY costs ~40 ms of acknowledgement latency even for a handful of rows, which
+ * is most of an incremental rebuild.)
+ */
+export async function insertMetrics(tx: Tx, rows: readonly MetricRecord[]): Promise<void> {
+  if (rows.length === 0) return;
+  await tx`
+    insert into warehouse.performance_metrics
+    select * from json_populate_recordset(null::warehouse.performance_metrics, ${JSON.stringify(rows)}::text::json)`;
 }
 
 /**
@@ -358,27 +417,33 @@ export async function copyMetrics(tx: Tx, text: string): Promise<void> {
  * an array [instant, execution id, …] picks a group's last fill in DESIGN order in one
  * hash aggregate, without sorting the facts. Marked at that date's 1d close where a bar exists.
  */
-export async function insertPositions(tx: Tx, full: boolean, tz: string): Promise<number> {
+export async function insertPositions(tx: Tx, full: boolean, firstStart: string, tz: string): Promise<number> {
   const result = await tx`
     insert into warehouse.fact_positions_daily (account_id, instrument_id, trade_date, date_key, account_key, instrument_key,
       quantity, side, cost_basis, avg_entry_price, close_price, market_value, unrealized_pnl)
     with eod as (
       select t.account_id, t.instrument_id, t.trade_date,
              max(array[extract(epoch from t.executed_at), t.execution_id, t.position_after, t.open_cost, t.account_key, t.instrument_key]) as last
-      from ${full ? tx`warehouse.fact_trades t` : tx`warehouse.fact_trades t join rollup_accounts a on a.account_id = t.account_id and t.trade_date >= a.start_date`}
+      from ${full ? tx`warehouse.fact_trades t` : tx`warehouse.fact_trades t join rollup_accounts a on a.account_id = t.account_id and t.trade_date >= a.start_date
+                where t.trade_date >= ${firstStart}`}
       group by t.account_id, t.instrument_id, t.trade_date
       union all
+      -- The state before the start: the positions kept on the last curve row before it (no row: flat).
       select a.account_id, p.instrument_id, a.start_date - 1,
-             array[0, 0, l.position_after, l.open_cost, l.account_key, l.instrument_key]
+             array[0, 0, p.quantity, p.cost_basis, p.account_key, p.instrument_key]
       from rollup_accounts a
-      join warehouse.fifo_positions p on p.account_id = a.account_id
-      cross join lateral (
-        select f.position_after, f.open_cost, f.account_key, f.instrument_key from warehouse.fact_trades f
-        where f.account_id = a.account_id and f.instrument_id = p.instrument_id
-          and f.executed_at < (a.start_date::timestamp at time zone ${tz}) and f.trade_date < a.start_date
-        order by f.executed_at desc, f.execution_id desc limit 1
-      ) l
+      join warehouse.fact_positions_daily p on p.account_id = a.account_id and p.trade_date = a.base_date
       where a.start_date > a.first_date
+    ),
+    -- One 1d close per symbol and session date (the bar's date in EXCHANGE_TZ), joined by hash:
+    -- a lookup per position row would cost more than reading the bars once.
+    closes as (
+      select distinct on (symbol, date) symbol, date, close
+      from (
+        select b.symbol, (b.ts at time zone ${tz})::date as date, b.close, b.ts from market.bars b
+        where b.timeframe = '1d' and b.ts >= (${firstStart}::date::timestamp at time zone ${tz})
+      ) b
+      order by symbol, date, ts desc
     ),
     spans as (
       select e.account_id, e.instrument_id, greatest(e.trade_date, a.start_date) as from_date, e.last[3] as quantity,
@@ -392,12 +457,7 @@ export async function insertPositions(tx: Tx, full: boolean, tz: string): Promis
     from spans s
     join warehouse.equity_curve e on e.account_id = s.account_id and e.date >= s.from_date and e.date < s.next_date
     join warehouse.dim_instrument di on di.instrument_key = s.instrument_key
-    left join lateral (
-      select b.close from market.bars b
-      where b.symbol = di.symbol and b.timeframe = '1d'
-        and b.ts >= (e.date::timestamp at time zone ${tz}) and b.ts < ((e.date + 1)::timestamp at time zone ${tz})
-      order by b.ts desc limit 1
-    ) bar on true
+    left join closes bar on bar.symbol = di.symbol and bar.date = e.date
     where s.quantity <> 0`;
   return result.count;
 }

@@ -15,7 +15,7 @@ import { createTestRuntime, type TestRuntime } from '../helpers/runtime.ts';
 
 const NOW = new Date('2026-03-20T14:00:00Z');
 
-async function countRows(sql: Sql, table: 'oltp.executions' | 'warehouse.fact_trades' | 'ops.etl_rejects'): Promise<number> {
+async function countRows(sql: Sql, table: 'oltp.executions' | 'warehouse.fact_trades' | 'ops.etl_rejects' | 'warehouse.equity_curve' | 'warehouse.performance_metrics'): Promise<number> {
   const [row] = await sql.unsafe<{ n: number }[]>(`select count(*)::int as n from ${table}`);
   return row?.n ?? 0;
 }

@@ -297,6 +297,17 @@ describe('incremental rebuilds', () => {
     expect(await other.sql`select * from ops.rollup_requests`).toHaveLength(0);
   });
 
+  it('the first run on a loaded warehouse builds everything, whatever range it was asked for', async () => {
+    other = await createTestDatabase();
+    await seedFixture(other.sql);
+    await load(other.sql);
+    const first = await rebuild(other.sql, { kind: 'range', from: '2026-03-05', to: '2026-03-05' }, '2026-03-09');
+    expect(first).toMatchObject({ scope: 'range', promotedToFull: true, asOf: '2026-03-09' });
+    const [curve] = await other.sql`select min(date)::text as first, count(*)::int as n from warehouse.equity_curve where account_id = 1`;
+    expect(curve).toEqual({ first: '2026-03-02', n: 6 });
+    expect(await other.sql`select * from ops.rollup_requests`).toHaveLength(0);
+  });
+
   it('overlapping rebuilds started at once leave the result of one clean rebuild', async () => {
     other = await createTestDatabase();
     await seedFixture(other.sql);
@@ -340,7 +351,7 @@ describe('the build-rollups job', () => {
       await waitFor(async () => {
         const counts = await rollups!.getJobCounts('waiting', 'active', 'delayed');
         const [pending] = await rdb.sql`select count(*)::int as n from ops.rollup_requests`;
-        return counts.waiting + counts.active + counts.delayed === 0 && pending?.n === 0;
+        return (counts.waiting ?? 0) + (counts.active ?? 0) + (counts.delayed ?? 0) === 0 && pending?.n === 0;
       }, 20_000);
       const [runs] = await rdb.sql`select coalesce(sum(run_count), 0)::int as n from ops.job_runs where job = 'build-rollups' and status = 'succeeded'`;
       expect(runs?.n).toBeGreaterThanOrEqual(1);
