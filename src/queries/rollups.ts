@@ -399,15 +399,23 @@ export interface MetricRecord {
 }
 
 /**
- * One statement with the rows as one JSON parameter: a round trip whatever the count. (A
- * postgres.js COPY costs ~40 ms of acknowledgement latency even for a handful of rows, which
- * is most of an incremental rebuild.)
+ * One statement with one array parameter per column: a round trip whatever the count, and
+ * PostgreSQL reads arrays several times faster than the same rows as JSON. (A postgres.js
+ * COPY costs ~40 ms of acknowledgement latency even for a handful of rows, which would be most
+ * of an incremental rebuild.)
  */
 export async function insertMetrics(tx: Tx, rows: readonly MetricRecord[]): Promise<void> {
   if (rows.length === 0) return;
+  const column = <K extends keyof MetricRecord>(key: K) => rows.map((r) => r[key]) as never;
   await tx`
-    insert into warehouse.performance_metrics
-    select * from json_populate_recordset(null::warehouse.performance_metrics, ${JSON.stringify(rows)}::text::json)`;
+    insert into warehouse.performance_metrics (account_id, window_name, as_of_date, account_key, window_start, days, sharpe, sortino,
+      calmar, annual_return, max_drawdown, profit_factor, recovery_factor, win_rate, expectancy, longest_losing_streak, var_95, var_99)
+    select * from unnest(
+      ${column('account_id')}::bigint[], ${column('window_name')}::text[], ${column('as_of_date')}::date[], ${column('account_key')}::int[],
+      ${column('window_start')}::date[], ${column('days')}::int[], ${column('sharpe')}::float8[], ${column('sortino')}::float8[],
+      ${column('calmar')}::float8[], ${column('annual_return')}::float8[], ${column('max_drawdown')}::float8[],
+      ${column('profit_factor')}::float8[], ${column('recovery_factor')}::float8[], ${column('win_rate')}::float8[],
+      ${column('expectancy')}::float8[], ${column('longest_losing_streak')}::int[], ${column('var_95')}::float8[], ${column('var_99')}::float8[])`;
 }
 
 /**
