@@ -138,14 +138,14 @@ export async function rebuildRollups(options: BuildRollupsOptions): Promise<Roll
         const chunk = plans.slice(i, i + CURVES_PER_READ);
         const curves = await loadCurves(tx, chunk.map((p) => p.account_id));
         for (const plan of chunk) {
-          pending.push(...metricRows(curves.get(plan.account_id) ?? [], plan.capital, plan.from_date));
+          pending.push(...metricRows(curves.get(plan.account_id) ?? [], plan.capital, plan.start_date));
         }
         await insertMetrics(tx, pending);
         written += pending.length;
       }
       return written;
     });
-    const firstStart = plans.reduce((min, p) => (p.from_date < min ? p.from_date : min), asOf);
+    const firstStart = plans.reduce((min, p) => (p.start_date < min ? p.start_date : min), asOf);
     rows.positions = await timed('positions', () => insertPositions(tx, full, firstStart, tz));
     rows.monthly = await timed('monthly', () => insertMonthly(tx));
   });

@@ -43,8 +43,7 @@ export async function takePendingRequests(tx: Tx): Promise<number> {
 
 /**
  * Every (date, account) in from..to that has facts or rollup rows (the latter so removed
- * facts disappear), plus the accounts listed for those dates; pending requests inside the
- * range are covered and dropped.
+ * facts disappear); pending requests inside the range are covered and dropped.
  */
 export async function addRangeWork(tx: Tx, from: string, to: string): Promise<number> {
   const result = await tx`
@@ -342,14 +341,15 @@ export interface CurveRowRecord {
 
 export interface AccountPlan {
   account_id: string;
-  from_date: string;
+  /** The first curve date rebuilt: the later of the change date and the first fill. */
+  start_date: string;
   capital: number;
 }
 
 /** Accounts whose metrics must be recomputed (they have a curve), with the date to start from. */
 export async function loadAccountPlans(tx: Tx): Promise<AccountPlan[]> {
   return tx<AccountPlan[]>`
-    select account_id::text, greatest(from_date, first_date)::text as from_date, capital::float8 as capital
+    select account_id::text, start_date::text, capital::float8 as capital
     from rollup_accounts where first_date is not null order by account_id`;
 }
 
@@ -420,8 +420,8 @@ export async function insertMetrics(tx: Tx, rows: readonly MetricRecord[]): Prom
 
 /**
  * End-of-day state of each account × instrument from the FIFO results on the facts: the last
- * fill of each (pair, date) from the start date on, and the last fill before it, each held
- * until the pair's next fill date, on every date of the account's equity curve. max() over
+ * fill of each (pair, date) from the start date on, and the positions kept on the last curve
+ * row before it, each held until the pair's next fill date, on every date of the account's equity curve. max() over
  * an array [instant, execution id, …] picks a group's last fill in DESIGN order in one
  * hash aggregate, without sorting the facts. Marked at that date's 1d close where a bar exists.
  */
