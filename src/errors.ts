@@ -39,6 +39,19 @@ export class UpstreamUnavailableError extends Error {
   }
 }
 
+/**
+ * A market-data source answered, but not with what its format promises (a malformed body, a
+ * 4xx other than 429). Permanent: asking again would fetch the same answer.
+ */
+export class ProviderResponseError extends Error {
+  override name = 'ProviderResponseError';
+  readonly status: number | undefined;
+  constructor(message: string, options?: { cause?: unknown; status?: number }) {
+    super(message, options);
+    this.status = options?.status;
+  }
+}
+
 /** Turns anything thrown into an Error, once, at the boundary (graphile-worker's coerceError). */
 export function coerceError(thrown: unknown): Error {
   if (thrown instanceof Error) return thrown;
@@ -87,7 +100,7 @@ const RETRYABLE_CODES = new Set([
  * a bounded number of wasted attempts is cheaper than a lost run.
  */
 export function classifyError(error: unknown): ErrorClass {
-  if (error instanceof BadInputError || error instanceof ZodError || error instanceof ConfigError) return 'permanent';
+  if (error instanceof BadInputError || error instanceof ZodError || error instanceof ConfigError || error instanceof ProviderResponseError) return 'permanent';
   if (error instanceof RateLimitedError || error instanceof UpstreamUnavailableError) return 'retryable';
   if (error && typeof error === 'object') {
     const code = (error as { code?: unknown }).code;
