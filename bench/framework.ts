@@ -14,7 +14,7 @@
  * run; N: starts with N analyzed rows of another job), BENCH_VERBOSE=1 (per-run figures),
  * BENCH_DATABASE_URL, REDIS_URL.
  */
-import { Queue, Worker, type Job } from 'bullmq';
+import { FlowProducer, Queue, Worker, type DefaultJobOptions, type Job } from 'bullmq';
 import { z } from 'zod';
 import { loadConfig } from '../src/config.ts';
 import { createDb, type Sql } from '../src/db.ts';
@@ -130,6 +130,8 @@ interface Context {
   sql: Sql;
   databaseUrl: string;
   queues: QueueMap;
+  flows: FlowProducer;
+  jobOptions: DefaultJobOptions;
   bareQueue: Queue;
 }
 
@@ -173,6 +175,8 @@ async function measureBullpen(ctx: Context, concurrency: number, jobs: number): 
     recorder: ctx.createRecorder(ctx.sql, ctx.databaseUrl),
     queues: ctx.queues,
     definitions: createDefinitionMap([benchNoop]),
+    flows: ctx.flows,
+    jobOptions: ctx.jobOptions,
   };
   const queue = ctx.queues.get('maintenance');
   if (!queue) throw new Error('no maintenance queue');
@@ -242,13 +246,16 @@ export async function run(options: FrameworkOptions = {}): Promise<void> {
   onCleanup(() => sql.end({ timeout: 5 }));
   try {
     await migrate(sql);
-    const queues = createQueues(redis, prefix, createDefaultJobOptions({ attempts: 5, backoffMs: 5000 }));
+    const jobOptions = createDefaultJobOptions({ attempts: 5, backoffMs: 5000 });
+    const queues = createQueues(redis, prefix, jobOptions);
+    const flows = new FlowProducer({ connection: redis, prefix });
     const bareQueue = new Queue(BARE_QUEUE, { connection: redis, prefix });
     onCleanup(async () => {
       await closeQueues(queues);
+      await flows.close();
       await bareQueue.close();
     });
-    const ctx: Context = { historyRows, createRecorder, prefix, sql, databaseUrl: database.url, queues, bareQueue };
+    const ctx: Context = { historyRows, createRecorder, prefix, sql, databaseUrl: database.url, queues, flows, jobOptions, bareQueue };
 
     // Warm-up (untimed): JIT, connection pools, Lua script loading on both sides.
     checkBare(await measureBare(ctx, 50, WARMUP_JOBS), 'warm-up bare');

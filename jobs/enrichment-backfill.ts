@@ -1,22 +1,62 @@
 /**
- * enrichment-backfill: resumable chunked fetch → validate → features → store for symbols ×
- * timeframes × a date range. Partition: the backfill request id; chunks checkpoint, so a rerun
- * resumes rather than repeats. Not built yet: the run is recorded and says it did nothing.
+ * enrichment-backfill: a backfill request as a BullMQ flow. Each child is one series (symbol ×
+ * timeframe) and works in steps of one chunk (fetch → validate → features → store, committed
+ * with its checkpoint), going back on the queue between chunks so the provider's rate limiter
+ * meters every fetch. The parent runs once every child has ended and closes the request.
+ * Partitions: `<backfillId>` (parent) and `<backfillId>.<symbol>.<timeframe>` (child). A rerun
+ * continues from the checkpoint in enrichment.backfill_state; a chunk already stored is never
+ * fetched again unless the request asked to reprocess it.
  */
 import { z } from 'zod';
-import { basePayload, createNothingDoneSummary, defineJob } from '../src/job-definition.ts';
+import { TIMEFRAMES } from '../src/analytics/timeframes.ts';
+import { finishBackfill, SYMBOL_PATTERN } from '../src/enrichment/backfills.ts';
+import { createProviderRegistry } from '../src/enrichment/providers/index.ts';
+import type { MarketDataProvider, ProviderName } from '../src/enrichment/providers/types.ts';
+import { runSeriesStep } from '../src/enrichment/series-step.ts';
+import { basePayload, defineJob } from '../src/job-definition.ts';
 
 const payload = basePayload.extend({
-  backfillId: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'must be letters, digits, "_", "." or "-"'),
+  backfillId: z.uuid({ error: 'must be a backfill id (a UUID)' }),
+  symbol: z.string().regex(SYMBOL_PATTERN, 'must be an upper-case symbol').optional(),
+  timeframe: z.enum(TIMEFRAMES).optional(),
 });
+
+let providers: ((name: ProviderName) => MarketDataProvider) | undefined;
 
 export const enrichmentBackfill = defineJob({
   name: 'enrichment-backfill',
   queue: 'enrichment',
   description: 'Ad-hoc resumable market-data backfill for symbols × timeframes × date range',
-  payload,
+  payload: payload.refine((p) => (p.symbol === undefined) === (p.timeframe === undefined), { message: 'symbol and timeframe go together', path: ['timeframe'] }),
   schedule: null,
-  partition: (p) => p.backfillId,
+  partition: (p) => (p.symbol ? `${p.backfillId}.${p.symbol}.${p.timeframe}` : p.backfillId),
   catchup: { mode: 'none' },
-  process: async () => createNothingDoneSummary('enrichment-backfill'),
+  process: async (ctx) => {
+    const { backfillId, symbol, timeframe } = ctx.payload;
+    if (!symbol || !timeframe) {
+      const { summary } = await finishBackfill(ctx.db, backfillId);
+      ctx.logger.info(summary, `backfill ${String(summary.status)}`);
+      return summary;
+    }
+    providers ??= createProviderRegistry(ctx.config);
+    const outcome = await runSeriesStep(
+      {
+        db: ctx.db,
+        provider: providers,
+        logger: ctx.logger,
+        retries: ctx.config.enrichmentChunkRetries,
+        retryBaseMs: ctx.config.enrichmentRetryBaseMs,
+        signal: ctx.signal,
+        onChunk: (outcome) => ctx.metrics.backfillChunks.inc({ outcome }),
+      },
+      { backfillId, symbol, timeframe },
+    );
+    if (outcome.kind === 'rate-limited') return ctx.rateLimit(outcome.retryAfterMs);
+    if (outcome.kind === 'more') {
+      await ctx.progress({ chunksDone: outcome.chunksHandled, chunksTotal: outcome.chunksTotal, barsWritten: outcome.barsWritten });
+      return ctx.requeue();
+    }
+    await ctx.progress(100);
+    return outcome.summary;
+  },
 });

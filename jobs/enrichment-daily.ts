@@ -1,21 +1,61 @@
 /**
- * enrichment-daily: brings every tracked symbol up to yesterday's close as one small backfill.
- * Partition: the trading date it completes (the day before the 01:30 tick). Backfill chunks are
- * checkpointed, so a rerun fetches nothing twice. Not built yet: the run is recorded and says
- * it did nothing.
+ * enrichment-daily: brings every tracked symbol (market.sector_mapping) up to yesterday as one
+ * backfill request. Each symbol starts from its last stored 1d bar (a symbol never enriched
+ * from ENRICHMENT_DAILY_LOOKBACK_DAYS back); chunks the ledger already holds are skipped, so
+ * only the open chunk is fetched again. Partition: the date it completes (the day before the
+ * 01:30 tick). A rerun of a partition finds it recorded and does nothing.
  */
+import { z } from 'zod';
+import { TIMEFRAMES, type AssetClass } from '../src/analytics/timeframes.ts';
 import { tickDate } from '../src/cron.ts';
-import { basePayload, createNothingDoneSummary, defineJob, payloadDate, scheduledInstant } from '../src/job-definition.ts';
+import { createBackfill, planBackfill } from '../src/enrichment/backfills.ts';
+import { basePayload, defineJob, payloadDate, scheduledInstant } from '../src/job-definition.ts';
 
-const payload = basePayload.extend({ date: payloadDate.optional() });
+/** How far back a tracked symbol without any bars is enriched from. */
+const LOOKBACK_DAYS = 730;
+
+const payload = basePayload.extend({
+  date: payloadDate.optional(),
+  timeframes: z.array(z.enum(TIMEFRAMES)).min(1).default(['1d']),
+});
+
+function daysBefore(date: string, days: number): string {
+  return new Date(Date.parse(`${date}T00:00:00Z`) - days * 86_400_000).toISOString().slice(0, 10);
+}
 
 export const enrichmentDaily = defineJob({
   name: 'enrichment-daily',
   queue: 'enrichment',
   description: 'Incremental enrichment of every tracked symbol up to yesterday',
   payload,
-  schedule: { cron: '30 1 * * *', tz: 'America/New_York', calendar: 'nyse', overlap: 'skip' },
+  schedule: { cron: '30 1 * * *', tz: 'America/New_York', calendar: 'all', overlap: 'skip' },
   partition: (p) => p.date ?? tickDate(scheduledInstant(p), 'America/New_York', -1),
-  catchup: { mode: 'all', windowHours: 72, max: 3 },
-  process: async () => createNothingDoneSummary('enrichment-daily'),
+  catchup: { mode: 'latest', windowHours: 72 },
+  process: async (ctx) => {
+    const to = ctx.partition;
+    const tracked = await ctx.db<{ symbol: string; asset_class: AssetClass; last: string | null }[]>`
+      select m.symbol, m.asset_class,
+             (select max(b.ts at time zone 'America/New_York')::date::text from market.bars b where b.symbol = m.symbol and b.timeframe = '1d') as last
+      from market.sector_mapping m order by m.symbol`;
+    if (tracked.length === 0) {
+      ctx.logger.info('no tracked symbols in market.sector_mapping: nothing to enrich');
+      return { symbols: 0, note: 'market.sector_mapping is empty' };
+    }
+    const from = tracked.map((t) => (t.last ? daysBefore(t.last, -1) : daysBefore(to, LOOKBACK_DAYS))).sort()[0] as string;
+    if (from > to) return { symbols: tracked.length, upToDate: true, to };
+    const plan = planBackfill(
+      { symbols: tracked.map((t) => t.symbol), timeframes: ctx.payload.timeframes, from: from > to ? to : from, to, requested_by: 'enrichment-daily' },
+      {
+        defaultSource: ctx.config.marketDataSource,
+        maxBars: Number.MAX_SAFE_INTEGER,
+        now: Date.now(),
+        assetClasses: new Map(tracked.map((t) => [t.symbol, t.asset_class])),
+      },
+    );
+    const created = await createBackfill(
+      { db: ctx.db, enqueue: (parent, children, options) => ctx.enqueueFlow({ job: 'enrichment-backfill', payload: parent }, children.map((c) => ({ job: 'enrichment-backfill', payload: c })), options) },
+      plan,
+    );
+    return { backfillId: created.backfillId, symbols: plan.symbols.length, from: plan.from, to: plan.to, chunks: plan.chunksTotal };
+  },
 });

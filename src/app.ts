@@ -4,7 +4,7 @@
  */
 import crypto from 'node:crypto';
 import os from 'node:os';
-import type { Worker } from 'bullmq';
+import { FlowProducer, type DefaultJobOptions, type Worker } from 'bullmq';
 import { JOBS } from '../jobs/index.ts';
 import type { Config } from './config.ts';
 import { createDb, type Sql } from './db.ts';
@@ -52,6 +52,10 @@ export interface Services {
   readonly databaseUrl: string;
   readonly redis: Redis;
   readonly queues: QueueMap;
+  /** Adds flows (a parent waiting on its children) on the same connection and prefix. */
+  readonly flows: FlowProducer;
+  /** The default options every queue applies; flows need them passed explicitly. */
+  readonly jobOptions: DefaultJobOptions;
   readonly definitions: ReadonlyMap<string, JobDefinition>;
   readonly schedules: readonly Schedule[];
   close(): Promise<void>;
@@ -98,8 +102,11 @@ export async function openServices(config: Config, options: { logger?: Logger; d
 
     const redis = createRedis(redisTarget.url);
     releasers.push(() => redis.quit().then(() => undefined));
-    const queues = createQueues(redis, config.prefix, createDefaultJobOptions({ attempts: config.jobAttempts, backoffMs: config.jobBackoffMs }));
+    const jobOptions = createDefaultJobOptions({ attempts: config.jobAttempts, backoffMs: config.jobBackoffMs });
+    const queues = createQueues(redis, config.prefix, jobOptions);
     releasers.push(() => closeQueues(queues));
+    const flows = new FlowProducer({ connection: redis, prefix: config.prefix });
+    releasers.push(() => flows.close());
     logger.debug({ database: redactUrl(databaseUrl), redis: redactUrl(redisTarget.url), prefix: config.prefix }, 'services open');
 
     return {
@@ -110,6 +117,8 @@ export async function openServices(config: Config, options: { logger?: Logger; d
       databaseUrl,
       redis,
       queues,
+      flows,
+      jobOptions,
       definitions: createDefinitionMap(definitionList),
       schedules,
       close: () => releaseAll(releasers, logger),
@@ -177,6 +186,8 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
         recorder,
         queues: services.queues,
         definitions: services.definitions,
+        flows: services.flows,
+        jobOptions: services.jobOptions,
       };
       workers = startWorkers(runtime, { connection: services.redis, queues: options.queues });
       const active = workers;

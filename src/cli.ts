@@ -120,7 +120,7 @@ async function waitForRun(services: Services, logger: Logger, definition: JobDef
       const metrics = createMetrics({ defaultMetrics: false });
       const recorder = createRunRecorder(services.db, { worker: `cli:${process.pid}` });
       const workers = startWorkers(
-        { config: cfg, db: services.db, sourceDb: services.sourceDb, logger, metrics, recorder, queues: services.queues, definitions: services.definitions },
+        { config: cfg, db: services.db, sourceDb: services.sourceDb, logger, metrics, recorder, queues: services.queues, definitions: services.definitions, flows: services.flows, jobOptions: services.jobOptions },
         { connection: services.redis, queues: [definition.queue] },
       );
       cleanups.push(async () => {

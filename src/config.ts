@@ -70,6 +70,20 @@ const EnvSchema = z.object({
   MARKET_DATA_SOURCE: z.enum(['synthetic', 'csv', 'polygon'], { error: 'must be one of synthetic, csv, polygon' }).default('synthetic'),
   MARKET_DATA_CSV_DIR: optionalString,
   POLYGON_API_KEY: optionalString,
+  POLYGON_BASE_URL: urlWithScheme(['http', 'https']).default('https://api.polygon.io'),
+  ENRICHMENT_RATE_MAX: z.coerce
+    .number({ error: 'must be a whole number ≥ 0 (0: no limit)' })
+    .int('must be a whole number ≥ 0 (0: no limit)')
+    .min(0, 'must be a whole number ≥ 0 (0: no limit)')
+    .optional(),
+  ENRICHMENT_RATE_WINDOW_MS: positiveInt('a whole number of milliseconds ≥ 1').default(60000),
+  ENRICHMENT_CHUNK_RETRIES: z.coerce
+    .number({ error: 'must be a whole number ≥ 0' })
+    .int('must be a whole number ≥ 0')
+    .min(0, 'must be a whole number ≥ 0')
+    .default(3),
+  ENRICHMENT_RETRY_BASE_MS: positiveInt('a whole number of milliseconds ≥ 1').default(1000),
+  ENRICHMENT_MAX_BARS: positiveInt('a whole number ≥ 1').default(50_000_000),
   EXCHANGE_TZ: z
     .string()
     .refine((tz) => IANAZone.isValidZone(tz), 'must be an IANA time zone such as America/New_York')
@@ -122,6 +136,19 @@ export interface Config {
   readonly marketDataSource: 'synthetic' | 'csv' | 'polygon';
   readonly marketDataCsvDir: string | undefined;
   readonly polygonApiKey: string | undefined;
+  /** @defaultValue https://api.polygon.io */
+  readonly polygonBaseUrl: string;
+  /**
+   * The provider's request budget, as a BullMQ limiter on the enrichment queue (each backfill
+   * chunk is one step there). @defaultValue 5 per 60 s for polygon (its free tier), none otherwise
+   */
+  readonly enrichmentRateLimit: { readonly max: number; readonly durationMs: number } | null;
+  /** Retries of a chunk's fetch inside one step before the job's own retry takes over. @defaultValue 3 */
+  readonly enrichmentChunkRetries: number;
+  /** First delay of those retries (doubling, with jitter). @defaultValue 1000 */
+  readonly enrichmentRetryBaseMs: number;
+  /** Largest backfill request, in estimated bars (symbols × timeframes × sessions × bars per session). @defaultValue 50,000,000 */
+  readonly enrichmentMaxBars: number;
   /** @defaultValue America/New_York */
   readonly exchangeTz: string;
   /** @defaultValue 100000 */
@@ -225,6 +252,11 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     marketDataSource: data.MARKET_DATA_SOURCE,
     marketDataCsvDir: data.MARKET_DATA_CSV_DIR,
     polygonApiKey: data.POLYGON_API_KEY,
+    polygonBaseUrl: data.POLYGON_BASE_URL,
+    enrichmentRateLimit: rateLimitOf(data.ENRICHMENT_RATE_MAX ?? (data.MARKET_DATA_SOURCE === 'polygon' ? 5 : 0), data.ENRICHMENT_RATE_WINDOW_MS),
+    enrichmentChunkRetries: data.ENRICHMENT_CHUNK_RETRIES,
+    enrichmentRetryBaseMs: data.ENRICHMENT_RETRY_BASE_MS,
+    enrichmentMaxBars: data.ENRICHMENT_MAX_BARS,
     exchangeTz: data.EXCHANGE_TZ,
     startingCapital: data.STARTING_CAPITAL,
     logLevel: data.LOG_LEVEL,
@@ -238,4 +270,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     scheduleOverrides: Object.freeze(scheduleOverrides),
     concurrency: Object.freeze(concurrency),
   });
+}
+
+function rateLimitOf(max: number, durationMs: number): Config['enrichmentRateLimit'] {
+  return max > 0 ? Object.freeze({ max, durationMs }) : null;
 }

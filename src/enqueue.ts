@@ -2,7 +2,7 @@
  * The one way to put a run on a queue: validate the payload against the job's schema,
  * work out its partition and give it the deterministic id `<name>@<partition>`.
  */
-import type { Job } from 'bullmq';
+import type { DefaultJobOptions, FlowProducer, Job } from 'bullmq';
 import { BadInputError, describeZodError } from './errors.ts';
 import type { JobDefinition } from './job-definition.ts';
 import { createJobId, type QueueMap } from './queues.ts';
@@ -58,4 +58,52 @@ export async function enqueueRun(
     ...(options.delayMs ? { delay: options.delayMs } : {}),
   });
   return { job, jobId, partition, created: job.timestamp >= now.getTime() - 1000 };
+}
+
+export interface FlowNode {
+  definition: JobDefinition;
+  data: Record<string, unknown>;
+}
+
+export interface EnqueuedFlow {
+  /** The parent's job id. */
+  jobId: string;
+  childJobIds: string[];
+}
+
+/**
+ * Puts a parent and its children on their queues as one BullMQ flow: the children run (in
+ * parallel, each on its own queue), the parent once every child has finished, failed ones
+ * included, so it can summarise. Ids are deterministic as in enqueueRun; `force` gives every
+ * node a fresh id (a resumed flow must not be handed back the finished one).
+ */
+export async function enqueueFlow(
+  flows: FlowProducer,
+  parent: FlowNode,
+  children: readonly FlowNode[],
+  options: { force?: boolean; now?: Date; /** A FlowProducer does not apply the queues' defaults: pass them. */ jobOptions?: DefaultJobOptions } = {},
+): Promise<EnqueuedFlow> {
+  const now = options.now ?? new Date();
+  const node = ({ definition, data }: FlowNode) => {
+    const withMeta: Record<string, unknown> = { ...data, scheduledFor: data.scheduledFor ?? now.toISOString(), ...(options.force ? { force: true } : {}) };
+    const payload = parsePayload(definition, withMeta);
+    const base = createJobId(definition.name, definition.partition(payload));
+    return { name: definition.name, queueName: definition.queue, data: withMeta, jobId: options.force ? `${base}@force-${now.getTime()}` : base };
+  };
+  const top = node(parent);
+  const kids = children.map(node);
+  await flows.add({
+    name: top.name,
+    queueName: top.queueName,
+    data: top.data,
+    opts: { ...options.jobOptions, jobId: top.jobId },
+    children: kids.map((kid) => ({
+      name: kid.name,
+      queueName: kid.queueName,
+      data: kid.data,
+      // A child that fails for good is recorded by its own job; the parent still runs and reports it.
+      opts: { ...options.jobOptions, jobId: kid.jobId, ignoreDependencyOnFailure: true },
+    })),
+  });
+  return { jobId: top.jobId, childJobIds: kids.map((kid) => kid.jobId) };
 }

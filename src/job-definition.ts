@@ -58,6 +58,25 @@ export interface JobContext<P> {
   readonly metrics: Metrics;
   /** Enqueue another job by name (with its deterministic id); returns the job id. */
   readonly enqueue: (job: string, payload: Record<string, unknown>, options?: ContextEnqueueOptions) => Promise<string>;
+  /**
+   * Adds a flow: `parent` runs once every child has finished (or failed for good). `force` gives
+   * the nodes fresh ids, for a flow that runs again (a resumed backfill). Returns the parent's id.
+   */
+  readonly enqueueFlow: (
+    parent: { job: string; payload: Record<string, unknown> },
+    children: readonly { job: string; payload: Record<string, unknown> }[],
+    options?: { force?: boolean },
+  ) => Promise<{ jobId: string; childJobIds: string[] }>;
+  /**
+   * Ends this step and puts the job back on its queue (after `delayMs`), where the queue's rate
+   * limiter and other jobs get their turn before the next step. Never returns.
+   */
+  readonly requeue: (delayMs?: number) => Promise<never>;
+  /**
+   * A provider said "too many requests": pauses the job's whole queue for `ms` and puts this job
+   * back to wait without using an attempt. Never returns.
+   */
+  readonly rateLimit: (ms: number) => Promise<never>;
   readonly jobId: string;
   readonly attempt: number;
 }

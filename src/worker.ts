@@ -4,11 +4,11 @@
  * and the retryable/permanent decision on failure.
  */
 import os from 'node:os';
-import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { DelayedError, RateLimitError, UnrecoverableError, Worker, type ConnectionOptions, type DefaultJobOptions, type FlowProducer, type Job } from 'bullmq';
 import { isTradingDay, nyseHoliday } from './analytics/calendar.ts';
 import type { Config } from './config.ts';
 import type { Sql } from './db.ts';
-import { enqueueRun, parsePayload } from './enqueue.ts';
+import { enqueueFlow, enqueueRun, parsePayload } from './enqueue.ts';
 import { classifyError, coerceError } from './errors.ts';
 import type { JobContext, JobDefinition, JobSummary } from './job-definition.ts';
 import type { Logger } from './logger.ts';
@@ -28,6 +28,15 @@ export interface WorkerRuntime {
   readonly recorder: RunRecorder;
   readonly queues: QueueMap;
   readonly definitions: ReadonlyMap<string, JobDefinition>;
+  /** Adds flows (a parent waiting on its children), e.g. a backfill's per-series children. */
+  readonly flows: FlowProducer;
+  /** The queues' default job options, which a FlowProducer does not apply by itself. */
+  readonly jobOptions: DefaultJobOptions;
+}
+
+/** BullMQ's own signals that a job was put back on its queue rather than finished or failed. */
+function isRequeue(error: Error): boolean {
+  return error instanceof DelayedError || error instanceof RateLimitError || error.name === 'DelayedError' || error.message === 'bullmq:rateLimitExceeded';
 }
 
 export function createDefinitionMap(definitions: readonly JobDefinition[]): ReadonlyMap<string, JobDefinition> {
@@ -168,6 +177,24 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
         // A deduplicated add hands back the job already waiting (or active) under that id.
         return enqueued.job.id ?? enqueued.jobId;
       },
+      enqueueFlow: async (parent, children, options) => {
+        const node = (spec: { job: string; payload: Record<string, unknown> }) => {
+          const target = runtime.definitions.get(spec.job);
+          if (!target) throw new Error(`cannot enqueue unknown job ${spec.job}`);
+          return { definition: target, data: spec.payload };
+        };
+        return enqueueFlow(runtime.flows, node(parent), children.map(node), { force: options?.force, jobOptions: runtime.jobOptions });
+      },
+      requeue: async (delayMs = 0) => {
+        await job.moveToDelayed(Date.now() + delayMs, token);
+        throw new DelayedError();
+      },
+      rateLimit: async (ms) => {
+        const queue = runtime.queues.get(definition.queue);
+        if (!queue) throw new Error(`no queue ${definition.queue}`);
+        await queue.rateLimit(ms);
+        throw new RateLimitError();
+      },
     };
 
     try {
@@ -188,6 +215,12 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
     } catch (thrown) {
       clearInterval(heartbeat);
       const error = coerceError(thrown);
+      if (isRequeue(error)) {
+        // The run goes on in a later step: its ops.job_runs row stays running, and the step that
+        // finishes the work records the outcome.
+        runLog.debug({ reason: error.message }, 'run put back on its queue');
+        throw error;
+      }
       const permanent = classifyError(error) === 'permanent';
       const finalAttempt = permanent || attempt >= (job.opts.attempts ?? 1);
       const status = finalAttempt ? 'failed' : 'retrying';
@@ -226,6 +259,9 @@ export function startWorkers(runtime: WorkerRuntime, options: StartWorkersOption
       // One stall is a crash; two in a row is a job that kills its worker, and it fails.
       maxStalledCount: 2,
       name: workerName,
+      ...(name === 'enrichment' && runtime.config.enrichmentRateLimit
+        ? { limiter: { max: runtime.config.enrichmentRateLimit.max, duration: runtime.config.enrichmentRateLimit.durationMs } }
+        : {}),
       settings: {
         backoffStrategy: (attemptsMade, type, err) =>
           type === BACKOFF_TYPE ? computeBackoffMs(attemptsMade, runtime.config.jobBackoffMs, err) : runtime.config.jobBackoffMs,

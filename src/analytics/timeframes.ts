@@ -101,12 +101,24 @@ export function isSessionDay(day: number, calendar: MarketCalendar): boolean {
   return calendar === '24x7' || isTradingDay(isoDateOfDayNumber(day));
 }
 
+export interface Session {
+  readonly open: number;
+  readonly close: number;
+}
+const ALL_DAY: Session = Object.freeze({ open: 0, close: 24 * 60 });
+// Validation asks for every bar; the calendar's string work is done once per day.
+const sessionCache = new Map<number, Session | null>();
+
 /** Session [open, close) in local minutes of the day; null when the market is closed that day. */
-export function sessionMinutes(day: number, calendar: MarketCalendar): { open: number; close: number } | null {
-  if (calendar === '24x7') return { open: 0, close: 24 * 60 };
-  const date = isoDateOfDayNumber(day);
-  if (!isTradingDay(date)) return null;
-  return { open: SESSION_OPEN_MINUTE, close: earlyClose(date) ? EARLY_CLOSE_MINUTE : SESSION_CLOSE_MINUTE };
+export function sessionMinutes(day: number, calendar: MarketCalendar): Session | null {
+  if (calendar === '24x7') return ALL_DAY;
+  let session = sessionCache.get(day);
+  if (session === undefined) {
+    const date = isoDateOfDayNumber(day);
+    session = isTradingDay(date) ? { open: SESSION_OPEN_MINUTE, close: earlyClose(date) ? EARLY_CLOSE_MINUTE : SESSION_CLOSE_MINUTE } : null;
+    sessionCache.set(day, session);
+  }
+  return session;
 }
 
 /** Local ms of midnight of the Monday of the ISO week holding day number `day`. */

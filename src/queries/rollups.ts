@@ -448,7 +448,7 @@ export async function insertPositions(tx: Tx, full: boolean, firstStart: string,
     closes as (
       select distinct on (symbol, date) symbol, date, close
       from (
-        select b.symbol, (b.ts at time zone ${tz})::date as date, b.close, b.ts from market.bars b
+        select b.symbol, (b.ts at time zone ${tz})::date as date, b.close::numeric as close, b.ts from market.bars b
         where b.timeframe = '1d' and b.ts >= (${firstStart}::date::timestamp at time zone ${tz})
       ) b
       order by symbol, date, ts desc

@@ -2,7 +2,7 @@
  * An in-process bullpen runtime on a test database and a test BullMQ prefix, for tests
  * that drive the scheduler and workers directly.
  */
-import type { Worker } from 'bullmq';
+import { FlowProducer, type Worker } from 'bullmq';
 import { loadConfig, type Config } from '../../src/config.ts';
 import type { JobDefinition } from '../../src/job-definition.ts';
 import { createLogger } from '../../src/logger.ts';
@@ -37,7 +37,9 @@ export async function createTestRuntime(label: string, definitions: readonly Job
   const config = loadConfig({ ...childEnv, LOG_LEVEL: 'silent' });
   const logger = createLogger({ level: 'silent', pretty: false });
   const redis = createRedis(TEST_REDIS_URL);
-  const queues = createQueues(redis, prefix, createDefaultJobOptions({ attempts: config.jobAttempts, backoffMs: config.jobBackoffMs }));
+  const jobOptions = createDefaultJobOptions({ attempts: config.jobAttempts, backoffMs: config.jobBackoffMs });
+  const queues = createQueues(redis, prefix, jobOptions);
+  const flows = new FlowProducer({ connection: redis, prefix });
   const metrics = createMetrics({ defaultMetrics: false });
   const recorder = createRunRecorder(db.sql, { worker: `test:${process.pid}` });
   const workerRuntime: WorkerRuntime = {
@@ -49,6 +51,8 @@ export async function createTestRuntime(label: string, definitions: readonly Job
     recorder,
     queues,
     definitions: createDefinitionMap(definitions),
+    flows,
+    jobOptions,
   };
   const workers: Worker[] = [];
   return {
@@ -70,6 +74,7 @@ export async function createTestRuntime(label: string, definitions: readonly Job
       await stopWorkers(workers, 5000, logger);
       await recorder.drain();
       await closeQueues(queues);
+      await flows.close();
       await cleanupPrefix(redis, prefix);
       await redis.quit();
       await db.drop();

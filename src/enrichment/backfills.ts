@@ -1,0 +1,320 @@
+/**
+ * Backfill requests: parsing and checking what was asked (the CLI, the REST API and the daily
+ * job all come through here), planning chunks, recording the request, and putting it on the
+ * queue as a flow (one child per symbol × timeframe, a parent that closes the request once
+ * they have all finished). Also resume, cancel and the progress report.
+ */
+import crypto from 'node:crypto';
+import type { FlowProducer, DefaultJobOptions } from 'bullmq';
+import { z } from 'zod';
+import { assertIsoDate, tradingDaysBetween } from '../analytics/calendar.ts';
+import {
+  ASSET_CLASSES,
+  TIMEFRAMES,
+  calendarOf,
+  dayNumberOf,
+  expectedBarOpens,
+  isoDateOfDayNumber,
+  planChunks,
+  type AssetClass,
+  type ChunkSpan,
+  type Timeframe,
+} from '../analytics/timeframes.ts';
+import type { Sql } from '../db.ts';
+import { enqueueFlow } from '../enqueue.ts';
+import { BadInputError, describeZodError } from '../errors.ts';
+import type { JobDefinition } from '../job-definition.ts';
+import {
+  insertBackfill,
+  loadBackfill,
+  loadSeriesStates,
+  setBackfillJob,
+  type BackfillRow,
+  type Reprocess,
+  type SeriesStateRow,
+} from '../queries/enrichment.ts';
+import { PROVIDER_NAMES, type ProviderName } from './providers/types.ts';
+import { fetchEnd } from './series-step.ts';
+
+export const SYMBOL_PATTERN = /^[A-Z0-9][A-Z0-9.-]{0,19}$/;
+export const BACKFILL_JOB = 'enrichment-backfill';
+
+const listOf = <T extends z.ZodType>(item: T) =>
+  z.preprocess((value) => (typeof value === 'string' ? value.split(',').map((s) => s.trim()).filter(Boolean) : value), z.array(item));
+
+/** What a caller may ask for. Strings or arrays for the lists (the seed passes `timeframes` repeated or comma-separated). */
+export const backfillRequestSchema = z.object({
+  symbols: listOf(
+    z
+      .string()
+      .transform((s) => s.trim().toUpperCase())
+      .pipe(z.string().regex(SYMBOL_PATTERN, 'must be 1–20 letters, digits, "." or "-", starting with a letter or digit')),
+  ).pipe(z.array(z.string()).min(1, 'at least one symbol').max(5000, 'at most 5000 symbols')),
+  timeframes: listOf(z.enum(TIMEFRAMES, { error: (issue) => `unknown timeframe ${JSON.stringify(issue.input)}; valid: ${TIMEFRAMES.join(', ')}` }))
+    .pipe(z.array(z.enum(TIMEFRAMES)).min(1, 'at least one timeframe'))
+    .default(['1d']),
+  asset_class: z.enum(ASSET_CLASSES, { error: `must be one of ${ASSET_CLASSES.join(', ')}` }).default('stock'),
+  from: z.iso.date({ error: 'must be a date YYYY-MM-DD' }).optional(),
+  to: z.iso.date({ error: 'must be a date YYYY-MM-DD' }).optional(),
+  source: z.enum(PROVIDER_NAMES, { error: `must be one of ${PROVIDER_NAMES.join(', ')}` }).optional(),
+  reprocess: z.enum(['missing', 'failed', 'all'], { error: 'must be one of missing, failed, all' }).default('missing'),
+  requested_by: z.string().trim().min(1).max(100).default('api'),
+});
+export type BackfillRequestInput = z.input<typeof backfillRequestSchema>;
+
+export interface BackfillPlan {
+  symbols: { symbol: string; assetClass: AssetClass }[];
+  timeframes: Timeframe[];
+  assetClass: AssetClass;
+  from: string;
+  to: string;
+  source: ProviderName;
+  reprocess: Reprocess;
+  requestedBy: string;
+  chunks: Map<Timeframe, ChunkSpan[]>;
+  chunksTotal: number;
+  estimatedBars: number;
+}
+
+export interface PlanOptions {
+  defaultSource: ProviderName;
+  maxBars: number;
+  /** Epoch ms; "today" for the default and the upper clamp of `to`. */
+  now: number;
+  /** Per-symbol asset classes (the tracked universe); others take the request's. */
+  assetClasses?: ReadonlyMap<string, AssetClass>;
+}
+
+/** Bars one session of a timeframe has, roughly (weekly bars spread over five sessions). */
+function barsPerSession(timeframe: Timeframe, assetClass: AssetClass): number {
+  const calendar = calendarOf(assetClass);
+  if (timeframe === '1w') return 0.2;
+  // 2024-01-03: an ordinary Wednesday session.
+  return expectedBarOpens(19725, timeframe, calendar).length;
+}
+
+/** Parses and checks a request; a problem is a BadInputError naming the field. Pure apart from the clock in options. */
+export function planBackfill(input: unknown, options: PlanOptions): BackfillPlan {
+  const parsed = backfillRequestSchema.safeParse(input);
+  if (!parsed.success) throw new BadInputError(describeZodError(parsed.error), { cause: parsed.error });
+  const r = parsed.data;
+  const today = isoDateOfDayNumber(dayNumberOf(options.now, calendarOf(r.asset_class)));
+  const to = r.to ?? today;
+  const from = r.from ?? isoDateOfDayNumber(dayNumberOf(Date.parse(`${to}T12:00:00Z`), '24x7') - 365);
+  assertIsoDate(from);
+  assertIsoDate(to);
+  if (from > to) throw new BadInputError(`from: ${from} is after to ${to}`);
+  if (from < '1970-01-01') throw new BadInputError(`from: ${from} is before 1970-01-01`);
+  if (from > today) throw new BadInputError(`from: ${from} is in the future (today is ${today})`);
+  const clampedTo = to > today ? today : to;
+  const timeframes = [...new Set(r.timeframes)];
+  const symbols = [...new Set(r.symbols)].map((symbol) => ({ symbol, assetClass: options.assetClasses?.get(symbol) ?? r.asset_class }));
+  const sessions = tradingDaysBetween(from, clampedTo).length;
+  const days = Math.round((Date.parse(clampedTo) - Date.parse(from)) / 86_400_000) + 1;
+  let estimatedBars = 0;
+  for (const { assetClass } of symbols) {
+    for (const tf of timeframes) estimatedBars += barsPerSession(tf, assetClass) * (assetClass === 'crypto' ? days : sessions);
+  }
+  estimatedBars = Math.round(estimatedBars);
+  if (estimatedBars > options.maxBars) {
+    throw new BadInputError(
+      `range too large: about ${estimatedBars.toLocaleString('en-US')} bars (${symbols.length} symbols × ${timeframes.join('+')} × ${from}..${clampedTo}); at most ${options.maxBars.toLocaleString('en-US')} per request (ENRICHMENT_MAX_BARS): split it`,
+    );
+  }
+  const chunks = new Map(timeframes.map((tf) => [tf, planChunks(from, clampedTo, tf)]));
+  const chunksTotal = symbols.length * [...chunks.values()].reduce((sum, list) => sum + list.length, 0);
+  return {
+    symbols,
+    timeframes,
+    assetClass: r.asset_class,
+    from,
+    to: clampedTo,
+    source: r.source ?? options.defaultSource,
+    reprocess: r.reprocess,
+    requestedBy: r.requested_by,
+    chunks,
+    chunksTotal,
+    estimatedBars,
+  };
+}
+
+/** Puts a backfill's parent and children on the queue (JobContext.enqueueFlow, or `createFlowEnqueuer`). */
+export type BackfillEnqueuer = (
+  parent: Record<string, unknown>,
+  children: readonly Record<string, unknown>[],
+  options: { force?: boolean },
+) => Promise<{ jobId: string }>;
+
+export interface QueueDeps {
+  db: Sql;
+  enqueue: BackfillEnqueuer;
+}
+
+/** The enqueuer of a process holding a FlowProducer (the web server, the CLI). */
+export function createFlowEnqueuer(flows: FlowProducer, definition: JobDefinition, jobOptions: DefaultJobOptions): BackfillEnqueuer {
+  return (parent, children, options) =>
+    enqueueFlow(flows, { definition, data: parent }, children.map((data) => ({ definition, data })), { force: options.force, jobOptions });
+}
+
+export interface CreatedBackfill {
+  backfillId: string;
+  jobId: string;
+  plan: BackfillPlan;
+}
+
+function seriesPayloads(backfillId: string, series: readonly { symbol: string; timeframe: string }[]): { backfillId: string; symbol: string; timeframe: string }[] {
+  return series.map((s) => ({ backfillId, symbol: s.symbol, timeframe: s.timeframe }));
+}
+
+/** Records a planned request and queues its flow. */
+export async function createBackfill(deps: QueueDeps, plan: BackfillPlan): Promise<CreatedBackfill> {
+  const backfillId = crypto.randomUUID();
+  await insertBackfill(deps.db, {
+    backfillId,
+    symbols: plan.symbols,
+    timeframes: plan.timeframes,
+    assetClass: plan.assetClass,
+    from: plan.from,
+    to: plan.to,
+    source: plan.source,
+    reprocess: plan.reprocess,
+    requestedBy: plan.requestedBy,
+    chunks: plan.chunks,
+  });
+  const series = plan.symbols.flatMap(({ symbol }) => plan.timeframes.map((timeframe) => ({ symbol, timeframe })));
+  const flow = await deps.enqueue({ backfillId }, seriesPayloads(backfillId, series), {});
+  await setBackfillJob(deps.db, backfillId, flow.jobId);
+  return { backfillId, jobId: flow.jobId, plan };
+}
+
+/** Queues the unfinished series of a stopped request again; they continue from their checkpoints. */
+export async function resumeBackfill(deps: QueueDeps, backfillId: string): Promise<{ jobId: string; series: number }> {
+  const backfill = await loadBackfill(deps.db, backfillId);
+  if (!backfill) throw new BadInputError(`backfill ${backfillId} does not exist`);
+  if (backfill.status === 'queued' || backfill.status === 'in_progress' || backfill.status === 'cancelling') {
+    throw new BadInputError(`backfill ${backfillId} is ${backfill.status}: cancel it first, or let it finish`);
+  }
+  const states = await loadSeriesStates(deps.db, backfillId);
+  const unfinished = states.filter((s) => s.status !== 'completed' && !(s.status === 'failed' && s.next_chunk >= s.chunks.length));
+  if (unfinished.length === 0) throw new BadInputError(`backfill ${backfillId} has nothing left to run (failed chunks are fetched again by a new request with reprocess "failed")`);
+  await deps.db`
+    update enrichment.backfill_state set status = 'pending', updated_at = now()
+    where backfill_job_id = ${backfillId} and id = any(${unfinished.map((s) => s.id)}::bigint[])`;
+  await deps.db`
+    update enrichment.backfills set status = 'queued', resumes = resumes + 1, finished_at = null, error = null, updated_at = now()
+    where backfill_id = ${backfillId}`;
+  const flow = await deps.enqueue({ backfillId }, seriesPayloads(backfillId, unfinished), { force: true });
+  await setBackfillJob(deps.db, backfillId, flow.jobId);
+  return { jobId: flow.jobId, series: unfinished.length };
+}
+
+/** Asks a request to stop: each series stops at its next chunk boundary, keeping its state. */
+export async function cancelBackfill(db: Sql, backfillId: string): Promise<BackfillRow['status']> {
+  const backfill = await loadBackfill(db, backfillId);
+  if (!backfill) throw new BadInputError(`backfill ${backfillId} does not exist`);
+  if (backfill.status !== 'queued' && backfill.status !== 'in_progress') {
+    throw new BadInputError(`backfill ${backfillId} is ${backfill.status}: only a queued or running backfill can be cancelled`);
+  }
+  await db`update enrichment.backfills set status = 'cancelling', updated_at = now() where backfill_id = ${backfillId} and status in ('queued', 'in_progress')`;
+  return 'cancelling';
+}
+
+/** The parent's work: once every series has ended, the request's own status. */
+export async function finishBackfill(db: Sql, backfillId: string): Promise<{ status: BackfillRow['status']; summary: Record<string, unknown> }> {
+  return db.begin(async (tx) => {
+    const [backfill] = await tx<{ status: BackfillRow['status'] }[]>`select status from enrichment.backfills where backfill_id = ${backfillId} for update`;
+    if (!backfill) throw new BadInputError(`backfill ${backfillId} does not exist`);
+    // A series whose job failed for good never reached its end: it failed.
+    await tx`
+      update enrichment.backfill_state set status = case when ${backfill.status} = 'cancelling' then 'cancelled' else 'failed' end,
+        error_message = coalesce(error_message, 'its job failed before the last chunk'), updated_at = now()
+      where backfill_job_id = ${backfillId} and status in ('pending', 'in_progress')`;
+    const states = await loadSeriesStates(tx as unknown as Sql, backfillId);
+    const failed = states.filter((s) => s.status === 'failed');
+    const cancelled = states.some((s) => s.status === 'cancelled') || backfill.status === 'cancelling';
+    const status: BackfillRow['status'] = cancelled ? 'cancelled' : failed.length > 0 ? 'failed' : 'completed';
+    const error = failed.length > 0 ? failed.map((s) => `${s.symbol} ${s.timeframe}: ${s.error_message ?? 'failed'}`).join('; ').slice(0, 2000) : null;
+    await tx`
+      update enrichment.backfills set status = ${status}, error = ${error}, finished_at = now(), updated_at = now()
+      where backfill_id = ${backfillId}`;
+    const progress = progressOf(states);
+    return { status, summary: { backfillId, status, ...progress, seriesFailed: failed.length } };
+  });
+}
+
+export interface BackfillProgress {
+  series: number;
+  chunksTotal: number;
+  /** Handled: fetched and stored, skipped as already done, or failed. */
+  chunksDone: number;
+  chunksFailed: number;
+  chunksSkipped: number;
+  barsWritten: number;
+  barsRejected: number;
+}
+
+export function progressOf(states: readonly SeriesStateRow[]): BackfillProgress {
+  const p: BackfillProgress = { series: states.length, chunksTotal: 0, chunksDone: 0, chunksFailed: 0, chunksSkipped: 0, barsWritten: 0, barsRejected: 0 };
+  for (const s of states) {
+    p.chunksTotal += s.chunks.length;
+    p.chunksDone += s.chunks_done + s.chunks_skipped + s.chunks_failed;
+    p.chunksFailed += s.chunks_failed;
+    p.chunksSkipped += s.chunks_skipped;
+    p.barsWritten += Number(s.bars_written);
+    p.barsRejected += Number(s.bars_rejected);
+  }
+  return p;
+}
+
+/** What GET /api/v1/backfills/:id and `bullpen backfill status <id>` show. */
+export async function describeBackfill(db: Sql, backfillId: string): Promise<Record<string, unknown> | undefined> {
+  const backfill = await loadBackfill(db, backfillId);
+  if (!backfill) return undefined;
+  const states = await loadSeriesStates(db, backfillId);
+  const progress = progressOf(states);
+  const started = backfill.started_at?.getTime();
+  const end = backfill.finished_at?.getTime() ?? Date.now();
+  const seconds = started ? Math.max(0.001, (end - started) / 1000) : null;
+  const lastDates = states.map((s) => s.last_successful_date).filter((d): d is string => d !== null);
+  return {
+    backfill_id: backfill.backfill_id,
+    job_id: backfill.job_id,
+    status: backfill.status,
+    symbols: backfill.symbols,
+    timeframes: backfill.timeframes,
+    asset_class: backfill.asset_class,
+    from: backfill.from_date,
+    to: backfill.to_date,
+    source: backfill.source,
+    reprocess: backfill.reprocess,
+    requested_by: backfill.requested_by,
+    chunks_total: progress.chunksTotal,
+    chunks_done: progress.chunksDone,
+    chunks_failed: progress.chunksFailed,
+    chunks_skipped: progress.chunksSkipped,
+    progress_pct: progress.chunksTotal === 0 ? 100 : Math.round((progress.chunksDone / progress.chunksTotal) * 1000) / 10,
+    bars_written: progress.barsWritten,
+    bars_rejected: progress.barsRejected,
+    bars_per_second: seconds ? Math.round(progress.barsWritten / seconds) : null,
+    last_successful_date: lastDates.length > 0 ? lastDates.sort()[0] : null,
+    resumes: backfill.resumes,
+    error: backfill.error,
+    errors: states.filter((s) => s.error_message).map((s) => ({ symbol: s.symbol, timeframe: s.timeframe, error: s.error_message, retry_count: s.retry_count })),
+    series: states.map((s) => ({
+      symbol: s.symbol,
+      timeframe: s.timeframe,
+      status: s.status,
+      chunks_total: s.chunks.length,
+      chunks_done: s.chunks_done + s.chunks_skipped + s.chunks_failed,
+      chunks_failed: s.chunks_failed,
+      last_successful_date: s.last_successful_date,
+      next_chunk: s.chunks[s.next_chunk] ? { start: s.chunks[s.next_chunk]!.start, end: fetchEnd(s.chunks[s.next_chunk]!, backfill) } : null,
+      bars_written: Number(s.bars_written),
+      retry_count: s.retry_count,
+      error: s.error_message,
+    })),
+    created_at: backfill.created_at.toISOString(),
+    started_at: backfill.started_at?.toISOString() ?? null,
+    finished_at: backfill.finished_at?.toISOString() ?? null,
+  };
+}

@@ -1,0 +1,285 @@
+/**
+ * One step of a backfill series (one symbol × timeframe of a request): take the next chunk,
+ * skip it when the ledger says it is done, else fetch → validate → features → quality →
+ * store, all of the chunk committed with the checkpoint in one transaction. A step handles at
+ * most one fetched chunk, so the queue's rate limiter meters fetches, other work interleaves,
+ * cancellation takes effect at the next chunk boundary, and a deploy waits for one chunk at most.
+ */
+import { validateBars } from '../analytics/bar-validation.ts';
+import { dailyQuality, enrichmentStatus } from '../analytics/data-quality.ts';
+import { computeFeatures, createFeatureState, type FeatureState } from '../analytics/features.ts';
+import {
+  calendarOf,
+  dayNumberOf,
+  dayNumberOfIsoDate,
+  isoDateOfDayNumber,
+  isSessionDay,
+  utcMsOfLocal,
+  type AssetClass,
+  type ChunkSpan,
+  type MarketCalendar,
+  type Timeframe,
+} from '../analytics/timeframes.ts';
+import type { Bar } from '../analytics/bars.ts';
+import type { Sql } from '../db.ts';
+import { classifyError, coerceError, RateLimitedError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import {
+  cancelSeries,
+  finishSeries,
+  loadBackfill,
+  loadBarsBefore,
+  loadLedger,
+  loadSeriesState,
+  markBackfillStarted,
+  needsFetch,
+  recordChunkFailed,
+  recordChunkSkipped,
+  recordRetry,
+  writeChunk,
+  insertFetchLog,
+  type BackfillRow,
+  type SeriesStateRow,
+} from '../queries/enrichment.ts';
+import type { FetchResult, MarketDataProvider, ProviderName } from './providers/types.ts';
+
+/** Stored bars replayed to rebuild a feature state: enough for every window, and for the EMA/Wilder recursions to forget their seed (0.96^1000 ≈ 1e-18). */
+export const WARMUP_BARS = 1000;
+const DAY_MS = 86_400_000;
+
+export interface StepDeps {
+  db: Sql;
+  provider: (name: ProviderName) => MarketDataProvider;
+  logger: Logger;
+  /** Fetch retries inside a step and their first delay. */
+  retries: number;
+  retryBaseMs: number;
+  now?: () => number;
+  signal?: AbortSignal;
+  /** Told of every chunk handled, for the backfill chunk counter. */
+  onChunk?: (outcome: 'stored' | 'skipped' | 'failed') => void;
+}
+
+export type StepOutcome =
+  | { kind: 'more'; chunksHandled: number; chunksTotal: number; barsWritten: number }
+  | { kind: 'done'; status: 'completed' | 'failed' | 'cancelled'; summary: Record<string, unknown> }
+  /** The provider said 429: wait this long (the caller rate-limits the queue). */
+  | { kind: 'rate-limited'; retryAfterMs: number };
+
+export interface SeriesKey {
+  backfillId: string;
+  symbol: string;
+  timeframe: Timeframe;
+}
+
+function summaryOf(state: SeriesStateRow, status: string): Record<string, unknown> {
+  return {
+    backfillId: state.backfill_job_id,
+    symbol: state.symbol,
+    timeframe: state.timeframe,
+    status,
+    chunks: state.chunks.length,
+    chunksDone: state.chunks_done,
+    chunksSkipped: state.chunks_skipped,
+    chunksFailed: state.chunks_failed,
+    barsWritten: Number(state.bars_written),
+    barsRejected: Number(state.bars_rejected),
+    lastSuccessfulDate: state.last_successful_date,
+    ...(state.error_message ? { lastError: state.error_message } : {}),
+  };
+}
+
+/** The last date a chunk is fetched through: its end, or the request's last date. */
+export function fetchEnd(chunk: ChunkSpan, backfill: Pick<BackfillRow, 'to_date'>): string {
+  return chunk.end < backfill.to_date ? chunk.end : backfill.to_date;
+}
+
+export async function runSeriesStep(deps: StepDeps, key: SeriesKey): Promise<StepOutcome> {
+  const { db } = deps;
+  const log = deps.logger.child({ backfillId: key.backfillId, symbol: key.symbol, timeframe: key.timeframe });
+  const backfill = await loadBackfill(db, key.backfillId);
+  if (!backfill) throw new Error(`backfill ${key.backfillId} does not exist`);
+  await markBackfillStarted(db, key.backfillId);
+
+  for (;;) {
+    const state = await loadSeriesState(db, key.backfillId, key.symbol, key.timeframe);
+    if (!state) throw new Error(`backfill ${key.backfillId} has no series ${key.symbol} ${key.timeframe}`);
+    const current = await loadBackfill(db, key.backfillId);
+    if (current && (current.status === 'cancelling' || current.status === 'cancelled')) {
+      await cancelSeries(db, state.id);
+      log.info({ next: state.next_chunk }, 'cancelled at a chunk boundary');
+      return { kind: 'done', status: 'cancelled', summary: summaryOf(state, 'cancelled') };
+    }
+    if (state.next_chunk >= state.chunks.length) {
+      const status = await finishSeries(db, state.id);
+      const finished = { ...state, status };
+      log.info(summaryOf(finished, status), `series ${status}`);
+      return { kind: 'done', status, summary: summaryOf(finished, status) };
+    }
+    deps.signal?.throwIfAborted();
+
+    const chunk = state.chunks[state.next_chunk] as ChunkSpan;
+    const to = fetchEnd(chunk, backfill);
+    if (!needsFetch(await loadLedger(db, state.symbol, state.timeframe, chunk.start), to, backfill.reprocess)) {
+      await recordChunkSkipped(db, state.id);
+      deps.onChunk?.('skipped');
+      continue;
+    }
+    const result = await processChunk(deps, log, backfill, state, chunk, to);
+    if (result) return result;
+    const after = await loadSeriesState(db, key.backfillId, key.symbol, key.timeframe);
+    if (!after || after.next_chunk < after.chunks.length) {
+      return {
+        kind: 'more',
+        chunksHandled: after?.next_chunk ?? 0,
+        chunksTotal: after?.chunks.length ?? 0,
+        barsWritten: Number(after?.bars_written ?? 0),
+      };
+    }
+  }
+}
+
+async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+}
+
+/** Fetch with in-step retries; returns the result, or a StepOutcome that ends the step. */
+async function fetchChunk(
+  deps: StepDeps,
+  log: Logger,
+  backfill: BackfillRow,
+  state: SeriesStateRow,
+  chunk: ChunkSpan,
+  to: string,
+): Promise<FetchResult | StepOutcome | 'failed'> {
+  const provider = deps.provider(backfill.source as ProviderName);
+  const base = { symbol: state.symbol, timeframe: state.timeframe, source: backfill.source, backfillId: backfill.backfill_id, chunk: { start: chunk.start, end: to } };
+  for (let attempt = 0; ; attempt++) {
+    const started = performance.now();
+    try {
+      return await provider.fetchBars({
+        symbol: state.symbol,
+        assetClass: state.asset_class as AssetClass,
+        timeframe: state.timeframe as Timeframe,
+        from: chunk.start,
+        to,
+        signal: deps.signal,
+      });
+    } catch (thrown) {
+      const error = coerceError(thrown);
+      const entry = { ...base, fetched: 0, inserted: 0, requests: 1, success: false, responseTimeMs: performance.now() - started, quotaRemaining: null, error: error.message };
+      if (error instanceof RateLimitedError) {
+        await insertFetchLog(deps.db, entry);
+        log.warn({ retryAfterMs: error.retryAfterMs }, 'provider rate limit: the queue waits');
+        return { kind: 'rate-limited', retryAfterMs: error.retryAfterMs ?? 60_000 };
+      }
+      if (classifyError(error) === 'permanent') {
+        await recordChunkFailed(deps.db, state, chunk, backfill.source, entry);
+        deps.onChunk?.('failed');
+        log.error({ err: error, chunk: chunk.start }, 'chunk failed: the source sent what cannot be used; the series goes on');
+        return 'failed';
+      }
+      await insertFetchLog(deps.db, entry);
+      await recordRetry(deps.db, state.id, error.message);
+      if (attempt >= deps.retries) throw error;
+      const delay = Math.round(deps.retryBaseMs * 2 ** attempt * (0.5 + Math.random() / 2));
+      log.warn({ err: error, attempt: attempt + 1, delayMs: delay }, 'chunk fetch failed: retrying');
+      await sleep(delay, deps.signal);
+      deps.signal?.throwIfAborted();
+    }
+  }
+}
+
+/** Rebuilds the feature state from stored bars before `beforeTs` when the series did not carry one here. */
+async function warmFeatureState(deps: StepDeps, state: SeriesStateRow, timeframe: Timeframe, calendar: MarketCalendar, beforeTs: number): Promise<FeatureState> {
+  if (state.feature_state) return state.feature_state;
+  const history = await loadBarsBefore(deps.db, state.symbol, state.timeframe, beforeTs, WARMUP_BARS);
+  if (history.length === 0) return createFeatureState();
+  return computeFeatures(history, dayNumbers(history, calendar), timeframe, createFeatureState()).state;
+}
+
+function dayNumbers(bars: readonly Bar[], calendar: MarketCalendar): Int32Array {
+  const days = new Int32Array(bars.length);
+  for (let i = 0; i < bars.length; i++) days[i] = dayNumberOf((bars[i] as Bar).ts, calendar);
+  return days;
+}
+
+/** Completed sessions after the day of `ts` up to `now` (the seed's "days old", counted in sessions). */
+export function sessionsBehind(latestTs: number, now: number, calendar: MarketCalendar): number {
+  const latestDay = dayNumberOf(latestTs, calendar);
+  const today = dayNumberOf(now, calendar);
+  let behind = 0;
+  for (let day = latestDay + 1; day < today && behind <= 30; day++) if (isSessionDay(day, calendar)) behind++;
+  return behind;
+}
+
+async function processChunk(
+  deps: StepDeps,
+  log: Logger,
+  backfill: BackfillRow,
+  state: SeriesStateRow,
+  chunk: ChunkSpan,
+  to: string,
+): Promise<StepOutcome | null> {
+  const timeframe = state.timeframe as Timeframe;
+  const calendar = calendarOf(state.asset_class as AssetClass);
+  const fetched = await fetchChunk(deps, log, backfill, state, chunk, to);
+  if (fetched === 'failed') return null;
+  if ('kind' in fetched) return fetched;
+  const fetchedAt = deps.now?.() ?? Date.now();
+
+  const computeStarted = performance.now();
+  const { valid, rejects } = validateBars(fetched.bars, { timeframe, calendar, from: chunk.start, to });
+  const chunkStartTs = utcMsOfLocal(dayNumberOfIsoDate(chunk.start) * DAY_MS, calendar);
+  const initial = await warmFeatureState(deps, state, timeframe, calendar, chunkStartTs);
+  const { rows, state: featureState } = computeFeatures(valid, dayNumbers(valid, calendar), timeframe, initial);
+  const quality = dailyQuality({ timeframe, calendar, from: chunk.start, to, valid, features: rows, rejects, fetchedAt });
+  const computeMs = performance.now() - computeStarted;
+  const scored = quality.filter((q) => q.totalRecords > 0);
+  const meanScore = scored.length > 0 ? scored.reduce((sum, q) => sum + q.qualityScore, 0) / scored.length : null;
+  const latest = valid.length > 0 ? (valid[valid.length - 1] as Bar).ts : null;
+  const status = enrichmentStatus({ failed: false, qualityScore: meanScore, sessionsBehind: latest === null ? null : sessionsBehind(latest, fetchedAt, calendar) });
+
+  if (rejects.length > 0) {
+    const reasons: Record<string, number> = {};
+    for (const r of rejects) reasons[r.reason] = (reasons[r.reason] ?? 0) + 1;
+    log.warn({ chunk: chunk.start, rejected: rejects.length, reasons, first: { ...rejects[0], bar: rejects[0]?.bar } }, 'bars rejected by validation (kept in enrichment.bar_rejects)');
+  }
+  const result = await writeChunk(deps.db, {
+    state,
+    chunk,
+    fetchedTo: to,
+    source: backfill.source,
+    reprocess: backfill.reprocess,
+    valid,
+    features: rows,
+    rejects,
+    quality,
+    featureState,
+    computeMs,
+    status,
+    fetchLog: {
+      symbol: state.symbol,
+      timeframe: state.timeframe,
+      source: backfill.source,
+      backfillId: backfill.backfill_id,
+      chunk: { start: chunk.start, end: to },
+      fetched: fetched.bars.length,
+      inserted: valid.length,
+      requests: fetched.requests,
+      success: true,
+      responseTimeMs: fetched.responseTimeMs,
+      quotaRemaining: fetched.quotaRemaining,
+      error: null,
+    },
+  });
+  deps.onChunk?.(result.written ? 'stored' : 'skipped');
+  log.debug({ chunk: chunk.start, to, ...result, rejected: rejects.length, dates: `${chunk.start}..${isoDateOfDayNumber(dayNumberOfIsoDate(to))}` }, result.written ? 'chunk stored' : 'chunk completed meanwhile by another request: skipped');
+  return null;
+}

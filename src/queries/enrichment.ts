@@ -1,0 +1,434 @@
+/**
+ * SQL of the enrichment backfills: requests, per-series state, the chunk ledger, and the one
+ * transaction that stores a chunk (bars, features, quality, rejects, logs, status, checkpoint).
+ */
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import type { Bar } from '../analytics/bars.ts';
+import type { BarReject } from '../analytics/bar-validation.ts';
+import type { DailyQuality } from '../analytics/data-quality.ts';
+import type { FeatureRow, FeatureState } from '../analytics/features.ts';
+import type { ChunkSpan } from '../analytics/timeframes.ts';
+import { BinaryCopyWriter } from '../copy-binary.ts';
+import type { Sql, TransactionSql } from 'postgres';
+
+/** A pool or a transaction: the statements here run in either. */
+type Tx = Sql | TransactionSql<Record<string, never>>;
+
+export type BackfillStatus = 'queued' | 'in_progress' | 'completed' | 'failed' | 'cancelling' | 'cancelled';
+export type Reprocess = 'missing' | 'failed' | 'all';
+
+export interface BackfillRow {
+  backfill_id: string;
+  symbols: string[];
+  timeframes: string[];
+  asset_class: string;
+  from_date: string;
+  to_date: string;
+  source: string;
+  reprocess: Reprocess;
+  requested_by: string;
+  status: BackfillStatus;
+  job_id: string | null;
+  resumes: number;
+  error: string | null;
+  created_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+}
+
+export type SeriesStatus = 'pending' | 'in_progress' | 'completed' | 'failed' | 'cancelled';
+
+export interface SeriesStateRow {
+  id: string;
+  backfill_job_id: string;
+  symbol: string;
+  asset_class: string;
+  timeframe: string;
+  status: SeriesStatus;
+  chunks: ChunkSpan[];
+  next_chunk: number;
+  chunks_done: number;
+  chunks_skipped: number;
+  chunks_failed: number;
+  bars_written: string;
+  bars_rejected: string;
+  last_successful_date: string | null;
+  feature_state: FeatureState | null;
+  state_through: Date | null;
+  error_message: string | null;
+  retry_count: number;
+  updated_at: Date;
+}
+
+export interface LedgerRow {
+  status: 'completed' | 'failed';
+  covered_to: string | null;
+}
+
+const BACKFILL_COLUMNS = `backfill_id::text, symbols, timeframes, asset_class, from_date::text, to_date::text, source, reprocess,
+  requested_by, status, job_id, resumes, error, created_at, started_at, finished_at`;
+const STATE_COLUMNS = `id::text, backfill_job_id::text, symbol, asset_class, timeframe, status, chunks, next_chunk, chunks_done,
+  chunks_skipped, chunks_failed, bars_written::text, bars_rejected::text, last_successful_date::text, feature_state, state_through,
+  error_message, retry_count, updated_at`;
+
+export async function loadBackfill(sql: Tx, backfillId: string): Promise<BackfillRow | undefined> {
+  const [row] = await sql.unsafe<BackfillRow[]>(`select ${BACKFILL_COLUMNS} from enrichment.backfills where backfill_id = $1`, [backfillId]);
+  return row;
+}
+
+export async function loadSeriesStates(sql: Tx, backfillId: string): Promise<SeriesStateRow[]> {
+  return sql.unsafe<SeriesStateRow[]>(`select ${STATE_COLUMNS} from enrichment.backfill_state where backfill_job_id = $1 order by symbol, timeframe`, [backfillId]);
+}
+
+export async function loadSeriesState(sql: Tx, backfillId: string, symbol: string, timeframe: string): Promise<SeriesStateRow | undefined> {
+  const [row] = await sql.unsafe<SeriesStateRow[]>(
+    `select ${STATE_COLUMNS} from enrichment.backfill_state where backfill_job_id = $1 and symbol = $2 and timeframe = $3`,
+    [backfillId, symbol, timeframe],
+  );
+  return row;
+}
+
+export interface NewBackfill {
+  backfillId: string;
+  symbols: { symbol: string; assetClass: string }[];
+  timeframes: string[];
+  assetClass: string;
+  from: string;
+  to: string;
+  source: string;
+  reprocess: Reprocess;
+  requestedBy: string;
+  /** Chunk plan per timeframe. */
+  chunks: Map<string, ChunkSpan[]>;
+}
+
+/** Inserts a request and one state row per symbol × timeframe, in one transaction. */
+export async function insertBackfill(sql: Sql, request: NewBackfill): Promise<void> {
+  await sql.begin(async (tx) => {
+    await tx`
+      insert into enrichment.backfills (backfill_id, symbols, timeframes, asset_class, from_date, to_date, source, reprocess, requested_by, status)
+      values (${request.backfillId}, ${request.symbols.map((s) => s.symbol)}, ${request.timeframes}, ${request.assetClass}, ${request.from},
+              ${request.to}, ${request.source}, ${request.reprocess}, ${request.requestedBy}, 'queued')`;
+    const rows = request.symbols.flatMap(({ symbol, assetClass }) =>
+      request.timeframes.map((timeframe) => ({ symbol, assetClass, timeframe, chunks: JSON.stringify(request.chunks.get(timeframe) ?? []) })),
+    );
+    await tx`
+      insert into enrichment.backfill_state (backfill_job_id, symbol, asset_class, timeframe, status, chunks)
+      select ${request.backfillId}, symbol, asset_class, timeframe, 'pending', chunks::jsonb
+      from unnest(${rows.map((r) => r.symbol)}::text[], ${rows.map((r) => r.assetClass)}::text[], ${rows.map((r) => r.timeframe)}::text[],
+                  ${rows.map((r) => r.chunks)}::text[]) as t(symbol, asset_class, timeframe, chunks)`;
+  });
+}
+
+export async function setBackfillJob(sql: Sql, backfillId: string, jobId: string): Promise<void> {
+  await sql`update enrichment.backfills set job_id = ${jobId}, updated_at = now() where backfill_id = ${backfillId}`;
+}
+
+/** The first step of any child moves the request from queued to in_progress. */
+export async function markBackfillStarted(sql: Sql, backfillId: string): Promise<void> {
+  await sql`
+    update enrichment.backfills set status = 'in_progress', started_at = coalesce(started_at, now()), updated_at = now()
+    where backfill_id = ${backfillId} and status = 'queued'`;
+}
+
+export async function loadLedger(sql: Tx, symbol: string, timeframe: string, chunkStart: string): Promise<LedgerRow | undefined> {
+  const [row] = await sql<LedgerRow[]>`
+    select status, covered_to::text from enrichment.chunks where symbol = ${symbol} and timeframe = ${timeframe} and chunk_start = ${chunkStart}`;
+  return row;
+}
+
+/** Whether a chunk needs fetching through `to` under a reprocess rule (Airflow's backfill behaviours). */
+export function needsFetch(ledger: LedgerRow | undefined, to: string, reprocess: Reprocess): boolean {
+  if (reprocess === 'all' || !ledger) return true;
+  if (ledger.status === 'completed') return ledger.covered_to === null || ledger.covered_to < to;
+  return reprocess === 'failed';
+}
+
+/** A chunk already done elsewhere: the series moves past it, and its feature state must be rebuilt from stored bars. */
+export async function recordChunkSkipped(sql: Sql, stateId: string): Promise<void> {
+  await sql`
+    update enrichment.backfill_state set next_chunk = next_chunk + 1, chunks_skipped = chunks_skipped + 1, feature_state = null,
+      state_through = null, status = 'in_progress', updated_at = now()
+    where id = ${stateId}`;
+}
+
+export async function recordRetry(sql: Sql, stateId: string, error: string): Promise<void> {
+  await sql`
+    update enrichment.backfill_state set retry_count = retry_count + 1, error_message = ${error}, status = 'in_progress', updated_at = now()
+    where id = ${stateId}`;
+}
+
+export interface FetchLogEntry {
+  symbol: string;
+  timeframe: string;
+  source: string;
+  backfillId: string;
+  chunk: ChunkSpan;
+  fetched: number;
+  inserted: number;
+  requests: number;
+  success: boolean;
+  responseTimeMs: number | null;
+  quotaRemaining: number | null;
+  error: string | null;
+}
+
+export async function insertFetchLog(sql: Tx, e: FetchLogEntry): Promise<void> {
+  await sql`
+    insert into enrichment.fetch_log (symbol, timeframe, source, backfill_job_id, chunk_start, chunk_end, records_fetched, records_inserted,
+      requests, success, source_response_time_ms, api_quota_remaining, error)
+    values (${e.symbol}, ${e.timeframe}, ${e.source}, ${e.backfillId}, ${e.chunk.start}, ${e.chunk.end}, ${e.fetched}, ${e.inserted},
+      ${e.requests}, ${e.success}, ${e.responseTimeMs === null ? null : Math.round(e.responseTimeMs)}, ${e.quotaRemaining}, ${e.error})`;
+}
+
+/** A chunk that cannot succeed (the source sent garbage): logged, marked failed, and the series goes on. */
+export async function recordChunkFailed(sql: Sql, state: SeriesStateRow, chunk: ChunkSpan, source: string, log: FetchLogEntry): Promise<void> {
+  await sql.begin(async (tx) => {
+    await insertFetchLog(tx, log);
+    await tx`
+      insert into enrichment.chunks (symbol, timeframe, chunk_start, chunk_end, status, covered_to, source, backfill_job_id, error)
+      values (${state.symbol}, ${state.timeframe}, ${chunk.start}, ${chunk.end}, 'failed', null, ${source}, ${state.backfill_job_id}, ${log.error})
+      on conflict (symbol, timeframe, chunk_start) do update set status = 'failed', source = excluded.source,
+        backfill_job_id = excluded.backfill_job_id, error = excluded.error, updated_at = now()
+      -- A chunk once complete stays complete: a failed refetch does not unmake stored bars.
+      where enrichment.chunks.status <> 'completed'`;
+    await tx`
+      update enrichment.backfill_state set next_chunk = next_chunk + 1, chunks_failed = chunks_failed + 1, feature_state = null,
+        state_through = null, error_message = ${log.error}, status = 'in_progress', updated_at = now()
+      where id = ${state.id}`;
+    await tx`
+      insert into enrichment.status (symbol, asset_class, status, error_message)
+      values (${state.symbol}, ${state.asset_class}, 'error', ${log.error})
+      on conflict (symbol) do update set status = 'error', error_message = excluded.error_message, updated_at = now()`;
+  });
+}
+
+/** Up to `limit` stored bars of a series before `beforeTs`, ascending: the history a feature state is rebuilt from. */
+export async function loadBarsBefore(sql: Sql, symbol: string, timeframe: string, beforeTs: number, limit: number): Promise<Bar[]> {
+  const rows = await sql<{ ts: Date; open: number; high: number; low: number; close: number; volume: number }[]>`
+    select ts, open, high, low, close, volume from market.bars
+    where symbol = ${symbol} and timeframe = ${timeframe} and ts < ${new Date(beforeTs)}
+    order by ts desc limit ${limit}`;
+  return rows.reverse().map((r) => ({ ts: r.ts.getTime(), open: r.open, high: r.high, low: r.low, close: r.close, volume: r.volume }));
+}
+
+export interface ChunkWrite {
+  state: SeriesStateRow;
+  chunk: ChunkSpan;
+  /** Dates fetched: the chunk, clipped to the request's last date. */
+  fetchedTo: string;
+  source: string;
+  reprocess: Reprocess;
+  valid: readonly Bar[];
+  features: readonly FeatureRow[];
+  rejects: readonly BarReject[];
+  quality: readonly DailyQuality[];
+  featureState: FeatureState;
+  fetchLog: FetchLogEntry;
+  computeMs: number;
+  /** Status of the symbol as of this chunk. */
+  status: string;
+}
+
+export interface ChunkWriteResult {
+  /** False when another request completed the chunk while this one fetched it: nothing written. */
+  written: boolean;
+  inserted: number;
+  replaced: number;
+  corrections: number;
+}
+
+const BAR_FIELDS = ['open', 'high', 'low', 'close', 'volume'] as const;
+
+async function copyBinary(tx: Tx, statement: string, payload: Buffer): Promise<void> {
+  const target = await tx.unsafe(statement).writable();
+  await pipeline(Readable.from([payload]), target);
+}
+
+function encodeBars(symbol: string, timeframe: string, source: string, bars: readonly Bar[]): Buffer {
+  const w = new BinaryCopyWriter(bars.length * 96 + 64);
+  for (const b of bars) {
+    w.row(9).text(symbol).text(timeframe).timestamptz(b.ts).float8(b.open).float8(b.high).float8(b.low).float8(b.close).float8(b.volume).text(source);
+  }
+  return w.finish();
+}
+
+function encodeFeatures(symbol: string, timeframe: string, rows: readonly FeatureRow[]): Buffer {
+  const w = new BinaryCopyWriter(rows.length * 200 + 64);
+  for (const f of rows) {
+    w.row(19)
+      .text(symbol)
+      .text(timeframe)
+      .timestamptz(f.ts)
+      .float8(f.return_1bar)
+      .float8(f.return_1d)
+      .float8(f.volatility_20)
+      .float8(f.volatility_50)
+      .float8(f.atr_14)
+      .float8(f.sma_20)
+      .float8(f.sma_50)
+      .float8(f.ema_20)
+      .float8(f.ema_50)
+      .float8(f.rsi_14)
+      .float8(f.volume_sma_20)
+      .int2(f.trend_direction)
+      .text(f.market_structure)
+      .bool(f.vsa_no_demand)
+      .bool(f.vsa_no_supply)
+      .bool(f.vsa_stopping_volume);
+  }
+  return w.finish();
+}
+
+/** Exported for the bench: the raw COPY of bars it compares the whole pipeline with. */
+export async function copyBars(tx: Tx, symbol: string, timeframe: string, source: string, bars: readonly Bar[]): Promise<void> {
+  if (bars.length === 0) return;
+  await copyBinary(tx, 'copy market.bars (symbol, timeframe, ts, open, high, low, close, volume, source) from stdin (format binary)', encodeBars(symbol, timeframe, source, bars));
+}
+
+/**
+ * Stores one chunk in one transaction: its bars and features (replacing stored bars at the same
+ * times, recording changed values as corrections), quality rows, rejected bars, the ledger,
+ * fetch and compute logs, the symbol's status, and the series checkpoint. A crash before the
+ * commit leaves none of it, so a resumed series redoes the chunk from the same checkpoint.
+ */
+export async function writeChunk(sql: Sql, w: ChunkWrite): Promise<ChunkWriteResult> {
+  const { state, chunk } = w;
+  const { symbol, timeframe } = state;
+  return sql.begin(async (tx) => {
+    // One writer per series at a time; a second request waiting here sees the first one's ledger row.
+    await tx`select pg_advisory_xact_lock(hashtext(${`enrichment:${symbol}:${timeframe}`}))`;
+    if (w.reprocess === 'missing' && !needsFetch(await loadLedger(tx as Tx, symbol, timeframe, chunk.start), w.fetchedTo, 'missing')) {
+      await tx`
+        update enrichment.backfill_state set next_chunk = next_chunk + 1, chunks_skipped = chunks_skipped + 1, feature_state = null,
+          state_through = null, updated_at = now()
+        where id = ${state.id}`;
+      return { written: false, inserted: 0, replaced: 0, corrections: 0 };
+    }
+
+    let replaced = 0;
+    let corrections = 0;
+    if (w.valid.length > 0) {
+      const first = w.valid[0] as Bar;
+      const last = w.valid[w.valid.length - 1] as Bar;
+      const [{ n }] = (await tx`
+        select count(*)::int as n from market.bars
+        where symbol = ${symbol} and timeframe = ${timeframe} and ts between ${new Date(first.ts)} and ${new Date(last.ts)}`) as unknown as [{ n: number }];
+      if (n > 0) {
+        const times = w.valid.map((b) => new Date(b.ts).toISOString());
+        const old = await tx<{ ts: Date; open: number; high: number; low: number; close: number; volume: number }[]>`
+          delete from market.bars where symbol = ${symbol} and timeframe = ${timeframe} and ts = any(${times}::timestamptz[])
+          returning ts, open, high, low, close, volume`;
+        await tx`delete from market.features where symbol = ${symbol} and timeframe = ${timeframe} and ts = any(${times}::timestamptz[])`;
+        replaced = old.length;
+        corrections = await insertCorrections(tx, w, old);
+      }
+    }
+    await copyBars(tx, symbol, timeframe, w.source, w.valid);
+    if (w.features.length > 0) {
+      await copyBinary(
+        tx,
+        `copy market.features (symbol, timeframe, ts, return_1bar, return_1d, volatility_20, volatility_50, atr_14, sma_20, sma_50, ema_20, ema_50,
+           rsi_14, volume_sma_20, trend_direction, market_structure, vsa_no_demand, vsa_no_supply, vsa_stopping_volume) from stdin (format binary)`,
+        encodeFeatures(symbol, timeframe, w.features),
+      );
+    }
+    await upsertQuality(tx, w);
+    if (w.rejects.length > 0) {
+      await tx`
+        insert into enrichment.bar_rejects (symbol, timeframe, ts, reason, detail, bar, source, backfill_job_id)
+        select ${symbol}, ${timeframe}, case when ts_ms is null then null else to_timestamp(ts_ms / 1000.0) end, reason, detail, bar::jsonb, ${w.source}, ${state.backfill_job_id}
+        from unnest(${w.rejects.map((r) => (Number.isSafeInteger(r.bar.ts) ? r.bar.ts : null))}::float8[], ${w.rejects.map((r) => r.reason)}::text[],
+                    ${w.rejects.map((r) => r.detail)}::text[], ${w.rejects.map((r) => JSON.stringify(r.bar, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v)))}::text[])
+          as t(ts_ms, reason, detail, bar)`;
+    }
+    await tx`
+      insert into enrichment.chunks (symbol, timeframe, chunk_start, chunk_end, status, covered_to, source, backfill_job_id, bars_stored, bars_rejected, error)
+      values (${symbol}, ${timeframe}, ${chunk.start}, ${chunk.end}, 'completed', ${w.fetchedTo}, ${w.source}, ${state.backfill_job_id},
+              ${w.valid.length}, ${w.rejects.length}, null)
+      on conflict (symbol, timeframe, chunk_start) do update set status = 'completed', covered_to = excluded.covered_to, source = excluded.source,
+        backfill_job_id = excluded.backfill_job_id, bars_stored = excluded.bars_stored, bars_rejected = excluded.bars_rejected, error = null, updated_at = now()`;
+    await insertFetchLog(tx, w.fetchLog);
+    await tx`
+      insert into enrichment.compute_log (symbol, timeframe, backfill_job_id, chunk_start, features_computed, computation_time_ms, success)
+      values (${symbol}, ${timeframe}, ${state.backfill_job_id}, ${chunk.start}, ${w.features.length}, ${Math.round(w.computeMs)}, true)`;
+    const latest = w.valid.length > 0 ? new Date((w.valid[w.valid.length - 1] as Bar).ts) : null;
+    await tx`
+      insert into enrichment.status as s (symbol, asset_class, status, last_enrichment_time, latest_bar_ts, records_available, timeframes_available, error_message)
+      values (${symbol}, ${state.asset_class}, ${w.status}, now(), ${latest}, ${w.valid.length - replaced}, ${[timeframe]}, null)
+      on conflict (symbol) do update set status = excluded.status, asset_class = excluded.asset_class, last_enrichment_time = now(),
+        latest_bar_ts = greatest(s.latest_bar_ts, excluded.latest_bar_ts), records_available = s.records_available + excluded.records_available,
+        timeframes_available = (select array_agg(distinct t order by t) from unnest(s.timeframes_available || excluded.timeframes_available) t),
+        error_message = null, updated_at = now()`;
+    const through = latest ?? state.state_through;
+    await tx`
+      update enrichment.backfill_state set next_chunk = next_chunk + 1, chunks_done = chunks_done + 1,
+        bars_written = bars_written + ${w.valid.length}, bars_rejected = bars_rejected + ${w.rejects.length},
+        last_successful_date = ${w.fetchedTo}, feature_state = ${tx.json(w.featureState as never)}, state_through = ${through},
+        error_message = null, status = 'in_progress', updated_at = now()
+      where id = ${state.id}`;
+    return { written: true, inserted: w.valid.length, replaced, corrections };
+  });
+}
+
+async function upsertQuality(tx: Tx, w: ChunkWrite): Promise<void> {
+  if (w.quality.length === 0) return;
+  const q = w.quality;
+  await tx`
+    insert into enrichment.data_quality_metrics (symbol, timeframe, metric_date, total_records, validated_records, validation_rate, gaps_detected,
+      anomalies_detected, avg_quality_score, data_completeness, features_rate, freshness, backfill_job_id)
+    select ${w.state.symbol}, ${w.state.timeframe}, d, t, v, vr, g, a, qs, c, f, fr, ${w.state.backfill_job_id}
+    from unnest(${q.map((r) => r.date)}::date[], ${q.map((r) => r.totalRecords)}::int[], ${q.map((r) => r.validatedRecords)}::int[],
+                ${q.map((r) => r.validationRate)}::numeric[], ${q.map((r) => r.gapsDetected)}::int[], ${q.map((r) => r.anomaliesDetected)}::int[],
+                ${q.map((r) => r.qualityScore)}::numeric[], ${q.map((r) => r.completeness)}::numeric[], ${q.map((r) => r.featuresRate)}::numeric[],
+                ${q.map((r) => r.freshness)}::numeric[]) as t(d, t, v, vr, g, a, qs, c, f, fr)
+    on conflict (symbol, timeframe, metric_date) do update set total_records = excluded.total_records, validated_records = excluded.validated_records,
+      validation_rate = excluded.validation_rate, gaps_detected = excluded.gaps_detected, anomalies_detected = excluded.anomalies_detected,
+      avg_quality_score = excluded.avg_quality_score, data_completeness = excluded.data_completeness, features_rate = excluded.features_rate,
+      freshness = excluded.freshness, backfill_job_id = excluded.backfill_job_id, computed_at = now()`;
+}
+
+async function insertCorrections(
+  tx: Tx,
+  w: ChunkWrite,
+  old: readonly { ts: Date; open: number; high: number; low: number; close: number; volume: number }[],
+): Promise<number> {
+  const byTs = new Map(w.valid.map((b) => [b.ts, b]));
+  const ts: Date[] = [];
+  const fields: string[] = [];
+  const before: string[] = [];
+  const after: string[] = [];
+  for (const row of old) {
+    const fresh = byTs.get(row.ts.getTime());
+    if (!fresh) continue;
+    for (const field of BAR_FIELDS) {
+      if (row[field] !== fresh[field]) {
+        ts.push(row.ts);
+        fields.push(field);
+        before.push(String(row[field]));
+        after.push(String(fresh[field]));
+      }
+    }
+  }
+  if (ts.length === 0) return 0;
+  await tx`
+    insert into enrichment.data_corrections (symbol, timeframe, ts, field_corrected, old_value, new_value, reason, corrected_by, backfill_job_id)
+    select ${w.state.symbol}, ${w.state.timeframe}, ts, f, o, n, 'source_updated', ${`backfill ${w.state.backfill_job_id}`}, ${w.state.backfill_job_id}
+    from unnest(${ts.map((d) => d.toISOString())}::timestamptz[], ${fields}::text[], ${before}::text[], ${after}::text[]) as t(ts, f, o, n)`;
+  return ts.length;
+}
+
+/** Ends a series: completed, or failed when any chunk failed. */
+export async function finishSeries(sql: Sql, stateId: string): Promise<'completed' | 'failed'> {
+  const [row] = await sql<{ status: 'completed' | 'failed' }[]>`
+    update enrichment.backfill_state set status = case when chunks_failed > 0 then 'failed' else 'completed' end, updated_at = now()
+    where id = ${stateId} returning status`;
+  return row?.status ?? 'failed';
+}
+
+export async function cancelSeries(sql: Sql, stateId: string): Promise<void> {
+  await sql`
+    update enrichment.backfill_state set status = 'cancelled', updated_at = now()
+    where id = ${stateId} and status not in ('completed', 'failed')`;
+}

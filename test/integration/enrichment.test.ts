@@ -1,0 +1,86 @@
+/**
+ * Enrichment backfills end to end: a request fans out as a flow, series run in chunk steps on
+ * real BullMQ and PostgreSQL, and what lands in market.bars / market.features equals the
+ * source and the features of the whole series; the ledger keeps a second request from fetching.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { computeFeatures, createFeatureState } from '../../src/analytics/features.ts';
+import { dayNumberOf } from '../../src/analytics/timeframes.ts';
+import { createBackfill, createFlowEnqueuer, describeBackfill, planBackfill, type BackfillPlan } from '../../src/enrichment/backfills.ts';
+import { generateSyntheticBars } from '../../src/enrichment/providers/synthetic.ts';
+import { enrichmentBackfill } from '../../jobs/enrichment-backfill.ts';
+import { waitFor } from '../helpers/processes.ts';
+import { createTestRuntime, type TestRuntime } from '../helpers/runtime.ts';
+
+let runtime: TestRuntime | undefined;
+
+afterEach(async () => {
+  await runtime?.close();
+  runtime = undefined;
+});
+
+const NOW = Date.parse('2026-11-20T15:00:00Z');
+
+function plan(input: Record<string, unknown>): BackfillPlan {
+  return planBackfill(input, { defaultSource: 'synthetic', maxBars: 50_000_000, now: NOW });
+}
+
+async function runBackfill(rt: TestRuntime, input: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const enqueue = createFlowEnqueuer(rt.workerRuntime.flows, enrichmentBackfill, rt.workerRuntime.jobOptions);
+  const created = await createBackfill({ db: rt.db.sql, enqueue }, plan(input));
+  let report: Record<string, unknown> | undefined;
+  await waitFor(
+    async () => {
+      report = await describeBackfill(rt.db.sql, created.backfillId);
+      return ['completed', 'failed', 'cancelled'].includes(String(report?.status));
+    },
+    60_000,
+    () => `backfill to finish: ${JSON.stringify(report)}`,
+  );
+  return report as Record<string, unknown>;
+}
+
+interface StoredBar {
+  ts: Date;
+  open: number;
+  high: number;
+  low: number;
+  close: number;
+  volume: number;
+}
+
+describe('enrichment backfills', () => {
+  it('stores the source bars and whole-series features, chunk by chunk, and a second request fetches nothing', async () => {
+    runtime = await createTestRuntime('enrich', [enrichmentBackfill]);
+    runtime.startWorkers();
+    const sql = runtime.db.sql;
+    const report = await runBackfill(runtime, { symbols: 'AAPL,MSFT', timeframes: ['1d', '1h'], from: '2023-11-15', to: '2024-02-10' });
+    expect(report).toMatchObject({ status: 'completed', chunks_failed: 0, bars_rejected: 0 });
+    // 1d and 1h: yearly chunks, so 2023 and 2024 per series.
+    expect(report.chunks_total).toBe(8);
+
+    for (const symbol of ['AAPL', 'MSFT']) {
+      for (const timeframe of ['1d', '1h'] as const) {
+        // Whole chunks are fetched: from the grid cell's first day, through the request's last.
+        const expected = generateSyntheticBars({ symbol, assetClass: 'stock', timeframe, from: '2023-01-01', to: '2024-02-10' });
+        const stored = await sql<StoredBar[]>`
+          select ts, open, high, low, close, volume from market.bars where symbol = ${symbol} and timeframe = ${timeframe} order by ts`;
+        expect(stored.map((b) => ({ ts: b.ts.getTime(), open: b.open, high: b.high, low: b.low, close: b.close, volume: b.volume }))).toEqual(expected);
+        const whole = computeFeatures(expected, expected.map((b) => dayNumberOf(b.ts, 'nyse')), timeframe, createFeatureState()).rows;
+        const features = await sql<{ ts: Date; ema_50: number | null; rsi_14: number | null; atr_14: number | null; volatility_20: number | null }[]>`
+          select ts, ema_50, rsi_14, atr_14, volatility_20 from market.features where symbol = ${symbol} and timeframe = ${timeframe} order by ts`;
+        expect(features.map((f) => [f.ts.getTime(), f.ema_50, f.rsi_14, f.atr_14, f.volatility_20])).toEqual(
+          whole.map((f) => [f.ts, f.ema_50, f.rsi_14, f.atr_14, f.volatility_20]),
+        );
+      }
+    }
+    const [quality] = await sql<{ n: number; low: number }[]>`
+      select count(*)::int as n, min(avg_quality_score)::float8 as low from enrichment.data_quality_metrics where symbol = 'AAPL' and timeframe = '1h'`;
+    expect(quality?.n).toBeGreaterThan(250);
+    const fetches = await sql`select count(*)::int as n from enrichment.fetch_log`;
+
+    const again = await runBackfill(runtime, { symbols: 'AAPL,MSFT', timeframes: ['1d', '1h'], from: '2023-11-15', to: '2024-02-10' });
+    expect(again).toMatchObject({ status: 'completed', chunks_skipped: 8, bars_written: 0 });
+    expect(await sql`select count(*)::int as n from enrichment.fetch_log`).toEqual(fetches);
+  });
+});
