@@ -21,7 +21,8 @@ const payload = basePayload.extend({
   timeframe: z.enum(TIMEFRAMES).optional(),
 });
 
-let providers: ((name: ProviderName) => MarketDataProvider) | undefined;
+// One registry per configuration (a process has one; tests run several side by side).
+const registries = new WeakMap<object, (name: ProviderName) => MarketDataProvider>();
 
 export const enrichmentBackfill = defineJob({
   name: 'enrichment-backfill',
@@ -38,7 +39,8 @@ export const enrichmentBackfill = defineJob({
       ctx.logger.info(summary, `backfill ${String(summary.status)}`);
       return summary;
     }
-    providers ??= createProviderRegistry(ctx.config);
+    let providers = registries.get(ctx.config);
+    if (!providers) registries.set(ctx.config, (providers = createProviderRegistry(ctx.config)));
     const outcome = await runSeriesStep(
       {
         db: ctx.db,

@@ -366,7 +366,8 @@ export async function writeChunk(sql: Sql, w: ChunkWrite): Promise<ChunkWriteRes
       update enrichment.backfill_state set next_chunk = next_chunk + 1, chunks_done = chunks_done + 1,
         bars_written = bars_written + ${w.valid.length}, bars_rejected = bars_rejected + ${w.rejects.length},
         last_successful_date = ${w.fetchedTo}, feature_state = ${tx.json(w.featureState as never)}, state_through = ${through},
-        error_message = null, status = 'in_progress', updated_at = now()
+        -- A failed chunk's error stays until the series ends: it is why the series will be 'failed'.
+        error_message = case when chunks_failed > 0 then error_message end, status = 'in_progress', updated_at = now()
       where id = ${state.id}`;
     return { written: true, inserted: w.valid.length, replaced, corrections };
   });

@@ -79,6 +79,8 @@ export interface FakePolygonOptions {
   status?: 'OK' | 'DELAYED';
   /** Stocks' intraday slots from 04:00 to 20:00 ET rather than the regular session. @defaultValue true */
   extendedHours?: boolean;
+  /** Milliseconds every answer waits before it is sent (a slow source, so a test can kill a worker mid-fetch). @defaultValue 0 */
+  delayMs?: number;
 }
 
 export interface FakePolygonRequest {
@@ -429,13 +431,17 @@ export async function startFakePolygon(options: FakePolygonOptions = {}): Promis
     const parsed = new URL(req.url ?? '/', 'http://fake');
     const record: FakePolygonRequest = { path: parsed.pathname, query: Object.fromEntries(parsed.searchParams), status: 0 };
     requests.push(record);
-    try {
-      handle(req, res, record);
-    } catch (error) {
-      record.status = 500;
-      res.writeHead(500, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ status: 'ERROR', error: `fake polygon failed: ${String(error)}` }));
-    }
+    const answer = () => {
+      try {
+        handle(req, res, record);
+      } catch (error) {
+        record.status = 500;
+        res.writeHead(500, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ status: 'ERROR', error: `fake polygon failed: ${String(error)}` }));
+      }
+    };
+    if (options.delayMs) setTimeout(answer, options.delayMs);
+    else answer();
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -1,0 +1,193 @@
+/**
+ * Backfills under trouble, against the fake Polygon server: a worker SIGKILLed mid-chunk and
+ * resumed equals an uninterrupted run bar for bar; 429s slow a backfill without failing it;
+ * garbage fails one chunk with a clear error while the rest go on; cancel, then resume.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { computeFeatures, createFeatureState } from '../../src/analytics/features.ts';
+import { dayNumberOf, type Timeframe } from '../../src/analytics/timeframes.ts';
+import { cancelBackfill, createBackfill, createFlowEnqueuer, describeBackfill, planBackfill, resumeBackfill } from '../../src/enrichment/backfills.ts';
+import { generateSyntheticBars } from '../../src/enrichment/providers/synthetic.ts';
+import type { Sql } from '../../src/db.ts';
+import { enrichmentBackfill } from '../../jobs/enrichment-backfill.ts';
+import { fakePolygonBars, startFakePolygon, type FakePolygon } from '../helpers/fake-polygon.ts';
+import { startWorkerProcess, waitFor, type Child } from '../helpers/processes.ts';
+import { createTestRuntime, type TestRuntime } from '../helpers/runtime.ts';
+
+let runtime: TestRuntime | undefined;
+let fake: FakePolygon | undefined;
+let child: Child | undefined;
+
+afterEach(async () => {
+  child?.kill('SIGKILL');
+  await child?.exited;
+  child = undefined;
+  await runtime?.close();
+  runtime = undefined;
+  await fake?.close();
+  fake = undefined;
+});
+
+const NOW = Date.parse('2026-11-20T15:00:00Z');
+const TERMINAL = ['completed', 'failed', 'cancelled'];
+
+function polygonEnv(f: FakePolygon, extra: Record<string, string> = {}): Record<string, string> {
+  return { MARKET_DATA_SOURCE: 'polygon', POLYGON_API_KEY: f.apiKey, POLYGON_BASE_URL: f.url, ENRICHMENT_RATE_MAX: '0', ENRICHMENT_RETRY_BASE_MS: '20', ...extra };
+}
+
+async function request(rt: TestRuntime, input: Record<string, unknown>, source = 'polygon'): Promise<string> {
+  const enqueue = createFlowEnqueuer(rt.workerRuntime.flows, enrichmentBackfill, rt.workerRuntime.jobOptions);
+  const plan = planBackfill(input, { defaultSource: source as never, maxBars: 50_000_000, now: NOW });
+  return (await createBackfill({ db: rt.db.sql, enqueue }, plan)).backfillId;
+}
+
+async function waitForStatus(sql: Sql, id: string, statuses: string[], timeoutMs = 60_000): Promise<Record<string, unknown>> {
+  let report: Record<string, unknown> | undefined;
+  await waitFor(
+    async () => {
+      report = await describeBackfill(sql, id);
+      return statuses.includes(String(report?.status));
+    },
+    timeoutMs,
+    () => `backfill ${id} to be ${statuses.join('/')}: ${JSON.stringify(report)}`,
+  );
+  return report as Record<string, unknown>;
+}
+
+async function storedBars(sql: Sql, symbol: string, timeframe: string) {
+  const rows = await sql<{ ts: Date; open: number; high: number; low: number; close: number; volume: number }[]>`
+    select ts, open, high, low, close, volume from market.bars where symbol = ${symbol} and timeframe = ${timeframe} order by ts`;
+  return rows.map((b) => ({ ts: b.ts.getTime(), open: b.open, high: b.high, low: b.low, close: b.close, volume: b.volume }));
+}
+
+async function storedFeatureKeys(sql: Sql, symbol: string, timeframe: string) {
+  const rows = await sql<{ ts: Date; ema_50: number | null; rsi_14: number | null; atr_14: number | null; volatility_50: number | null; vsa_no_demand: boolean }[]>`
+    select ts, ema_50, rsi_14, atr_14, volatility_50, vsa_no_demand from market.features where symbol = ${symbol} and timeframe = ${timeframe} order by ts`;
+  return rows.map((f) => [f.ts.getTime(), f.ema_50, f.rsi_14, f.atr_14, f.volatility_50, f.vsa_no_demand]);
+}
+
+function wholeSeriesFeatureKeys(bars: ReturnType<typeof fakePolygonBars>, timeframe: Timeframe) {
+  return computeFeatures(bars, bars.map((b) => dayNumberOf(b.ts, 'nyse')), timeframe, createFeatureState()).rows.map((f) => [
+    f.ts,
+    f.ema_50,
+    f.rsi_14,
+    f.atr_14,
+    f.volatility_50,
+    f.vsa_no_demand,
+  ]);
+}
+
+describe('backfills under trouble', () => {
+  it('SIGKILL mid-chunk, then another worker resumes: bars and features equal an uninterrupted run, none twice, none missing', async () => {
+    fake = await startFakePolygon({ delayMs: 150 });
+    const env = polygonEnv(fake, { LOCK_DURATION_MS: '2000', STALLED_INTERVAL_MS: '1000' });
+    runtime = await createTestRuntime('enrich-kill', [enrichmentBackfill], env);
+    const sql = runtime.db.sql;
+    const id = await request(runtime, { symbols: 'AAPL,MSFT', timeframes: '1m', from: '2024-01-01', to: '2024-04-30' });
+    child = await startWorkerProcess({ ...runtime.env, JOBS: 'catalogue' });
+    // Kill once some chunks are committed and a fetch is in flight: the worker is inside a chunk.
+    await waitFor(
+      async () => {
+        const [row] = await sql<{ done: number }[]>`select coalesce(sum(chunks_done), 0)::int as done from enrichment.backfill_state where backfill_job_id = ${id}`;
+        return (row?.done ?? 0) >= 3 && fake!.requests.some((r) => r.status === 0);
+      },
+      30_000,
+      () => 'three chunks committed and a fetch in flight',
+    );
+    child.kill('SIGKILL');
+    await child.exited;
+    child = undefined;
+    const before = await describeBackfill(sql, id);
+    expect(before?.status).toBe('in_progress');
+    expect(Number(before?.chunks_done)).toBeLessThan(8);
+
+    runtime.startWorkers();
+    const report = await waitForStatus(sql, id, TERMINAL);
+    expect(report).toMatchObject({ status: 'completed', chunks_total: 8, chunks_done: 8, chunks_failed: 0 });
+
+    for (const symbol of ['AAPL', 'MSFT']) {
+      const expected = fakePolygonBars({ symbol, assetClass: 'stock', timeframe: '1m', from: '2024-01-01', to: '2024-04-30' });
+      expect(expected.length).toBeGreaterThan(30_000);
+      expect(await storedBars(sql, symbol, '1m')).toEqual(expected);
+      expect(await storedFeatureKeys(sql, symbol, '1m')).toEqual(wholeSeriesFeatureKeys(expected, '1m'));
+    }
+    // Each month was stored once; the chunk the kill interrupted was fetched again, nothing else.
+    const [stored] = await sql<{ n: number }[]>`select count(*)::int as n from enrichment.fetch_log where success and backfill_job_id = ${id}`;
+    expect(stored?.n).toBe(8);
+    const quality = await sql<{ d: string; total_records: number; gaps_detected: number }[]>`
+      select metric_date::text as d, total_records, gaps_detected from enrichment.data_quality_metrics where symbol = 'AAPL' and timeframe = '1m' order by 1`;
+    expect(quality.filter((q) => q.total_records !== 390 || q.gaps_detected !== 0)).toEqual([]);
+    expect(quality).toHaveLength(83); // NYSE sessions January–April 2024
+  });
+
+  it('429s slow a backfill down without failing it or using its attempts', async () => {
+    fake = await startFakePolygon({ fail: [{ kind: '429', times: 3, retryAfterSeconds: 1 }] });
+    runtime = await createTestRuntime('enrich-429', [enrichmentBackfill], polygonEnv(fake));
+    runtime.startWorkers();
+    const started = Date.now();
+    const id = await request(runtime, { symbols: 'AAPL', timeframes: '1h', from: '2023-06-01', to: '2024-02-01' });
+    const report = await waitForStatus(runtime.db.sql, id, TERMINAL);
+    expect(report).toMatchObject({ status: "completed", chunks_done: 2, chunks_failed: 0 });
+    // Each 429 paused the queue for its Retry-After (1 s).
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2500);
+    const log = await runtime.db.sql<{ success: boolean; error: string | null }[]>`select success, error from enrichment.fetch_log order by id`;
+    expect(log.filter((l) => !l.success)).toHaveLength(3);
+    expect(log.filter((l) => !l.success).every((l) => /exceeded the maximum requests/.test(l.error ?? ''))).toBe(true);
+    const runs = await runtime.db.sql<{ status: string; attempts: number }[]>`select status, attempts from ops.job_runs where job = 'enrichment-backfill' and partition like '%AAPL%'`;
+    expect(runs).toEqual([{ status: 'succeeded', attempts: 1 }]);
+    expect(await storedBars(runtime.db.sql, 'AAPL', '1h')).toEqual(fakePolygonBars({ symbol: 'AAPL', assetClass: 'stock', timeframe: '1h', from: '2023-01-01', to: '2024-02-01' }));
+  });
+
+  it('a chunk of garbage fails with a clear error while the other chunks and series go on; reprocess "failed" fetches only it', async () => {
+    fake = await startFakePolygon({ fail: [{ ticker: 'AAPL', kind: 'garbage', times: 1 }] });
+    runtime = await createTestRuntime('enrich-garbage', [enrichmentBackfill], polygonEnv(fake));
+    runtime.startWorkers();
+    const sql = runtime.db.sql;
+    const input = { symbols: 'AAPL,MSFT', timeframes: '1d', from: '2022-03-01', to: '2024-06-28' };
+    const report = await waitForStatus(sql, await request(runtime, input), TERMINAL);
+    expect(report).toMatchObject({ status: 'failed', chunks_total: 6, chunks_done: 6, chunks_failed: 1 });
+    expect(String(report.error)).toMatch(/AAPL 1d: polygon AAPL 1d 2022-01-01\.\.2022-12-31: results is not an array/);
+    const chunks = await sql<{ symbol: string; chunk_start: string; status: string }[]>`
+      select symbol, chunk_start::text, status from enrichment.chunks order by symbol, chunk_start`;
+    expect(chunks).toEqual([
+      { symbol: 'AAPL', chunk_start: '2022-01-01', status: 'failed' },
+      { symbol: 'AAPL', chunk_start: '2023-01-01', status: 'completed' },
+      { symbol: 'AAPL', chunk_start: '2024-01-01', status: 'completed' },
+      { symbol: 'MSFT', chunk_start: '2022-01-01', status: 'completed' },
+      { symbol: 'MSFT', chunk_start: '2023-01-01', status: 'completed' },
+      { symbol: 'MSFT', chunk_start: '2024-01-01', status: 'completed' },
+    ]);
+    const [status] = await sql<{ status: string }[]>`select status from enrichment.status where symbol = 'AAPL'`;
+    expect(status?.status).not.toBe('not_enriched');
+
+    const requestsBefore = fake.requests.length;
+    const retry = await waitForStatus(sql, await request(runtime, { ...input, reprocess: 'failed' }), TERMINAL);
+    expect(retry).toMatchObject({ status: 'completed', chunks_skipped: 5, chunks_failed: 0 });
+    expect(fake.requests.length - requestsBefore).toBe(1);
+    expect(await storedBars(sql, 'AAPL', '1d')).toEqual(fakePolygonBars({ symbol: 'AAPL', assetClass: 'stock', timeframe: '1d', from: '2022-01-01', to: '2024-06-28' }));
+  });
+
+  it('cancel stops at a chunk boundary keeping the state; resume finishes without fetching a chunk twice', async () => {
+    // Two chunk steps a second across the queue, so the backfill is still running when cancelled.
+    runtime = await createTestRuntime('enrich-cancel', [enrichmentBackfill], { ENRICHMENT_RATE_MAX: '2', ENRICHMENT_RATE_WINDOW_MS: '1000' });
+    runtime.startWorkers();
+    const sql = runtime.db.sql;
+    const id = await request(runtime, { symbols: 'AAPL,MSFT', timeframes: '5m', from: '2022-01-01', to: '2024-06-30' }, 'synthetic');
+    await waitFor(async () => Number((await describeBackfill(sql, id))?.chunks_done) >= 2, 30_000, () => 'two chunks done');
+    await cancelBackfill(sql, id);
+    const cancelled = await waitForStatus(sql, id, TERMINAL);
+    expect(cancelled.status).toBe('cancelled');
+    const done = Number(cancelled.chunks_done);
+    expect(done).toBeGreaterThanOrEqual(2);
+    expect(done).toBeLessThan(Number(cancelled.chunks_total));
+
+    await resumeBackfill({ db: sql, enqueue: createFlowEnqueuer(runtime.workerRuntime.flows, enrichmentBackfill, runtime.workerRuntime.jobOptions) }, id);
+    const report = await waitForStatus(sql, id, TERMINAL);
+    expect(report).toMatchObject({ status: 'completed', chunks_done: cancelled.chunks_total, chunks_failed: 0, resumes: 1 });
+    const [fetches] = await sql<{ n: number }[]>`select count(*)::int as n from enrichment.fetch_log where backfill_job_id = ${id}`;
+    expect(fetches?.n).toBe(Number(report.chunks_total));
+    for (const symbol of ['AAPL', 'MSFT']) {
+      expect(await storedBars(sql, symbol, '5m')).toEqual(generateSyntheticBars({ symbol, assetClass: 'stock', timeframe: '5m', from: '2022-01-01', to: '2024-06-30' }));
+    }
+  });
+});
