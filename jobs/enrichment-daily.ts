@@ -41,15 +41,17 @@ export const enrichmentDaily = defineJob({
       ctx.logger.info('no tracked symbols in market.sector_mapping: nothing to enrich');
       return { symbols: 0, note: 'market.sector_mapping is empty' };
     }
-    const from = tracked.map((t) => (t.last ? daysBefore(t.last, -1) : daysBefore(to, LOOKBACK_DAYS))).sort()[0] as string;
+    const starts = new Map(tracked.map((t) => [t.symbol, t.last ? daysBefore(t.last, -1) : daysBefore(to, LOOKBACK_DAYS)]));
+    const from = [...starts.values()].sort()[0] as string;
     if (from > to) return { symbols: tracked.length, upToDate: true, to };
     const plan = planBackfill(
-      { symbols: tracked.map((t) => t.symbol), timeframes: ctx.payload.timeframes, from: from > to ? to : from, to, requested_by: 'enrichment-daily' },
+      { symbols: tracked.map((t) => t.symbol), timeframes: ctx.payload.timeframes, from, to, requested_by: 'enrichment-daily' },
       {
         defaultSource: ctx.config.marketDataSource,
         maxBars: Number.MAX_SAFE_INTEGER,
         now: Date.now(),
         assetClasses: new Map(tracked.map((t) => [t.symbol, t.asset_class])),
+        startBySymbol: starts,
       },
     );
     const created = await createBackfill(

@@ -71,7 +71,8 @@ export interface BackfillPlan {
   source: ProviderName;
   reprocess: Reprocess;
   requestedBy: string;
-  chunks: Map<Timeframe, ChunkSpan[]>;
+  /** Chunk plan per series, keyed by `seriesKey(symbol, timeframe)`. */
+  chunks: Map<string, ChunkSpan[]>;
   chunksTotal: number;
   estimatedBars: number;
 }
@@ -83,6 +84,13 @@ export interface PlanOptions {
   now: number;
   /** Per-symbol asset classes (the tracked universe); others take the request's. */
   assetClasses?: ReadonlyMap<string, AssetClass>;
+  /** Per-symbol first dates, later than `from` (the daily job: the day after each symbol's newest bar). */
+  startBySymbol?: ReadonlyMap<string, string>;
+}
+
+/** The key of a series in a plan's chunk map. */
+export function seriesKey(symbol: string, timeframe: string): string {
+  return `${symbol}\u0000${timeframe}`;
 }
 
 /** Bars one session of a timeframe has, roughly (weekly bars spread over five sessions). */
@@ -121,8 +129,13 @@ export function planBackfill(input: unknown, options: PlanOptions): BackfillPlan
       `range too large: about ${estimatedBars.toLocaleString('en-US')} bars (${symbols.length} symbols × ${timeframes.join('+')} × ${from}..${clampedTo}); at most ${options.maxBars.toLocaleString('en-US')} per request (ENRICHMENT_MAX_BARS): split it`,
     );
   }
-  const chunks = new Map(timeframes.map((tf) => [tf, planChunks(from, clampedTo, tf)]));
-  const chunksTotal = symbols.length * [...chunks.values()].reduce((sum, list) => sum + list.length, 0);
+  const chunks = new Map<string, ChunkSpan[]>();
+  for (const { symbol } of symbols) {
+    const start = options.startBySymbol?.get(symbol);
+    const first = start && start > from ? start : from;
+    for (const tf of timeframes) chunks.set(seriesKey(symbol, tf), first > clampedTo ? [] : planChunks(first, clampedTo, tf));
+  }
+  const chunksTotal = [...chunks.values()].reduce((sum, list) => sum + list.length, 0);
   return {
     symbols,
     timeframes,

@@ -99,8 +99,8 @@ export interface NewBackfill {
   source: string;
   reprocess: Reprocess;
   requestedBy: string;
-  /** Chunk plan per timeframe. */
-  chunks: Map<string, ChunkSpan[]>;
+  /** Chunk plan per series, keyed `${symbol}\u0000${timeframe}`. */
+  chunks: ReadonlyMap<string, ChunkSpan[]>;
 }
 
 /** Inserts a request and one state row per symbol × timeframe, in one transaction. */
@@ -111,7 +111,7 @@ export async function insertBackfill(sql: Sql, request: NewBackfill): Promise<vo
       values (${request.backfillId}, ${request.symbols.map((s) => s.symbol)}, ${request.timeframes}, ${request.assetClass}, ${request.from},
               ${request.to}, ${request.source}, ${request.reprocess}, ${request.requestedBy}, 'queued')`;
     const rows = request.symbols.flatMap(({ symbol, assetClass }) =>
-      request.timeframes.map((timeframe) => ({ symbol, assetClass, timeframe, chunks: JSON.stringify(request.chunks.get(timeframe) ?? []) })),
+      request.timeframes.map((timeframe) => ({ symbol, assetClass, timeframe, chunks: JSON.stringify(request.chunks.get(`${symbol}\u0000${timeframe}`) ?? []) })),
     );
     await tx`
       insert into enrichment.backfill_state (backfill_job_id, symbol, asset_class, timeframe, status, chunks)

@@ -8,7 +8,9 @@ import { computeFeatures, createFeatureState } from '../../src/analytics/feature
 import { dayNumberOf } from '../../src/analytics/timeframes.ts';
 import { createBackfill, createFlowEnqueuer, describeBackfill, planBackfill, type BackfillPlan } from '../../src/enrichment/backfills.ts';
 import { generateSyntheticBars } from '../../src/enrichment/providers/synthetic.ts';
+import { enqueueRun } from '../../src/enqueue.ts';
 import { enrichmentBackfill } from '../../jobs/enrichment-backfill.ts';
+import { enrichmentDaily } from '../../jobs/enrichment-daily.ts';
 import { waitFor } from '../helpers/processes.ts';
 import { createTestRuntime, type TestRuntime } from '../helpers/runtime.ts';
 
@@ -82,5 +84,40 @@ describe('enrichment backfills', () => {
     const again = await runBackfill(runtime, { symbols: 'AAPL,MSFT', timeframes: ['1d', '1h'], from: '2023-11-15', to: '2024-02-10' });
     expect(again).toMatchObject({ status: 'completed', chunks_skipped: 8, bars_written: 0 });
     expect(await sql`select count(*)::int as n from enrichment.fetch_log`).toEqual(fetches);
+  });
+
+  it('enrichment-daily brings every tracked symbol from its newest bar to yesterday as one backfill', async () => {
+    runtime = await createTestRuntime('enrich-daily', [enrichmentBackfill, enrichmentDaily]);
+    runtime.startWorkers();
+    const sql = runtime.db.sql;
+    await sql`insert into market.sector_mapping (symbol, sector_name, sector_etf, asset_class) values
+      ('AAPL', 'Information Technology', 'XLK', 'stock'), ('XLK', 'Information Technology', null, 'etf'), ('BTCUSD', 'Crypto', null, 'crypto')`;
+    // AAPL is enriched through 2026-11-13 already; the daily run must only add what follows.
+    const first = await runBackfill(runtime, { symbols: 'AAPL', timeframes: '1d', from: '2026-10-01', to: '2026-11-13' });
+    expect(first.status).toBe('completed');
+
+    const run = await enqueueRun(runtime.queues, enrichmentDaily, { date: '2026-11-19' });
+    let summary: Record<string, unknown> | undefined;
+    await waitFor(async () => {
+      const [row] = await sql<{ status: string; summary: Record<string, unknown> }[]>`select status, summary from ops.job_runs where job = 'enrichment-daily' and partition = ${run.partition}`;
+      summary = row?.status === 'succeeded' ? row.summary : undefined;
+      return summary !== undefined;
+    }, 30_000);
+    expect(summary).toMatchObject({ symbols: 3, to: '2026-11-19' });
+    let report: Record<string, unknown> | undefined;
+    await waitFor(async () => {
+      report = await describeBackfill(sql, String(summary?.backfillId));
+      return report?.status === 'completed';
+    }, 60_000, () => JSON.stringify(report));
+    expect(report).toMatchObject({ requested_by: 'enrichment-daily', timeframes: ['1d'], to: '2026-11-19' });
+
+    const last = await sql<{ symbol: string; last: string; n: number }[]>`
+      select symbol, to_char(max(ts) at time zone 'UTC', 'YYYY-MM-DD HH24:MI') as last, count(*)::int as n from market.bars where timeframe = '1d' group by symbol order by symbol`;
+    expect(last.map((r) => r.symbol)).toEqual(['AAPL', 'BTCUSD', 'XLK']);
+    // Stocks end on the Wednesday's session; the coin trades every day.
+    expect(last.find((r) => r.symbol === 'AAPL')?.last).toBe('2026-11-19 05:00');
+    expect(last.find((r) => r.symbol === 'BTCUSD')?.last).toBe('2026-11-19 00:00');
+    const aapl = generateSyntheticBars({ symbol: 'AAPL', assetClass: 'stock', timeframe: '1d', from: '2026-01-01', to: '2026-11-19' });
+    expect(last.find((r) => r.symbol === 'AAPL')?.n).toBe(aapl.length);
   });
 });
