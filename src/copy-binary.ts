@@ -4,7 +4,7 @@
  * shortest-decimal formatting in text). Only the types bullpen writes this way.
  */
 const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
-/** Microseconds from the Unix epoch to PostgreSQL's (2000-01-01). */
+/** Milliseconds from the Unix epoch to PostgreSQL's (2000-01-01). */
 const PG_EPOCH_MS = 946_684_800_000;
 const TWO_32 = 4_294_967_296;
 
@@ -80,11 +80,15 @@ export class BinaryCopyWriter {
   /** An instant given in epoch milliseconds (whole ms). */
   timestamptz(epochMs: number): this {
     this.ensure(12);
-    const micros = (epochMs - PG_EPOCH_MS) * 1000;
-    const high = Math.floor(micros / TWO_32);
+    // µs = ms × 1000 passes 2^53 some 285 years from 2000, where a double rounds it; multiplying
+    // the two 32-bit halves of the ms separately keeps every step an exact integer.
+    const ms = epochMs - PG_EPOCH_MS;
+    const msHigh = Math.floor(ms / TWO_32);
+    const lowMicros = (ms - msHigh * TWO_32) * 1000;
+    const carry = Math.floor(lowMicros / TWO_32);
     this.buffer.writeInt32BE(8, this.offset);
-    this.buffer.writeInt32BE(high, this.offset + 4);
-    this.buffer.writeUInt32BE(micros - high * TWO_32, this.offset + 8);
+    this.buffer.writeInt32BE(msHigh * 1000 + carry, this.offset + 4);
+    this.buffer.writeUInt32BE(lowMicros - carry * TWO_32, this.offset + 8);
     this.offset += 12;
     return this;
   }

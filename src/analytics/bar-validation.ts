@@ -75,6 +75,20 @@ function rejectOf(bar: Bar, ctx: ValidationContext, fromDay: number, toDay: numb
   return null;
 }
 
+/** Whether strictly ascending `bars` hold one at `ts` (a binary search: only out-of-order bars pay for it). */
+function hasTs(bars: readonly Bar[], ts: number): boolean {
+  let lo = 0;
+  let hi = bars.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const midTs = (bars[mid] as Bar).ts;
+    if (midTs === ts) return true;
+    if (midTs < ts) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return false;
+}
+
 /** Splits delivered bars into valid ones and rejects with their reasons. Pure. */
 export function validateBars(bars: readonly Bar[], ctx: ValidationContext): ValidationResult {
   const fromDay = dayNumberOfIsoDate(ctx.from);
@@ -86,7 +100,7 @@ export function validateBars(bars: readonly Bar[], ctx: ValidationContext): Vali
     const problem = rejectOf(bar, ctx, fromDay, toDay);
     if (problem) {
       rejects.push({ bar, ...problem });
-    } else if (bar.ts === lastTs) {
+    } else if (bar.ts === lastTs || (bar.ts < lastTs && hasTs(valid, bar.ts))) {
       rejects.push({ bar, reason: 'duplicate_timestamp', detail: `second bar at ${new Date(bar.ts).toISOString()}` });
     } else if (bar.ts < lastTs) {
       rejects.push({ bar, reason: 'non_monotonic_timestamp', detail: `${new Date(bar.ts).toISOString()} after ${new Date(lastTs).toISOString()}` });

@@ -123,8 +123,9 @@ export function sessionMinutes(day: number, calendar: MarketCalendar): Session |
 
 /** Local ms of midnight of the Monday of the ISO week holding day number `day`. */
 function mondayOf(day: number): number {
-  // 1970-01-01 was a Thursday: day 0 has ISO weekday 4.
-  const weekday = ((day + 3) % 7) + 1;
+  // 1970-01-01 was a Thursday: day 0 has ISO weekday 4. Days before 1970 are negative, and
+  // JS % keeps the sign, hence the + 7.
+  const weekday = ((((day + 3) % 7) + 7) % 7) + 1;
   return day - (weekday - 1);
 }
 
@@ -202,6 +203,7 @@ export interface ChunkSpan {
  * way and a chunk done for one request counts as done for the next.
  */
 export function planChunks(from: string, to: string, timeframe: Timeframe): ChunkSpan[] {
+  if (from > to) return [];
   const months = chunkMonths(timeframe);
   const [fromYear, fromMonth] = from.split('-').map(Number) as [number, number];
   let index = fromYear * 12 + (fromMonth - 1);
