@@ -10,6 +10,7 @@ import type { Config } from './config.ts';
 import { createDb, type Sql } from './db.ts';
 import { seedDemoIfEmbeddedAndEmpty } from './demo/seed-if-empty.ts';
 import { ensureLocalRedis, startEmbeddedPostgres } from './embedded.ts';
+import { createFlowEnqueuer } from './enrichment/backfills.ts';
 import { createHttpApp, startHttpServer } from './http/app.ts';
 import type { JobDefinition } from './job-definition.ts';
 import { createLogger, redactUrl, type Logger } from './logger.ts';
@@ -199,6 +200,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
     const wantsHttp = options.http ?? true;
     const full = role === 'all' || role === 'web';
     if (wantsHttp && (full || config.portExplicit)) {
+      const backfillJob = services.definitions.get('enrichment-backfill');
       const app = createHttpApp({
         config,
         logger,
@@ -214,6 +216,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
           await recordQueueDepth(metrics, services.queues);
           recordScheduleMetrics(metrics, await listScheduleStatus(catchupRuntime, services.schedules, new Date()));
         },
+        enqueueBackfill: backfillJob ? createFlowEnqueuer(services.flows, backfillJob, services.jobOptions) : undefined,
       });
       const server = await startHttpServer(app, config.host, config.port);
       url = server.url;

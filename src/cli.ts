@@ -5,6 +5,7 @@
 import { Job, QueueEvents } from 'bullmq';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { startApp, openServices, type Role, type Services } from './app.ts';
+import { createBackfillCommand } from './cli-backfill.ts';
 import { loadConfig, type Config } from './config.ts';
 import { formatTick, nextTicks } from './cron.ts';
 import { loadWarehouseTotals, renderEtlSummary, renderNextSteps, renderRollupsSummary, renderSeeded } from './demo/report.ts';
@@ -327,6 +328,8 @@ export function createProgram(): Command {
     .action(async (options: { days: number }, command: Command) => {
       process.exitCode = await commandDemo({ days: options.days, daysGiven: command.getOptionValueSource('days') === 'cli' });
     });
+
+  program.addCommand(createBackfillCommand({ loadConfig: config, createLogger: createCommandLogger }));
 
   program
     .command('schedules')

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import type { Config } from '../config.ts';
 import type { Sql } from '../db.ts';
+import type { BackfillEnqueuer } from '../enrichment/backfills.ts';
 import type { JobDefinition } from '../job-definition.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
@@ -16,6 +17,7 @@ import type { Redis } from '../redis.ts';
 import type { ScheduleStatus } from '../scheduler.ts';
 import { createBasicAuth } from './auth.ts';
 import { createBoardRouter } from './board.ts';
+import { createEnrichmentRouter } from './enrichment.ts';
 import { createErrorHandler, notFoundHandler, wrapAsync } from './error-handler.ts';
 import { createProbeRouter } from './probes.ts';
 
@@ -41,6 +43,8 @@ export interface HttpDeps {
   listSchedules(): Promise<ScheduleStatus[]>;
   /** Called before /metrics serialises (updates gauges from Redis/PostgreSQL). */
   beforeScrape(): Promise<void>;
+  /** Queues a backfill's flow (POST /api/v1/enrichment/trigger, resume); without it those answer 503. */
+  enqueueBackfill?: BackfillEnqueuer;
 }
 
 // Placeholder until the status page is built; static, so nothing needs escaping.
@@ -81,6 +85,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
         res.json({ schedules: await deps.listSchedules() });
       }),
     );
+    api.use('/v1', createEnrichmentRouter({ db: deps.db, config: deps.config, logger, enqueueBackfill: deps.enqueueBackfill, definitions: deps.definitions }));
     app.use('/api', api);
 
     app.get('/', requireAuth, (_req, res) => {

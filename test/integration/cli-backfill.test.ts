@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JOBS } from '../../jobs/index.ts';
+import { createBackfill, finishBackfill, planBackfill } from '../../src/enrichment/backfills.ts';
 import { spawnNode } from '../helpers/processes.ts';
 import { createTestRuntime, type TestRuntime } from '../helpers/runtime.ts';
 
@@ -82,5 +83,23 @@ describe('bullpen backfill', () => {
     const unknown = await bullpen(['backfill', 'status', 'nope']);
     expect(unknown.code).toBe(1);
     expect(unknown.output).toContain('id: must be a backfill id (a UUID)');
+  });
+
+  it('cancel stops a queued backfill; resume <id> --wait runs the rest here and exits 0', async () => {
+    // Recorded but never queued, as if its workers were gone: it stays queued until cancelled.
+    const plan = planBackfill({ symbols: 'IBM', timeframes: ['1d'], from: '2024-01-02', to: '2024-02-28', requested_by: 'test' }, { defaultSource: 'synthetic', maxBars: 1e6, now: Date.now() });
+    const { backfillId: id } = await createBackfill({ db: rt.db.sql, enqueue: async () => ({ jobId: 'never-queued' }) }, plan);
+    const cancel = await bullpen(['backfill', 'cancel', id]);
+    expect(cancel.code).toBe(0);
+    expect(cancel.output).toContain(`backfill ${id}: cancelling`);
+    // What the flow's parent does once every series has stopped.
+    await finishBackfill(rt.db.sql, id);
+
+    const resume = await bullpen(['backfill', 'resume', id, '--wait']);
+    expect(resume.output).toContain(`resumed backfill ${id}: 1 series queued again from their checkpoints`);
+    expect(resume.output).toContain('no worker is running for queue enrichment: running the backfill in this process');
+    expect(resume.output).toContain(`backfill ${id}: completed`);
+    expect(resume.output).toMatch(/^ {2}job {8}enrichment-backfill@[0-9a-f-]+@force-\d+, resumes 1$/m);
+    expect(resume.code).toBe(0);
   });
 });
