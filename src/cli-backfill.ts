@@ -26,7 +26,8 @@ import {
 } from './enrichment/backfills.ts';
 import { PROVIDER_NAMES } from './enrichment/providers/types.ts';
 import { BadInputError } from './errors.ts';
-import { assertKnownTimeframes, assertSourceConfigured, BACKFILL_STATUSES, listBackfills, parseBackfillId, type BackfillListItem } from './http/enrichment.ts';
+import { listBackfills, type BackfillListItem } from './enrichment/reports.ts';
+import { assertKnownTimeframes, assertSourceConfigured, BACKFILL_STATUSES, parseBackfillId } from './http/enrichment.ts';
 import type { Logger } from './logger.ts';
 import { createMetrics } from './metrics.ts';
 import type { BackfillStatus } from './queries/enrichment.ts';

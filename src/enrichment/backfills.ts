@@ -117,23 +117,35 @@ export function planBackfill(input: unknown, options: PlanOptions): BackfillPlan
   const clampedTo = to > today ? today : to;
   const timeframes = [...new Set(r.timeframes)];
   const symbols = [...new Set(r.symbols)].map((symbol) => ({ symbol, assetClass: options.assetClasses?.get(symbol) ?? r.asset_class }));
-  const sessions = tradingDaysBetween(from, clampedTo).length;
-  const days = Math.round((Date.parse(clampedTo) - Date.parse(from)) / 86_400_000) + 1;
-  let estimatedBars = 0;
-  for (const { assetClass } of symbols) {
-    for (const tf of timeframes) estimatedBars += barsPerSession(tf, assetClass) * (assetClass === 'crypto' ? days : sessions);
-  }
-  estimatedBars = Math.round(estimatedBars);
-  if (estimatedBars > options.maxBars) {
-    throw new BadInputError(
-      `range too large: about ${estimatedBars.toLocaleString('en-US')} bars (${symbols.length} symbols × ${timeframes.join('+')} × ${from}..${clampedTo}); at most ${options.maxBars.toLocaleString('en-US')} per request (ENRICHMENT_MAX_BARS): split it`,
-    );
-  }
   const chunks = new Map<string, ChunkSpan[]>();
   for (const { symbol } of symbols) {
     const start = options.startBySymbol?.get(symbol);
     const first = start && start > from ? start : from;
     for (const tf of timeframes) chunks.set(seriesKey(symbol, tf), first > clampedTo ? [] : planChunks(first, clampedTo, tf));
+  }
+  // Chunks fetch whole grid cells (from the cell's first day), so that is what is counted.
+  const sessionsFrom = new Map<string, number>();
+  const spanOf = (start: string, crypto: boolean) => {
+    const key = `${start}${crypto}`;
+    let n = sessionsFrom.get(key);
+    if (n === undefined) {
+      n = crypto ? Math.round((Date.parse(clampedTo) - Date.parse(start)) / 86_400_000) + 1 : tradingDaysBetween(start, clampedTo).length;
+      sessionsFrom.set(key, n);
+    }
+    return n;
+  };
+  let estimatedBars = 0;
+  for (const { symbol, assetClass } of symbols) {
+    for (const tf of timeframes) {
+      const first = chunks.get(seriesKey(symbol, tf))?.[0];
+      if (first) estimatedBars += barsPerSession(tf, assetClass) * spanOf(first.start, assetClass === 'crypto');
+    }
+  }
+  estimatedBars = Math.round(estimatedBars);
+  if (estimatedBars > options.maxBars) {
+    throw new BadInputError(
+      `range too large: about ${estimatedBars.toLocaleString('en-US')} bars (${symbols.length} symbols × ${timeframes.join('+')} × ${from}..${clampedTo}, in whole chunks); at most ${options.maxBars.toLocaleString('en-US')} per request (ENRICHMENT_MAX_BARS): split it`,
+    );
   }
   const chunksTotal = [...chunks.values()].reduce((sum, list) => sum + list.length, 0);
   return {
@@ -288,7 +300,9 @@ export async function describeBackfill(db: Sql, backfillId: string): Promise<Rec
   const started = backfill.started_at?.getTime();
   const end = backfill.finished_at?.getTime() ?? Date.now();
   const seconds = started ? Math.max(0.001, (end - started) / 1000) : null;
-  const lastDates = states.map((s) => s.last_successful_date).filter((d): d is string => d !== null);
+  // The request is through the earliest date every series has reached (none until each has one).
+  const lastDates = states.map((s) => s.last_successful_date);
+  const through = lastDates.length > 0 && lastDates.every((d) => d !== null) ? (lastDates as string[]).sort()[0] : null;
   return {
     backfill_id: backfill.backfill_id,
     job_id: backfill.job_id,
@@ -308,8 +322,9 @@ export async function describeBackfill(db: Sql, backfillId: string): Promise<Rec
     progress_pct: progress.chunksTotal === 0 ? 100 : Math.round((progress.chunksDone / progress.chunksTotal) * 1000) / 10,
     bars_written: progress.barsWritten,
     bars_rejected: progress.barsRejected,
-    bars_per_second: seconds ? Math.round(progress.barsWritten / seconds) : null,
-    last_successful_date: lastDates.length > 0 ? lastDates.sort()[0] : null,
+    // Only for a request that ran in one go: after a resume the elapsed time includes the pause.
+    bars_per_second: seconds && backfill.resumes === 0 ? Math.round(progress.barsWritten / seconds) : null,
+    last_successful_date: through,
     resumes: backfill.resumes,
     error: backfill.error,
     errors: states.filter((s) => s.error_message).map((s) => ({ symbol: s.symbol, timeframe: s.timeframe, error: s.error_message, retry_count: s.retry_count })),

@@ -97,7 +97,7 @@ describe('POST /api/v1/enrichment/trigger', () => {
       source: 'synthetic',
       status: 'queued',
       // 20 sessions (Good Friday closed): one 1d bar and seven 1h bars each.
-      total_records_to_process: 160,
+      total_records_to_process: 488, // whole chunks: 61 sessions of 2024 through March × (1 + 7) bars
       chunks_total: 2,
     });
     expect(body.backfill_id).toMatch(/^[0-9a-f-]{36}$/);
@@ -116,7 +116,7 @@ describe('POST /api/v1/enrichment/trigger', () => {
       body: { symbols: 'MSFT,NVDA', timeframes: ['1d'] },
     });
     expect(status).toBe(202);
-    expect(body).toMatchObject({ symbol: 'MSFT', symbols: ['MSFT', 'NVDA'], timeframes: ['1d'], from: '2024-03-01', to: '2024-03-31', total_records_to_process: 40, chunks_total: 2 });
+    expect(body).toMatchObject({ symbol: 'MSFT', symbols: ['MSFT', 'NVDA'], timeframes: ['1d'], from: '2024-03-01', to: '2024-03-31', total_records_to_process: 122, chunks_total: 2 });
     ids.json = String(body.backfill_id);
     expect(await waitForBackfill(ids.json)).toMatchObject({ status: 'completed', chunks_done: 2 });
   });
