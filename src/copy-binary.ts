@@ -8,15 +8,22 @@ const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 const PG_EPOCH_MS = 946_684_800_000;
 const TWO_32 = 4_294_967_296;
 
+/** Strings up to this length are encoded once per writer: symbols, timeframes and sources repeat on every row. */
+const CACHED_TEXT_MAX = 32;
+const CACHED_TEXT_ENTRIES = 256;
+
 export class BinaryCopyWriter {
   private buffer: Buffer;
+  private view: DataView;
   private offset = 0;
+  private readonly texts = new Map<string, Buffer>();
 
   constructor(initialBytes = 1 << 16) {
     this.buffer = Buffer.allocUnsafe(Math.max(initialBytes, 64));
+    this.view = new DataView(this.buffer.buffer, this.buffer.byteOffset, this.buffer.byteLength);
     SIGNATURE.copy(this.buffer, 0);
-    this.buffer.writeInt32BE(0, 11); // flags
-    this.buffer.writeInt32BE(0, 15); // header extension length
+    this.view.setInt32(11, 0); // flags
+    this.view.setInt32(15, 0); // header extension length
     this.offset = 19;
   }
 
@@ -25,27 +32,42 @@ export class BinaryCopyWriter {
     const grown = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.offset + bytes));
     this.buffer.copy(grown, 0, 0, this.offset);
     this.buffer = grown;
+    this.view = new DataView(grown.buffer, grown.byteOffset, grown.byteLength);
   }
 
   row(fields: number): this {
     this.ensure(2);
-    this.buffer.writeInt16BE(fields, this.offset);
+    this.view.setInt16(this.offset, fields);
     this.offset += 2;
     return this;
   }
 
   null(): this {
     this.ensure(4);
-    this.buffer.writeInt32BE(-1, this.offset);
+    this.view.setInt32(this.offset, -1);
     this.offset += 4;
     return this;
   }
 
   text(value: string | null): this {
     if (value === null) return this.null();
+    if (value.length <= CACHED_TEXT_MAX) {
+      let encoded = this.texts.get(value);
+      if (!encoded) {
+        const bytes = Buffer.from(value, 'utf8');
+        encoded = Buffer.allocUnsafe(4 + bytes.length);
+        encoded.writeInt32BE(bytes.length, 0);
+        bytes.copy(encoded, 4);
+        if (this.texts.size < CACHED_TEXT_ENTRIES) this.texts.set(value, encoded);
+      }
+      this.ensure(encoded.length);
+      encoded.copy(this.buffer, this.offset);
+      this.offset += encoded.length;
+      return this;
+    }
     this.ensure(4 + value.length * 3);
     const length = this.buffer.write(value, this.offset + 4, 'utf8');
-    this.buffer.writeInt32BE(length, this.offset);
+    this.view.setInt32(this.offset, length);
     this.offset += 4 + length;
     return this;
   }
@@ -53,8 +75,8 @@ export class BinaryCopyWriter {
   float8(value: number | null): this {
     if (value === null) return this.null();
     this.ensure(12);
-    this.buffer.writeInt32BE(8, this.offset);
-    this.buffer.writeDoubleBE(value, this.offset + 4);
+    this.view.setInt32(this.offset, 8);
+    this.view.setFloat64(this.offset + 4, value);
     this.offset += 12;
     return this;
   }
@@ -62,8 +84,8 @@ export class BinaryCopyWriter {
   int2(value: number | null): this {
     if (value === null) return this.null();
     this.ensure(6);
-    this.buffer.writeInt32BE(2, this.offset);
-    this.buffer.writeInt16BE(value, this.offset + 4);
+    this.view.setInt32(this.offset, 2);
+    this.view.setInt16(this.offset + 4, value);
     this.offset += 6;
     return this;
   }
@@ -71,8 +93,8 @@ export class BinaryCopyWriter {
   bool(value: boolean | null): this {
     if (value === null) return this.null();
     this.ensure(5);
-    this.buffer.writeInt32BE(1, this.offset);
-    this.buffer[this.offset + 4] = value ? 1 : 0;
+    this.view.setInt32(this.offset, 1);
+    this.view.setUint8(this.offset + 4, value ? 1 : 0);
     this.offset += 5;
     return this;
   }
@@ -86,9 +108,9 @@ export class BinaryCopyWriter {
     const msHigh = Math.floor(ms / TWO_32);
     const lowMicros = (ms - msHigh * TWO_32) * 1000;
     const carry = Math.floor(lowMicros / TWO_32);
-    this.buffer.writeInt32BE(8, this.offset);
-    this.buffer.writeInt32BE(msHigh * 1000 + carry, this.offset + 4);
-    this.buffer.writeUInt32BE(lowMicros - carry * TWO_32, this.offset + 8);
+    this.view.setInt32(this.offset, 8);
+    this.view.setInt32(this.offset + 4, msHigh * 1000 + carry);
+    this.view.setUint32(this.offset + 8, lowMicros - carry * TWO_32);
     this.offset += 12;
     return this;
   }
@@ -96,7 +118,7 @@ export class BinaryCopyWriter {
   /** The whole COPY payload, trailer included; the writer must not be used afterwards. */
   finish(): Buffer {
     this.ensure(2);
-    this.buffer.writeInt16BE(-1, this.offset);
+    this.view.setInt16(this.offset, -1);
     this.offset += 2;
     return this.buffer.subarray(0, this.offset);
   }

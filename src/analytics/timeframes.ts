@@ -162,18 +162,30 @@ export function expectedBarOpens(day: number, timeframe: Timeframe, calendar: Ma
   return opens;
 }
 
-/** Whether an instant is a valid bar open for the timeframe: aligned and inside a session. */
-export function isExpectedBarOpen(ts: number, timeframe: Timeframe, calendar: MarketCalendar): boolean {
-  if (barOpen(ts, timeframe, calendar) !== ts) return false;
+/**
+ * Whether an instant is a bar open of the timeframe (aligned in the market's local time) and,
+ * if so, whether a session covers it. Validation asks this of every bar, so the local time is
+ * worked out once.
+ */
+export function checkBarOpen(ts: number, timeframe: Timeframe, calendar: MarketCalendar): 'ok' | 'misaligned' | 'outside_session' {
   const local = localMs(ts, calendar);
   const day = Math.floor(local / DAY_MS);
-  if (timeframe === '1w') return expectedBarOpens(day, timeframe, calendar).length > 0;
-  const session = sessionMinutes(day, calendar);
-  if (!session) return false;
+  const intoDay = local - day * DAY_MS;
   const minutes = intradayMinutes(timeframe);
-  if (minutes === null) return true;
-  const minuteOfDay = Math.floor((local - day * DAY_MS) / MINUTE_MS);
-  return minuteOfDay + minutes > session.open && minuteOfDay < session.close;
+  if (minutes !== null) {
+    if (intoDay % (minutes * MINUTE_MS) !== 0) return 'misaligned';
+    const session = sessionMinutes(day, calendar);
+    const minuteOfDay = intoDay / MINUTE_MS;
+    return session && minuteOfDay + minutes > session.open && minuteOfDay < session.close ? 'ok' : 'outside_session';
+  }
+  if (intoDay !== 0 || (timeframe === '1w' && mondayOf(day) !== day)) return 'misaligned';
+  if (timeframe === '1w') return expectedBarOpens(day, timeframe, calendar).length > 0 ? 'ok' : 'outside_session';
+  return sessionMinutes(day, calendar) ? 'ok' : 'outside_session';
+}
+
+/** Whether an instant is a valid bar open for the timeframe: aligned and inside a session. */
+export function isExpectedBarOpen(ts: number, timeframe: Timeframe, calendar: MarketCalendar): boolean {
+  return checkBarOpen(ts, timeframe, calendar) === 'ok';
 }
 
 /** How many calendar months one backfill chunk spans: about 10,000 bars of a stock, at most 45,000 of a coin. */

@@ -297,6 +297,9 @@ export async function writeChunk(sql: Sql, w: ChunkWrite): Promise<ChunkWriteRes
   const { state, chunk } = w;
   const { symbol, timeframe } = state;
   return sql.begin(async (tx) => {
+    // Not waiting for the WAL flush is safe here: a chunk and its checkpoint commit together, so
+    // should PostgreSQL itself crash and lose the last commits, the series resumes before them.
+    await tx`set local synchronous_commit = off`;
     // One writer per series at a time; a second request waiting here sees the first one's ledger row.
     await tx`select pg_advisory_xact_lock(hashtext(${`enrichment:${symbol}:${timeframe}`}))`;
     if (w.reprocess === 'missing' && !needsFetch(await loadLedger(tx as Tx, symbol, timeframe, chunk.start), w.fetchedTo, 'missing')) {
