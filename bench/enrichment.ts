@@ -22,7 +22,7 @@ import { createLogger } from '../src/logger.ts';
 import { createMetrics } from '../src/metrics.ts';
 import { migrate } from '../src/migrate.ts';
 import { copyBars } from '../src/queries/enrichment.ts';
-import { closeQueues, createDefaultJobOptions, createQueues } from '../src/queues.ts';
+import { closeQueues, createDefaultJobOptions, createQueues, DEFAULT_CONCURRENCY } from '../src/queues.ts';
 import { createRedis } from '../src/redis.ts';
 import { createRunRecorder } from '../src/runs.ts';
 import { createDefinitionMap, startWorkers, stopWorkers } from '../src/worker.ts';
@@ -127,7 +127,7 @@ export async function run(): Promise<void> {
       return { ms, bars };
     };
 
-    console.log(`enrichment: ${symbolCount} symbols × 1m bars ${FROM}..${TO} (synthetic), ${runs} run(s), workers at concurrency ${config.concurrency.enrichment ?? 4}`);
+    console.log(`enrichment: ${symbolCount} symbols × 1m bars ${FROM}..${TO} (synthetic), ${runs} run(s), workers at concurrency ${config.concurrency.enrichment ?? DEFAULT_CONCURRENCY.enrichment}`);
     await backfill(symbols.slice(0, 2)); // warm-up: JIT, pools, scripts (untimed)
     const oursMs: number[] = [];
     const floorMs: number[] = [];

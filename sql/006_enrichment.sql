@@ -19,8 +19,8 @@ CREATE TABLE market.sector_mapping (
 
 -- One row per stored bar; the definitions are in src/analytics/features.ts.
 CREATE TABLE market.features (
-  symbol               text        NOT NULL,
-  timeframe            text        NOT NULL,
+  symbol               text        COLLATE "C" NOT NULL,
+  timeframe            text        COLLATE "C" NOT NULL,
   ts                   timestamptz NOT NULL,
   return_1bar          double precision,
   return_1d            double precision,
@@ -215,7 +215,11 @@ CREATE INDEX status_status_idx ON enrichment.status (status);
 -- Bars as binary floats, the form every provider delivers them in: exact decimals bought
 -- nothing but twice the width and a text COPY. Rollups cast the 1d close to numeric (its
 -- shortest decimal) before multiplying it with quantities.
+-- Symbols and timeframes are ASCII codes: byte order is their order, and the primary keys'
+-- comparisons skip the locale's collation on every bar loaded.
 ALTER TABLE market.bars
+  ALTER COLUMN symbol TYPE text COLLATE "C",
+  ALTER COLUMN timeframe TYPE text COLLATE "C",
   ALTER COLUMN open TYPE double precision,
   ALTER COLUMN high TYPE double precision,
   ALTER COLUMN low TYPE double precision,

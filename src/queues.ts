@@ -13,7 +13,8 @@ export const DEFAULT_CONCURRENCY: Readonly<Record<QueueName, number>> = {
   etl: 1,
   rollups: 1,
   rs: 1,
-  enrichment: 4,
+  // Mostly waiting on a provider or on PostgreSQL's COPY: more in flight keeps both busy.
+  enrichment: 8,
   reports: 1,
   maintenance: 1,
 };

@@ -287,6 +287,16 @@ export async function copyBars(tx: Tx, symbol: string, timeframe: string, source
   await copyBinary(tx, 'copy market.bars (symbol, timeframe, ts, open, high, low, close, volume, source) from stdin (format binary)', encodeBars(symbol, timeframe, source, bars));
 }
 
+export async function copyFeatures(tx: Tx, symbol: string, timeframe: string, rows: readonly FeatureRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await copyBinary(
+    tx,
+    `copy market.features (symbol, timeframe, ts, return_1bar, return_1d, volatility_20, volatility_50, atr_14, sma_20, sma_50, ema_20, ema_50,
+       rsi_14, volume_sma_20, trend_direction, market_structure, vsa_no_demand, vsa_no_supply, vsa_stopping_volume) from stdin (format binary)`,
+    encodeFeatures(symbol, timeframe, rows),
+  );
+}
+
 /**
  * Stores one chunk in one transaction: its bars and features (replacing stored bars at the same
  * times, recording changed values as corrections), quality rows, rejected bars, the ledger,
@@ -329,14 +339,7 @@ export async function writeChunk(sql: Sql, w: ChunkWrite): Promise<ChunkWriteRes
       }
     }
     await copyBars(tx, symbol, timeframe, w.source, w.valid);
-    if (w.features.length > 0) {
-      await copyBinary(
-        tx,
-        `copy market.features (symbol, timeframe, ts, return_1bar, return_1d, volatility_20, volatility_50, atr_14, sma_20, sma_50, ema_20, ema_50,
-           rsi_14, volume_sma_20, trend_direction, market_structure, vsa_no_demand, vsa_no_supply, vsa_stopping_volume) from stdin (format binary)`,
-        encodeFeatures(symbol, timeframe, w.features),
-      );
-    }
+    await copyFeatures(tx, symbol, timeframe, w.features);
     await upsertQuality(tx, w);
     if (w.rejects.length > 0) {
       await tx`
