@@ -190,4 +190,33 @@ describe('backfills under trouble', () => {
       expect(await storedBars(sql, symbol, '5m')).toEqual(generateSyntheticBars({ symbol, assetClass: 'stock', timeframe: '5m', from: '2022-01-01', to: '2024-06-30' }));
     }
   });
+
+  it('keeps invalid bars out with their reasons while the chunk goes on, and records a refetch that changes a stored bar', async () => {
+    fake = await startFakePolygon({ fail: [{ ticker: 'AAPL', kind: 'bad-values', times: 1 }] });
+    runtime = await createTestRuntime('enrich-rejects', [enrichmentBackfill], polygonEnv(fake));
+    runtime.startWorkers();
+    const sql = runtime.db.sql;
+    const input = { symbols: 'AAPL', timeframes: '1d', from: '2024-01-02', to: '2024-03-28' };
+    const report = await waitForStatus(sql, await request(runtime, input), TERMINAL);
+    expect(report).toMatchObject({ status: 'completed', chunks_failed: 0, bars_rejected: 4 });
+    const rejects = await sql<{ reason: string; detail: string }[]>`select reason, detail from enrichment.bar_rejects order by ts nulls first, id`;
+    expect(rejects.map((r) => r.reason).sort()).toEqual(['non_finite', 'non_finite', 'non_finite', 'ohlc_relation']);
+    expect(rejects.find((r) => r.reason === 'ohlc_relation')?.detail).toMatch(/^o .* h .* l .* c /);
+    expect(rejects.filter((r) => r.reason === 'non_finite').map((r) => r.detail).sort()).toEqual(['high not a finite number', 'open not a finite number', 'volume not a finite number']);
+    const expected = fakePolygonBars({ symbol: 'AAPL', assetClass: 'stock', timeframe: '1d', from: '2024-01-01', to: '2024-03-28' });
+    expect(await storedBars(sql, 'AAPL', '1d')).toHaveLength(expected.length - 4);
+    const [day] = await sql<{ validation_rate: string; gaps_detected: number }[]>`
+      select validation_rate, gaps_detected from enrichment.data_quality_metrics where symbol = 'AAPL' and timeframe = '1d' and total_records > validated_records limit 1`;
+    expect(Number(day?.validation_rate)).toBe(0);
+    expect(day?.gaps_detected).toBe(1);
+
+    // A stored close that differs from the source: refetching everything restores it and says so.
+    await sql`update market.bars set close = close + 1 where symbol = 'AAPL' and timeframe = '1d' and ts = ${new Date(expected[10]!.ts)}`;
+    const again = await waitForStatus(sql, await request(runtime, { ...input, reprocess: 'all' }), TERMINAL);
+    expect(again).toMatchObject({ status: 'completed', bars_rejected: 0 });
+    expect(await storedBars(sql, 'AAPL', '1d')).toEqual(expected);
+    const corrections = await sql<{ field_corrected: string; old_value: string; new_value: string; reason: string }[]>`
+      select field_corrected, old_value, new_value, reason from enrichment.data_corrections`;
+    expect(corrections).toEqual([{ field_corrected: 'close', old_value: String(expected[10]!.close + 1), new_value: String(expected[10]!.close), reason: 'source_updated' }]);
+  });
 });
