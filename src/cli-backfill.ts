@@ -23,6 +23,7 @@ import {
   resumeBackfill,
   type BackfillEnqueuer,
   type BackfillPlan,
+  type BackfillReport,
 } from './enrichment/backfills.ts';
 import { PROVIDER_NAMES } from './enrichment/providers/types.ts';
 import { BadInputError } from './errors.ts';
@@ -51,47 +52,6 @@ const JOB_CHECK_MS = 5000;
 /** Series lines `status <id>` prints before it points at --json. */
 const MAX_SERIES_LINES = 50;
 
-/** The parts of describeBackfill's report the CLI prints. */
-interface BackfillReport {
-  backfill_id: string;
-  job_id: string | null;
-  status: BackfillStatus;
-  symbols: string[];
-  timeframes: string[];
-  asset_class: string;
-  from: string;
-  to: string;
-  source: string;
-  reprocess: string;
-  requested_by: string;
-  chunks_total: number;
-  chunks_done: number;
-  chunks_failed: number;
-  chunks_skipped: number;
-  progress_pct: number;
-  bars_written: number;
-  bars_rejected: number;
-  bars_per_second: number | null;
-  last_successful_date: string | null;
-  resumes: number;
-  error: string | null;
-  errors: { symbol: string; timeframe: string; error: string; retry_count: number }[];
-  series: {
-    symbol: string;
-    timeframe: string;
-    status: string;
-    chunks_total: number;
-    chunks_done: number;
-    chunks_failed: number;
-    last_successful_date: string | null;
-    bars_written: number;
-    retry_count: number;
-  }[];
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-}
-
 function out(line: string): void {
   process.stdout.write(`${line}\n`);
 }
@@ -105,7 +65,7 @@ function splitList(value: string | undefined): string[] {
 async function loadReport(db: Sql, id: string): Promise<BackfillReport> {
   const report = await describeBackfill(db, id);
   if (!report) throw new BadInputError(`backfill ${id} does not exist`);
-  return report as unknown as BackfillReport;
+  return report;
 }
 
 function shortList(items: readonly string[], max = 3): string {

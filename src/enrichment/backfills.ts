@@ -291,8 +291,52 @@ export function progressOf(states: readonly SeriesStateRow[]): BackfillProgress 
   return p;
 }
 
+export interface SeriesReport {
+  symbol: string;
+  timeframe: string;
+  status: SeriesStateRow['status'];
+  chunks_total: number;
+  chunks_done: number;
+  chunks_failed: number;
+  last_successful_date: string | null;
+  next_chunk: ChunkSpan | null;
+  bars_written: number;
+  retry_count: number;
+  error: string | null;
+}
+
 /** What GET /api/v1/backfills/:id and `bullpen backfill status <id>` show. */
-export async function describeBackfill(db: Sql, backfillId: string): Promise<Record<string, unknown> | undefined> {
+export interface BackfillReport {
+  backfill_id: string;
+  job_id: string | null;
+  status: BackfillRow['status'];
+  symbols: string[];
+  timeframes: string[];
+  asset_class: string;
+  from: string;
+  to: string;
+  source: string;
+  reprocess: Reprocess;
+  requested_by: string;
+  chunks_total: number;
+  chunks_done: number;
+  chunks_failed: number;
+  chunks_skipped: number;
+  progress_pct: number;
+  bars_written: number;
+  bars_rejected: number;
+  bars_per_second: number | null;
+  last_successful_date: string | null;
+  resumes: number;
+  error: string | null;
+  errors: { symbol: string; timeframe: string; error: string; retry_count: number }[];
+  series: SeriesReport[];
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+export async function describeBackfill(db: Sql, backfillId: string): Promise<BackfillReport | undefined> {
   const backfill = await loadBackfill(db, backfillId);
   if (!backfill) return undefined;
   const states = await loadSeriesStates(db, backfillId);
@@ -324,10 +368,10 @@ export async function describeBackfill(db: Sql, backfillId: string): Promise<Rec
     bars_rejected: progress.barsRejected,
     // Only for a request that ran in one go: after a resume the elapsed time includes the pause.
     bars_per_second: seconds && backfill.resumes === 0 ? Math.round(progress.barsWritten / seconds) : null,
-    last_successful_date: through,
+    last_successful_date: through ?? null,
     resumes: backfill.resumes,
     error: backfill.error,
-    errors: states.filter((s) => s.error_message).map((s) => ({ symbol: s.symbol, timeframe: s.timeframe, error: s.error_message, retry_count: s.retry_count })),
+    errors: states.flatMap((s) => (s.error_message ? [{ symbol: s.symbol, timeframe: s.timeframe, error: s.error_message, retry_count: s.retry_count }] : [])),
     series: states.map((s) => ({
       symbol: s.symbol,
       timeframe: s.timeframe,

@@ -41,23 +41,7 @@ export interface BackfillListItem {
 /** Recent backfill requests, newest first, with their progress. */
 export async function listBackfills(db: Sql, options: { status?: BackfillStatus; limit: number }): Promise<BackfillListItem[]> {
   const rows = await db<
-    {
-      backfill_id: string;
-      status: BackfillStatus;
-      symbols: string[];
-      timeframes: string[];
-      asset_class: string;
-      from: string;
-      to: string;
-      source: string;
-      requested_by: string;
-      chunks_total: number;
-      chunks_done: number;
-      chunks_failed: number;
-      bars_written: string;
-      created_at: Date;
-      finished_at: Date | null;
-    }[]
+    (Omit<BackfillListItem, 'progress_pct' | 'bars_written' | 'created_at' | 'finished_at'> & { bars_written: string; created_at: Date; finished_at: Date | null })[]
   >`
     select b.backfill_id::text, b.status, b.symbols, b.timeframes, b.asset_class, b.from_date::text as from, b.to_date::text as to,
       b.source, b.requested_by, b.created_at, b.finished_at,

@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { computeFeatures, createFeatureState } from '../../src/analytics/features.ts';
 import { dayNumberOf, type Timeframe } from '../../src/analytics/timeframes.ts';
-import { cancelBackfill, createBackfill, createFlowEnqueuer, describeBackfill, planBackfill, resumeBackfill } from '../../src/enrichment/backfills.ts';
+import { cancelBackfill, createBackfill, createFlowEnqueuer, describeBackfill, planBackfill, resumeBackfill, type BackfillReport } from '../../src/enrichment/backfills.ts';
 import { generateSyntheticBars } from '../../src/enrichment/providers/synthetic.ts';
 import type { Sql } from '../../src/db.ts';
 import { enrichmentBackfill } from '../../jobs/enrichment-backfill.ts';
@@ -41,8 +41,8 @@ async function request(rt: TestRuntime, input: Record<string, unknown>, source =
   return (await createBackfill({ db: rt.db.sql, enqueue }, plan)).backfillId;
 }
 
-async function waitForStatus(sql: Sql, id: string, statuses: string[], timeoutMs = 60_000): Promise<Record<string, unknown>> {
-  let report: Record<string, unknown> | undefined;
+async function waitForStatus(sql: Sql, id: string, statuses: string[], timeoutMs = 60_000): Promise<BackfillReport> {
+  let report: BackfillReport | undefined;
   await waitFor(
     async () => {
       report = await describeBackfill(sql, id);
@@ -51,7 +51,7 @@ async function waitForStatus(sql: Sql, id: string, statuses: string[], timeoutMs
     timeoutMs,
     () => `backfill ${id} to be ${statuses.join('/')}: ${JSON.stringify(report)}`,
   );
-  return report as Record<string, unknown>;
+  return report as BackfillReport;
 }
 
 async function storedBars(sql: Sql, symbol: string, timeframe: string) {

@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { computeFeatures, createFeatureState } from '../../src/analytics/features.ts';
 import { dayNumberOf } from '../../src/analytics/timeframes.ts';
-import { createBackfill, createFlowEnqueuer, describeBackfill, planBackfill, type BackfillPlan } from '../../src/enrichment/backfills.ts';
+import { createBackfill, createFlowEnqueuer, describeBackfill, planBackfill, type BackfillPlan, type BackfillReport } from '../../src/enrichment/backfills.ts';
 import { generateSyntheticBars } from '../../src/enrichment/providers/synthetic.ts';
 import { enqueueRun } from '../../src/enqueue.ts';
 import { enrichmentBackfill } from '../../jobs/enrichment-backfill.ts';
@@ -27,10 +27,10 @@ function plan(input: Record<string, unknown>): BackfillPlan {
   return planBackfill(input, { defaultSource: 'synthetic', maxBars: 50_000_000, now: NOW });
 }
 
-async function runBackfill(rt: TestRuntime, input: Record<string, unknown>): Promise<Record<string, unknown>> {
+async function runBackfill(rt: TestRuntime, input: Record<string, unknown>): Promise<BackfillReport> {
   const enqueue = createFlowEnqueuer(rt.workerRuntime.flows, enrichmentBackfill, rt.workerRuntime.jobOptions);
   const created = await createBackfill({ db: rt.db.sql, enqueue }, plan(input));
-  let report: Record<string, unknown> | undefined;
+  let report: BackfillReport | undefined;
   await waitFor(
     async () => {
       report = await describeBackfill(rt.db.sql, created.backfillId);
@@ -39,7 +39,7 @@ async function runBackfill(rt: TestRuntime, input: Record<string, unknown>): Pro
     60_000,
     () => `backfill to finish: ${JSON.stringify(report)}`,
   );
-  return report as Record<string, unknown>;
+  return report as BackfillReport;
 }
 
 interface StoredBar {
@@ -104,7 +104,7 @@ describe('enrichment backfills', () => {
       return summary !== undefined;
     }, 30_000);
     expect(summary).toMatchObject({ symbols: 3, to: '2026-11-19' });
-    let report: Record<string, unknown> | undefined;
+    let report: BackfillReport | undefined;
     await waitFor(async () => {
       report = await describeBackfill(sql, String(summary?.backfillId));
       return report?.status === 'completed';
