@@ -1,0 +1,261 @@
+-- The relative-strength universe as seed data: the symbols enrichment-daily keeps up to date and
+-- refresh-rs scores (sql/007_rs.sql), in market.sector_mapping.
+--
+--  * large-cap US stocks across all 11 GICS sectors (asset_class 'stock'), each with its GICS
+--    sector, its GICS industry (the level-3 name, e.g. 'Semiconductors & Semiconductor
+--    Equipment', 'Banks') and the Select Sector SPDR ETF of its sector as sector_etf;
+--  * the broad-market benchmarks SPY, QQQ, DIA and IWM (asset_class 'etf', sector_name
+--    'Benchmark'); SPY is the RS benchmark;
+--  * the eleven Select Sector SPDR ETFs (asset_class 'etf', sector_name = the sector each one
+--    tracks, industry 'Sector ETF').
+-- Sector names and ETF tickers are those of SECTOR_ETFS in src/demo/synthetic.ts, and the demo
+-- stocks carry the same sector and industry here as there. Classifications are GICS as of the
+-- March 2023 structure (V, MA, PYPL and FI are Financials; ADP is Industrials).
+--
+-- ON CONFLICT (symbol) DO NOTHING: a row a user inserted before this migration ran is kept as
+-- it was. The list is a starting point, not a fixed set: users add, reclassify or remove symbols
+-- with plain SQL, for example
+--   INSERT INTO market.sector_mapping (symbol, sector_name, industry, sector_etf, asset_class)
+--   VALUES ('UBER', 'Industrials', 'Ground Transportation', 'XLI', 'stock');
+--   UPDATE market.sector_mapping SET sector_etf = NULL WHERE symbol = 'BRK.B';  -- vs SPY only
+--   DELETE FROM market.sector_mapping WHERE symbol = 'INTC';
+-- A symbol whose sector_etf is unknown (NULL, or a ticker that is not itself a row of this table)
+-- is scored against SPY only: it gets rs_score but no sector-relative score (src/queries/rs.ts).
+INSERT INTO market.sector_mapping (symbol, sector_name, industry, sector_etf, asset_class) VALUES
+  -- Broad-market benchmarks
+  ('SPY',   'Benchmark', 'S&P 500 index fund',                     NULL, 'etf'),
+  ('QQQ',   'Benchmark', 'Nasdaq-100 index fund',                  NULL, 'etf'),
+  ('DIA',   'Benchmark', 'Dow Jones Industrial Average index fund', NULL, 'etf'),
+  ('IWM',   'Benchmark', 'Russell 2000 index fund',                NULL, 'etf'),
+
+  -- Select Sector SPDR ETFs: each one's sector_name is the sector it tracks
+  ('XLK',   'Information Technology', 'Sector ETF', NULL, 'etf'),
+  ('XLV',   'Health Care',            'Sector ETF', NULL, 'etf'),
+  ('XLF',   'Financials',             'Sector ETF', NULL, 'etf'),
+  ('XLY',   'Consumer Discretionary', 'Sector ETF', NULL, 'etf'),
+  ('XLC',   'Communication Services', 'Sector ETF', NULL, 'etf'),
+  ('XLI',   'Industrials',            'Sector ETF', NULL, 'etf'),
+  ('XLP',   'Consumer Staples',       'Sector ETF', NULL, 'etf'),
+  ('XLE',   'Energy',                 'Sector ETF', NULL, 'etf'),
+  ('XLU',   'Utilities',              'Sector ETF', NULL, 'etf'),
+  ('XLRE',  'Real Estate',            'Sector ETF', NULL, 'etf'),
+  ('XLB',   'Materials',              'Sector ETF', NULL, 'etf'),
+
+  -- Information Technology (XLK)
+  ('AAPL',  'Information Technology', 'Technology Hardware, Storage & Peripherals',         'XLK', 'stock'),
+  ('MSFT',  'Information Technology', 'Software',                                           'XLK', 'stock'),
+  ('NVDA',  'Information Technology', 'Semiconductors & Semiconductor Equipment',           'XLK', 'stock'),
+  ('AVGO',  'Information Technology', 'Semiconductors & Semiconductor Equipment',           'XLK', 'stock'),
+  ('AMD',   'Information Technology', 'Semiconductors & Semiconductor Equipment',           'XLK', 'stock'),
+  ('ORCL',  'Information Technology', 'Software',                                           'XLK', 'stock'),
+  ('CRM',   'Information Technology', 'Software',                                           'XLK', 'stock'),
+  ('ADBE',  'Information Technology', 'Software',                                           'XLK', 'stock'),
+  ('INTU',  'Information Technology', 'Software',                                           'XLK', 'stock'),
+  ('NOW',   'Information Technology', 'Software',                                           'XLK', 'stock'),
+  ('CSCO',  'Information Technology', 'Communications Equipment',                           'XLK', 'stock'),
+  ('ANET',  'Information Technology', 'Communications Equipment',                           'XLK', 'stock'),
+  ('ACN',   'Information Technology', 'IT Services',                                        'XLK', 'stock'),
+  ('IBM',   'Information Technology', 'IT Services',                                        'XLK', 'stock'),
+  ('QCOM',  'Information Technology', 'Semiconductors & Semiconductor Equipment',           'XLK', 'stock'),
+  ('TXN',   'Information Technology', 'Semiconductors & Semiconductor Equipment',           'XLK', 'stock'),
+  ('AMAT',  'Information Technology', 'Semiconductors & Semiconductor Equipment',           'XLK', 'stock'),
+  ('MU',    'Information Technology', 'Semiconductors & Semiconductor Equipment',           'XLK', 'stock'),
+  ('INTC',  'Information Technology', 'Semiconductors & Semiconductor Equipment',           'XLK', 'stock'),
+  ('APH',   'Information Technology', 'Electronic Equipment, Instruments & Components',     'XLK', 'stock'),
+
+  -- Health Care (XLV)
+  ('LLY',   'Health Care', 'Pharmaceuticals',                   'XLV', 'stock'),
+  ('JNJ',   'Health Care', 'Pharmaceuticals',                   'XLV', 'stock'),
+  ('MRK',   'Health Care', 'Pharmaceuticals',                   'XLV', 'stock'),
+  ('PFE',   'Health Care', 'Pharmaceuticals',                   'XLV', 'stock'),
+  ('BMY',   'Health Care', 'Pharmaceuticals',                   'XLV', 'stock'),
+  ('ZTS',   'Health Care', 'Pharmaceuticals',                   'XLV', 'stock'),
+  ('ABBV',  'Health Care', 'Biotechnology',                     'XLV', 'stock'),
+  ('AMGN',  'Health Care', 'Biotechnology',                     'XLV', 'stock'),
+  ('GILD',  'Health Care', 'Biotechnology',                     'XLV', 'stock'),
+  ('VRTX',  'Health Care', 'Biotechnology',                     'XLV', 'stock'),
+  ('REGN',  'Health Care', 'Biotechnology',                     'XLV', 'stock'),
+  ('UNH',   'Health Care', 'Health Care Providers & Services',  'XLV', 'stock'),
+  ('CVS',   'Health Care', 'Health Care Providers & Services',  'XLV', 'stock'),
+  ('ELV',   'Health Care', 'Health Care Providers & Services',  'XLV', 'stock'),
+  ('CI',    'Health Care', 'Health Care Providers & Services',  'XLV', 'stock'),
+  ('ABT',   'Health Care', 'Health Care Equipment & Supplies',  'XLV', 'stock'),
+  ('ISRG',  'Health Care', 'Health Care Equipment & Supplies',  'XLV', 'stock'),
+  ('MDT',   'Health Care', 'Health Care Equipment & Supplies',  'XLV', 'stock'),
+  ('SYK',   'Health Care', 'Health Care Equipment & Supplies',  'XLV', 'stock'),
+  ('BSX',   'Health Care', 'Health Care Equipment & Supplies',  'XLV', 'stock'),
+  ('TMO',   'Health Care', 'Life Sciences Tools & Services',    'XLV', 'stock'),
+  ('DHR',   'Health Care', 'Life Sciences Tools & Services',    'XLV', 'stock'),
+
+  -- Financials (XLF)
+  ('BRK.B', 'Financials', 'Financial Services',  'XLF', 'stock'),
+  ('V',     'Financials', 'Financial Services',  'XLF', 'stock'),
+  ('MA',    'Financials', 'Financial Services',  'XLF', 'stock'),
+  ('PYPL',  'Financials', 'Financial Services',  'XLF', 'stock'),
+  ('FI',    'Financials', 'Financial Services',  'XLF', 'stock'),
+  ('JPM',   'Financials', 'Banks',               'XLF', 'stock'),
+  ('BAC',   'Financials', 'Banks',               'XLF', 'stock'),
+  ('WFC',   'Financials', 'Banks',               'XLF', 'stock'),
+  ('C',     'Financials', 'Banks',               'XLF', 'stock'),
+  ('USB',   'Financials', 'Banks',               'XLF', 'stock'),
+  ('PNC',   'Financials', 'Banks',               'XLF', 'stock'),
+  ('GS',    'Financials', 'Capital Markets',     'XLF', 'stock'),
+  ('MS',    'Financials', 'Capital Markets',     'XLF', 'stock'),
+  ('SCHW',  'Financials', 'Capital Markets',     'XLF', 'stock'),
+  ('BLK',   'Financials', 'Capital Markets',     'XLF', 'stock'),
+  ('SPGI',  'Financials', 'Capital Markets',     'XLF', 'stock'),
+  ('CME',   'Financials', 'Capital Markets',     'XLF', 'stock'),
+  ('ICE',   'Financials', 'Capital Markets',     'XLF', 'stock'),
+  ('AXP',   'Financials', 'Consumer Finance',    'XLF', 'stock'),
+  ('COF',   'Financials', 'Consumer Finance',    'XLF', 'stock'),
+  ('CB',    'Financials', 'Insurance',           'XLF', 'stock'),
+  ('PGR',   'Financials', 'Insurance',           'XLF', 'stock'),
+  ('MET',   'Financials', 'Insurance',           'XLF', 'stock'),
+  ('TRV',   'Financials', 'Insurance',           'XLF', 'stock'),
+
+  -- Consumer Discretionary (XLY)
+  ('AMZN',  'Consumer Discretionary', 'Broadline Retail',                'XLY', 'stock'),
+  ('TSLA',  'Consumer Discretionary', 'Automobiles',                     'XLY', 'stock'),
+  ('GM',    'Consumer Discretionary', 'Automobiles',                     'XLY', 'stock'),
+  ('F',     'Consumer Discretionary', 'Automobiles',                     'XLY', 'stock'),
+  ('HD',    'Consumer Discretionary', 'Specialty Retail',                'XLY', 'stock'),
+  ('LOW',   'Consumer Discretionary', 'Specialty Retail',                'XLY', 'stock'),
+  ('TJX',   'Consumer Discretionary', 'Specialty Retail',                'XLY', 'stock'),
+  ('ROST',  'Consumer Discretionary', 'Specialty Retail',                'XLY', 'stock'),
+  ('ORLY',  'Consumer Discretionary', 'Specialty Retail',                'XLY', 'stock'),
+  ('AZO',   'Consumer Discretionary', 'Specialty Retail',                'XLY', 'stock'),
+  ('MCD',   'Consumer Discretionary', 'Hotels, Restaurants & Leisure',   'XLY', 'stock'),
+  ('SBUX',  'Consumer Discretionary', 'Hotels, Restaurants & Leisure',   'XLY', 'stock'),
+  ('CMG',   'Consumer Discretionary', 'Hotels, Restaurants & Leisure',   'XLY', 'stock'),
+  ('BKNG',  'Consumer Discretionary', 'Hotels, Restaurants & Leisure',   'XLY', 'stock'),
+  ('MAR',   'Consumer Discretionary', 'Hotels, Restaurants & Leisure',   'XLY', 'stock'),
+  ('ABNB',  'Consumer Discretionary', 'Hotels, Restaurants & Leisure',   'XLY', 'stock'),
+  ('NKE',   'Consumer Discretionary', 'Textiles, Apparel & Luxury Goods', 'XLY', 'stock'),
+  ('LULU',  'Consumer Discretionary', 'Textiles, Apparel & Luxury Goods', 'XLY', 'stock'),
+  ('DHI',   'Consumer Discretionary', 'Household Durables',              'XLY', 'stock'),
+
+  -- Communication Services (XLC)
+  ('GOOGL', 'Communication Services', 'Interactive Media & Services',            'XLC', 'stock'),
+  ('META',  'Communication Services', 'Interactive Media & Services',            'XLC', 'stock'),
+  ('NFLX',  'Communication Services', 'Entertainment',                           'XLC', 'stock'),
+  ('DIS',   'Communication Services', 'Entertainment',                           'XLC', 'stock'),
+  ('EA',    'Communication Services', 'Entertainment',                           'XLC', 'stock'),
+  ('TTWO',  'Communication Services', 'Entertainment',                           'XLC', 'stock'),
+  ('LYV',   'Communication Services', 'Entertainment',                           'XLC', 'stock'),
+  ('CMCSA', 'Communication Services', 'Media',                                   'XLC', 'stock'),
+  ('CHTR',  'Communication Services', 'Media',                                   'XLC', 'stock'),
+  ('OMC',   'Communication Services', 'Media',                                   'XLC', 'stock'),
+  ('T',     'Communication Services', 'Diversified Telecommunication Services',  'XLC', 'stock'),
+  ('VZ',    'Communication Services', 'Diversified Telecommunication Services',  'XLC', 'stock'),
+  ('TMUS',  'Communication Services', 'Wireless Telecommunication Services',     'XLC', 'stock'),
+
+  -- Industrials (XLI)
+  ('GE',    'Industrials', 'Aerospace & Defense',              'XLI', 'stock'),
+  ('RTX',   'Industrials', 'Aerospace & Defense',              'XLI', 'stock'),
+  ('BA',    'Industrials', 'Aerospace & Defense',              'XLI', 'stock'),
+  ('LMT',   'Industrials', 'Aerospace & Defense',              'XLI', 'stock'),
+  ('GD',    'Industrials', 'Aerospace & Defense',              'XLI', 'stock'),
+  ('NOC',   'Industrials', 'Aerospace & Defense',              'XLI', 'stock'),
+  ('HON',   'Industrials', 'Industrial Conglomerates',         'XLI', 'stock'),
+  ('MMM',   'Industrials', 'Industrial Conglomerates',         'XLI', 'stock'),
+  ('CAT',   'Industrials', 'Machinery',                        'XLI', 'stock'),
+  ('DE',    'Industrials', 'Machinery',                        'XLI', 'stock'),
+  ('ITW',   'Industrials', 'Machinery',                        'XLI', 'stock'),
+  ('PH',    'Industrials', 'Machinery',                        'XLI', 'stock'),
+  ('ETN',   'Industrials', 'Electrical Equipment',             'XLI', 'stock'),
+  ('EMR',   'Industrials', 'Electrical Equipment',             'XLI', 'stock'),
+  ('UNP',   'Industrials', 'Ground Transportation',            'XLI', 'stock'),
+  ('CSX',   'Industrials', 'Ground Transportation',            'XLI', 'stock'),
+  ('NSC',   'Industrials', 'Ground Transportation',            'XLI', 'stock'),
+  ('UPS',   'Industrials', 'Air Freight & Logistics',          'XLI', 'stock'),
+  ('FDX',   'Industrials', 'Air Freight & Logistics',          'XLI', 'stock'),
+  ('WM',    'Industrials', 'Commercial Services & Supplies',   'XLI', 'stock'),
+  ('RSG',   'Industrials', 'Commercial Services & Supplies',   'XLI', 'stock'),
+  ('ADP',   'Industrials', 'Professional Services',            'XLI', 'stock'),
+  ('DAL',   'Industrials', 'Passenger Airlines',               'XLI', 'stock'),
+
+  -- Consumer Staples (XLP)
+  ('WMT',   'Consumer Staples', 'Consumer Staples Distribution & Retail', 'XLP', 'stock'),
+  ('COST',  'Consumer Staples', 'Consumer Staples Distribution & Retail', 'XLP', 'stock'),
+  ('TGT',   'Consumer Staples', 'Consumer Staples Distribution & Retail', 'XLP', 'stock'),
+  ('KR',    'Consumer Staples', 'Consumer Staples Distribution & Retail', 'XLP', 'stock'),
+  ('PG',    'Consumer Staples', 'Household Products',                     'XLP', 'stock'),
+  ('CL',    'Consumer Staples', 'Household Products',                     'XLP', 'stock'),
+  ('KMB',   'Consumer Staples', 'Household Products',                     'XLP', 'stock'),
+  ('KO',    'Consumer Staples', 'Beverages',                              'XLP', 'stock'),
+  ('PEP',   'Consumer Staples', 'Beverages',                              'XLP', 'stock'),
+  ('MNST',  'Consumer Staples', 'Beverages',                              'XLP', 'stock'),
+  ('STZ',   'Consumer Staples', 'Beverages',                              'XLP', 'stock'),
+  ('PM',    'Consumer Staples', 'Tobacco',                                'XLP', 'stock'),
+  ('MO',    'Consumer Staples', 'Tobacco',                                'XLP', 'stock'),
+  ('MDLZ',  'Consumer Staples', 'Food Products',                          'XLP', 'stock'),
+  ('GIS',   'Consumer Staples', 'Food Products',                          'XLP', 'stock'),
+  ('HSY',   'Consumer Staples', 'Food Products',                          'XLP', 'stock'),
+  ('KHC',   'Consumer Staples', 'Food Products',                          'XLP', 'stock'),
+  ('EL',    'Consumer Staples', 'Personal Care Products',                 'XLP', 'stock'),
+
+  -- Energy (XLE)
+  ('XOM',   'Energy', 'Oil, Gas & Consumable Fuels',  'XLE', 'stock'),
+  ('CVX',   'Energy', 'Oil, Gas & Consumable Fuels',  'XLE', 'stock'),
+  ('COP',   'Energy', 'Oil, Gas & Consumable Fuels',  'XLE', 'stock'),
+  ('EOG',   'Energy', 'Oil, Gas & Consumable Fuels',  'XLE', 'stock'),
+  ('OXY',   'Energy', 'Oil, Gas & Consumable Fuels',  'XLE', 'stock'),
+  ('DVN',   'Energy', 'Oil, Gas & Consumable Fuels',  'XLE', 'stock'),
+  ('FANG',  'Energy', 'Oil, Gas & Consumable Fuels',  'XLE', 'stock'),
+  ('PSX',   'Energy', 'Oil, Gas & Consumable Fuels',  'XLE', 'stock'),
+  ('MPC',   'Energy', 'Oil, Gas & Consumable Fuels',  'XLE', 'stock'),
+  ('VLO',   'Energy', 'Oil, Gas & Consumable Fuels',  'XLE', 'stock'),
+  ('WMB',   'Energy', 'Oil, Gas & Consumable Fuels',  'XLE', 'stock'),
+  ('KMI',   'Energy', 'Oil, Gas & Consumable Fuels',  'XLE', 'stock'),
+  ('OKE',   'Energy', 'Oil, Gas & Consumable Fuels',  'XLE', 'stock'),
+  ('SLB',   'Energy', 'Energy Equipment & Services',  'XLE', 'stock'),
+  ('HAL',   'Energy', 'Energy Equipment & Services',  'XLE', 'stock'),
+  ('BKR',   'Energy', 'Energy Equipment & Services',  'XLE', 'stock'),
+
+  -- Utilities (XLU)
+  ('NEE',   'Utilities', 'Electric Utilities',                                   'XLU', 'stock'),
+  ('DUK',   'Utilities', 'Electric Utilities',                                   'XLU', 'stock'),
+  ('SO',    'Utilities', 'Electric Utilities',                                   'XLU', 'stock'),
+  ('AEP',   'Utilities', 'Electric Utilities',                                   'XLU', 'stock'),
+  ('EXC',   'Utilities', 'Electric Utilities',                                   'XLU', 'stock'),
+  ('ETR',   'Utilities', 'Electric Utilities',                                   'XLU', 'stock'),
+  ('SRE',   'Utilities', 'Multi-Utilities',                                      'XLU', 'stock'),
+  ('ED',    'Utilities', 'Multi-Utilities',                                      'XLU', 'stock'),
+  ('CMS',   'Utilities', 'Multi-Utilities',                                      'XLU', 'stock'),
+  ('AWK',   'Utilities', 'Water Utilities',                                      'XLU', 'stock'),
+  ('ATO',   'Utilities', 'Gas Utilities',                                        'XLU', 'stock'),
+  ('AES',   'Utilities', 'Independent Power and Renewable Electricity Producers', 'XLU', 'stock'),
+
+  -- Real Estate (XLRE)
+  ('PLD',   'Real Estate', 'Industrial REITs',                         'XLRE', 'stock'),
+  ('AMT',   'Real Estate', 'Specialized REITs',                        'XLRE', 'stock'),
+  ('CCI',   'Real Estate', 'Specialized REITs',                        'XLRE', 'stock'),
+  ('EQIX',  'Real Estate', 'Specialized REITs',                        'XLRE', 'stock'),
+  ('DLR',   'Real Estate', 'Specialized REITs',                        'XLRE', 'stock'),
+  ('PSA',   'Real Estate', 'Specialized REITs',                        'XLRE', 'stock'),
+  ('EXR',   'Real Estate', 'Specialized REITs',                        'XLRE', 'stock'),
+  ('WELL',  'Real Estate', 'Health Care REITs',                        'XLRE', 'stock'),
+  ('VTR',   'Real Estate', 'Health Care REITs',                        'XLRE', 'stock'),
+  ('SPG',   'Real Estate', 'Retail REITs',                             'XLRE', 'stock'),
+  ('O',     'Real Estate', 'Retail REITs',                             'XLRE', 'stock'),
+  ('AVB',   'Real Estate', 'Residential REITs',                        'XLRE', 'stock'),
+  ('EQR',   'Real Estate', 'Residential REITs',                        'XLRE', 'stock'),
+  ('CBRE',  'Real Estate', 'Real Estate Management & Development',     'XLRE', 'stock'),
+  ('CSGP',  'Real Estate', 'Real Estate Management & Development',     'XLRE', 'stock'),
+
+  -- Materials (XLB)
+  ('LIN',   'Materials', 'Chemicals',               'XLB', 'stock'),
+  ('SHW',   'Materials', 'Chemicals',               'XLB', 'stock'),
+  ('APD',   'Materials', 'Chemicals',               'XLB', 'stock'),
+  ('ECL',   'Materials', 'Chemicals',               'XLB', 'stock'),
+  ('DD',    'Materials', 'Chemicals',               'XLB', 'stock'),
+  ('PPG',   'Materials', 'Chemicals',               'XLB', 'stock'),
+  ('CTVA',  'Materials', 'Chemicals',               'XLB', 'stock'),
+  ('FCX',   'Materials', 'Metals & Mining',         'XLB', 'stock'),
+  ('NEM',   'Materials', 'Metals & Mining',         'XLB', 'stock'),
+  ('NUE',   'Materials', 'Metals & Mining',         'XLB', 'stock'),
+  ('VMC',   'Materials', 'Construction Materials',  'XLB', 'stock'),
+  ('MLM',   'Materials', 'Construction Materials',  'XLB', 'stock'),
+  ('BALL',  'Materials', 'Containers & Packaging',  'XLB', 'stock'),
+  ('PKG',   'Materials', 'Containers & Packaging',  'XLB', 'stock')
+ON CONFLICT (symbol) DO NOTHING;
