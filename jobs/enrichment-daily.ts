@@ -6,7 +6,7 @@
  * 01:30 tick). A rerun of a partition finds it recorded and does nothing.
  */
 import { z } from 'zod';
-import { TIMEFRAMES, type AssetClass } from '../src/analytics/timeframes.ts';
+import { addCalendarDays, TIMEFRAMES, type AssetClass } from '../src/analytics/timeframes.ts';
 import { tickDate } from '../src/cron.ts';
 import { createBackfill, planBackfill } from '../src/enrichment/backfills.ts';
 import { basePayload, defineJob, payloadDate, scheduledInstant } from '../src/job-definition.ts';
@@ -18,10 +18,6 @@ const payload = basePayload.extend({
   date: payloadDate.optional(),
   timeframes: z.array(z.enum(TIMEFRAMES)).min(1).default(['1d']),
 });
-
-function daysBefore(date: string, days: number): string {
-  return new Date(Date.parse(`${date}T00:00:00Z`) - days * 86_400_000).toISOString().slice(0, 10);
-}
 
 export const enrichmentDaily = defineJob({
   name: 'enrichment-daily',
@@ -41,7 +37,7 @@ export const enrichmentDaily = defineJob({
       ctx.logger.info('no tracked symbols in market.sector_mapping: nothing to enrich');
       return { symbols: 0, note: 'market.sector_mapping is empty' };
     }
-    const starts = new Map(tracked.map((t) => [t.symbol, t.last ? daysBefore(t.last, -1) : daysBefore(to, LOOKBACK_DAYS)]));
+    const starts = new Map(tracked.map((t) => [t.symbol, t.last ? addCalendarDays(t.last, 1) : addCalendarDays(to, -LOOKBACK_DAYS)]));
     const from = [...starts.values()].sort()[0] as string;
     if (from > to) return { symbols: tracked.length, upToDate: true, to };
     const plan = planBackfill(

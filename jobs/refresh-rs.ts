@@ -1,10 +1,29 @@
 /**
- * refresh-rs: relative strength vs SPY and the sector ETF, RS rating 1–99 and sector leaders.
- * Partition: the NYSE trading date scored. Scores for a date are replaced whole, so a rerun is
- * harmless. Not built yet: the run is recorded and says it did nothing.
+ * refresh-rs: relative strength of every symbol of market.sector_mapping vs SPY and its sector
+ * ETF, RS rating 1–99 and sector leaders, as of a trading date, from market.bars 1d. Partition:
+ * the NYSE trading date scored. Writes that date's rows of market.rs_scores (replaced whole, so
+ * a rerun is harmless) and, when it is the newest date scored, the current values in
+ * sector_mapping.
+ *
+ * Fresh data first: when a benchmark has no bar for the date yet, the run asks the enrichment
+ * pipeline for the universe's 1d bars through that date (one backfill request, tagged with this
+ * partition) and goes back on its queue until that request ends. Still missing then, the run
+ * fails retryably naming the benchmarks: the data may arrive later.
  */
+import { addCalendarDays, type AssetClass } from '../src/analytics/timeframes.ts';
+import { createBackfill, planBackfill } from '../src/enrichment/backfills.ts';
+import { UpstreamUnavailableError } from '../src/errors.ts';
+import { basePayload, defineJob, payloadDate, scheduledInstant } from '../src/job-definition.ts';
 import { tickDate } from '../src/cron.ts';
-import { basePayload, createNothingDoneSummary, defineJob, payloadDate, scheduledInstant } from '../src/job-definition.ts';
+import { loadMissingBenchmarks, loadUnscored, publishCurrentScores, scoreRelativeStrength } from '../src/queries/rs.ts';
+
+const TZ = 'America/New_York';
+/** How often a run waiting for its enrichment request looks again. */
+const FRESHNESS_POLL_MS = 3_000;
+/** Calendar days of 1d history a score needs (253 sessions) with room for holidays; chunks already stored are not fetched again. */
+const HISTORY_DAYS = 400;
+/** Unscored symbols listed by name in the summary (the count is always there). */
+const LISTED_UNSCORED = 50;
 
 const payload = basePayload.extend({ date: payloadDate.optional() });
 
@@ -13,9 +32,53 @@ export const refreshRs = defineJob({
   queue: 'rs',
   description: 'RS vs SPY and sector ETF, RS rating 1–99, sector leaders, history',
   payload,
-  schedule: { cron: '0 18 * * 1-5', tz: 'America/New_York', calendar: 'nyse', overlap: 'skip' },
-  partition: (p) => p.date ?? tickDate(scheduledInstant(p), 'America/New_York'),
+  schedule: { cron: '0 18 * * 1-5', tz: TZ, calendar: 'nyse', overlap: 'skip' },
+  partition: (p) => p.date ?? tickDate(scheduledInstant(p), TZ),
   // Missed evenings are filled in order: five trading days fit in a week.
   catchup: { mode: 'all', windowHours: 7 * 24, max: 5 },
-  process: async () => createNothingDoneSummary('refresh-rs'),
+  process: async (ctx) => {
+    const asOf = ctx.partition;
+    const [universe] = await ctx.db<{ n: number }[]>`select count(*)::int as n from market.sector_mapping`;
+    if (!universe?.n) return { asOf, symbols: 0, note: 'market.sector_mapping is empty: nothing to score' };
+
+    const missing = await loadMissingBenchmarks(ctx.db, asOf, TZ);
+    if (missing.length > 0) {
+      const tag = `refresh-rs@${asOf}`;
+      const [request] = await ctx.db<{ backfill_id: string; status: string }[]>`
+        select backfill_id::text, status from enrichment.backfills where requested_by = ${tag} order by created_at desc limit 1`;
+      if (!request) {
+        const symbols = await ctx.db<{ symbol: string; asset_class: AssetClass }[]>`select symbol, asset_class from market.sector_mapping order by symbol`;
+        const plan = planBackfill(
+          { symbols: symbols.map((s) => s.symbol), timeframes: '1d', from: addCalendarDays(asOf, -HISTORY_DAYS), to: asOf, requested_by: tag },
+          { defaultSource: ctx.config.marketDataSource, maxBars: Number.MAX_SAFE_INTEGER, now: Date.now(), assetClasses: new Map(symbols.map((s) => [s.symbol, s.asset_class])) },
+        );
+        const created = await createBackfill(
+          { db: ctx.db, enqueue: (parent, children, options) => ctx.enqueueFlow({ job: 'enrichment-backfill', payload: parent }, children.map((c) => ({ job: 'enrichment-backfill', payload: c })), options) },
+          plan,
+        );
+        ctx.logger.info({ missing, backfillId: created.backfillId }, 'benchmarks have no bar for the date yet: enrichment asked for the universe, waiting');
+        return ctx.requeue(FRESHNESS_POLL_MS);
+      }
+      if (['queued', 'in_progress', 'cancelling'].includes(request.status)) return ctx.requeue(FRESHNESS_POLL_MS);
+      throw new UpstreamUnavailableError(
+        `no 1d bar for ${asOf} of ${missing.join(', ')} (enrichment request ${request.backfill_id} ended ${request.status} without it); the data may arrive later`,
+      );
+    }
+
+    const { counts, published, unscored } = await ctx.db.begin(async (tx) => {
+      const sql = tx as unknown as typeof ctx.db;
+      const counts = await scoreRelativeStrength(sql, asOf, TZ);
+      const published = await publishCurrentScores(sql, asOf);
+      return { counts, published, unscored: await loadUnscored(sql, asOf) };
+    });
+    const summary = {
+      asOf,
+      ...counts,
+      unscored: unscored.length,
+      unscoredSymbols: unscored.slice(0, LISTED_UNSCORED).map((u) => ({ symbol: u.symbol, reason: u.note })),
+      current: published > 0,
+    };
+    if (unscored.length > 0) ctx.logger.warn({ asOf, unscored: unscored.length, first: unscored.slice(0, 5) }, 'symbols without a score (reasons in the summary)');
+    return summary;
+  },
 });

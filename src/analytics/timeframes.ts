@@ -96,6 +96,11 @@ export function dayNumberOfIsoDate(date: string): number {
   return Math.floor(Date.parse(`${date}T00:00:00Z`) / DAY_MS);
 }
 
+/** The calendar date `days` days after `date` (before, when negative). */
+export function addCalendarDays(date: string, days: number): string {
+  return isoDateOfDayNumber(dayNumberOfIsoDate(date) + days);
+}
+
 /** Whether the market trades on day number `day`. */
 export function isSessionDay(day: number, calendar: MarketCalendar): boolean {
   return calendar === '24x7' || isTradingDay(isoDateOfDayNumber(day));

@@ -1,0 +1,148 @@
+/**
+ * Relative strength, set-based: one statement scores every symbol of market.sector_mapping as of
+ * a trading date from its 1d bars (window functions, no query per symbol).
+ *
+ * Definitions (DESIGN.md "RS score", the pattern-performance seed's formula):
+ *  - return over n sessions = close on the as-of date / close n 1d bars earlier − 1, for n = 21,
+ *    63, 126, 189 and 252 (1, 3, 6, 9 and 12 months); NULL without a bar on the as-of date or
+ *    without n earlier bars;
+ *  - RS over n vs a benchmark = (symbol's return − benchmark's return) × 100;
+ *  - rs_score = 0.4 × RS₆₃ + 0.2 × RS₁₂₆ + 0.2 × RS₁₈₉ + 0.2 × RS₂₅₂ vs SPY (IBD's 3/6/9/12-month
+ *    weighting); rs_sector_score the same against the symbol's sector ETF, NULL when that ETF is
+ *    not in the universe (the symbol is then scored against SPY only);
+ *  - rs_rating = 1 + round(98 × percent_rank of rs_score), halves away from zero, among the stocks scored that day: 1–99,
+ *    ties share a rating; ETFs and benchmarks get scores but no rating;
+ *  - sector leader = a scored stock in the top 20% of its sector by rs_score (cume_dist > 0.8:
+ *    the top one of a sector with fewer than five, ties at the top all lead).
+ */
+import type { Sql } from '../db.ts';
+
+/** 1d bars needed for the 12-month return: the as-of bar and 252 before it. */
+export const SESSIONS_NEEDED = 253;
+export const MARKET_BENCHMARK = 'SPY';
+
+/** Benchmarks (SPY and the sector ETFs the universe's stocks name) without a 1d bar on the as-of date. */
+export async function loadMissingBenchmarks(sql: Sql, asOf: string, tz: string): Promise<string[]> {
+  const rows = await sql<{ symbol: string }[]>`
+    with benchmarks as (
+      select ${MARKET_BENCHMARK}::text as symbol
+      union
+      select distinct m.sector_etf from market.sector_mapping m
+      where m.asset_class = 'stock' and m.sector_etf is not null
+        and exists (select 1 from market.sector_mapping e where e.symbol = m.sector_etf)
+    )
+    select bm.symbol from benchmarks bm
+    where not exists (
+      select 1 from market.bars b
+      where b.symbol = bm.symbol and b.timeframe = '1d'
+        and b.ts >= (${asOf}::date::timestamp at time zone ${tz}) and b.ts < ((${asOf}::date + 1)::timestamp at time zone ${tz}))
+    order by 1`;
+  return rows.map((r) => r.symbol);
+}
+
+export interface RsRunCounts {
+  symbols: number;
+  scored: number;
+  rated: number;
+  leaders: number;
+}
+
+/** Scores every symbol as of `asOf` into market.rs_scores (replacing that date's rows). */
+export async function scoreRelativeStrength(sql: Sql, asOf: string, tz: string): Promise<RsRunCounts> {
+  const [counts] = await sql<RsRunCounts[]>`
+    with universe as (
+      select symbol, sector_name, sector_etf, asset_class from market.sector_mapping
+    ),
+    bars as (
+      select b.symbol, b.close, (b.ts at time zone ${tz})::date as d,
+             row_number() over (partition by b.symbol order by b.ts desc) - 1 as back
+      from market.bars b
+      where b.timeframe = '1d' and b.symbol in (select symbol from universe)
+        -- 252 sessions are about 365 calendar days; 400 leaves room for holidays.
+        and b.ts >= ((${asOf}::date - 400)::timestamp at time zone ${tz})
+        and b.ts < ((${asOf}::date + 1)::timestamp at time zone ${tz})
+    ),
+    points as (
+      select symbol, count(*)::int as sessions,
+        max(d) filter (where back = 0) as last_date,
+        max(close) filter (where back = 0) as c0,
+        max(close) filter (where back = 21) as c21,
+        max(close) filter (where back = 63) as c63,
+        max(close) filter (where back = 126) as c126,
+        max(close) filter (where back = 189) as c189,
+        max(close) filter (where back = 252) as c252
+      from bars where back < ${SESSIONS_NEEDED}
+      group by symbol
+    ),
+    returns as (
+      select u.symbol, u.sector_name, u.asset_class,
+        case when exists (select 1 from universe e where e.symbol = u.sector_etf) then u.sector_etf end as sector_etf,
+        coalesce(p.sessions, 0) as sessions, p.last_date,
+        case when p.last_date = ${asOf}::date then p.c0 end as close,
+        case when p.last_date = ${asOf}::date then p.c0 / nullif(p.c21, 0) - 1 end as r21,
+        case when p.last_date = ${asOf}::date then p.c0 / nullif(p.c63, 0) - 1 end as r63,
+        case when p.last_date = ${asOf}::date then p.c0 / nullif(p.c126, 0) - 1 end as r126,
+        case when p.last_date = ${asOf}::date then p.c0 / nullif(p.c189, 0) - 1 end as r189,
+        case when p.last_date = ${asOf}::date then p.c0 / nullif(p.c252, 0) - 1 end as r252
+      from universe u left join points p on p.symbol = u.symbol
+    ),
+    scored as (
+      select r.*,
+        (r.r63 - s.r63) * 100 as rs63,
+        0.4 * (r.r63 - s.r63) * 100 + 0.2 * (r.r126 - s.r126) * 100 + 0.2 * (r.r189 - s.r189) * 100 + 0.2 * (r.r252 - s.r252) * 100 as rs_score,
+        0.4 * (r.r63 - e.r63) * 100 + 0.2 * (r.r126 - e.r126) * 100 + 0.2 * (r.r189 - e.r189) * 100 + 0.2 * (r.r252 - e.r252) * 100 as rs_sector_score,
+        case
+          when r.sessions = 0 then 'no 1d bars in the year before ' || ${asOf}
+          when r.last_date <> ${asOf}::date then 'no 1d bar on ' || ${asOf} || ' (last ' || r.last_date || ')'
+          when r.sessions < ${SESSIONS_NEEDED} then 'history: ' || r.sessions || ' sessions up to ' || ${asOf} || ', ' || ${SESSIONS_NEEDED} || ' needed for the 12-month return'
+        end as note
+      from returns r
+      left join returns s on s.symbol = ${MARKET_BENCHMARK}
+      left join returns e on e.symbol = r.sector_etf
+    ),
+    rated as (
+      select sc.*, (sc.rs_score is not null and sc.asset_class = 'stock') as ratable
+      from scored sc
+    ),
+    ranked as (
+      select rt.*,
+        case when ratable then (1 + round((98 * percent_rank() over (partition by ratable order by rs_score))::numeric))::smallint end as rs_rating,
+        case when ratable then cume_dist() over (partition by ratable, sector_name order by rs_score) > 0.8 end as is_sector_leader
+      from rated rt
+    ),
+    written as (
+      insert into market.rs_scores as t (symbol, as_of_date, sector_name, sector_etf, close, sessions, return_21d, return_63d, return_126d,
+        return_189d, return_252d, rs_63d_vs_spy, rs_score, rs_sector_score, rs_rating, is_sector_leader, note, computed_at)
+      select symbol, ${asOf}::date, sector_name, sector_etf, close, least(sessions, ${SESSIONS_NEEDED}), r21, r63, r126, r189, r252, rs63,
+             rs_score, rs_sector_score, rs_rating, is_sector_leader, note, now()
+      from ranked
+      on conflict (symbol, as_of_date) do update set sector_name = excluded.sector_name, sector_etf = excluded.sector_etf,
+        close = excluded.close, sessions = excluded.sessions, return_21d = excluded.return_21d, return_63d = excluded.return_63d,
+        return_126d = excluded.return_126d, return_189d = excluded.return_189d, return_252d = excluded.return_252d,
+        rs_63d_vs_spy = excluded.rs_63d_vs_spy, rs_score = excluded.rs_score, rs_sector_score = excluded.rs_sector_score,
+        rs_rating = excluded.rs_rating, is_sector_leader = excluded.is_sector_leader, note = excluded.note, computed_at = now()
+      returning rs_score, rs_rating, is_sector_leader
+    )
+    select count(*)::int as symbols, count(rs_score)::int as scored, count(rs_rating)::int as rated,
+           count(*) filter (where is_sector_leader)::int as leaders
+    from written`;
+  // A symbol that left the universe keeps its history but has no row for this date.
+  await sql`delete from market.rs_scores s where s.as_of_date = ${asOf}::date and not exists (select 1 from market.sector_mapping m where m.symbol = s.symbol)`;
+  return counts as RsRunCounts;
+}
+
+/** Copies a date's scores to market.sector_mapping when it is the newest date scored. */
+export async function publishCurrentScores(sql: Sql, asOf: string): Promise<number> {
+  const result = await sql`
+    update market.sector_mapping m set rs_score = s.rs_score, rs_rating = s.rs_rating, is_sector_leader = s.is_sector_leader, last_updated = now()
+    from market.rs_scores s
+    where s.symbol = m.symbol and s.as_of_date = ${asOf}::date
+      and ${asOf}::date >= (select max(as_of_date) from market.rs_scores)`;
+  return result.count;
+}
+
+/** The symbols a run could not score, and why. */
+export async function loadUnscored(sql: Sql, asOf: string): Promise<{ symbol: string; note: string | null }[]> {
+  return sql<{ symbol: string; note: string | null }[]>`
+    select symbol, note from market.rs_scores where as_of_date = ${asOf}::date and rs_score is null order by symbol`;
+}

@@ -1,0 +1,186 @@
+/**
+ * refresh-rs against hand-built bars: RS, ratings (ties included) and sector leaders worked out
+ * by hand for a small universe; a sector with fewer than five members; a symbol listed
+ * mid-window; an idempotent rerun; missing benchmark data fetched first, or failing retryably
+ * naming the benchmark.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { addTradingDays, tradingDaysBetween } from '../../src/analytics/calendar.ts';
+import { dayNumberOfIsoDate, utcMsOfLocal } from '../../src/analytics/timeframes.ts';
+import type { Sql } from '../../src/db.ts';
+import { enqueueRun } from '../../src/enqueue.ts';
+import { enrichmentBackfill } from '../../jobs/enrichment-backfill.ts';
+import { refreshRs } from '../../jobs/refresh-rs.ts';
+import { waitFor } from '../helpers/processes.ts';
+import { createTestRuntime, type TestRuntime } from '../helpers/runtime.ts';
+
+let runtime: TestRuntime | undefined;
+const dirs: string[] = [];
+
+afterEach(async () => {
+  await runtime?.close();
+  runtime = undefined;
+  for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const AS_OF = '2026-11-20';
+
+/** The session `back` 1d bars before AS_OF, at midnight New York (bullpen's 1d stamp). */
+function sessionTs(back: number): Date {
+  const date = back === 0 ? AS_OF : addTradingDays(AS_OF, -back);
+  return new Date(utcMsOfLocal(dayNumberOfIsoDate(date) * 86_400_000, 'nyse'));
+}
+
+/**
+ * Bars whose closes are 100 except at the sessions the returns read: `points` maps sessions back
+ * (0, 21, 63, 126, 189, 252) to closes. `sessions` bars in all, ending at AS_OF.
+ */
+async function insertBars(sql: Sql, symbol: string, points: Record<number, number>, sessions = 260): Promise<void> {
+  const ts: Date[] = [];
+  const closes: number[] = [];
+  for (let back = 0; back < sessions; back++) {
+    ts.push(sessionTs(back));
+    closes.push(points[back] ?? 100);
+  }
+  await sql`
+    insert into market.bars (symbol, timeframe, ts, open, high, low, close, volume, source)
+    select ${symbol}, '1d', t, c, c, c, c, 1000, 'test' from unnest(${ts.map((d) => d.toISOString())}::timestamptz[], ${closes}::float8[]) as u(t, c)`;
+}
+
+async function universe(sql: Sql, rows: [string, string, string | null, string][]): Promise<void> {
+  await sql`delete from market.sector_mapping`;
+  for (const [symbol, sector, etf, assetClass] of rows) {
+    await sql`insert into market.sector_mapping (symbol, sector_name, sector_etf, asset_class) values (${symbol}, ${sector}, ${etf}, ${assetClass})`;
+  }
+}
+
+async function runJob(rt: TestRuntime, date = AS_OF): Promise<{ status: string; summary: Record<string, unknown> | null; error: string | null }> {
+  const run = await enqueueRun(rt.queues, refreshRs, { date }, { force: true });
+  let row: { status: string; summary: Record<string, unknown> | null; error: string | null } | undefined;
+  await waitFor(
+    async () => {
+      [row] = await rt.db.sql<{ status: string; summary: Record<string, unknown> | null; error: string | null }[]>`
+        select status, summary, error from ops.job_runs where job = 'refresh-rs' and partition = ${run.partition} and job_id = ${run.jobId}`;
+      return row?.status === 'succeeded' || row?.status === 'failed';
+    },
+    60_000,
+    () => `refresh-rs to end: ${JSON.stringify(row)}`,
+  );
+  return row as { status: string; summary: Record<string, unknown> | null; error: string | null };
+}
+
+const UP = { 0: 120, 21: 110, 63: 100, 126: 90, 189: 80, 252: 60 };
+
+describe('refresh-rs', () => {
+  it('scores a small universe as worked out by hand: RS vs SPY and sector ETF, ratings with ties, leaders, a short history', async () => {
+    runtime = await createTestRuntime('rs', [refreshRs]);
+    runtime.startWorkers();
+    const sql = runtime.db.sql;
+    await universe(sql, [
+      ['SPY', 'Benchmark', null, 'etf'],
+      ['XLK', 'Information Technology', null, 'etf'],
+      ['AAA', 'Information Technology', 'XLK', 'stock'],
+      ['BBB', 'Information Technology', 'XLK', 'stock'],
+      ['CCC', 'Information Technology', 'XLK', 'stock'],
+      ['DDD', 'Information Technology', 'XLK', 'stock'],
+      ['EEE', 'Energy', 'XLE', 'stock'], // XLE is not in the universe: scored against SPY only
+      ['NEW', 'Energy', 'XLE', 'stock'], // listed 100 sessions ago
+    ]);
+    // SPY: +10% over every lookback. XLK: flat but +5% over 3 months.
+    await insertBars(sql, 'SPY', { 0: 110 });
+    await insertBars(sql, 'XLK', { 0: 105, 21: 105, 126: 105, 189: 105, 252: 105, 63: 100 });
+    // AAA: 120 vs 100/90/80/60 → returns 20%, 33.3%, 50%, 100%.
+    await insertBars(sql, 'AAA', UP);
+    await insertBars(sql, 'BBB', { 0: 100 }); // flat: −10 points against SPY everywhere
+    await insertBars(sql, 'CCC', { 0: 100 }); // the same as BBB: a tie
+    await insertBars(sql, 'DDD', { 0: 121 }); // +21% everywhere
+    await insertBars(sql, 'EEE', { 0: 110 }); // exactly SPY
+    await insertBars(sql, 'NEW', { 0: 150 }, 100);
+
+    const run = await runJob(runtime);
+    expect(run.status).toBe('succeeded');
+    expect(run.summary).toMatchObject({ asOf: AS_OF, symbols: 8, scored: 7, rated: 5, leaders: 2, unscored: 1 });
+    expect(run.summary?.unscoredSymbols).toEqual([{ symbol: 'NEW', reason: `history: 100 sessions up to ${AS_OF}, 253 needed for the 12-month return` }]);
+
+    const rows = await sql<{ symbol: string; rs_score: number | null; rs_sector_score: number | null; rs_63d_vs_spy: number | null; rs_rating: number | null; is_sector_leader: boolean | null; return_21d: number | null }[]>`
+      select symbol, rs_score, rs_sector_score, rs_63d_vs_spy, rs_rating, is_sector_leader, return_21d from market.rs_scores where as_of_date = ${AS_OF} order by symbol`;
+    const by = Object.fromEntries(rows.map((r) => [r.symbol, r]));
+    // AAA vs SPY: 0.4·(20−10) + 0.2·(33.33…−10) + 0.2·(50−10) + 0.2·(100−10) = 4 + 4.667 + 8 + 18.
+    expect(by.AAA?.rs_score).toBeCloseTo(4 + 0.2 * (100 * (120 / 90 - 1) - 10) + 8 + 18, 9);
+    // AAA vs XLK (+5% over 3 months, 0% over 6, 9 and 12): 0.4·15 + 0.2·33.33… + 0.2·50 + 0.2·100.
+    expect(by.AAA?.rs_sector_score).toBeCloseTo(6 + 0.2 * 100 * (120 / 90 - 1) + 10 + 20, 9);
+    expect(by.AAA?.rs_63d_vs_spy).toBeCloseTo(10, 9);
+    expect(by.AAA?.return_21d).toBeCloseTo(120 / 110 - 1, 12);
+    expect(by.BBB?.rs_score).toBeCloseTo(-10, 9);
+    expect(by.DDD?.rs_score).toBeCloseTo(11, 9);
+    expect(by.EEE?.rs_score).toBeCloseTo(0, 9);
+    expect(by.EEE?.rs_sector_score).toBeNull();
+    expect(by.SPY?.rs_score).toBeCloseTo(0, 9);
+    // Ratings among the five stocks scored: BBB = CCC (tied, percent_rank 0) < EEE < DDD < AAA.
+    expect([by.BBB?.rs_rating, by.CCC?.rs_rating, by.EEE?.rs_rating, by.DDD?.rs_rating, by.AAA?.rs_rating]).toEqual([1, 1, 50, 75, 99]);
+    expect(by.SPY?.rs_rating).toBeNull();
+    expect(by.XLK?.rs_rating).toBeNull();
+    // Leaders: the top 20% of each sector; with four (IT) or one (Energy) members, the top one.
+    expect(rows.filter((r) => r.is_sector_leader).map((r) => r.symbol)).toEqual(['AAA', 'EEE']);
+    expect(by.NEW).toMatchObject({ rs_score: null, rs_rating: null, is_sector_leader: null });
+
+    const current = await sql<{ symbol: string; rs_rating: number | null; is_sector_leader: boolean | null }[]>`
+      select symbol, rs_rating, is_sector_leader from market.sector_mapping where last_updated is not null order by symbol`;
+    expect(current).toHaveLength(8);
+    expect(current.find((c) => c.symbol === 'AAA')).toMatchObject({ rs_rating: 99, is_sector_leader: true });
+
+    // The same date again: the same rows, nothing added.
+    const before = await sql`select symbol, rs_score, rs_rating, is_sector_leader, note from market.rs_scores order by symbol`;
+    expect((await runJob(runtime)).status).toBe('succeeded');
+    expect(await sql`select symbol, rs_score, rs_rating, is_sector_leader, note from market.rs_scores order by symbol`).toEqual(before);
+
+    // An older date scored later (catch-up) adds history but leaves the current values alone.
+    const older = addTradingDays(AS_OF, -1);
+    expect((await runJob(runtime, older)).status).toBe('succeeded');
+    const [count] = await sql<{ dates: number }[]>`select count(distinct as_of_date)::int as dates from market.rs_scores`;
+    expect(count?.dates).toBe(2);
+    expect((await sql<{ rs_rating: number }[]>`select rs_rating from market.sector_mapping where symbol = 'AAA'`)[0]?.rs_rating).toBe(99);
+  });
+
+  it('fetches missing benchmark bars through the enrichment pipeline first, then scores', async () => {
+    runtime = await createTestRuntime('rs-fresh', [refreshRs, enrichmentBackfill]);
+    runtime.startWorkers();
+    const sql = runtime.db.sql;
+    await universe(sql, [
+      ['SPY', 'Benchmark', null, 'etf'],
+      ['XLK', 'Information Technology', null, 'etf'],
+      ['AAPL', 'Information Technology', 'XLK', 'stock'],
+      ['MSFT', 'Information Technology', 'XLK', 'stock'],
+    ]);
+    const run = await runJob(runtime);
+    expect(run.status).toBe('succeeded');
+    expect(run.summary).toMatchObject({ symbols: 4, scored: 4, rated: 2, leaders: 1, unscored: 0 });
+    const [request] = await sql<{ status: string; from_date: string }[]>`select status, from_date::text from enrichment.backfills where requested_by = ${`refresh-rs@${AS_OF}`}`;
+    expect(request).toEqual({ status: 'completed', from_date: '2025-10-16' });
+    const sessions = tradingDaysBetween('2025-01-01', AS_OF).length;
+    const [bars] = await sql<{ n: number }[]>`select count(*)::int as n from market.bars where symbol = 'SPY' and timeframe = '1d'`;
+    expect(bars?.n).toBe(sessions);
+  });
+
+  it('fails retryably naming the benchmark when the enrichment cannot bring its bar', async () => {
+    const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'bullpen-rs-csv-'));
+    dirs.push(empty);
+    runtime = await createTestRuntime('rs-missing', [refreshRs, enrichmentBackfill], { MARKET_DATA_SOURCE: 'csv', MARKET_DATA_CSV_DIR: empty, JOB_ATTEMPTS: '2' });
+    runtime.startWorkers();
+    const sql = runtime.db.sql;
+    await universe(sql, [
+      ['SPY', 'Benchmark', null, 'etf'],
+      ['AAA', 'Information Technology', null, 'stock'],
+    ]);
+    await insertBars(sql, 'AAA', UP);
+    const run = await runJob(runtime);
+    expect(run.status).toBe('failed');
+    expect(run.error).toMatch(new RegExp(`no 1d bar for ${AS_OF} of SPY \\(enrichment request .* ended failed without it\\); the data may arrive later`));
+    // Retryable: the first attempt was retried, not failed for good at once.
+    const events = await sql<{ outcome: string }[]>`select outcome from ops.job_run_events where job = 'refresh-rs' order by event_id`;
+    expect(events.map((e) => e.outcome)).toEqual(['retrying', 'failed']);
+  });
+});
