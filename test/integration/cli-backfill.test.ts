@@ -54,6 +54,8 @@ describe('bullpen backfill', () => {
     const symbols = await bullpen(['backfill', '--from', '2024-01-01']);
     expect(symbols.code).toBe(1);
     expect(symbols.output).toContain('--symbols: required');
+    // A user who emptied the seeded universe.
+    await rt.db.sql`delete from market.sector_mapping`;
     const all = await bullpen(['backfill', '--all', '--from', '2024-01-01']);
     expect(all.code).toBe(1);
     expect(all.output).toContain('--all: market.sector_mapping is empty');

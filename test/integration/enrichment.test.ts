@@ -90,6 +90,8 @@ describe('enrichment backfills', () => {
     runtime = await createTestRuntime('enrich-daily', [enrichmentBackfill, enrichmentDaily]);
     runtime.startWorkers();
     const sql = runtime.db.sql;
+    // A universe of three instead of the seeded one.
+    await sql`delete from market.sector_mapping`;
     await sql`insert into market.sector_mapping (symbol, sector_name, sector_etf, asset_class) values
       ('AAPL', 'Information Technology', 'XLK', 'stock'), ('XLK', 'Information Technology', null, 'etf'), ('BTCUSD', 'Crypto', null, 'crypto')`;
     // AAPL is enriched through 2026-11-13 already; the daily run must only add what follows.
