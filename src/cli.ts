@@ -6,6 +6,7 @@ import { Job, QueueEvents } from 'bullmq';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { startApp, openServices, type Role, type Services } from './app.ts';
 import { createBackfillCommand } from './cli-backfill.ts';
+import { createRsCommands } from './cli-rs.ts';
 import { loadConfig, type Config } from './config.ts';
 import { formatTick, nextTicks } from './cron.ts';
 import { loadWarehouseTotals, renderEtlSummary, renderNextSteps, renderRollupsSummary, renderSeeded } from './demo/report.ts';
@@ -330,6 +331,7 @@ export function createProgram(): Command {
     });
 
   program.addCommand(createBackfillCommand({ loadConfig: config, createLogger: createCommandLogger }));
+  for (const command of createRsCommands({ loadConfig: config, createLogger: createCommandLogger })) program.addCommand(command);
 
   program
     .command('schedules')

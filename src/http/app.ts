@@ -20,6 +20,7 @@ import { createBoardRouter } from './board.ts';
 import { createEnrichmentRouter } from './enrichment.ts';
 import { createErrorHandler, notFoundHandler, wrapAsync } from './error-handler.ts';
 import { createProbeRouter } from './probes.ts';
+import { createRsRouter } from './rs.ts';
 
 /** Where Bull Board is mounted (also its base path). */
 export const BOARD_PATH = '/admin/queues';
@@ -86,6 +87,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
       }),
     );
     api.use('/v1', createEnrichmentRouter({ db: deps.db, config: deps.config, logger, enqueueBackfill: deps.enqueueBackfill, definitions: deps.definitions }));
+    api.use('/v1', createRsRouter({ db: deps.db, logger }));
     app.use('/api', api);
 
     app.get('/', requireAuth, (_req, res) => {

@@ -49,42 +49,47 @@ export interface RsRunCounts {
 
 /** Scores every symbol as of `asOf` into market.rs_scores (replacing that date's rows). */
 export async function scoreRelativeStrength(sql: Sql, asOf: string, tz: string): Promise<RsRunCounts> {
+  // The statement's row estimates put it far above jit_above_cost, and compiling it took longer
+  // (~0.8 s) than running it. Callers run it in a transaction (refresh-rs, the bench).
+  await sql`set local jit = off`;
   const [counts] = await sql<RsRunCounts[]>`
     with universe as (
       select symbol, sector_name, sector_etf, asset_class from market.sector_mapping
     ),
-    bars as (
-      select b.symbol, b.close, (b.ts at time zone ${tz})::date as d,
-             row_number() over (partition by b.symbol order by b.ts desc) - 1 as back
-      from market.bars b
-      where b.timeframe = '1d' and b.symbol in (select symbol from universe)
-        -- 252 sessions are about 365 calendar days; 400 leaves room for holidays.
-        and b.ts >= ((${asOf}::date - 400)::timestamp at time zone ${tz})
-        and b.ts < ((${asOf}::date + 1)::timestamp at time zone ${tz})
-    ),
-    points as (
-      select symbol, count(*)::int as sessions,
-        max(d) filter (where back = 0) as last_date,
-        max(close) filter (where back = 0) as c0,
-        max(close) filter (where back = 21) as c21,
-        max(close) filter (where back = 63) as c63,
-        max(close) filter (where back = 126) as c126,
-        max(close) filter (where back = 189) as c189,
-        max(close) filter (where back = 252) as c252
-      from bars where back < ${SESSIONS_NEEDED}
-      group by symbol
-    ),
+    -- Per symbol, its newest 253 1d bars (SESSIONS_NEEDED) up to the as-of date straight from the primary key
+    -- (symbol, timeframe, ts) read backwards: no sort, and nothing older than the 12-month close is read.
+    -- ARRAY(… ORDER BY) keeps the order, so closes[n + 1] is the close n bars before the newest.
     returns as (
       select u.symbol, u.sector_name, u.asset_class,
         case when exists (select 1 from universe e where e.symbol = u.sector_etf) then u.sector_etf end as sector_etf,
-        coalesce(p.sessions, 0) as sessions, p.last_date,
-        case when p.last_date = ${asOf}::date then p.c0 end as close,
-        case when p.last_date = ${asOf}::date then p.c0 / nullif(p.c21, 0) - 1 end as r21,
-        case when p.last_date = ${asOf}::date then p.c0 / nullif(p.c63, 0) - 1 end as r63,
-        case when p.last_date = ${asOf}::date then p.c0 / nullif(p.c126, 0) - 1 end as r126,
-        case when p.last_date = ${asOf}::date then p.c0 / nullif(p.c189, 0) - 1 end as r189,
-        case when p.last_date = ${asOf}::date then p.c0 / nullif(p.c252, 0) - 1 end as r252
-      from universe u left join points p on p.symbol = u.symbol
+        cardinality(p.closes) as sessions, p.last_date,
+        case when p.last_date = ${asOf}::date then p.closes[1] end as close,
+        case when p.last_date = ${asOf}::date then p.closes[1] / nullif(p.closes[22], 0) - 1 end as r21,
+        case when p.last_date = ${asOf}::date then p.closes[1] / nullif(p.closes[64], 0) - 1 end as r63,
+        case when p.last_date = ${asOf}::date then p.closes[1] / nullif(p.closes[127], 0) - 1 end as r126,
+        case when p.last_date = ${asOf}::date then p.closes[1] / nullif(p.closes[190], 0) - 1 end as r189,
+        case when p.last_date = ${asOf}::date then p.closes[1] / nullif(p.closes[253], 0) - 1 end as r252
+      from universe u
+      cross join lateral (
+        select
+          array(
+            select b.close from market.bars b
+            where b.symbol = u.symbol and b.timeframe = '1d'
+              -- 252 sessions are about 365 calendar days; 400 leaves room for holidays.
+              and b.ts >= ((${asOf}::date - 400)::timestamp at time zone ${tz})
+              and b.ts < ((${asOf}::date + 1)::timestamp at time zone ${tz})
+            order by b.ts desc
+            limit ${SESSIONS_NEEDED}) as closes,
+          (select (max(b.ts) at time zone ${tz})::date from market.bars b
+           where b.symbol = u.symbol and b.timeframe = '1d'
+             and b.ts >= ((${asOf}::date - 400)::timestamp at time zone ${tz})
+             and b.ts < ((${asOf}::date + 1)::timestamp at time zone ${tz})) as last_date
+        offset 0 -- one evaluation per symbol, not one per reference to closes
+      ) p
+    ),
+    -- Materialized: inlined, the planner rescanned every symbol's returns for each symbol to find SPY.
+    spy as materialized (
+      select r63, r126, r189, r252 from returns where symbol = ${MARKET_BENCHMARK}
     ),
     scored as (
       select r.*,
@@ -97,7 +102,7 @@ export async function scoreRelativeStrength(sql: Sql, asOf: string, tz: string):
           when r.sessions < ${SESSIONS_NEEDED} then 'history: ' || r.sessions || ' sessions up to ' || ${asOf} || ', ' || ${SESSIONS_NEEDED} || ' needed for the 12-month return'
         end as note
       from returns r
-      left join returns s on s.symbol = ${MARKET_BENCHMARK}
+      left join spy s on true
       left join returns e on e.symbol = r.sector_etf
     ),
     rated as (

@@ -1,0 +1,138 @@
+/**
+ * Reads of relative strength (GET /api/v1/rs, `bullpen rs`, `bullpen universe list`): a scored
+ * date's table, one symbol's history, the dates and sectors there are. The scores themselves
+ * are written by src/queries/rs.ts (refresh-rs); nothing here writes.
+ */
+import type { Sql } from '../db.ts';
+
+/** One row of a scored date, as the API answers it (returns are fractions, RS in points). */
+export interface RsTableRow {
+  symbol: string;
+  sector_name: string | null;
+  /** From market.sector_mapping today; NULL for a symbol no longer in the universe. */
+  industry: string | null;
+  /** The ETF the symbol was scored against that day; NULL when unknown (scored against SPY only). */
+  sector_etf: string | null;
+  rs_rating: number | null;
+  rs_score: number | null;
+  rs_sector_score: number | null;
+  return_63d: number | null;
+  return_252d: number | null;
+  is_sector_leader: boolean | null;
+  /** Why a score is NULL. */
+  note: string | null;
+}
+
+export interface RsTableQuery {
+  date: string;
+  /** Exact sector_name as scored that day. */
+  sector?: string;
+  leadersOnly: boolean;
+  limit: number;
+}
+
+/** One as-of date of a symbol's history. */
+export interface RsHistoryRow {
+  as_of_date: string;
+  sector_name: string | null;
+  sector_etf: string | null;
+  close: number | null;
+  sessions: number;
+  return_21d: number | null;
+  return_63d: number | null;
+  return_126d: number | null;
+  return_189d: number | null;
+  return_252d: number | null;
+  rs_63d_vs_spy: number | null;
+  rs_score: number | null;
+  rs_sector_score: number | null;
+  rs_rating: number | null;
+  is_sector_leader: boolean | null;
+  note: string | null;
+}
+
+/** A member of the universe with its current scores (what refresh-rs published last). */
+export interface UniverseMember {
+  symbol: string;
+  sector_name: string;
+  industry: string | null;
+  sector_etf: string | null;
+  asset_class: string;
+  /** numeric(10,4) in sector_mapping: a string, as every numeric is here. */
+  rs_score: string | null;
+  rs_rating: number | null;
+  is_sector_leader: boolean | null;
+  last_updated: Date | null;
+}
+
+/** The newest as-of date in market.rs_scores, or null when nothing was ever scored. */
+export async function loadLatestRsDate(sql: Sql): Promise<string | null> {
+  const [row] = await sql<{ d: string | null }[]>`select max(as_of_date)::text as d from market.rs_scores`;
+  return row?.d ?? null;
+}
+
+/** Whether refresh-rs wrote rows for `date`. */
+export async function hasRsDate(sql: Sql, date: string): Promise<boolean> {
+  const [row] = await sql<{ found: boolean }[]>`select exists (select 1 from market.rs_scores where as_of_date = ${date}::date) as found`;
+  return row?.found ?? false;
+}
+
+/** The sector names of market.sector_mapping, in order. */
+export async function loadSectors(sql: Sql): Promise<string[]> {
+  const rows = await sql<{ sector_name: string }[]>`select distinct sector_name from market.sector_mapping order by 1`;
+  return rows.map((r) => r.sector_name);
+}
+
+/** How many symbols a date has, and how many of them are scored and rated (for headers). */
+export async function loadRsDateCounts(sql: Sql, date: string): Promise<{ symbols: number; scored: number; rated: number }> {
+  const [row] = await sql<{ symbols: number; scored: number; rated: number }[]>`
+    select count(*)::int as symbols, count(rs_score)::int as scored, count(rs_rating)::int as rated
+    from market.rs_scores where as_of_date = ${date}::date`;
+  return row ?? { symbols: 0, scored: 0, rated: 0 };
+}
+
+/**
+ * A scored date's rows, best first: rating descending (unrated last), then score descending
+ * (unscored last), then symbol, so equal ratings keep one order.
+ */
+export async function loadRsTable(sql: Sql, q: RsTableQuery): Promise<RsTableRow[]> {
+  const sector = q.sector ?? null;
+  return sql<RsTableRow[]>`
+    select s.symbol, s.sector_name, m.industry, s.sector_etf, s.rs_rating, s.rs_score, s.rs_sector_score,
+           s.return_63d, s.return_252d, s.is_sector_leader, s.note
+    from market.rs_scores s
+    left join market.sector_mapping m on m.symbol = s.symbol
+    where s.as_of_date = ${q.date}::date
+      and (${sector}::text is null or s.sector_name = ${sector}::text)
+      and (not ${q.leadersOnly}::boolean or s.is_sector_leader)
+    order by s.rs_rating desc nulls last, s.rs_score desc nulls last, s.symbol
+    limit ${q.limit}`;
+}
+
+/** The universe row of a symbol, or undefined. */
+export async function loadUniverseMember(sql: Sql, symbol: string): Promise<UniverseMember | undefined> {
+  const [row] = await sql<UniverseMember[]>`
+    select symbol, sector_name, industry, sector_etf, asset_class, rs_score::text, rs_rating, is_sector_leader, last_updated
+    from market.sector_mapping where symbol = ${symbol}`;
+  return row;
+}
+
+/** The universe, optionally one sector, by sector then symbol. */
+export async function loadUniverse(sql: Sql, sector?: string): Promise<UniverseMember[]> {
+  const only = sector ?? null;
+  return sql<UniverseMember[]>`
+    select symbol, sector_name, industry, sector_etf, asset_class, rs_score::text, rs_rating, is_sector_leader, last_updated
+    from market.sector_mapping
+    where ${only}::text is null or sector_name = ${only}::text
+    order by sector_name, symbol`;
+}
+
+/** A symbol's newest `limit` as-of dates, newest first. */
+export async function loadRsHistory(sql: Sql, symbol: string, limit: number): Promise<RsHistoryRow[]> {
+  return sql<RsHistoryRow[]>`
+    select as_of_date::text, sector_name, sector_etf, close, sessions, return_21d, return_63d, return_126d, return_189d, return_252d,
+           rs_63d_vs_spy, rs_score, rs_sector_score, rs_rating, is_sector_leader, note
+    from market.rs_scores where symbol = ${symbol}
+    order by as_of_date desc
+    limit ${limit}`;
+}
