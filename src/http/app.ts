@@ -20,6 +20,7 @@ import { createBoardRouter } from './board.ts';
 import { createEnrichmentRouter } from './enrichment.ts';
 import { createErrorHandler, notFoundHandler, wrapAsync } from './error-handler.ts';
 import { createProbeRouter } from './probes.ts';
+import { createReportsRouter } from './reports.ts';
 import { createRsRouter } from './rs.ts';
 
 /** Where Bull Board is mounted (also its base path). */
@@ -89,6 +90,9 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     api.use('/v1', createEnrichmentRouter({ db: deps.db, config: deps.config, logger, enqueueBackfill: deps.enqueueBackfill, definitions: deps.definitions }));
     api.use('/v1', createRsRouter({ db: deps.db, logger }));
     app.use('/api', api);
+
+    // The nightly reports (REPORTS_DIR and ops.reports), behind the status page's credentials.
+    app.use('/reports', requireAuth, createReportsRouter({ config: deps.config, db: deps.db }));
 
     app.get('/', requireAuth, (_req, res) => {
       res.type('html').send(INDEX_HTML);
