@@ -1,10 +1,15 @@
 /**
- * nightly-report: per-account and firm-wide daily report, JSON and HTML. Partition: the
- * report date (the UTC date of the 23:50 UTC tick). Files are replaced atomically, so a rerun
- * is harmless. Not built yet: the run is recorded and says it did nothing.
+ * nightly-report: the per-account and firm-wide report of a date, as REPORTS_DIR/daily_YYYYMMDD.json
+ * (the trading-loop seed's file) and a self-contained daily_YYYYMMDD.html with its charts, recorded
+ * in ops.reports and served under /reports/. Partition: the report date (the UTC date of the
+ * 23:50 UTC tick). Reads the warehouse only; files are replaced atomically, so a rerun is harmless.
+ * Nights missed while nothing ran are caught up on start, oldest first.
  */
 import { tickDate } from '../src/cron.ts';
-import { basePayload, createNothingDoneSummary, defineJob, payloadDate, scheduledInstant } from '../src/job-definition.ts';
+import { basePayload, defineJob, payloadDate, scheduledInstant } from '../src/job-definition.ts';
+import { buildDailyReport } from '../src/reports/daily.ts';
+import { renderDailyReportHtml } from '../src/reports/html.ts';
+import { storeDailyReport } from '../src/reports/store.ts';
 
 const payload = basePayload.extend({ date: payloadDate.optional() });
 
@@ -23,5 +28,17 @@ export const nightlyReport = defineJob({
   },
   partition: (p) => p.date ?? tickDate(scheduledInstant(p), 'UTC'),
   catchup: { mode: 'all', windowHours: 7 * 24, max: 7 },
-  process: async () => createNothingDoneSummary('nightly-report'),
+  process: async (ctx) => {
+    const report = await buildDailyReport(ctx.db, { date: ctx.partition, now: new Date() });
+    const stored = await storeDailyReport(ctx.db, ctx.config.reportsDir, report, renderDailyReportHtml(report));
+    return {
+      date: report.report_date,
+      hasTrading: report.has_trading,
+      accounts: report.accounts.length,
+      trades: report.firm.trades,
+      netPnl: report.firm.net_pnl,
+      json: stored.jsonPath,
+      html: stored.htmlPath,
+    };
+  },
 });

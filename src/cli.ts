@@ -162,6 +162,28 @@ async function commandRun(jobName: string, options: { data?: Record<string, unkn
   }
 }
 
+/** `bullpen report --date`: the nightly report of a date, generated now (replacing any earlier one); prints its files. */
+async function commandReport(options: { date: string }): Promise<number> {
+  const cfg = config();
+  const logger = createCommandLogger(cfg);
+  const services = await openServices(cfg, { logger });
+  try {
+    const { definition, enqueued } = await enqueueJob(services, 'nightly-report', { date: options.date }, true);
+    const result = await waitForRun(services, logger, definition, enqueued.job, enqueued.partition);
+    if (result.status !== 'succeeded') {
+      process.stderr.write(`bullpen: the report of ${options.date} failed: ${result.error ?? result.status}\n`);
+      return 1;
+    }
+    const summary = result.summary as { json: string; html: string; hasTrading: boolean; trades: number; netPnl: string };
+    out(`report of ${options.date}: ${summary.hasTrading ? `${summary.trades} trades, net PnL ${summary.netPnl}` : 'no trading that day'}`);
+    out(summary.html);
+    out(summary.json);
+    return 0;
+  } finally {
+    await services.close();
+  }
+}
+
 /**
  * Waits for a demo step's run and prints its summary with `render`, or its failure on stderr;
  * returns the result, or undefined when the run did not succeed.
@@ -332,6 +354,14 @@ export function createProgram(): Command {
 
   program.addCommand(createBackfillCommand({ loadConfig: config, createLogger: createCommandLogger }));
   for (const command of createRsCommands({ loadConfig: config, createLogger: createCommandLogger })) program.addCommand(command);
+
+  program
+    .command('report')
+    .description('generate the nightly report of a date now (JSON and HTML in REPORTS_DIR) and print its paths')
+    .requiredOption('--date <YYYY-MM-DD>', 'the date reported on')
+    .action(async (options: { date: string }) => {
+      process.exitCode = await commandReport(options);
+    });
 
   program
     .command('schedules')

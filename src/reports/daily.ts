@@ -1,0 +1,296 @@
+/**
+ * Builds the nightly report of a date from the warehouse: every figure is read from the table
+ * that holds it (fact_performance_daily, equity_curve, performance_metrics, fact_positions_daily,
+ * fact_performance_buckets, fact_trades, market.rs_scores, ops), so the report and the rollups
+ * never disagree. Firm-wide figures are sums over accounts; the firm's 30-day Sharpe and Sortino
+ * come from the same metric functions the rollups use (src/analytics/metrics.ts) over the summed
+ * curve, since performance_metrics holds accounts only.
+ */
+import { windowMetrics, type CurveRow } from '../analytics/metrics.ts';
+import type { Sql } from '../db.ts';
+import type { AccountSection, DailyReport, Freshness, HourBucket, Mover, Position, ReportSection } from './types.ts';
+
+/** Best and worst instruments and strategies listed. */
+const MOVERS = 3;
+/** Curve rows the report carries for its chart. */
+const CURVE_ROWS = 250;
+const DAILY_PNL_ROWS = 30;
+const SHARPE_WINDOW = 30;
+
+interface CurveDbRow {
+  account_id: string;
+  date: string;
+  equity: string;
+  peak_equity: string;
+  drawdown: string;
+  drawdown_pct: number;
+  net_pnl: string;
+  realized_pnl: string;
+  daily_return: number | null;
+  winning_trades: number;
+  losing_trades: number;
+  gross_profit: string;
+  gross_loss: string;
+}
+
+interface DayTotals {
+  account_id: string;
+  trades: number;
+  winners: number;
+  losers: number;
+  realized_pnl: string;
+  commissions: string;
+  fees: string;
+  net_pnl: string;
+}
+
+const ZERO_TOTALS = { trades: 0, winners: 0, losers: 0, realized_pnl: '0', commissions: '0', fees: '0', net_pnl: '0' };
+
+function winRate(winners: number, losers: number): number | null {
+  return winners + losers === 0 ? null : winners / (winners + losers);
+}
+
+function moversOf(rows: readonly { account_id: string | null; name: string; trades: number; net_pnl: string }[], accountId: string | null): { best: Mover[]; worst: Mover[] } {
+  const mine = rows.filter((r) => r.account_id === accountId).map((r) => ({ name: r.name, trades: r.trades, net_pnl: r.net_pnl }));
+  const byPnl = [...mine].sort((a, b) => Number(b.net_pnl) - Number(a.net_pnl) || a.name.localeCompare(b.name));
+  return {
+    best: byPnl.filter((m) => Number(m.net_pnl) > 0).slice(0, MOVERS),
+    worst: byPnl.filter((m) => Number(m.net_pnl) < 0).reverse().slice(0, MOVERS),
+  };
+}
+
+/** Reads everything and assembles the report of `date` (a calendar date: the trading date reported). */
+export async function buildDailyReport(db: Sql, options: { date: string; now: Date }): Promise<DailyReport> {
+  const { date } = options;
+  const accounts = await db<{ account_id: string; account_number: string | null; account_name: string | null }[]>`
+    select distinct on (c.account_id) c.account_id::text, a.account_number, a.account_name
+    from warehouse.equity_curve c
+    join warehouse.dim_account a on a.account_id = c.account_id
+    where c.date <= ${date}::date
+    order by c.account_id, a.is_current desc, a.effective_from desc`;
+
+  const totals = await db<DayTotals[]>`
+    select account_id::text, sum(total_trades)::int as trades, sum(winning_trades)::int as winners, sum(losing_trades)::int as losers,
+           sum(realized_pnl)::text as realized_pnl, sum(commissions)::text as commissions, sum(fees)::text as fees, sum(net_pnl)::text as net_pnl
+    from warehouse.fact_performance_daily where trade_date = ${date}::date group by account_id`;
+
+  const curves = await db<CurveDbRow[]>`
+    select account_id::text, date::text, equity::text, peak_equity::text, drawdown::text, drawdown_pct, net_pnl::text, realized_pnl::text,
+           daily_return, winning_trades, losing_trades, gross_profit::text, gross_loss::text
+    from warehouse.equity_curve where date <= ${date}::date order by account_id, date`;
+
+  // Metrics of the latest curve date on or before the report date ('30d' and the whole curve).
+  const metrics = await db<{ account_id: string; window_name: string; sharpe: number | null; sortino: number | null; max_drawdown: number | null }[]>`
+    select distinct on (account_id, window_name) account_id::text, window_name, sharpe, sortino, max_drawdown
+    from warehouse.performance_metrics where as_of_date <= ${date}::date and window_name in ('30d', 'all')
+    order by account_id, window_name, as_of_date desc`;
+
+  const strategies = await db<{ account_id: string; name: string; trades: number; net_pnl: string }[]>`
+    select p.account_id::text, coalesce(s.strategy_name, 'unassigned') as name, sum(p.total_trades)::int as trades, sum(p.net_pnl)::text as net_pnl
+    from warehouse.fact_performance_daily p join warehouse.dim_strategy s on s.strategy_key = p.strategy_key
+    where p.trade_date = ${date}::date group by p.account_id, name`;
+
+  const instruments = await db<{ account_id: string; name: string; trades: number; net_pnl: string }[]>`
+    select a.account_id::text, i.symbol as name, count(*)::int as trades,
+           sum(coalesce(t.realized_pnl, 0) - t.commission - t.fees)::text as net_pnl
+    from warehouse.fact_trades t
+    join warehouse.dim_account a on a.account_key = t.account_key
+    join warehouse.dim_instrument i on i.instrument_key = t.instrument_key
+    where t.trade_date = ${date}::date group by a.account_id, i.symbol`;
+
+  const hours = await db<{ account_id: string; hour: number; trades: number; net_pnl: string }[]>`
+    select account_id::text, hour_of_day::int as hour, sum(total_trades)::int as trades, sum(net_pnl)::text as net_pnl
+    from warehouse.fact_performance_buckets where trade_date = ${date}::date group by account_id, hour_of_day order by hour_of_day`;
+
+  // Open positions at the end of the latest curve date on or before the report date.
+  const positions = await db<{ account_id: string; symbol: string; quantity: string; avg_price: string | null; close: string | null; market_value: string | null; unrealized_pnl: string | null }[]>`
+    select p.account_id::text, i.symbol, p.quantity::text, trim_scale(p.avg_entry_price)::text as avg_price, p.close_price::text as close,
+           p.market_value::text, p.unrealized_pnl::text
+    from warehouse.fact_positions_daily p
+    join warehouse.dim_instrument i on i.instrument_key = p.instrument_key
+    where (p.account_id, p.trade_date) in (
+      select account_id, max(trade_date) from warehouse.fact_positions_daily where trade_date <= ${date}::date group by account_id)
+    order by i.symbol`;
+
+  const sections: AccountSection[] = accounts.map((account) => {
+    const id = account.account_id;
+    const curve = curves.filter((c) => c.account_id === id);
+    const day = totals.find((t) => t.account_id === id) ?? { account_id: id, ...ZERO_TOTALS };
+    const m30 = metrics.find((m) => m.account_id === id && m.window_name === '30d');
+    const mAll = metrics.find((m) => m.account_id === id && m.window_name === 'all');
+    const last = curve[curve.length - 1];
+    const strategyMovers = moversOf(strategies, id);
+    const instrumentMovers = moversOf(instruments, id);
+    return {
+      account_id: Number(id),
+      account_number: account.account_number ?? id,
+      account_name: account.account_name ?? account.account_number ?? id,
+      ...sectionTotals(day),
+      sharpe_30d: m30?.sharpe ?? null,
+      sortino_30d: m30?.sortino ?? null,
+      max_drawdown: mAll?.max_drawdown ?? null,
+      current_drawdown: last?.drawdown ?? null,
+      current_drawdown_pct: last?.drawdown_pct ?? null,
+      equity: last?.equity ?? null,
+      best_instruments: instrumentMovers.best,
+      worst_instruments: instrumentMovers.worst,
+      best_strategies: strategyMovers.best,
+      worst_strategies: strategyMovers.worst,
+      pnl_by_hour: hours.filter((h) => h.account_id === id).map(({ hour, trades, net_pnl }) => ({ hour, trades, net_pnl })),
+      positions: positions.filter((p) => p.account_id === id).map(({ account_id: _, ...p }) => p),
+      equity_curve: curve.slice(-CURVE_ROWS).map((c) => ({ date: c.date, equity: c.equity, net_pnl: c.net_pnl, drawdown_pct: c.drawdown_pct })),
+      daily_pnl: curve.slice(-DAILY_PNL_ROWS).map((c) => ({ date: c.date, net_pnl: c.net_pnl })),
+    };
+  });
+
+  const firm = await firmSection(db, date, strategies, instruments);
+  const freshness = await loadFreshness(db, options.now);
+  const rs = await db<{ as_of_date: string; symbol: string; sector_name: string; rs_rating: number | null; rs_score: number | null }[]>`
+    select as_of_date::text, symbol, sector_name, rs_rating, rs_score from market.rs_scores
+    where is_sector_leader and as_of_date = (select max(as_of_date) from market.rs_scores where as_of_date <= ${date}::date)
+    order by rs_rating desc nulls last, rs_score desc, symbol`;
+
+  return {
+    kind: 'daily',
+    report_date: date,
+    generated_at: options.now.toISOString(),
+    has_trading: totals.some((t) => t.trades > 0),
+    firm,
+    accounts: sections,
+    rs_leaders: { as_of_date: rs[0]?.as_of_date ?? null, leaders: rs.map(({ as_of_date: _, ...l }) => l) },
+    freshness,
+  };
+}
+
+function sectionTotals(day: Omit<DayTotals, 'account_id'>): Pick<ReportSection, 'trades' | 'winners' | 'losers' | 'win_rate' | 'realized_pnl' | 'commissions' | 'fees' | 'net_pnl'> {
+  return {
+    trades: day.trades,
+    winners: day.winners,
+    losers: day.losers,
+    win_rate: winRate(day.winners, day.losers),
+    realized_pnl: day.realized_pnl,
+    commissions: day.commissions,
+    fees: day.fees,
+    net_pnl: day.net_pnl,
+  };
+}
+
+/** Firm-wide: sums in SQL (exact), the summed curve's drawdown and 30-day ratios by the rollups' own functions. */
+async function firmSection(
+  db: Sql,
+  date: string,
+  strategies: readonly { account_id: string; name: string; trades: number; net_pnl: string }[],
+  instruments: readonly { account_id: string; name: string; trades: number; net_pnl: string }[],
+): Promise<ReportSection> {
+  const [day] = await db<Omit<DayTotals, 'account_id'>[]>`
+    select coalesce(sum(total_trades), 0)::int as trades, coalesce(sum(winning_trades), 0)::int as winners, coalesce(sum(losing_trades), 0)::int as losers,
+           coalesce(sum(realized_pnl), 0)::text as realized_pnl, coalesce(sum(commissions), 0)::text as commissions,
+           coalesce(sum(fees), 0)::text as fees, coalesce(sum(net_pnl), 0)::text as net_pnl
+    from warehouse.fact_performance_daily where trade_date = ${date}::date`;
+  const firmCurve = await db<{ date: string; equity: string; net_pnl: string; peak: string; drawdown: string; drawdown_pct: number | null }[]>`
+    with days as (
+      select date, sum(equity) as equity, sum(net_pnl) as net_pnl from warehouse.equity_curve where date <= ${date}::date group by date
+    ), starts as (
+      -- The firm's opening capital: every account's equity before its first row.
+      select sum(c.equity - c.net_pnl) as capital from warehouse.equity_curve c
+      where c.date = (select min(date) from warehouse.equity_curve f where f.account_id = c.account_id)
+    ), peaks as (
+      select d.*, greatest(max(d.equity) over (order by d.date), (select capital from starts)) as peak from days d
+    )
+    select date::text, equity::text, net_pnl::text, peak::text, (equity - peak)::text as drawdown,
+           case when peak > 0 then ((equity - peak) / peak)::float8 end as drawdown_pct
+    from peaks order by date`;
+  // Accounts that start later join the firm's sum on their first date: a firm day's return is
+  // its net PnL over the previous day's summed equity.
+  const rows: CurveRow[] = [];
+  let previous: number | null = null;
+  for (const c of firmCurve) {
+    const equity = Number(c.equity);
+    const net = Number(c.net_pnl);
+    const base = previous ?? equity - net;
+    rows.push({ netPnl: net, equity, dailyReturn: base > 0 ? net / base : 0, realizedPnl: 0, winningTrades: 0, losingTrades: 0, grossProfit: 0, grossLoss: 0 });
+    previous = equity;
+  }
+  const window = rows.slice(-SHARPE_WINDOW);
+  const opening = rows.length > window.length ? (rows[rows.length - window.length - 1] as CurveRow).equity : Number(firmCurve[0]?.equity ?? 0) - Number(firmCurve[0]?.net_pnl ?? 0);
+  const m30 = window.length > 0 && opening > 0 ? windowMetrics(window, opening) : null;
+  const all = rows.length > 0 && opening > 0 ? windowMetrics(rows, Number(firmCurve[0]?.equity ?? 0) - Number(firmCurve[0]?.net_pnl ?? 0)) : null;
+  const last = firmCurve[firmCurve.length - 1];
+  const strategyTotals = sumMovers(strategies);
+  const instrumentTotals = sumMovers(instruments);
+  const firmHours = await db<HourBucket[]>`
+    select hour_of_day::int as hour, sum(total_trades)::int as trades, sum(net_pnl)::text as net_pnl
+    from warehouse.fact_performance_buckets where trade_date = ${date}::date group by hour_of_day order by hour_of_day`;
+  const firmPositions = await db<Position[]>`
+    select i.symbol, sum(p.quantity)::text as quantity, null::text as avg_price, max(p.close_price)::text as close,
+           case when bool_and(p.market_value is not null) then sum(p.market_value)::text end as market_value,
+           case when bool_and(p.unrealized_pnl is not null) then sum(p.unrealized_pnl)::text end as unrealized_pnl
+    from warehouse.fact_positions_daily p
+    join warehouse.dim_instrument i on i.instrument_key = p.instrument_key
+    where (p.account_id, p.trade_date) in (
+      select account_id, max(trade_date) from warehouse.fact_positions_daily where trade_date <= ${date}::date group by account_id)
+    group by i.symbol having sum(p.quantity) <> 0 order by i.symbol`;
+  return {
+    ...sectionTotals(day ?? ZERO_TOTALS),
+    sharpe_30d: m30?.sharpe ?? null,
+    sortino_30d: m30?.sortino ?? null,
+    max_drawdown: all?.maxDrawdown ?? null,
+    current_drawdown: last?.drawdown ?? null,
+    current_drawdown_pct: last?.drawdown_pct ?? null,
+    equity: last?.equity ?? null,
+    best_instruments: instrumentTotals.best,
+    worst_instruments: instrumentTotals.worst,
+    best_strategies: strategyTotals.best,
+    worst_strategies: strategyTotals.worst,
+    pnl_by_hour: firmHours,
+    positions: firmPositions,
+    equity_curve: firmCurve.slice(-CURVE_ROWS).map((c) => ({ date: c.date, equity: c.equity, net_pnl: c.net_pnl, drawdown_pct: c.drawdown_pct })),
+    daily_pnl: firmCurve.slice(-DAILY_PNL_ROWS).map((c) => ({ date: c.date, net_pnl: c.net_pnl })),
+  };
+}
+
+/** Firm-wide movers: the accounts' sums per name, added exactly. */
+function sumMovers(rows: readonly { account_id: string; name: string; trades: number; net_pnl: string }[]): { best: Mover[]; worst: Mover[] } {
+  const byName = new Map<string, { trades: number; parts: string[] }>();
+  for (const r of rows) {
+    const entry = byName.get(r.name) ?? { trades: 0, parts: [] };
+    entry.trades += r.trades;
+    entry.parts.push(r.net_pnl);
+    byName.set(r.name, entry);
+  }
+  const combined = [...byName.entries()].map(([name, e]) => ({ account_id: null, name, trades: e.trades, net_pnl: addDecimals(e.parts) }));
+  return moversOf(combined, null);
+}
+
+/** Adds decimal strings exactly (scaled BigInt). */
+export function addDecimals(values: readonly string[]): string {
+  const scale = Math.max(0, ...values.map((v) => (v.includes('.') ? v.length - v.indexOf('.') - 1 : 0)));
+  let total = 0n;
+  for (const v of values) {
+    const negative = v.startsWith('-');
+    const [whole = '0', fraction = ''] = (negative ? v.slice(1) : v).split('.');
+    const units = BigInt(whole + fraction.padEnd(scale, '0'));
+    total += negative ? -units : units;
+  }
+  const negative = total < 0n;
+  const digits = (negative ? -total : total).toString().padStart(scale + 1, '0');
+  const text = scale === 0 ? digits : `${digits.slice(0, -scale)}.${digits.slice(-scale)}`;
+  return negative ? `-${text}` : text;
+}
+
+async function loadFreshness(db: Sql, now: Date): Promise<Freshness> {
+  const [etl] = await db<{ last_ingested_at: Date | null; last_success: Date | null }[]>`
+    select (select max(last_ingested_at) from ops.etl_watermarks) as last_ingested_at,
+           (select max(finished_at) from ops.job_runs where job = 'trade-etl' and status = 'succeeded') as last_success`;
+  const statuses = await db<{ status: string; n: number }[]>`select status, count(*)::int as n from enrichment.status group by status order by status`;
+  const failed = await db<{ job: string; partition: string; error: string | null; at: Date }[]>`
+    select job, partition, error, coalesce(finished_at, updated_at) as at from ops.job_runs
+    where status = 'failed' and coalesce(finished_at, updated_at) > ${now}::timestamptz - interval '24 hours'
+    order by at desc limit 50`;
+  return {
+    etl_lag_seconds: etl?.last_ingested_at ? Math.max(0, Math.round((now.getTime() - etl.last_ingested_at.getTime()) / 1000)) : null,
+    etl_last_success: etl?.last_success?.toISOString() ?? null,
+    enrichment_status: Object.fromEntries(statuses.map((s) => [s.status, s.n])),
+    failed_jobs_24h: failed.map((f) => ({ job: f.job, partition: f.partition, error: f.error, at: f.at.toISOString() })),
+  };
+}

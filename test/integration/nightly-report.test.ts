@@ -1,0 +1,150 @@
+/**
+ * nightly-report: the JSON of a fixture day checked against the warehouse tables it reads; an
+ * account that did not trade; a date with no data at all; files replaced atomically and recorded;
+ * three missed nights caught up once each, oldest first.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { nightlyReport } from '../../jobs/nightly-report.ts';
+import type { Sql } from '../../src/db.ts';
+import { createLogger } from '../../src/logger.ts';
+import { addDecimals, buildDailyReport } from '../../src/reports/daily.ts';
+import type { DailyReport } from '../../src/reports/types.ts';
+import { rebuildRollups } from '../../src/rollups.ts';
+import { catchUp, resolveSchedules } from '../../src/scheduler.ts';
+import { loadTrades } from '../../src/trade-loader.ts';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { insertExecutions, seedReference } from '../helpers/oltp.ts';
+import { waitFor } from '../helpers/processes.ts';
+import { createTestRuntime, type TestRuntime } from '../helpers/runtime.ts';
+
+const TZ = 'America/New_York';
+const at = (date: string, time = '15:00:00') => `${date}T${time}Z`;
+const NOW = new Date('2026-03-10T12:00:00Z');
+
+async function seedWarehouse(sql: Sql): Promise<void> {
+  await seedReference(sql);
+  await insertExecutions(sql, [
+    { execution_id: 1, executed_at: at('2026-03-02'), side: 'BUY', quantity: '100', price: '10' },
+    { execution_id: 2, executed_at: at('2026-03-02', '16:00:00'), side: 'BUY', quantity: '50', price: '12' },
+    { execution_id: 3, order_id: 200, executed_at: at('2026-03-03'), side: 'SELL', quantity: '120', price: '11', commission: '1.5', fees: '0.25' },
+    { execution_id: 4, executed_at: at('2026-03-03', '16:00:00'), side: 'SELL', quantity: '10', price: '11.5' },
+    { execution_id: 5, order_id: 300, account_id: 2, instrument_id: 2, executed_at: at('2026-03-02'), side: 'BUY', quantity: '10', price: '50' },
+  ]);
+  await sql`insert into market.bars (symbol, timeframe, ts, open, high, low, close, volume, source) values
+    ('XOM', '1d', '2026-03-03 00:00:00-05', 54, 56, 53, 55, 1000000, 'test')`;
+  await loadTrades({ db: sql, sourceDb: sql, tz: TZ, runPartition: 'test' });
+  await rebuildRollups({ db: sql, tz: TZ, startingCapital: 100000, scope: { kind: 'full' }, asOf: '2026-03-05' });
+}
+
+describe('the report of a date', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await seedWarehouse(db.sql);
+  });
+  afterAll(async () => {
+    await db.drop();
+  });
+
+  it('reads every figure from the warehouse, for the firm and each account, traded that day or not', async () => {
+    const sql = db.sql;
+    const report = await buildDailyReport(sql, { date: '2026-03-03', now: NOW });
+    expect(report).toMatchObject({ kind: 'daily', report_date: '2026-03-03', has_trading: true });
+    const [day] = await sql<{ trades: number; winners: number; losers: number; realized: string; commissions: string; fees: string; net: string }[]>`
+      select sum(total_trades)::int as trades, sum(winning_trades)::int as winners, sum(losing_trades)::int as losers, sum(realized_pnl)::text as realized,
+             sum(commissions)::text as commissions, sum(fees)::text as fees, sum(net_pnl)::text as net
+      from warehouse.fact_performance_daily where trade_date = '2026-03-03'`;
+    expect(report.firm).toMatchObject({
+      trades: day?.trades,
+      winners: day?.winners,
+      losers: day?.losers,
+      realized_pnl: day?.realized,
+      commissions: day?.commissions,
+      fees: day?.fees,
+      net_pnl: day?.net,
+    });
+    // FIFO by hand: sell 120 @ 11 against 100 @ 10 and 20 @ 12 → +100 − 20 = 80; sell 10 @ 11.5 against 12 → −5.
+    expect(Number(report.firm.realized_pnl)).toBe(75);
+    expect(Number(report.firm.net_pnl)).toBeCloseTo(75 - Number(report.firm.commissions) - Number(report.firm.fees), 9);
+    expect(report.firm.win_rate).toBe(0.5);
+
+    const alpha = report.accounts.find((a) => a.account_number === 'ACC-001') as DailyReport['accounts'][number];
+    const beta = report.accounts.find((a) => a.account_number === 'ACC-002') as DailyReport['accounts'][number];
+    expect(report.accounts).toHaveLength(2);
+    const [curve] = await sql<{ equity: string; drawdown: string; drawdown_pct: number }[]>`
+      select equity::text, drawdown::text, drawdown_pct from warehouse.equity_curve where account_id = 1 and date = '2026-03-03'`;
+    expect(alpha).toMatchObject({ equity: curve?.equity, current_drawdown: curve?.drawdown, current_drawdown_pct: curve?.drawdown_pct, trades: 2 });
+    const [metrics] = await sql<{ sharpe: number | null; sortino: number | null }[]>`
+      select sharpe, sortino from warehouse.performance_metrics where account_id = 1 and as_of_date = '2026-03-03' and window_name = '30d'`;
+    expect(alpha.sharpe_30d).toBe(metrics?.sharpe ?? null);
+    expect(alpha.sortino_30d).toBe(metrics?.sortino ?? null);
+    expect(alpha.best_instruments).toEqual([{ name: 'AAPL', trades: 2, net_pnl: alpha.net_pnl }]);
+    expect(alpha.worst_instruments).toEqual([]);
+    expect(alpha.pnl_by_hour.map((h) => h.hour)).toEqual([10, 11]);
+    expect(alpha.equity_curve.map((c) => c.date)).toEqual(['2026-03-02', '2026-03-03']);
+    expect(alpha.daily_pnl.at(-1)).toEqual({ date: '2026-03-03', net_pnl: alpha.net_pnl });
+    expect(alpha.positions).toEqual([{ symbol: 'AAPL', quantity: '20', avg_price: '12', close: null, market_value: null, unrealized_pnl: null }]);
+
+    // Beta bought XOM on the 2nd and did nothing on the 3rd: zeros that day, its position marked at the 1d close.
+    expect(beta).toMatchObject({ trades: 0, winners: 0, losers: 0, win_rate: null, net_pnl: '0', realized_pnl: '0' });
+    expect(beta.positions).toEqual([{ symbol: 'XOM', quantity: '10', avg_price: '50', close: '55', market_value: '550', unrealized_pnl: '50' }]);
+    expect(report.firm.positions.map((p) => p.symbol)).toEqual(['AAPL', 'XOM']);
+    expect(report.firm.equity).toBe(addDecimals([alpha.equity as string, beta.equity as string]));
+  });
+
+  it('a date without any data is a clear "no trading" report, not a crash', async () => {
+    const empty = await buildDailyReport(db.sql, { date: '2026-02-14', now: NOW });
+    expect(empty).toMatchObject({ has_trading: false, accounts: [], firm: { trades: 0, net_pnl: '0', equity: null, win_rate: null, sharpe_30d: null } });
+    const weekend = await buildDailyReport(db.sql, { date: '2026-03-07', now: NOW });
+    expect(weekend.has_trading).toBe(false);
+    expect(weekend.accounts).toHaveLength(2);
+    expect(weekend.firm.equity).not.toBeNull();
+  });
+});
+
+describe('the nightly-report job', () => {
+  let runtime: TestRuntime | undefined;
+  const dirs: string[] = [];
+  afterEach(async () => {
+    await runtime?.close();
+    runtime = undefined;
+    for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('catches up three missed nights once each, oldest first, writing JSON and HTML and recording them', async () => {
+    const reports = fs.mkdtempSync(path.join(os.tmpdir(), 'bullpen-reports-'));
+    dirs.push(reports);
+    runtime = await createTestRuntime('report', [nightlyReport], { REPORTS_DIR: reports });
+    await seedWarehouse(runtime.db.sql);
+    runtime.startWorkers();
+    const logger = createLogger({ level: 'silent', pretty: false });
+    const schedules = resolveSchedules([nightlyReport], { scheduleOverrides: {} });
+    // The nights up to March 1st ran; nothing ran on the 2nd, 3rd and 4th; "now" is the 5th at noon UTC.
+    await runtime.db.sql`
+      insert into ops.job_runs (job, partition, queue, job_id, status, attempts, run_count, started_at, finished_at, worker)
+      select 'nightly-report', d::date::text, 'reports', 'earlier-' || d::date, 'succeeded', 1, 1, now(), now(), 'test'
+      from generate_series('2026-02-20'::date, '2026-03-01'::date, interval '1 day') d`;
+    const enqueued = await catchUp({ db: runtime.db.sql, queues: runtime.queues, logger, metrics: runtime.metrics }, schedules, new Date('2026-03-05T12:00:00Z'));
+    const partitions = enqueued.map((e) => e.partition);
+    expect(partitions).toEqual(['2026-03-02', '2026-03-03', '2026-03-04']);
+    await waitFor(async () => {
+      const [row] = await runtime!.db.sql<{ n: number }[]>`select count(*)::int as n from ops.job_runs where job = 'nightly-report' and status = 'succeeded' and partition = any(${partitions})`;
+      return row?.n === partitions.length;
+    }, 30_000);
+    const recorded = await runtime.db.sql<{ report_date: string; json_path: string; html_path: string; summary: { has_trading: boolean } }[]>`
+      select report_date::text, json_path, html_path, summary from ops.reports order by report_date`;
+    expect(recorded.map((r) => r.report_date)).toEqual(partitions);
+    const third = recorded.find((r) => r.report_date === '2026-03-03');
+    expect(third?.json_path).toBe(path.join(reports, 'daily_20260303.json'));
+    const json = JSON.parse(fs.readFileSync(third!.json_path, 'utf8')) as DailyReport;
+    expect(json).toMatchObject({ report_date: '2026-03-03', has_trading: true });
+    expect(fs.readFileSync(third!.html_path, 'utf8')).toContain('data-chart="equity"');
+    expect(recorded.find((r) => r.report_date === '2026-03-04')?.summary.has_trading).toBe(false);
+    // Nothing left over from the atomic writes, and a second catch-up finds nothing missed.
+    expect(fs.readdirSync(reports).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    expect(await catchUp({ db: runtime.db.sql, queues: runtime.queues, logger, metrics: runtime.metrics }, schedules, new Date('2026-03-05T12:00:00Z'))).toEqual([]);
+  });
+});
