@@ -1,6 +1,9 @@
 /**
  * The `bullpen` command itself, as a user runs it: migrate, run --wait, schedules.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadRun } from '../../src/runs.ts';
 import { spawnNode } from '../helpers/processes.ts';
@@ -8,13 +11,15 @@ import { createTestRuntime, type TestRuntime } from '../helpers/runtime.ts';
 import { JOBS } from '../../jobs/index.ts';
 
 let rt: TestRuntime;
+const reportsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bullpen-cli-reports-'));
 
 beforeAll(async () => {
-  rt = await createTestRuntime('cli', JOBS);
+  rt = await createTestRuntime('cli', JOBS, { REPORTS_DIR: reportsDir });
 });
 
 afterAll(async () => {
   await rt?.close();
+  fs.rmSync(reportsDir, { recursive: true, force: true });
 });
 
 async function bullpen(args: string[], env: Record<string, string> = {}) {
@@ -35,8 +40,19 @@ describe('bullpen CLI', () => {
     expect(code).toBe(0);
     expect(output).toContain('enqueued nightly-report partition 2026-11-20 as job nightly-report@2026-11-20');
     expect(output).toContain('"status": "succeeded"');
-    expect(output).toContain('"did_nothing": true');
+    expect(output).toContain('"hasTrading": false');
     expect(await loadRun(rt.db.sql, 'nightly-report', '2026-11-20')).toMatchObject({ status: 'succeeded', run_count: 1 });
+  });
+
+  it('report --date generates that date now, again if it exists, and prints its files', async () => {
+    const { code, output } = await bullpen(['report', '--date', '2026-11-20']);
+    expect(code).toBe(0);
+    expect(output).toContain('report of 2026-11-20: no trading that day');
+    expect(output).toContain(path.join(reportsDir, 'daily_20261120.html'));
+    expect(fs.existsSync(path.join(reportsDir, 'daily_20261120.json'))).toBe(true);
+    const bad = await bullpen(['report', '--date', '2026-02-30']);
+    expect(bad.code).toBe(1);
+    expect(bad.output).toMatch(/bad payload for nightly-report: date: /);
   });
 
   it('run refuses a bad payload and an unknown job with a clear message', async () => {
