@@ -57,6 +57,7 @@ const INDEX_HTML = `<!doctype html>
 <h1>bullpen</h1>
 <ul>
 <li><a href="${BOARD_PATH}">Bull Board</a>: queues, jobs, retries</li>
+<li><a href="/reports/">Reports</a>: the nightly reports</li>
 <li><a href="/api/v1/schedules">Schedules</a> (JSON)</li>
 <li><a href="/metrics">Metrics</a> (Prometheus)</li>
 </ul>
