@@ -9,7 +9,7 @@ import { createBackfillCommand } from './cli-backfill.ts';
 import { createRsCommands } from './cli-rs.ts';
 import { loadConfig, type Config } from './config.ts';
 import { formatTick, nextTicks } from './cron.ts';
-import { loadWarehouseTotals, renderEtlSummary, renderNextSteps, renderRollupsSummary, renderSeeded } from './demo/report.ts';
+import { loadWarehouseTotals, renderEtlSummary, renderNextSteps, renderReportSummary, renderRollupsSummary, renderSeeded } from './demo/report.ts';
 import { DEMO_DAYS, seedDemoIfEmpty } from './demo/seed-if-empty.ts';
 import { enqueueRun, parsePayload, type Enqueued } from './enqueue.ts';
 import { BadInputError, ConfigError, coerceError } from './errors.ts';
@@ -254,6 +254,13 @@ async function commandDemo(options: { days: number; daysGiven: boolean }): Promi
     // Its partition (`pending@demo`) is the same every time, so only a forced run runs again.
     const rollupsJob = await enqueueJob(services, 'build-rollups', { pending: true, trigger: 'demo' }, true);
     if (!(await waitAndReport(services, logger, { definition: rollupsJob.definition, job: rollupsJob.enqueued.job, partition: rollupsJob.enqueued.partition }, renderRollupsSummary))) return 1;
+
+    // The nightly report of the last day with fills, as the 23:50 UTC run would write it.
+    const [last] = await services.db<{ date: string | null }[]>`select max(trade_date)::text as date from warehouse.fact_trades`;
+    if (last?.date) {
+      const reportJob = await enqueueJob(services, 'nightly-report', { date: last.date }, true);
+      if (!(await waitAndReport(services, logger, { definition: reportJob.definition, job: reportJob.enqueued.job, partition: reportJob.enqueued.partition }, renderReportSummary))) return 1;
+    }
 
     out(renderNextSteps({ config: cfg, databaseUrl: services.databaseUrl, totals: await loadWarehouseTotals(services.db) }));
     return 0;

@@ -127,6 +127,16 @@ export const DEMO_QUERIES: ReadonlyArray<{ title: string; sql: string }> = [
   },
 ];
 
+/** One line for the nightly report the demo generates, and where it is. */
+export function renderReportSummary(summary: unknown): string {
+  const s = summary as { date: string; trades: number; netPnl: string; accounts: number; html: string; json: string };
+  return [
+    `nightly-report succeeded: ${s.date}, ${s.accounts} accounts, ${s.trades} trades, firm net PnL ${s.netPnl}`,
+    `  ${s.html}`,
+    `  ${s.json}`,
+  ].join('\n');
+}
+
 /** The "what to look at" block. */
 export function renderNextSteps(input: {
   config: Pick<Config, 'databaseUrl' | 'host' | 'port' | 'boardUser' | 'home'>;
@@ -147,6 +157,7 @@ export function renderNextSteps(input: {
     `  1. npm start${embedded ? '     (workers, schedules, web app; while it runs the embedded PostgreSQL stays up)' : '     (workers, schedules, web app)'}`,
     `  2. Bull Board: ${board}`,
     `     ${credentials}`,
+    `     the status page, ${`http://${formatHost(config.host)}:${config.port}/`}, and the reports, ${`http://${formatHost(config.host)}:${config.port}/reports/`}, take the same login`,
   ];
   if (embedded) {
     const passwordFile = path.join(config.home, 'pg.password');

@@ -2,6 +2,9 @@
  * An in-process bullpen runtime on a test database and a test BullMQ prefix, for tests
  * that drive the scheduler and workers directly.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { FlowProducer, type Worker } from 'bullmq';
 import { loadConfig, type Config } from '../../src/config.ts';
 import type { JobDefinition } from '../../src/job-definition.ts';
@@ -33,7 +36,9 @@ export interface TestRuntime {
 export async function createTestRuntime(label: string, definitions: readonly JobDefinition[], env: Record<string, string> = {}): Promise<TestRuntime> {
   const db = await createTestDatabase();
   const prefix = createTestPrefix(label);
-  const childEnv = { DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, BULLPEN_PREFIX: prefix, JOB_BACKOFF_MS: '50', JOB_ATTEMPTS: '3', ...env };
+  // Reports go to a directory of this runtime's own, removed by close().
+  const reportsDir = fs.mkdtempSync(path.join(os.tmpdir(), `bullpen-${label}-reports-`));
+  const childEnv = { DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, BULLPEN_PREFIX: prefix, JOB_BACKOFF_MS: '50', JOB_ATTEMPTS: '3', REPORTS_DIR: reportsDir, ...env };
   const config = loadConfig({ ...childEnv, LOG_LEVEL: 'silent' });
   const logger = createLogger({ level: 'silent', pretty: false });
   const redis = createRedis(TEST_REDIS_URL);
@@ -78,6 +83,7 @@ export async function createTestRuntime(label: string, definitions: readonly Job
       await cleanupPrefix(redis, prefix);
       await redis.quit();
       await db.drop();
+      fs.rmSync(reportsDir, { recursive: true, force: true });
     },
   };
 }

@@ -15,7 +15,7 @@ import { createTestRuntime, type TestRuntime } from '../helpers/runtime.ts';
 
 const NOW = new Date('2026-03-20T14:00:00Z');
 
-async function countRows(sql: Sql, table: 'oltp.executions' | 'warehouse.fact_trades' | 'ops.etl_rejects' | 'warehouse.equity_curve' | 'warehouse.performance_metrics'): Promise<number> {
+async function countRows(sql: Sql, table: 'oltp.executions' | 'warehouse.fact_trades' | 'ops.etl_rejects' | 'warehouse.equity_curve' | 'warehouse.performance_metrics' | 'ops.reports'): Promise<number> {
   const [row] = await sql.unsafe<{ n: number }[]>(`select count(*)::int as n from ${table}`);
   return row?.n ?? 0;
 }
@@ -58,6 +58,8 @@ describe('bullpen demo', () => {
     expect(output).toMatch(/build-rollups succeeded: rebuilt \d+ \(date, account\) partitions/);
     expect(await countRows(rt.db.sql, 'warehouse.equity_curve')).toBeGreaterThan(0);
     expect(await countRows(rt.db.sql, 'warehouse.performance_metrics')).toBe(4 * (await countRows(rt.db.sql, 'warehouse.equity_curve')));
+    expect(output).toMatch(/nightly-report succeeded: \d{4}-\d{2}-\d{2}, 10 accounts, \d+ trades, firm net PnL -?[\d.]+/);
+    expect(await countRows(rt.db.sql, 'ops.reports')).toBe(1);
     expect(output).toMatch(/Bull Board: http:\/\/127\.0\.0\.1:\d+\/admin\/queues/);
     expect(output).toContain('from warehouse.fact_trades t');
     expect(output).not.toContain(':***@'); // the test database has no password to redact
