@@ -35,16 +35,33 @@ export interface BackfillListItem {
   progress_pct: number;
   bars_written: number;
   created_at: string;
+  /** When its first series started (null while queued). */
+  started_at: string | null;
   finished_at: string | null;
+  /** Bars written per second of wall time since it started (until it finished); null before it starts. */
+  bars_per_second: number | null;
+  /** Seconds left at the chunk rate so far, while it runs and once a chunk is handled; null otherwise. */
+  eta_seconds: number | null;
 }
+
+/** Backfill statuses still running: a cancelling request stops at its next chunk boundary. */
+const RUNNING_BACKFILL: ReadonlySet<BackfillStatus> = new Set(['in_progress', 'cancelling']);
 
 /** Recent backfill requests, newest first, with their progress. */
 export async function listBackfills(db: Sql, options: { status?: BackfillStatus; limit: number }): Promise<BackfillListItem[]> {
   const rows = await db<
-    (Omit<BackfillListItem, 'progress_pct' | 'bars_written' | 'created_at' | 'finished_at'> & { bars_written: string; created_at: Date; finished_at: Date | null })[]
+    (Omit<BackfillListItem, 'progress_pct' | 'bars_written' | 'created_at' | 'started_at' | 'finished_at' | 'bars_per_second' | 'eta_seconds'> & {
+      bars_written: string;
+      created_at: Date;
+      started_at: Date | null;
+      finished_at: Date | null;
+      elapsed_seconds: number | null;
+    })[]
   >`
     select b.backfill_id::text, b.status, b.symbols, b.timeframes, b.asset_class, b.from_date::text as from, b.to_date::text as to,
-      b.source, b.requested_by, b.created_at, b.finished_at,
+      b.source, b.requested_by, b.created_at, b.started_at, b.finished_at,
+      -- The database's clock, the one started_at and finished_at were written with.
+      extract(epoch from coalesce(b.finished_at, now()) - b.started_at)::float8 as elapsed_seconds,
       coalesce(sum(jsonb_array_length(s.chunks)), 0)::int as chunks_total,
       coalesce(sum(s.chunks_done + s.chunks_skipped + s.chunks_failed), 0)::int as chunks_done,
       coalesce(sum(s.chunks_failed), 0)::int as chunks_failed,
@@ -55,24 +72,34 @@ export async function listBackfills(db: Sql, options: { status?: BackfillStatus;
     group by b.backfill_id
     order by b.created_at desc, b.backfill_id
     limit ${options.limit}`;
-  return rows.map((r) => ({
-    backfill_id: r.backfill_id,
-    status: r.status,
-    symbols: r.symbols,
-    timeframes: r.timeframes,
-    asset_class: r.asset_class,
-    from: r.from,
-    to: r.to,
-    source: r.source,
-    requested_by: r.requested_by,
-    chunks_total: r.chunks_total,
-    chunks_done: r.chunks_done,
-    chunks_failed: r.chunks_failed,
-    progress_pct: r.chunks_total === 0 ? 100 : Math.round((r.chunks_done / r.chunks_total) * 1000) / 10,
-    bars_written: Number(r.bars_written),
-    created_at: r.created_at.toISOString(),
-    finished_at: iso(r.finished_at),
-  }));
+  return rows.map((r) => {
+    const elapsed = r.elapsed_seconds === null ? null : Math.max(r.elapsed_seconds, 0.001);
+    const bars = Number(r.bars_written);
+    const remaining = r.chunks_total - r.chunks_done;
+    return {
+      backfill_id: r.backfill_id,
+      status: r.status,
+      symbols: r.symbols,
+      timeframes: r.timeframes,
+      asset_class: r.asset_class,
+      from: r.from,
+      to: r.to,
+      source: r.source,
+      requested_by: r.requested_by,
+      chunks_total: r.chunks_total,
+      chunks_done: r.chunks_done,
+      chunks_failed: r.chunks_failed,
+      progress_pct: r.chunks_total === 0 ? 100 : Math.round((r.chunks_done / r.chunks_total) * 1000) / 10,
+      bars_written: bars,
+      created_at: r.created_at.toISOString(),
+      started_at: iso(r.started_at),
+      finished_at: iso(r.finished_at),
+      bars_per_second: elapsed === null ? null : round(bars / elapsed, 1),
+      // Chunks so far per second of wall time, projected over the chunks left.
+      eta_seconds:
+        elapsed === null || !RUNNING_BACKFILL.has(r.status) || r.chunks_done === 0 ? null : Math.round((remaining * elapsed) / r.chunks_done),
+    };
+  });
 }
 
 /** GET /api/v1/enrichment/status/:symbol: the status is derived now, from the stored facts and the clock. */
