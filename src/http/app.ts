@@ -19,6 +19,7 @@ import { createBasicAuth } from './auth.ts';
 import { createBoardRouter } from './board.ts';
 import { createEnrichmentRouter } from './enrichment.ts';
 import { createErrorHandler, notFoundHandler, wrapAsync } from './error-handler.ts';
+import { createCsrfToken, createPartitionsRouter } from './partitions.ts';
 import { createProbeRouter } from './probes.ts';
 import { createReportsRouter } from './reports.ts';
 import { createRsRouter } from './rs.ts';
@@ -47,6 +48,12 @@ export interface HttpDeps {
   beforeScrape(): Promise<void>;
   /** Queues a backfill's flow (POST /api/v1/enrichment/trigger, resume); without it those answer 503. */
   enqueueBackfill?: BackfillEnqueuer;
+  /**
+   * What `X-CSRF-Token` must equal on mutating calls from the status page (POST
+   * /api/v1/partitions/rerun). @defaultValue createCsrfToken(), random for this process; the
+   * value in use is `app.locals.csrfToken`.
+   */
+  csrfToken?: string;
 }
 
 // Placeholder until the status page is built; static, so nothing needs escaping.
@@ -70,6 +77,8 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   const logger = deps.logger.child({ component: 'http' });
+  const csrfToken = deps.csrfToken ?? createCsrfToken();
+  app.locals.csrfToken = csrfToken;
 
   app.use(createProbeRouter({ logger, metrics: deps.metrics, db: deps.db, redis: deps.redis, beforeScrape: deps.beforeScrape }));
 
@@ -90,6 +99,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     );
     api.use('/v1', createEnrichmentRouter({ db: deps.db, config: deps.config, logger, enqueueBackfill: deps.enqueueBackfill, definitions: deps.definitions }));
     api.use('/v1', createRsRouter({ db: deps.db, logger }));
+    api.use('/v1', createPartitionsRouter({ db: deps.db, config: deps.config, logger, queues: deps.queues, definitions: deps.definitions, csrfToken }));
     app.use('/api', api);
 
     // The nightly reports (REPORTS_DIR and ops.reports), behind the status page's credentials.
