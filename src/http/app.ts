@@ -23,6 +23,7 @@ import { createCsrfToken, createPartitionsRouter } from './partitions.ts';
 import { createProbeRouter } from './probes.ts';
 import { createReportsRouter } from './reports.ts';
 import { createRsRouter } from './rs.ts';
+import { createStatusPageHandler } from './status-page.ts';
 
 /** Where Bull Board is mounted (also its base path). */
 export const BOARD_PATH = '/admin/queues';
@@ -55,22 +56,6 @@ export interface HttpDeps {
    */
   csrfToken?: string;
 }
-
-// Placeholder until the status page is built; static, so nothing needs escaping.
-const INDEX_HTML = `<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><title>bullpen</title></head>
-<body>
-<h1>bullpen</h1>
-<ul>
-<li><a href="${BOARD_PATH}">Bull Board</a>: queues, jobs, retries</li>
-<li><a href="/reports/">Reports</a>: the nightly reports</li>
-<li><a href="/api/v1/schedules">Schedules</a> (JSON)</li>
-<li><a href="/metrics">Metrics</a> (Prometheus)</li>
-</ul>
-</body>
-</html>
-`;
 
 /** Builds the app; `startHttpServer` serves it. Nothing here opens a connection. */
 export function createHttpApp(deps: HttpDeps): express.Express {
@@ -105,9 +90,20 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     // The nightly reports (REPORTS_DIR and ops.reports), behind the status page's credentials.
     app.use('/reports', requireAuth, createReportsRouter({ config: deps.config, db: deps.db }));
 
-    app.get('/', requireAuth, (_req, res) => {
-      res.type('html').send(INDEX_HTML);
-    });
+    // The status page: schedules, the partition grid, backfills; it refreshes itself from the API above.
+    app.get(
+      '/',
+      requireAuth,
+      createStatusPageHandler({
+        db: deps.db,
+        config: deps.config,
+        logger,
+        definitions: deps.definitions,
+        boardPath: BOARD_PATH,
+        csrfToken,
+        listSchedules: deps.listSchedules,
+      }),
+    );
   }
 
   app.use(notFoundHandler);
