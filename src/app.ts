@@ -16,7 +16,7 @@ import type { JobDefinition } from './job-definition.ts';
 import { createLogger, redactUrl, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { migrate } from './migrate.ts';
-import { recordQueueDepth } from './queue-metrics.ts';
+import { recordEnrichmentStatus, recordQueueDepth } from './queue-metrics.ts';
 import { closeQueues, createDefaultJobOptions, createQueues, type QueueMap, type QueueName } from './queues.ts';
 import { createRedis, type Redis } from './redis.ts';
 import { createRunRecorder, createRunsDb, type RunRecorder } from './runs.ts';
@@ -213,8 +213,13 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
         definitions: [...services.definitions.values()],
         listSchedules: () => listScheduleStatus(catchupRuntime, services.schedules, new Date()),
         beforeScrape: async () => {
-          await recordQueueDepth(metrics, services.queues);
-          recordScheduleMetrics(metrics, await listScheduleStatus(catchupRuntime, services.schedules, new Date()));
+          const now = new Date();
+          const [, statuses] = await Promise.all([
+            recordQueueDepth(metrics, services.queues),
+            listScheduleStatus(catchupRuntime, services.schedules, now),
+            recordEnrichmentStatus(metrics, services.db, now.getTime()),
+          ]);
+          recordScheduleMetrics(metrics, statuses, now);
         },
         enqueueBackfill: backfillJob ? createFlowEnqueuer(services.flows, backfillJob, services.jobOptions) : undefined,
       });

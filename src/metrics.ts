@@ -24,6 +24,8 @@ export interface Metrics {
   readonly queueDepth: Gauge<'queue' | 'state'>;
   readonly scheduleLastSuccess: Gauge<'schedule'>;
   readonly scheduleLag: Gauge<'schedule'>;
+  readonly scheduleInterval: Gauge<'schedule'>;
+  readonly enrichmentSymbols: Gauge<'status'>;
 }
 
 const DURATION_BUCKETS = [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 1800, 3600];
@@ -84,6 +86,18 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: 'bullpen_schedule_lag_seconds',
       help: 'Seconds since the oldest expected tick without a successful run (0 when up to date)',
       labelNames: ['schedule'],
+      registers,
+    }),
+    scheduleInterval: new Gauge({
+      name: 'bullpen_schedule_interval_seconds',
+      help: "Gap between a schedule's next two ticks (its period, for lag alerts)",
+      labelNames: ['schedule'],
+      registers,
+    }),
+    enrichmentSymbols: new Gauge({
+      name: 'bullpen_enrichment_symbols',
+      help: 'Symbols by enrichment status (healthy, warning, stale, error, not_enriched), derived now from enrichment.status',
+      labelNames: ['status'],
       registers,
     }),
   };

@@ -1,6 +1,11 @@
 /**
- * Queue depth gauges, refreshed from Redis just before Prometheus scrapes /metrics.
+ * Gauges refreshed just before Prometheus scrapes /metrics: queue depth from Redis, and
+ * enrichment status counts from PostgreSQL.
  */
+import { ENRICHMENT_STATUSES, enrichmentStatus, type EnrichmentStatus } from './analytics/data-quality.ts';
+import { calendarOf, type AssetClass } from './analytics/timeframes.ts';
+import type { Sql } from './db.ts';
+import { sessionsBehind } from './enrichment/series-step.ts';
 import type { Metrics } from './metrics.ts';
 import type { QueueMap } from './queues.ts';
 
@@ -36,4 +41,33 @@ export async function recordQueueDepth(metrics: Metrics, queues: QueueMap): Prom
       for (const state of QUEUE_DEPTH_STATES) metrics.queueDepth.set({ queue: name, state }, depth[state]);
     }),
   );
+}
+
+/**
+ * Sets `bullpen_enrichment_symbols{status}` for every status (0 when none). Each symbol's status
+ * is derived at `now` as GET /api/v1/enrichment/status/:symbol derives it (stored error flag,
+ * sessions behind, mean quality of its last 7 metric days), so a symbol turns stale while
+ * nothing enriches it. One query: two index probes per symbol.
+ */
+export async function recordEnrichmentStatus(metrics: Metrics, db: Sql, now: number): Promise<void> {
+  const rows = await db<{ asset_class: AssetClass; status: string; latest_bar_ts: Date | null; quality_score: number | null }[]>`
+    select s.asset_class, s.status, s.latest_bar_ts, q.quality_score
+    from enrichment.status s
+    left join lateral (
+      select avg(d.avg_quality_score)::float8 as quality_score
+      from enrichment.data_quality_metrics d
+      where d.symbol = s.symbol
+        and d.metric_date > (select max(m.metric_date) from enrichment.data_quality_metrics m where m.symbol = s.symbol) - 7
+    ) q on true`;
+  const counts = new Map<EnrichmentStatus, number>(ENRICHMENT_STATUSES.map((status) => [status, 0]));
+  for (const row of rows) {
+    const latest = row.latest_bar_ts?.getTime() ?? null;
+    const status = enrichmentStatus({
+      failed: row.status === 'error',
+      qualityScore: row.quality_score === null ? null : Math.round(row.quality_score * 100) / 100,
+      sessionsBehind: latest === null ? null : sessionsBehind(latest, now, calendarOf(row.asset_class)),
+    });
+    counts.set(status, (counts.get(status) ?? 0) + 1);
+  }
+  for (const [status, n] of counts) metrics.enrichmentSymbols.set({ status }, n);
 }

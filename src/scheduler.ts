@@ -12,7 +12,7 @@ import type { Job, Queue } from 'bullmq';
 import { DateTime } from 'luxon';
 import { isTradingDay } from './analytics/calendar.ts';
 import type { Config } from './config.ts';
-import { listTicks, nextTicks } from './cron.ts';
+import { listTicks, nextTicks, schedulePeriodMs } from './cron.ts';
 import type { Sql } from './db.ts';
 import { enqueueRun } from './enqueue.ts';
 import { ConfigError } from './errors.ts';
@@ -380,10 +380,11 @@ export async function listScheduleStatus(runtime: CatchupRuntime, schedules: rea
 }
 
 /** Sets the schedule gauges from a status listing (at scrape time). */
-export function recordScheduleMetrics(metrics: Metrics, statuses: readonly ScheduleStatus[]): void {
+export function recordScheduleMetrics(metrics: Metrics, statuses: readonly ScheduleStatus[], now: Date = new Date()): void {
   for (const s of statuses) {
     if (s.last_success) metrics.scheduleLastSuccess.set({ schedule: s.name }, Date.parse(s.last_success) / 1000);
     metrics.scheduleLag.set({ schedule: s.name }, s.lag_seconds);
+    metrics.scheduleInterval.set({ schedule: s.name }, schedulePeriodMs(s.cron, s.tz, now) / 1000);
   }
 }
 
