@@ -209,6 +209,8 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
         db: services.db,
         redis: services.redis,
         credentials: full ? resolveCredentials(config, logger) : { user: '', password: '' },
+        viewerCredentials:
+          full && config.boardViewerUser && config.boardViewerPassword ? { user: config.boardViewerUser, password: config.boardViewerPassword } : undefined,
         mode: full ? 'full' : 'probe',
         definitions: [...services.definitions.values()],
         listSchedules: () => listScheduleStatus(catchupRuntime, services.schedules, new Date()),

@@ -8,6 +8,7 @@ import { IANAZone } from 'luxon';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
 import { QUEUE_NAMES, type QueueName } from './queues.ts';
+import { redactSecrets } from './redact.ts';
 
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 
@@ -66,6 +67,8 @@ const EnvSchema = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
   BOARD_USER: optionalString,
   BOARD_PASSWORD: optionalString,
+  BOARD_VIEWER_USER: optionalString,
+  BOARD_VIEWER_PASSWORD: optionalString,
   REPORTS_DIR: z.string().min(1).default('reports'),
   MARKET_DATA_SOURCE: z.enum(['synthetic', 'csv', 'polygon'], { error: 'must be one of synthetic, csv, polygon' }).default('synthetic'),
   MARKET_DATA_CSV_DIR: optionalString,
@@ -84,6 +87,11 @@ const EnvSchema = z.object({
     .default(3),
   ENRICHMENT_RETRY_BASE_MS: positiveInt('a whole number of milliseconds ≥ 1').default(1000),
   ENRICHMENT_MAX_BARS: positiveInt('a whole number ≥ 1').default(50_000_000),
+  ENRICHMENT_TRIGGER_RATE: z.coerce
+    .number({ error: 'must be a whole number of requests per minute ≥ 0 (0: no limit)' })
+    .int('must be a whole number of requests per minute ≥ 0 (0: no limit)')
+    .min(0, 'must be a whole number of requests per minute ≥ 0 (0: no limit)')
+    .default(30),
   EXCHANGE_TZ: z
     .string()
     .refine((tz) => IANAZone.isValidZone(tz), 'must be an IANA time zone such as America/New_York')
@@ -130,6 +138,13 @@ export interface Config {
   /** Basic-auth user for Bull Board, the status page and mutating API calls. @defaultValue admin on loopback */
   readonly boardUser: string | undefined;
   readonly boardPassword: string | undefined;
+  /**
+   * Basic-auth user with read-only access: the status page, /reports/, GET /api/v1/* and a
+   * read-only Bull Board at /viewer/queues; every mutating request answers 403.
+   * @defaultValue unset: no viewer account
+   */
+  readonly boardViewerUser: string | undefined;
+  readonly boardViewerPassword: string | undefined;
   /** @defaultValue reports */
   readonly reportsDir: string;
   /** @defaultValue synthetic */
@@ -149,6 +164,11 @@ export interface Config {
   readonly enrichmentRetryBaseMs: number;
   /** Largest backfill request, in estimated bars (symbols × timeframes × sessions × bars per session). @defaultValue 50,000,000 */
   readonly enrichmentMaxBars: number;
+  /**
+   * POST /api/v1/enrichment/trigger calls per minute per client (authenticated user + IP),
+   * counted in each web process's memory; 0: no limit. @defaultValue 30
+   */
+  readonly enrichmentTriggerRate: number;
   /** @defaultValue America/New_York */
   readonly exchangeTz: string;
   /** @defaultValue 100000 */
@@ -190,7 +210,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     for (const issue of parsed.error.issues) {
       const key = String(issue.path[0] ?? '(environment)');
       const got = env[key];
-      problems.push(`${key}: ${issue.message}${got === undefined ? '' : ` (got "${got}")`}`);
+      // A URL with a password in it must not reach the start-up error (and the logs) verbatim.
+      problems.push(`${key}: ${issue.message}${got === undefined ? '' : ` (got "${redactSecrets(got)}")`}`);
     }
   }
 
@@ -224,6 +245,11 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     } else if (Boolean(data.BOARD_USER) !== Boolean(data.BOARD_PASSWORD)) {
       problems.push('BOARD_USER / BOARD_PASSWORD: set both or neither');
     }
+    if (Boolean(data.BOARD_VIEWER_USER) !== Boolean(data.BOARD_VIEWER_PASSWORD)) {
+      problems.push('BOARD_VIEWER_USER / BOARD_VIEWER_PASSWORD: set both or neither (the read-only viewer account is optional)');
+    } else if (data.BOARD_VIEWER_USER && data.BOARD_VIEWER_USER === (data.BOARD_USER ?? 'admin')) {
+      problems.push(`BOARD_VIEWER_USER: must differ from the admin user "${data.BOARD_USER ?? 'admin'}" (BOARD_USER)`);
+    }
     if (data.MARKET_DATA_SOURCE === 'polygon' && !data.POLYGON_API_KEY) {
       problems.push('POLYGON_API_KEY: required when MARKET_DATA_SOURCE is polygon');
     }
@@ -248,6 +274,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     host: data.HOST,
     boardUser: data.BOARD_USER,
     boardPassword: data.BOARD_PASSWORD,
+    boardViewerUser: data.BOARD_VIEWER_USER,
+    boardViewerPassword: data.BOARD_VIEWER_PASSWORD,
     reportsDir: data.REPORTS_DIR,
     marketDataSource: data.MARKET_DATA_SOURCE,
     marketDataCsvDir: data.MARKET_DATA_CSV_DIR,
@@ -257,6 +285,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     enrichmentChunkRetries: data.ENRICHMENT_CHUNK_RETRIES,
     enrichmentRetryBaseMs: data.ENRICHMENT_RETRY_BASE_MS,
     enrichmentMaxBars: data.ENRICHMENT_MAX_BARS,
+    enrichmentTriggerRate: data.ENRICHMENT_TRIGGER_RATE,
     exchangeTz: data.EXCHANGE_TZ,
     startingCapital: data.STARTING_CAPITAL,
     logLevel: data.LOG_LEVEL,

@@ -1,25 +1,54 @@
 /**
  * The one root logger. JSON lines in production; pino-pretty on a terminal when it is
- * installed (it is a dev dependency). Secrets in URLs and credential fields are redacted.
+ * installed (it is a dev dependency). Secrets are redacted twice over: credential fields by
+ * path (pino `redact`), and passwords in URLs, `apiKey=` parameters and Basic/Bearer values
+ * inside any string, error messages and stacks included (`src/redact.ts`).
  */
 import { createRequire } from 'node:module';
-import { pino, type Logger, type LoggerOptions } from 'pino';
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
+import { REDACTED, redactSecrets, redactStrings, redactUrl } from './redact.ts';
 
 export type { Logger };
+export { redactUrl };
+
+// Fields that hold a secret wherever they appear at the top level or one level down. The
+// generated board password is logged on purpose (top-level `boardPassword`, once, loopback only).
+const SECRET_FIELDS = ['password', 'apiKey', 'polygonApiKey', 'POLYGON_API_KEY', 'BOARD_PASSWORD', 'BOARD_VIEWER_PASSWORD', 'boardViewerPassword', 'authorization', 'cookie'];
+// Connection URLs: kept, with their password masked, so a log still says where it connected.
+const URL_FIELDS = ['databaseUrl', 'sourceDatabaseUrl', 'redisUrl', 'DATABASE_URL', 'SOURCE_DATABASE_URL', 'REDIS_URL'];
 
 const REDACT_PATHS = [
-  'password',
-  '*.password',
-  'config.databaseUrl',
-  'config.sourceDatabaseUrl',
-  'config.redisUrl',
+  ...SECRET_FIELDS.flatMap((field) => [field, `*.${field}`]),
+  ...URL_FIELDS.flatMap((field) => [field, `*.${field}`]),
   'config.boardPassword',
-  'config.polygonApiKey',
   'headers.authorization',
+  'headers.cookie',
   'req.headers.authorization',
-  'apiKey',
-  '*.apiKey',
+  'req.headers.cookie',
+  'request.headers.authorization',
 ];
+
+const URL_FIELD_SET = new Set(URL_FIELDS);
+
+/** pino's censor: a URL field keeps its URL with the password masked; any other secret becomes `***`. */
+function censor(value: unknown, path: string[]): unknown {
+  const field = path[path.length - 1];
+  if (field !== undefined && URL_FIELD_SET.has(field) && typeof value === 'string') return redactUrl(value);
+  return REDACTED;
+}
+
+/** A serialized error (pino gives it a prototype of its own) with every string redacted, as plain data. */
+function redactSerialized(value: unknown, depth: number): unknown {
+  if (typeof value === 'string') return redactSecrets(value);
+  if (depth <= 0 || value === null || typeof value !== 'object' || ArrayBuffer.isView(value) || value instanceof Date) return value;
+  if (Array.isArray(value)) return value.map((item) => redactSerialized(item, depth - 1));
+  return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, redactSerialized(item, depth - 1)]));
+}
+
+/** pino's `err` serializer, with secrets masked in the message, the stack (causes included) and every string field. */
+function serializeError(error: Error): unknown {
+  return redactSerialized(pino.stdSerializers.err(error), 4);
+}
 
 function hasPrettyTransport(): boolean {
   try {
@@ -30,26 +59,48 @@ function hasPrettyTransport(): boolean {
   }
 }
 
-/** Hides the password of a connection URL (postgres://u:secret@h → postgres://u:***@h). */
-export function redactUrl(url: string): string {
-  return url.replace(/(\/\/[^:/@]*:)[^@/]*@/, '$1***@');
+/**
+ * Log-call arguments with secrets masked in every string (the message and its format
+ * arguments). When only an error is given, pino would take its raw message as the line's
+ * `msg`; the redacted message is passed explicitly instead.
+ */
+export function redactLogArguments(args: unknown[]): unknown[] {
+  const redacted = args.map((arg) => (typeof arg === 'string' ? redactSecrets(arg) : arg));
+  const [first] = redacted;
+  if (redacted.length === 1 && first !== null && typeof first === 'object') {
+    const err = first instanceof Error ? first : (first as { err?: unknown }).err;
+    if (err instanceof Error && (first as { msg?: unknown }).msg === undefined) redacted.push(redactSecrets(err.message));
+  }
+  return redacted;
 }
 
 export interface LoggerSettings {
   level: string;
   /** Pretty output; defaults to "stdout is a terminal and pino-pretty is installed". */
   pretty?: boolean;
+  /** Where JSON lines go instead of stdout (never pretty then), e.g. an in-memory stream in tests. */
+  destination?: DestinationStream;
 }
 
 export function createLogger(settings: LoggerSettings): Logger {
-  const pretty = settings.pretty ?? (process.stdout.isTTY === true && hasPrettyTransport());
+  const pretty = settings.destination ? false : (settings.pretty ?? (process.stdout.isTTY === true && hasPrettyTransport()));
   const options: LoggerOptions = {
     level: settings.level,
-    redact: { paths: REDACT_PATHS, censor: '***' },
+    redact: { paths: REDACT_PATHS, censor },
+    serializers: { err: serializeError },
+    // Strings in the logged object (up to three levels deep) and in the call's arguments.
+    // (pino applies no formatter to child bindings, which only the path rules above cover; ours
+    // are identifiers: job, job id, partition, component.)
+    formatters: { log: (object) => redactStrings(object) as Record<string, unknown> },
+    hooks: {
+      logMethod(args, method) {
+        method.apply(this, redactLogArguments(args) as Parameters<typeof method>);
+      },
+    },
     base: { pid: process.pid },
   };
   if (pretty) {
     return pino({ ...options, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } });
   }
-  return pino(options);
+  return settings.destination ? pino(options, settings.destination) : pino(options);
 }

@@ -14,6 +14,7 @@ import type { JobContext, JobDefinition, JobSummary } from './job-definition.ts'
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { BACKOFF_TYPE, DEFAULT_CONCURRENCY, computeBackoffMs, type QueueMap, type QueueName } from './queues.ts';
+import { redactError } from './redact.ts';
 import { recordSkippedRun, type RunRecorder } from './runs.ts';
 
 /** How long a tick held back by overlap `buffer-one` waits before looking again. */
@@ -86,7 +87,7 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
       payload = parsePayload(definition, { ...(job.data as object), scheduledFor });
       partition = definition.partition(payload as never);
     } catch (thrown) {
-      const error = coerceError(thrown);
+      const error = redactError(coerceError(thrown));
       await recordSkippedRun(runtime.db, {
         job: definition.name,
         partition: `bad-payload.${jobId}`,
@@ -214,7 +215,10 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
       return summary;
     } catch (thrown) {
       clearInterval(heartbeat);
-      const error = coerceError(thrown);
+      // Its message goes to ops.job_runs, the logs and BullMQ's failedReason (Bull Board):
+      // a connection URL or an apiKey parameter quoted in it is masked first, in place, so
+      // retry decisions still see the same error.
+      const error = redactError(coerceError(thrown));
       if (isRequeue(error)) {
         // The run goes on in a later step: its ops.job_runs row stays running, and the step that
         // finishes the work records the outcome.

@@ -2,6 +2,10 @@
  * The one Express app (DESIGN.md "HTTP"). Probes and /metrics are open; Bull Board, the
  * status page and the API take basic auth. Worker and scheduler processes serve only the
  * probes ('probe' mode); the web role serves everything ('full').
+ *
+ * Two accounts: the admin (everything) and, optionally, a viewer who reads: the status
+ * page, /reports/, GET /api/v1/* and a read-only Bull Board at /viewer/queues. A viewer's
+ * mutating API call, or the admin board, answers 403.
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -15,18 +19,22 @@ import type { Metrics } from '../metrics.ts';
 import type { QueueMap } from '../queues.ts';
 import type { Redis } from '../redis.ts';
 import type { ScheduleStatus } from '../scheduler.ts';
-import { createBasicAuth } from './auth.ts';
+import { authOf, createBasicAuth, forbidViewerWrites, forbidWrites, requireAdmin, type BasicCredentials } from './auth.ts';
 import { createBoardRouter } from './board.ts';
 import { createEnrichmentRouter } from './enrichment.ts';
 import { createErrorHandler, notFoundHandler, wrapAsync } from './error-handler.ts';
 import { createCsrfToken, createPartitionsRouter } from './partitions.ts';
 import { createProbeRouter } from './probes.ts';
+import { createTriggerRateLimit } from './rate-limit.ts';
 import { createReportsRouter } from './reports.ts';
 import { createRsRouter } from './rs.ts';
 import { createStatusPageHandler } from './status-page.ts';
 
 /** Where Bull Board is mounted (also its base path). */
 export const BOARD_PATH = '/admin/queues';
+
+/** Where the read-only Bull Board for viewer credentials is mounted (only when they are configured). */
+export const VIEWER_BOARD_PATH = '/viewer/queues';
 
 /** Largest JSON body the API accepts. */
 export const API_BODY_LIMIT = '100kb';
@@ -39,7 +47,12 @@ export interface HttpDeps {
   db: Sql;
   redis: Redis;
   /** Basic-auth credentials for Bull Board, the status page and mutating API calls. */
-  credentials: { user: string; password: string };
+  credentials: BasicCredentials;
+  /**
+   * Read-only credentials (BOARD_VIEWER_USER / BOARD_VIEWER_PASSWORD): GETs, the status page,
+   * reports and the read-only board at VIEWER_BOARD_PATH. @defaultValue none: no viewer account
+   */
+  viewerCredentials?: BasicCredentials;
   /** 'full' (role web/all): everything below. 'probe' (role worker/scheduler): only /healthz, /readyz, /metrics. */
   mode: 'full' | 'probe';
   /** Job definitions, for Bull Board's jobDataSchema (one schema per queue; `anyOf` when a queue carries several jobs). */
@@ -68,20 +81,29 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   app.use(createProbeRouter({ logger, metrics: deps.metrics, db: deps.db, redis: deps.redis, beforeScrape: deps.beforeScrape }));
 
   if (deps.mode === 'full') {
-    const requireAuth = createBasicAuth(deps.credentials);
+    const requireAuth = createBasicAuth({ admin: deps.credentials, viewer: deps.viewerCredentials });
+    const boardDeps = { queues: deps.queues, definitions: deps.definitions, logger };
 
     // Authentication first, so nothing of the board (not even its assets) is served without it.
-    app.use(BOARD_PATH, requireAuth, createBoardRouter({ basePath: BOARD_PATH, queues: deps.queues, definitions: deps.definitions, logger }));
+    app.use(BOARD_PATH, requireAuth, requireAdmin, createBoardRouter({ basePath: BOARD_PATH, ...boardDeps }));
+    if (deps.viewerCredentials) {
+      // bull-board's read-only mode hides the buttons and refuses per-queue actions; forbidWrites
+      // refuses every non-GET, board-wide ones included, whoever sends it.
+      app.use(VIEWER_BOARD_PATH, requireAuth, forbidWrites, createBoardRouter({ basePath: VIEWER_BOARD_PATH, readOnly: true, ...boardDeps }));
+    }
 
     // Every API call takes credentials, reads included: schedules and backfills are internal.
+    // A viewer's mutating call stops here with 403, before its body is even read.
     const api = express.Router();
-    api.use(requireAuth, express.json({ limit: API_BODY_LIMIT }));
+    api.use(requireAuth, forbidViewerWrites, express.json({ limit: API_BODY_LIMIT }));
     api.get(
       '/v1/schedules',
       wrapAsync(async (_req, res) => {
         res.json({ schedules: await deps.listSchedules() });
       }),
     );
+    // Per user and address, counted before the request is validated: refused calls count too.
+    api.post('/v1/enrichment/trigger', createTriggerRateLimit({ perMinute: deps.config.enrichmentTriggerRate, logger }));
     api.use('/v1', createEnrichmentRouter({ db: deps.db, config: deps.config, logger, enqueueBackfill: deps.enqueueBackfill, definitions: deps.definitions }));
     api.use('/v1', createRsRouter({ db: deps.db, logger }));
     api.use('/v1', createPartitionsRouter({ db: deps.db, config: deps.config, logger, queues: deps.queues, definitions: deps.definitions, csrfToken }));
@@ -91,19 +113,23 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     app.use('/reports', requireAuth, createReportsRouter({ config: deps.config, db: deps.db }));
 
     // The status page: schedules, the partition grid, backfills; it refreshes itself from the API above.
-    app.get(
-      '/',
-      requireAuth,
+    // A viewer's copy links failed jobs to the read-only board (its re-run buttons answer 403).
+    const statusPage = (boardPath: string) =>
       createStatusPageHandler({
         db: deps.db,
         config: deps.config,
         logger,
         definitions: deps.definitions,
-        boardPath: BOARD_PATH,
+        boardPath,
         csrfToken,
         listSchedules: deps.listSchedules,
-      }),
-    );
+      });
+    const adminStatusPage = statusPage(BOARD_PATH);
+    const viewerStatusPage = deps.viewerCredentials ? statusPage(VIEWER_BOARD_PATH) : adminStatusPage;
+    app.get('/', requireAuth, (req, res, next) => {
+      const page = authOf(res.locals)?.role === 'viewer' ? viewerStatusPage : adminStatusPage;
+      page(req, res, next);
+    });
   }
 
   app.use(notFoundHandler);

@@ -50,23 +50,99 @@ export function formatBasicAuthorization(credentials: BasicCredentials): string 
   return `Basic ${Buffer.from(`${credentials.user}:${credentials.password}`, 'utf8').toString('base64')}`;
 }
 
-/**
- * Middleware that lets a request through only with the right basic-auth credentials;
- * otherwise 401 with a `WWW-Authenticate` challenge, so browsers prompt for them.
- */
-export function createBasicAuth(credentials: BasicCredentials): RequestHandler {
+/** Who a request authenticated as: the admin (everything) or a viewer (reads only). */
+export type Role = 'admin' | 'viewer';
+
+export interface AuthAccounts {
+  /** Full access: Bull Board, the status page, every API call. */
+  admin: BasicCredentials;
+  /** Read-only access, when configured: GETs, and the read-only board; mutating requests answer 403. */
+  viewer?: BasicCredentials;
+}
+
+/** Where the authenticator leaves the caller's identity: `res.locals[AUTH_LOCAL]`. */
+export const AUTH_LOCAL = 'auth';
+
+export interface Authenticated {
+  user: string;
+  role: Role;
+}
+
+/** The identity `createBasicAuth` recorded for this request, if it ran and passed. */
+export function authOf(locals: Record<string, unknown>): Authenticated | undefined {
+  return locals[AUTH_LOCAL] as Authenticated | undefined;
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** Whether a method only reads (RFC 9110 safe methods); everything else counts as mutating. */
+export function isSafeMethod(method: string): boolean {
+  return SAFE_METHODS.has(method.toUpperCase());
+}
+
+function assertUsable(credentials: BasicCredentials, what: string): void {
   if (!credentials.user || !credentials.password) {
     // An empty password would make the board open to anyone who guesses the user name.
-    throw new Error('basic auth needs a non-empty user and password');
+    throw new Error(`basic auth needs a non-empty ${what} user and password`);
   }
-  const expected = { ...credentials };
+}
+
+/**
+ * Middleware that lets a request through only with the admin's or the viewer's basic-auth
+ * credentials, recording who it is in `res.locals` (see `authOf`); otherwise 401 with a
+ * `WWW-Authenticate` challenge, so browsers prompt for them. Both accounts are always
+ * compared, so timing does not tell which one a guess came close to.
+ */
+export function createBasicAuth(accounts: AuthAccounts | BasicCredentials): RequestHandler {
+  const { admin, viewer } = 'admin' in accounts ? accounts : { admin: accounts, viewer: undefined };
+  assertUsable(admin, 'admin');
+  if (viewer) assertUsable(viewer, 'viewer');
+  const expectedAdmin = { ...admin };
+  const expectedViewer = viewer ? { ...viewer } : undefined;
   return (req, res, next) => {
     const given = parseBasicAuthorization(req.headers.authorization);
-    if (given && isMatchingCredentials(expected, given)) {
-      next();
-      return;
+    if (given) {
+      const isAdmin = isMatchingCredentials(expectedAdmin, given);
+      const isViewer = expectedViewer ? isMatchingCredentials(expectedViewer, given) : false;
+      if (isAdmin || isViewer) {
+        const identity: Authenticated = { user: given.user, role: isAdmin ? 'admin' : 'viewer' };
+        res.locals[AUTH_LOCAL] = identity;
+        next();
+        return;
+      }
     }
     res.set('WWW-Authenticate', `Basic realm="${AUTH_REALM}"`);
     res.status(401).json({ error: 'authentication required' });
   };
 }
+
+/**
+ * After `createBasicAuth`, on the API: a viewer's mutating request (anything but GET, HEAD, OPTIONS)
+ * answers 403; the admin's goes on.
+ */
+export const forbidViewerWrites: RequestHandler = (req, res, next) => {
+  if (authOf(res.locals)?.role === 'viewer' && !isSafeMethod(req.method)) {
+    // The API's error shape ({detail}); the status page shows it next to a refused re-run.
+    res.status(403).json({ detail: `forbidden: ${authOf(res.locals)?.user ?? 'a viewer'} has read-only (viewer) credentials; ${req.method} needs the admin's` });
+    return;
+  }
+  next();
+};
+
+/** After `createBasicAuth`: only the admin goes on; a viewer gets 403 (e.g. the admin Bull Board). */
+export const requireAdmin: RequestHandler = (_req, res, next) => {
+  if (authOf(res.locals)?.role !== 'admin') {
+    res.status(403).json({ error: 'forbidden: this needs the admin credentials (BOARD_USER); viewers have /viewer/queues' });
+    return;
+  }
+  next();
+};
+
+/** For the read-only board: any mutating request answers 403, whoever sends it. */
+export const forbidWrites: RequestHandler = (req, res, next) => {
+  if (!isSafeMethod(req.method)) {
+    res.status(403).json({ error: 'forbidden: this board is read-only' });
+    return;
+  }
+  next();
+};

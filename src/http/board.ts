@@ -65,6 +65,12 @@ export interface BoardOptions {
   queues: QueueMap;
   definitions: readonly JobDefinition[];
   logger: Logger;
+  /**
+   * bull-board's read-only mode on every queue: no add, retry, clean, pause or edit buttons,
+   * and its queue API refuses those calls. Mount it behind `forbidWrites` too, which also
+   * covers the board-wide calls (pause all) bull-board merely filters. @defaultValue false
+   */
+  readOnly?: boolean;
 }
 
 /**
@@ -78,10 +84,10 @@ export function createBoardRouter(options: BoardOptions): Express {
   createBullBoard({
     queues: [...options.queues].map(([name, queue]) => {
       const jobDataSchema = schemas.get(name);
-      return new BullMQAdapter(queue, jobDataSchema ? { jobDataSchema } : {});
+      return new BullMQAdapter(queue, { readOnlyMode: options.readOnly === true, ...(jobDataSchema ? { jobDataSchema } : {}) });
     }),
     serverAdapter: serverAdapter as unknown as ServerAdapter,
-    options: { uiConfig: { boardTitle: 'bullpen' } },
+    options: { uiConfig: { boardTitle: options.readOnly ? 'bullpen (read-only)' : 'bullpen' } },
   });
   const router = serverAdapter.getRouter() as Express;
   router.disable('x-powered-by');

@@ -5,6 +5,7 @@
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
 import { coerceError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { redactSecrets } from '../redact.ts';
 
 /**
  * Wraps an async handler so a rejection reaches `next(err)`. Express 5 does this on its
@@ -25,7 +26,11 @@ export function statusOf(error: unknown): number {
   return 500;
 }
 
-/** Last middleware: logs the error (warn for 4xx, error for 5xx) and answers `{ error: message }`. */
+/**
+ * Last middleware: logs the error (warn for 4xx, error for 5xx; the logger masks secrets in
+ * it) and answers `{ error: message }`, the message with connection-URL passwords and
+ * `apiKey=` values masked: a driver error may quote the URL it failed to reach.
+ */
 export function createErrorHandler(logger: Logger): ErrorRequestHandler {
   return (thrown: unknown, req, res, next) => {
     const err = coerceError(thrown);
@@ -38,7 +43,7 @@ export function createErrorHandler(logger: Logger): ErrorRequestHandler {
       next(thrown);
       return;
     }
-    res.status(status).json({ error: err.message });
+    res.status(status).json({ error: redactSecrets(err.message) });
   };
 }
 
