@@ -17,6 +17,9 @@ import { BACKOFF_TYPE, DEFAULT_CONCURRENCY, computeBackoffMs, type QueueMap, typ
 import { redactError } from './redact.ts';
 import { recordSkippedRun, type RunRecorder } from './runs.ts';
 
+/** Stalls (worker crashes) a backfill series survives over its whole life before it fails. */
+const ENRICHMENT_MAX_STALLS = 25;
+
 /** How long a tick held back by overlap `buffer-one` waits before looking again. */
 const BUFFER_POLL_MS = 2000;
 
@@ -260,8 +263,10 @@ export function startWorkers(runtime: WorkerRuntime, options: StartWorkersOption
       concurrency: runtime.config.concurrency[name] ?? DEFAULT_CONCURRENCY[name],
       lockDuration: runtime.config.lockDurationMs,
       stalledInterval: runtime.config.stalledIntervalMs,
-      // One stall is a crash; two in a row is a job that kills its worker, and it fails.
-      maxStalledCount: 2,
+      // One stall is a crash; two in a row is a job that kills its worker, and it fails. A backfill
+      // series is one job over many chunk steps, and BullMQ counts its stalls over all of them:
+      // each step commits or not as a whole, so re-running one after a crash is always safe.
+      maxStalledCount: name === 'enrichment' ? ENRICHMENT_MAX_STALLS : 2,
       name: workerName,
       ...(name === 'enrichment' && runtime.config.enrichmentRateLimit
         ? { limiter: { max: runtime.config.enrichmentRateLimit.max, duration: runtime.config.enrichmentRateLimit.durationMs } }
