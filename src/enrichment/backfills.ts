@@ -31,6 +31,7 @@ import {
   setBackfillJob,
   type BackfillRow,
   type Reprocess,
+  type SeriesProgressRow,
   type SeriesStateRow,
 } from '../queries/enrichment.ts';
 import { PROVIDER_NAMES, type ProviderName } from './providers/types.ts';
@@ -278,7 +279,7 @@ export interface BackfillProgress {
   barsRejected: number;
 }
 
-export function progressOf(states: readonly SeriesStateRow[]): BackfillProgress {
+export function progressOf(states: readonly SeriesProgressRow[]): BackfillProgress {
   const p: BackfillProgress = { series: states.length, chunksTotal: 0, chunksDone: 0, chunksFailed: 0, chunksSkipped: 0, barsWritten: 0, barsRejected: 0 };
   for (const s of states) {
     p.chunksTotal += s.chunks.length;

@@ -121,7 +121,7 @@ export async function runSeriesStep(deps: StepDeps, key: SeriesKey): Promise<Ste
     const chunk = state.chunks[state.next_chunk] as ChunkSpan;
     const to = fetchEnd(chunk, backfill);
     if (!needsFetch(await loadLedger(db, state.symbol, state.timeframe, chunk.start), to, backfill.reprocess)) {
-      await recordChunkSkipped(db, state.id);
+      await recordChunkSkipped(db, state);
       deps.onChunk?.('skipped');
       continue;
     }
@@ -279,6 +279,10 @@ async function processChunk(
       error: null,
     },
   });
+  if (result.superseded) {
+    log.warn({ chunk: chunk.start }, 'chunk handled meanwhile by another run of this series (a stalled job re-run): nothing written');
+    return null;
+  }
   deps.onChunk?.(result.written ? 'stored' : 'skipped');
   log.debug({ chunk: chunk.start, to, ...result, rejected: rejects.length, dates: `${chunk.start}..${isoDateOfDayNumber(dayNumberOfIsoDate(to))}` }, result.written ? 'chunk stored' : 'chunk completed meanwhile by another request: skipped');
   return null;

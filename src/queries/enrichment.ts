@@ -68,17 +68,22 @@ export interface LedgerRow {
 
 const BACKFILL_COLUMNS = `backfill_id::text, symbols, timeframes, asset_class, from_date::text, to_date::text, source, reprocess,
   requested_by, status, job_id, resumes, error, created_at, started_at, finished_at`;
-const STATE_COLUMNS = `id::text, backfill_job_id::text, symbol, asset_class, timeframe, status, chunks, next_chunk, chunks_done,
-  chunks_skipped, chunks_failed, bars_written::text, bars_rejected::text, last_successful_date::text, feature_state, state_through,
+const PROGRESS_COLUMNS = `id::text, backfill_job_id::text, symbol, asset_class, timeframe, status, chunks, next_chunk, chunks_done,
+  chunks_skipped, chunks_failed, bars_written::text, bars_rejected::text, last_successful_date::text, state_through,
   error_message, retry_count, updated_at`;
+const STATE_COLUMNS = `${PROGRESS_COLUMNS}, feature_state`;
+
+/** A series without its feature state (a few KB of JSON each): what reports, resume and the parent need. */
+export type SeriesProgressRow = Omit<SeriesStateRow, 'feature_state'>;
 
 export async function loadBackfill(sql: Tx, backfillId: string): Promise<BackfillRow | undefined> {
   const [row] = await sql.unsafe<BackfillRow[]>(`select ${BACKFILL_COLUMNS} from enrichment.backfills where backfill_id = $1`, [backfillId]);
   return row;
 }
 
-export async function loadSeriesStates(sql: Tx, backfillId: string): Promise<SeriesStateRow[]> {
-  return sql.unsafe<SeriesStateRow[]>(`select ${STATE_COLUMNS} from enrichment.backfill_state where backfill_job_id = $1 order by symbol, timeframe`, [backfillId]);
+/** Every series of a request. Without feature states: parsing them made each progress report of a large request cost seconds. */
+export async function loadSeriesStates(sql: Tx, backfillId: string): Promise<SeriesProgressRow[]> {
+  return sql.unsafe<SeriesProgressRow[]>(`select ${PROGRESS_COLUMNS} from enrichment.backfill_state where backfill_job_id = $1 order by symbol, timeframe`, [backfillId]);
 }
 
 export async function loadSeriesState(sql: Tx, backfillId: string, symbol: string, timeframe: string): Promise<SeriesStateRow | undefined> {
@@ -145,12 +150,16 @@ export function needsFetch(ledger: LedgerRow | undefined, to: string, reprocess:
   return reprocess === 'failed';
 }
 
-/** A chunk already done elsewhere: the series moves past it, and its feature state must be rebuilt from stored bars. */
-export async function recordChunkSkipped(sql: Sql, stateId: string): Promise<void> {
+/**
+ * A chunk already done elsewhere: the series moves past it, and its feature state must be rebuilt from stored bars.
+ * Only from the chunk the caller read: another run of the series (a stalled job re-run while its first holder still
+ * runs) may have moved on, and advancing again would pass over a chunk nobody fetched.
+ */
+export async function recordChunkSkipped(sql: Sql, state: Pick<SeriesStateRow, 'id' | 'next_chunk'>): Promise<void> {
   await sql`
     update enrichment.backfill_state set next_chunk = next_chunk + 1, chunks_skipped = chunks_skipped + 1, feature_state = null,
       state_through = null, status = 'in_progress', updated_at = now()
-    where id = ${stateId}`;
+    where id = ${state.id} and next_chunk = ${state.next_chunk}`;
 }
 
 export async function recordRetry(sql: Sql, stateId: string, error: string): Promise<void> {
@@ -185,6 +194,13 @@ export async function insertFetchLog(sql: Tx, e: FetchLogEntry): Promise<void> {
 /** A chunk that cannot succeed (the source sent garbage): logged, marked failed, and the series goes on. */
 export async function recordChunkFailed(sql: Sql, state: SeriesStateRow, chunk: ChunkSpan, source: string, log: FetchLogEntry): Promise<void> {
   await sql.begin(async (tx) => {
+    // Another run of the series already handled this chunk (see recordChunkSkipped): record nothing.
+    const advanced = await tx`
+      update enrichment.backfill_state set next_chunk = next_chunk + 1, chunks_failed = chunks_failed + 1, feature_state = null,
+        state_through = null, error_message = ${log.error}, status = 'in_progress', updated_at = now()
+      where id = ${state.id} and next_chunk = ${state.next_chunk}
+      returning id`;
+    if (advanced.length === 0) return;
     await insertFetchLog(tx, log);
     await tx`
       insert into enrichment.chunks (symbol, timeframe, chunk_start, chunk_end, status, covered_to, source, backfill_job_id, error)
@@ -193,10 +209,6 @@ export async function recordChunkFailed(sql: Sql, state: SeriesStateRow, chunk: 
         backfill_job_id = excluded.backfill_job_id, error = excluded.error, updated_at = now()
       -- A chunk once complete stays complete: a failed refetch does not unmake stored bars.
       where enrichment.chunks.status <> 'completed'`;
-    await tx`
-      update enrichment.backfill_state set next_chunk = next_chunk + 1, chunks_failed = chunks_failed + 1, feature_state = null,
-        state_through = null, error_message = ${log.error}, status = 'in_progress', updated_at = now()
-      where id = ${state.id}`;
     await tx`
       insert into enrichment.status (symbol, asset_class, status, error_message)
       values (${state.symbol}, ${state.asset_class}, 'error', ${log.error})
@@ -234,6 +246,8 @@ export interface ChunkWrite {
 export interface ChunkWriteResult {
   /** False when another request completed the chunk while this one fetched it: nothing written. */
   written: boolean;
+  /** True when another run of this same series handled the chunk first: nothing written, the checkpoint untouched. */
+  superseded: boolean;
   inserted: number;
   replaced: number;
   corrections: number;
@@ -312,12 +326,17 @@ export async function writeChunk(sql: Sql, w: ChunkWrite): Promise<ChunkWriteRes
     await tx`set local synchronous_commit = off`;
     // One writer per series at a time; a second request waiting here sees the first one's ledger row.
     await tx`select pg_advisory_xact_lock(hashtext(${`enrichment:${symbol}:${timeframe}`}))`;
+    // BullMQ re-runs a job whose lock lapsed while its first holder may still be running it: two
+    // runs of this series can hold the same chunk. Under the lock, only the one whose checkpoint
+    // is still current writes; the other would store the chunk twice and pass over the next one.
+    const [current] = await tx<{ next_chunk: number }[]>`select next_chunk from enrichment.backfill_state where id = ${state.id} for update`;
+    if (current?.next_chunk !== state.next_chunk) return { written: false, superseded: true, inserted: 0, replaced: 0, corrections: 0 };
     if (w.reprocess === 'missing' && !needsFetch(await loadLedger(tx as Tx, symbol, timeframe, chunk.start), w.fetchedTo, 'missing')) {
       await tx`
         update enrichment.backfill_state set next_chunk = next_chunk + 1, chunks_skipped = chunks_skipped + 1, feature_state = null,
           state_through = null, updated_at = now()
         where id = ${state.id}`;
-      return { written: false, inserted: 0, replaced: 0, corrections: 0 };
+      return { written: false, superseded: false, inserted: 0, replaced: 0, corrections: 0 };
     }
 
     let replaced = 0;
@@ -375,7 +394,7 @@ export async function writeChunk(sql: Sql, w: ChunkWrite): Promise<ChunkWriteRes
         -- A failed chunk's error stays until the series ends: it is why the series will be 'failed'.
         error_message = case when chunks_failed > 0 then error_message end, status = 'in_progress', updated_at = now()
       where id = ${state.id}`;
-    return { written: true, inserted: w.valid.length, replaced, corrections };
+    return { written: true, superseded: false, inserted: w.valid.length, replaced, corrections };
   });
 }
 
