@@ -61,6 +61,10 @@ export const buildRollups = defineJob({
       scope = { kind: 'range', from, to };
     } else {
       const date = p.date ?? today;
+      // Its as-of would stretch dim_date over every year up to it (9999-12-31: millions of rows,
+      // minutes). Today by the clock: scheduledFor is the payload's, and may be given.
+      const clockToday = tickDate(new Date().toISOString(), ctx.config.exchangeTz);
+      if (date > clockToday) throw new BadInputError(`bad payload for build-rollups: date ${date} is after today (${clockToday}); a future date has nothing to roll up`);
       scope = { kind: 'range', from: date, to: date };
       asOf = date;
     }

@@ -3,7 +3,7 @@
  * a bad value stops it with a message naming the variable, and exit code 1.
  */
 import { Job, QueueEvents } from 'bullmq';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { startApp, openServices, type Role, type Services } from './app.ts';
 import { createBackfillCommand } from './cli-backfill.ts';
 import { createRsCommands } from './cli-rs.ts';
@@ -41,6 +41,12 @@ function parseJson(value: string): Record<string, unknown> {
     throw new InvalidArgumentError(`--data is not valid JSON: ${coerceError(error).message}`);
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new InvalidArgumentError('--data must be a JSON object');
+  // A run stands for a tick that has come: a future one would have jobs work up to it (build-rollups
+  // and maintain-partitions filled dim_date and partitions through 9999 for "9999-12-31T23:59:59Z").
+  const scheduledFor = (parsed as { scheduledFor?: unknown }).scheduledFor;
+  if (typeof scheduledFor === 'string' && Date.parse(scheduledFor) > Date.now() + 60_000) {
+    throw new InvalidArgumentError(`--data: scheduledFor ${scheduledFor} is in the future; leave it out to run now`);
+  }
   return parsed as Record<string, unknown>;
 }
 
@@ -380,15 +386,42 @@ export function createProgram(): Command {
   return program;
 }
 
-async function main(): Promise<void> {
+/** Makes commander throw (a CommanderError carrying its exit code) instead of exiting, for `command` and every subcommand. */
+function throwInsteadOfExit(command: Command): void {
+  command.exitOverride();
+  for (const sub of command.commands) throwInsteadOfExit(sub);
+}
+
+/**
+ * Runs one command line (`args`: the words after `bullpen`) and answers its exit code without
+ * exiting: 0, the code a command set (1 for a failed run, 130 for an interrupted wait), or 1 for
+ * bad input and configuration (one line on stderr; anything unexpected with its stack).
+ * Commander's own refusals (unknown option, bad argument) print their message and answer its
+ * code. `configure` may adjust the program first (tests capture commander's output with it).
+ */
+export async function runCli(args: readonly string[], configure?: (program: Command) => void): Promise<number> {
+  const program = createProgram();
+  configure?.(program);
+  throwInsteadOfExit(program);
+  const outer = process.exitCode;
+  process.exitCode = undefined;
   try {
-    await createProgram().parseAsync(process.argv);
+    await program.parseAsync([...args], { from: 'user' });
+    return Number(process.exitCode ?? 0);
   } catch (thrown) {
+    if (thrown instanceof CommanderError) return thrown.exitCode;
     const error = coerceError(thrown);
     if (error instanceof ConfigError || error instanceof BadInputError) process.stderr.write(`bullpen: ${error.message}\n`);
     else process.stderr.write(`bullpen: ${error.stack ?? error.message}\n`);
-    process.exit(1);
+    return 1;
+  } finally {
+    process.exitCode = outer;
   }
 }
 
-await main();
+/** `bin/bullpen.js`: runs the command line of this process; exits with its code when it is not 0. */
+export async function main(): Promise<void> {
+  const code = await runCli(process.argv.slice(2));
+  // A long-running command (start) returns 0 while it runs; a failed one exits now, whatever it left open.
+  if (code !== 0) process.exit(code);
+}

@@ -148,7 +148,13 @@ export function todayIn(tz: string, now: Date): string {
 /** Weekdays from `from` to `to` inclusive, oldest first; stops after `limit`. */
 export function listWeekdays(from: string, to: string, limit = Number.MAX_SAFE_INTEGER): string[] {
   const dates: string[] = [];
-  for (let d = from; d <= to && dates.length < limit; d = shiftDate(d, 1)) if (isWeekday(d)) dates.push(d);
+  // By timestamp, not by string: after 9999-12-31 the ISO string is "+010000-…", which sorts
+  // before "9999-…", so `to=9999-12-31` never ended the loop (and blocked the process).
+  const end = utcDay(to).getTime();
+  for (let t = utcDay(from).getTime(); t <= end && dates.length < limit; t += 86_400_000) {
+    const d = new Date(t).toISOString().slice(0, 10);
+    if (isWeekday(d)) dates.push(d);
+  }
   return dates;
 }
 
