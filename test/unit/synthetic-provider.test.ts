@@ -188,7 +188,7 @@ describe('synthetic provider: values', () => {
       const moves = daily.slice(1).map((b, j) => Math.abs(Math.log(b.close / daily[j]!.close)));
       expect(Math.max(...moves)).toBeLessThan(0.25);
     }
-  });
+  }, 30_000); // decades of minute paths: seconds on a loaded 2-core machine
 
   it('varies daily volume per symbol within a plausible range', () => {
     const volumes = ['AAPL', 'MSFT', 'XOM', 'TINY', 'GE'].map((s) => bars(s, '1d', '2024-01-02', '2024-01-02')[0]!.volume);
