@@ -6,7 +6,7 @@
  * the field, 404 an unknown backfill, 409 a state that does not allow the action. The reads
  * are in src/enrichment/reports.ts.
  */
-import express, { type NextFunction, type Request, type Response } from 'express';
+import express, { type Request } from 'express';
 import type { Config } from '../config.ts';
 import { nextTicks } from '../cron.ts';
 import type { Sql } from '../db.ts';
@@ -27,7 +27,7 @@ import type { JobDefinition } from '../job-definition.ts';
 import type { Logger } from '../logger.ts';
 import { loadBackfill, type BackfillStatus } from '../queries/enrichment.ts';
 import { parseBasicAuthorization } from './auth.ts';
-import { wrapAsync } from './error-handler.ts';
+import { createDetailErrorHandler, wrapAsync } from './error-handler.ts';
 
 /** The job whose schedule `next_enrichment` reports. */
 const DAILY_JOB = 'enrichment-daily';
@@ -280,25 +280,7 @@ export function createEnrichmentRouter(deps: EnrichmentRouterDeps): express.Rout
   );
 
   // The seed's error shape for what these routes reject; anything else goes on to the app's handler (500).
-  router.use((thrown: unknown, req: Request, res: Response, next: NextFunction) => {
-    const status =
-      thrown instanceof BadInputError
-        ? 400
-        : thrown instanceof NotFoundError
-          ? 404
-          : thrown instanceof ConflictError
-            ? 409
-            : thrown instanceof UnavailableError
-              ? 503
-              : undefined;
-    if (status === undefined || res.headersSent) {
-      next(thrown);
-      return;
-    }
-    const detail = (thrown as Error).message;
-    deps.logger.warn({ method: req.method, path: req.originalUrl.split('?')[0], status, detail }, 'enrichment request rejected');
-    res.status(status).json({ detail });
-  });
+  router.use(createDetailErrorHandler(deps.logger, 'enrichment', (thrown) => thrown instanceof BadInputError ? 400 : thrown instanceof NotFoundError ? 404 : thrown instanceof ConflictError ? 409 : thrown instanceof UnavailableError ? 503 : undefined));
   return router;
 }
 

@@ -51,3 +51,20 @@ export function createErrorHandler(logger: Logger): ErrorRequestHandler {
 export const notFoundHandler: RequestHandler = (req, res) => {
   res.status(404).json({ error: `not found: ${req.method} ${req.path}` });
 };
+
+/**
+ * A router's own rejections in the enrichment seed's shape, `{ "detail": "…" }`: `statusFor`
+ * maps the errors it knows to a 4xx/503; anything else goes on to the app's handler.
+ */
+export function createDetailErrorHandler(logger: Logger, area: string, statusFor: (error: unknown) => number | undefined): ErrorRequestHandler {
+  return (thrown: unknown, req, res, next) => {
+    const status = statusFor(thrown);
+    if (status === undefined || res.headersSent) {
+      next(thrown);
+      return;
+    }
+    const detail = (thrown as Error).message;
+    logger.warn({ method: req.method, path: req.originalUrl.split('?')[0], status, detail }, `${area} request rejected`);
+    res.status(status).json({ detail });
+  };
+}

@@ -29,7 +29,7 @@
  * Anything else answers 403. Scripts re-run partitions with `bullpen run <job> --data …`.
  */
 import { randomBytes } from 'node:crypto';
-import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import express, { type RequestHandler } from 'express';
 import { assertIsoDate } from '../analytics/calendar.ts';
 import type { Config } from '../config.ts';
 import type { Sql } from '../db.ts';
@@ -41,7 +41,7 @@ import { createJobId, type QueueMap } from '../queues.ts';
 import { expectedPartitions, resolveSchedules, type Schedule } from '../scheduler.ts';
 import { GRID_JOBS, loadPartitionCell, loadPartitionGrid } from '../status/partitions.ts';
 import { isSafeEqual, parseBasicAuthorization } from './auth.ts';
-import { wrapAsync } from './error-handler.ts';
+import { createDetailErrorHandler, wrapAsync } from './error-handler.ts';
 
 /** The header a mutating request from the status page carries its token in. */
 export const CSRF_HEADER = 'X-CSRF-Token';
@@ -236,15 +236,6 @@ export function createPartitionsRouter(deps: PartitionsRouterDeps): express.Rout
     }),
   );
 
-  router.use((thrown: unknown, req: Request, res: Response, next: NextFunction) => {
-    const status = thrown instanceof BadInputError ? 400 : thrown instanceof CrossSiteRequestError ? 403 : thrown instanceof ConflictError ? 409 : undefined;
-    if (status === undefined || res.headersSent) {
-      next(thrown);
-      return;
-    }
-    const detail = (thrown as Error).message;
-    deps.logger.warn({ method: req.method, path: req.originalUrl.split('?')[0], status, detail }, 'partition request rejected');
-    res.status(status).json({ detail });
-  });
+  router.use(createDetailErrorHandler(deps.logger, 'partition', (thrown) => thrown instanceof BadInputError ? 400 : thrown instanceof CrossSiteRequestError ? 403 : thrown instanceof ConflictError ? 409 : undefined));
   return router;
 }

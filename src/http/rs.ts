@@ -7,14 +7,14 @@
  *   GET /api/v1/rs?sector=&leaders=true&date=YYYY-MM-DD&limit=100
  *   GET /api/v1/rs/:symbol?days=30
  */
-import express, { type NextFunction, type Request, type Response } from 'express';
+import express from 'express';
 import { assertIsoDate } from '../analytics/calendar.ts';
 import type { Sql } from '../db.ts';
 import { BadInputError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { hasRsDate, loadLatestRsDate, loadRsHistory, loadRsTable, loadSectors, loadUniverseMember } from '../queries/rs-read.ts';
 import { parseSymbol } from './enrichment.ts';
-import { wrapAsync } from './error-handler.ts';
+import { createDetailErrorHandler, wrapAsync } from './error-handler.ts';
 
 /** Rows a table answer holds at most, and by default. */
 export const RS_MAX_LIMIT = 5000;
@@ -144,15 +144,6 @@ export function createRsRouter(deps: RsRouterDeps): express.Router {
     }),
   );
 
-  router.use((thrown: unknown, req: Request, res: Response, next: NextFunction) => {
-    const status = thrown instanceof BadInputError ? 400 : thrown instanceof RsNotFoundError ? 404 : undefined;
-    if (status === undefined || res.headersSent) {
-      next(thrown);
-      return;
-    }
-    const detail = (thrown as Error).message;
-    deps.logger.warn({ method: req.method, path: req.originalUrl.split('?')[0], status, detail }, 'rs request rejected');
-    res.status(status).json({ detail });
-  });
+  router.use(createDetailErrorHandler(deps.logger, 'rs', (thrown) => thrown instanceof BadInputError ? 400 : thrown instanceof RsNotFoundError ? 404 : undefined));
   return router;
 }
