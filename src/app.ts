@@ -196,6 +196,10 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       logger.info({ queues: workers.map((w) => w.name) }, 'workers started');
     }
 
+    // Expanding every schedule's cron ticks costs CPU; the page, the API and /metrics share one
+    // answer per second (under 200 clients it was most of the web process's time).
+    const scheduleStatus = createShortCache(1000, () => listScheduleStatus(catchupRuntime, services.schedules, new Date()));
+
     let url: string | undefined;
     const wantsHttp = options.http ?? true;
     const full = role === 'all' || role === 'web';
@@ -213,12 +217,12 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
           full && config.boardViewerUser && config.boardViewerPassword ? { user: config.boardViewerUser, password: config.boardViewerPassword } : undefined,
         mode: full ? 'full' : 'probe',
         definitions: [...services.definitions.values()],
-        listSchedules: () => listScheduleStatus(catchupRuntime, services.schedules, new Date()),
+        listSchedules: () => scheduleStatus(),
         beforeScrape: async () => {
           const now = new Date();
           const [, statuses] = await Promise.all([
             recordQueueDepth(metrics, services.queues),
-            listScheduleStatus(catchupRuntime, services.schedules, now),
+            scheduleStatus(),
             recordEnrichmentStatus(metrics, services.db, now.getTime()),
           ]);
           recordScheduleMetrics(metrics, statuses, now);
@@ -248,4 +252,20 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
     await releaseAll(releasers, logger);
     throw error;
   }
+}
+
+/** `load`'s answer, shared by every caller for `ttlMs` (a failed load is not kept). */
+function createShortCache<T>(ttlMs: number, load: () => Promise<T>): () => Promise<T> {
+  let cached: { at: number; value: Promise<T> } | undefined;
+  return () => {
+    const now = Date.now();
+    if (!cached || now - cached.at >= ttlMs) {
+      const value = load();
+      cached = { at: now, value };
+      value.catch(() => {
+        if (cached?.value === value) cached = undefined;
+      });
+    }
+    return cached.value;
+  };
 }
