@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { addCalendarDays, TIMEFRAMES, type AssetClass } from '../src/analytics/timeframes.ts';
 import { tickDate } from '../src/cron.ts';
-import { createBackfill, planBackfill } from '../src/enrichment/backfills.ts';
+import { createBackfill, createContextEnqueuer, planBackfill } from '../src/enrichment/backfills.ts';
 import { basePayload, defineJob, payloadDate, scheduledInstant } from '../src/job-definition.ts';
 
 /** How far back a tracked symbol without any bars is enriched from. */
@@ -51,7 +51,7 @@ export const enrichmentDaily = defineJob({
       },
     );
     const created = await createBackfill(
-      { db: ctx.db, enqueue: (parent, children, options) => ctx.enqueueFlow({ job: 'enrichment-backfill', payload: parent }, children.map((c) => ({ job: 'enrichment-backfill', payload: c })), options) },
+      { db: ctx.db, enqueue: createContextEnqueuer(ctx.enqueueFlow) },
       plan,
     );
     return { backfillId: created.backfillId, symbols: plan.symbols.length, from: plan.from, to: plan.to, chunks: plan.chunksTotal };

@@ -11,7 +11,7 @@
  * fails retryably naming the benchmarks: the data may arrive later.
  */
 import { addCalendarDays, type AssetClass } from '../src/analytics/timeframes.ts';
-import { createBackfill, planBackfill } from '../src/enrichment/backfills.ts';
+import { createBackfill, createContextEnqueuer, planBackfill } from '../src/enrichment/backfills.ts';
 import { UpstreamUnavailableError } from '../src/errors.ts';
 import { basePayload, defineJob, payloadDate, scheduledInstant } from '../src/job-definition.ts';
 import { tickDate } from '../src/cron.ts';
@@ -53,7 +53,7 @@ export const refreshRs = defineJob({
           { defaultSource: ctx.config.marketDataSource, maxBars: Number.MAX_SAFE_INTEGER, now: Date.now(), assetClasses: new Map(symbols.map((s) => [s.symbol, s.asset_class])) },
         );
         const created = await createBackfill(
-          { db: ctx.db, enqueue: (parent, children, options) => ctx.enqueueFlow({ job: 'enrichment-backfill', payload: parent }, children.map((c) => ({ job: 'enrichment-backfill', payload: c })), options) },
+          { db: ctx.db, enqueue: createContextEnqueuer(ctx.enqueueFlow) },
           plan,
         );
         ctx.logger.info({ missing, backfillId: created.backfillId }, 'benchmarks have no bar for the date yet: enrichment asked for the universe, waiting');

@@ -23,7 +23,7 @@ import {
 import type { Sql } from '../db.ts';
 import { enqueueFlow } from '../enqueue.ts';
 import { BadInputError, describeZodError } from '../errors.ts';
-import type { JobDefinition } from '../job-definition.ts';
+import type { JobContext, JobDefinition } from '../job-definition.ts';
 import {
   insertBackfill,
   loadBackfill,
@@ -174,6 +174,12 @@ export type BackfillEnqueuer = (
 export interface QueueDeps {
   db: Sql;
   enqueue: BackfillEnqueuer;
+}
+
+/** The enqueuer of a job that asks for a backfill (enrichment-daily, refresh-rs), through its context. */
+export function createContextEnqueuer(enqueueFlow: JobContext<unknown>['enqueueFlow']): BackfillEnqueuer {
+  const node = (payload: Record<string, unknown>) => ({ job: BACKFILL_JOB, payload });
+  return (parent, children, options) => enqueueFlow(node(parent), children.map(node), options);
 }
 
 /** The enqueuer of a process holding a FlowProducer (the web server, the CLI). */
