@@ -30,7 +30,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import express, { type RequestHandler } from 'express';
-import { assertIsoDate } from '../analytics/calendar.ts';
 import type { Config } from '../config.ts';
 import type { Sql } from '../db.ts';
 import { enqueueRun } from '../enqueue.ts';
@@ -42,6 +41,7 @@ import { expectedPartitions, resolveSchedules, type Schedule } from '../schedule
 import { GRID_JOBS, loadPartitionCell, loadPartitionGrid } from '../status/partitions.ts';
 import { isSafeEqual, parseBasicAuthorization } from './auth.ts';
 import { createDetailErrorHandler, wrapAsync } from './error-handler.ts';
+import { assertDateParam } from './params.ts';
 
 /** The header a mutating request from the status page carries its token in. */
 export const CSRF_HEADER = 'X-CSRF-Token';
@@ -127,13 +127,7 @@ function single(raw: unknown, field: string): string | undefined {
 /** `YYYY-MM-DD`, a real calendar date, or a BadInputError naming `field`. */
 export function parseGridDate(raw: unknown, field: string): string | undefined {
   const value = single(raw, field);
-  if (value === undefined) return undefined;
-  try {
-    if (!/^\d{4}-\d{2}-\d{2}$/.test(value)) throw new Error('shape');
-    return assertIsoDate(value);
-  } catch {
-    throw new BadInputError(`${field}: must be a date YYYY-MM-DD (got ${JSON.stringify(value)})`);
-  }
+  return value === undefined ? undefined : assertDateParam(value, field);
 }
 
 /** A grid job this process knows, or a BadInputError naming `job` and listing them. */

@@ -8,13 +8,13 @@
  *   GET /api/v1/rs/:symbol?days=30
  */
 import express from 'express';
-import { assertIsoDate } from '../analytics/calendar.ts';
 import type { Sql } from '../db.ts';
 import { BadInputError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { hasRsDate, loadLatestRsDate, loadRsHistory, loadRsTable, loadSectors, loadUniverseMember } from '../queries/rs-read.ts';
 import { parseSymbol } from './enrichment.ts';
 import { createDetailErrorHandler, wrapAsync } from './error-handler.ts';
+import { assertDateParam } from './params.ts';
 
 /** Rows a table answer holds at most, and by default. */
 export const RS_MAX_LIMIT = 5000;
@@ -48,13 +48,7 @@ function single(raw: unknown, field: string): string | undefined {
 /** `YYYY-MM-DD`, a real calendar date, or a BadInputError naming `field`; undefined when absent. */
 export function parseRsDate(raw: unknown, field = 'date'): string | undefined {
   const value = single(raw, field);
-  if (value === undefined) return undefined;
-  try {
-    if (!/^\d{4}-\d{2}-\d{2}$/.test(value)) throw new Error('shape');
-    return assertIsoDate(value);
-  } catch {
-    throw new BadInputError(`${field}: must be a date YYYY-MM-DD (got ${JSON.stringify(value)})`);
-  }
+  return value === undefined ? undefined : assertDateParam(value, field);
 }
 
 /** A whole number from `min` to `max`, `fallback` when absent, or a BadInputError naming `field`. */
