@@ -285,6 +285,11 @@ export interface BackfillProgress {
   barsRejected: number;
 }
 
+/** Chunks handled as a percentage of the plan, one decimal; 100 for an empty plan. */
+export function progressPct(done: number, total: number): number {
+  return total === 0 ? 100 : Math.round((done / total) * 1000) / 10;
+}
+
 export function progressOf(states: readonly SeriesProgressRow[]): BackfillProgress {
   const p: BackfillProgress = { series: states.length, chunksTotal: 0, chunksDone: 0, chunksFailed: 0, chunksSkipped: 0, barsWritten: 0, barsRejected: 0 };
   for (const s of states) {
@@ -370,7 +375,7 @@ export async function describeBackfill(db: Sql, backfillId: string): Promise<Bac
     chunks_done: progress.chunksDone,
     chunks_failed: progress.chunksFailed,
     chunks_skipped: progress.chunksSkipped,
-    progress_pct: progress.chunksTotal === 0 ? 100 : Math.round((progress.chunksDone / progress.chunksTotal) * 1000) / 10,
+    progress_pct: progressPct(progress.chunksDone, progress.chunksTotal),
     bars_written: progress.barsWritten,
     bars_rejected: progress.barsRejected,
     // Only for a request that ran in one go: after a resume the elapsed time includes the pause.

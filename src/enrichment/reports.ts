@@ -13,31 +13,35 @@ import { calendarOf, type AssetClass } from '../analytics/timeframes.ts';
 import type { Sql } from '../db.ts';
 import type { BackfillStatus } from '../queries/enrichment.ts';
 import { sessionsBehind } from './series-step.ts';
+import { progressPct, type BackfillReport } from './backfills.ts';
 
 const num = (value: unknown): number | null => (value === null || value === undefined ? null : Number(value));
 const round = (value: number | null, places: number): number | null => (value === null ? null : Math.round(value * 10 ** places) / 10 ** places);
 const iso = (value: Date | null | undefined): string | null => (value ? value.toISOString() : null);
 
 
-export interface BackfillListItem {
-  backfill_id: string;
-  status: BackfillStatus;
-  symbols: string[];
-  timeframes: string[];
-  asset_class: string;
-  from: string;
-  to: string;
-  source: string;
-  requested_by: string;
-  chunks_total: number;
-  chunks_done: number;
-  chunks_failed: number;
-  progress_pct: number;
-  bars_written: number;
-  created_at: string;
-  /** When its first series started (null while queued). */
-  started_at: string | null;
-  finished_at: string | null;
+/** A line of the backfill list: the report's request and progress fields, and an ETA. */
+export interface BackfillListItem
+  extends Pick<
+    BackfillReport,
+    | 'backfill_id'
+    | 'status'
+    | 'symbols'
+    | 'timeframes'
+    | 'asset_class'
+    | 'from'
+    | 'to'
+    | 'source'
+    | 'requested_by'
+    | 'chunks_total'
+    | 'chunks_done'
+    | 'chunks_failed'
+    | 'progress_pct'
+    | 'bars_written'
+    | 'created_at'
+    | 'started_at'
+    | 'finished_at'
+  > {
   /** Bars written per second of wall time since it started (until it finished); null before it starts. */
   bars_per_second: number | null;
   /** Seconds left at the chunk rate so far, while it runs and once a chunk is handled; null otherwise. */
@@ -89,7 +93,7 @@ export async function listBackfills(db: Sql, options: { status?: BackfillStatus;
       chunks_total: r.chunks_total,
       chunks_done: r.chunks_done,
       chunks_failed: r.chunks_failed,
-      progress_pct: r.chunks_total === 0 ? 100 : Math.round((r.chunks_done / r.chunks_total) * 1000) / 10,
+      progress_pct: progressPct(r.chunks_done, r.chunks_total),
       bars_written: bars,
       created_at: r.created_at.toISOString(),
       started_at: iso(r.started_at),
