@@ -97,15 +97,15 @@ export function fetchEnd(chunk: ChunkSpan, backfill: Pick<BackfillRow, 'to_date'
 export async function runSeriesStep(deps: StepDeps, key: SeriesKey): Promise<StepOutcome> {
   const { db } = deps;
   const log = deps.logger.child({ backfillId: key.backfillId, symbol: key.symbol, timeframe: key.timeframe });
-  const backfill = await loadBackfill(db, key.backfillId);
-  if (!backfill) throw new Error(`backfill ${key.backfillId} does not exist`);
   await markBackfillStarted(db, key.backfillId);
 
   for (;;) {
+    // Read at every chunk boundary: a cancel shows up in its status.
+    const backfill = await loadBackfill(db, key.backfillId);
+    if (!backfill) throw new Error(`backfill ${key.backfillId} does not exist`);
     const state = await loadSeriesState(db, key.backfillId, key.symbol, key.timeframe);
     if (!state) throw new Error(`backfill ${key.backfillId} has no series ${key.symbol} ${key.timeframe}`);
-    const current = await loadBackfill(db, key.backfillId);
-    if (current && (current.status === 'cancelling' || current.status === 'cancelled')) {
+    if (backfill.status === 'cancelling' || backfill.status === 'cancelled') {
       await cancelSeries(db, state.id);
       log.info({ next: state.next_chunk }, 'cancelled at a chunk boundary');
       return { kind: 'done', status: 'cancelled', summary: summaryOf(state, 'cancelled') };
