@@ -28,6 +28,7 @@ import {
   insertBackfill,
   loadBackfill,
   loadSeriesStates,
+  seriesKey,
   setBackfillJob,
   type BackfillRow,
   type Reprocess,
@@ -89,10 +90,6 @@ export interface PlanOptions {
   startBySymbol?: ReadonlyMap<string, string>;
 }
 
-/** The key of a series in a plan's chunk map. */
-export function seriesKey(symbol: string, timeframe: string): string {
-  return `${symbol}\u0000${timeframe}`;
-}
 
 /** Bars one session of a timeframe has, roughly (weekly bars spread over five sessions). */
 function barsPerSession(timeframe: Timeframe, assetClass: AssetClass): number {

@@ -94,6 +94,11 @@ export async function loadSeriesState(sql: Tx, backfillId: string, symbol: strin
   return row;
 }
 
+/** The key of a series in a plan's chunk map. */
+export function seriesKey(symbol: string, timeframe: string): string {
+  return `${symbol}\u0000${timeframe}`;
+}
+
 export interface NewBackfill {
   backfillId: string;
   symbols: { symbol: string; assetClass: string }[];
@@ -104,7 +109,7 @@ export interface NewBackfill {
   source: string;
   reprocess: Reprocess;
   requestedBy: string;
-  /** Chunk plan per series, keyed `${symbol}\u0000${timeframe}`. */
+  /** Chunk plan per series, keyed by `seriesKey`. */
   chunks: ReadonlyMap<string, ChunkSpan[]>;
 }
 
@@ -116,7 +121,7 @@ export async function insertBackfill(sql: Sql, request: NewBackfill): Promise<vo
       values (${request.backfillId}, ${request.symbols.map((s) => s.symbol)}, ${request.timeframes}, ${request.assetClass}, ${request.from},
               ${request.to}, ${request.source}, ${request.reprocess}, ${request.requestedBy}, 'queued')`;
     const rows = request.symbols.flatMap(({ symbol, assetClass }) =>
-      request.timeframes.map((timeframe) => ({ symbol, assetClass, timeframe, chunks: JSON.stringify(request.chunks.get(`${symbol}\u0000${timeframe}`) ?? []) })),
+      request.timeframes.map((timeframe) => ({ symbol, assetClass, timeframe, chunks: JSON.stringify(request.chunks.get(seriesKey(symbol, timeframe)) ?? []) })),
     );
     await tx`
       insert into enrichment.backfill_state (backfill_job_id, symbol, asset_class, timeframe, status, chunks)
@@ -301,7 +306,7 @@ export async function copyBars(tx: Tx, symbol: string, timeframe: string, source
   await copyBinary(tx, 'copy market.bars (symbol, timeframe, ts, open, high, low, close, volume, source) from stdin (format binary)', encodeBars(symbol, timeframe, source, bars));
 }
 
-export async function copyFeatures(tx: Tx, symbol: string, timeframe: string, rows: readonly FeatureRow[]): Promise<void> {
+async function copyFeatures(tx: Tx, symbol: string, timeframe: string, rows: readonly FeatureRow[]): Promise<void> {
   if (rows.length === 0) return;
   await copyBinary(
     tx,
