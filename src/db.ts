@@ -16,6 +16,8 @@ export interface DbOptions {
   applicationName?: string;
   /** PostgreSQL's plan_cache_mode for this pool. @defaultValue auto */
   planCacheMode?: 'auto' | 'force_custom_plan' | 'force_generic_plan';
+  /** Other run-time settings for this pool's sessions. */
+  settings?: Readonly<Record<string, string>>;
 }
 
 /** What postgres.js passes to a custom socket factory (the parsed connection options). */
@@ -326,6 +328,7 @@ export function createDb(url: string, options: DbOptions = {}): Sql {
       // Room for an ETL batch's temp tables in memory (allocated only by sessions that use them;
       // fixed at a session's first temp table, hence here rather than per transaction).
       temp_buffers: '128MB',
+      ...options.settings,
     },
     // Reconnect lazily after a restart of PostgreSQL; a query in flight fails and its job retries.
     idle_timeout: 60,

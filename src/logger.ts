@@ -6,7 +6,7 @@
  */
 import { createRequire } from 'node:module';
 import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
-import { REDACTED, redactSecrets, redactStrings, redactUrl } from './redact.ts';
+import { REDACTED, redactSecrets, redactUrl } from './redact.ts';
 
 export type { Logger };
 export { redactUrl };
@@ -17,24 +17,44 @@ const SECRET_FIELDS = ['password', 'apiKey', 'polygonApiKey', 'POLYGON_API_KEY',
 // Connection URLs: kept, with their password masked, so a log still says where it connected.
 const URL_FIELDS = ['databaseUrl', 'sourceDatabaseUrl', 'redisUrl', 'DATABASE_URL', 'SOURCE_DATABASE_URL', 'REDIS_URL'];
 
+// The parents a secret is known to be logged under. Child bindings get pino's path rules only
+// (pino runs no formatter on them), and a path starting with `*` would run pino's redactor on
+// every value of every child's bindings: the worker makes a child per job, so the paths name
+// their parents instead.
+const SECRET_PARENTS = ['config', 'env', 'options', 'headers', 'req.headers', 'request.headers'];
+
 const REDACT_PATHS = [
-  ...SECRET_FIELDS.flatMap((field) => [field, `*.${field}`]),
-  ...URL_FIELDS.flatMap((field) => [field, `*.${field}`]),
+  ...[...SECRET_FIELDS, ...URL_FIELDS].flatMap((field) => [field, ...SECRET_PARENTS.map((parent) => `${parent}.${field}`)]),
   'config.boardPassword',
-  'headers.authorization',
-  'headers.cookie',
-  'req.headers.authorization',
-  'req.headers.cookie',
-  'request.headers.authorization',
 ];
 
 const URL_FIELD_SET = new Set(URL_FIELDS);
+const SECRET_FIELD_SET = new Set(SECRET_FIELDS);
 
 /** pino's censor: a URL field keeps its URL with the password masked; any other secret becomes `***`. */
 function censor(value: unknown, path: string[]): unknown {
   const field = path[path.length - 1];
   if (field !== undefined && URL_FIELD_SET.has(field) && typeof value === 'string') return redactUrl(value);
   return REDACTED;
+}
+
+/**
+ * The logged object with secret fields masked wherever they sit (up to three levels deep) and
+ * secrets inside any string masked. The top-level `boardPassword` is logged on purpose.
+ */
+function redactLogObject(value: unknown, depth = 0): unknown {
+  if (typeof value === 'string') return redactSecrets(value);
+  if (depth >= 3 || value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map((item) => redactLogObject(item, depth + 1));
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto !== Object.prototype && proto !== null) return value;
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) {
+    if (SECRET_FIELD_SET.has(key) || (key === 'boardPassword' && depth > 0)) out[key] = item === undefined ? item : REDACTED;
+    else if (URL_FIELD_SET.has(key) && typeof item === 'string') out[key] = redactUrl(item);
+    else out[key] = redactLogObject(item, depth + 1);
+  }
+  return out;
 }
 
 /** A serialized error (pino gives it a prototype of its own) with every string redacted, as plain data. */
@@ -88,10 +108,10 @@ export function createLogger(settings: LoggerSettings): Logger {
     level: settings.level,
     redact: { paths: REDACT_PATHS, censor },
     serializers: { err: serializeError },
-    // Strings in the logged object (up to three levels deep) and in the call's arguments.
-    // (pino applies no formatter to child bindings, which only the path rules above cover; ours
-    // are identifiers: job, job id, partition, component.)
-    formatters: { log: (object) => redactStrings(object) as Record<string, unknown> },
+    // Secret fields and strings in the logged object (up to three levels deep) and in the call's
+    // arguments. (pino applies no formatter to child bindings, which only the path rules above
+    // cover; ours are identifiers: job, job id, partition, component.)
+    formatters: { log: (object) => redactLogObject(object) as Record<string, unknown> },
     hooks: {
       logMethod(args, method) {
         method.apply(this, redactLogArguments(args) as Parameters<typeof method>);

@@ -49,18 +49,3 @@ export function redactError<E extends Error>(error: E): E {
   }
   return error;
 }
-
-/**
- * A copy of `value` with `redactSecrets` applied to every string, through plain objects and
- * arrays up to `maxDepth` levels; anything else (class instances, Buffers) is kept as is.
- */
-export function redactStrings(value: unknown, maxDepth = 3): unknown {
-  if (typeof value === 'string') return redactSecrets(value);
-  if (maxDepth <= 0 || value === null || typeof value !== 'object') return value;
-  if (Array.isArray(value)) return value.map((item) => redactStrings(item, maxDepth - 1));
-  const proto = Object.getPrototypeOf(value) as unknown;
-  if (proto !== Object.prototype && proto !== null) return value;
-  const out: Record<string, unknown> = {};
-  for (const [key, item] of Object.entries(value)) out[key] = redactStrings(item, maxDepth - 1);
-  return out;
-}

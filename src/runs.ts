@@ -137,11 +137,13 @@ async function finishBatch(sql: Sql, requests: FinishRequest[]): Promise<void[]>
 
 /**
  * The pool run records are written through. Commits stay synchronous: a claim is the guard
- * against running a partition twice and must survive a crash of PostgreSQL. Plans are made
- * per execution, since ops.job_runs grows from empty and a generic plan made then scans it.
+ * against running a partition twice and must survive a crash of PostgreSQL. Plans are cached
+ * (planning costs as much as running a batch), and sequential scans are off: ops.job_runs
+ * grows from empty, and a generic plan made then would scan it; every statement here has an
+ * index to use.
  */
 export function createRunsDb(databaseUrl: string): Sql {
-  return createDb(databaseUrl, { max: 4, applicationName: 'bullpen-runs', planCacheMode: 'force_custom_plan' });
+  return createDb(databaseUrl, { max: 4, applicationName: 'bullpen-runs', planCacheMode: 'auto', settings: { enable_seqscan: 'off' } });
 }
 
 export function createRunRecorder(sql: Sql, options: RunRecorderOptions): RunRecorder {

@@ -82,7 +82,6 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
     const jobId = job.id ?? 'unknown';
     const attempt = job.attemptsMade + 1;
     const scheduledFor = scheduledForOf(job);
-    const log = runtime.logger.child({ job: definition.name, jobId, attempt });
 
     let payload: Record<string, unknown>;
     let partition: string;
@@ -102,10 +101,10 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
         error: error.message,
       });
       metrics.jobsTotal.inc({ ...labels, outcome: 'failed' });
-      log.error({ err: error }, 'bad payload: failed without retries');
+      runtime.logger.error({ job: definition.name, jobId, attempt, err: error }, 'bad payload: failed without retries');
       throw new UnrecoverableError(error.message);
     }
-    const runLog = log.child({ partition });
+    const runLog = runtime.logger.child({ job: definition.name, jobId, attempt, partition });
 
     if (definition.schedule?.calendar === 'nyse' && isDatePartition(partition) && !isTradingDay(partition)) {
       const reason = nyseHoliday(partition) ?? 'weekend';

@@ -99,12 +99,13 @@ describe('the root logger', () => {
     logger.info({ req: { headers: { authorization: 'Basic b4sicCredsAAAA==', cookie: 'sid=tok3nValue' } } }, 'a request');
     logger.info({ headers: { authorization: 'Bearer tok3nValue' } }, 'headers');
     logger.info({ fetch: { url: 'https://api.polygon.io/v2/x?apiKey=POLYKEY123' } }, 'free text in a field');
+    logger.info({ provider: { apiKey: 'POLYKEY123', nested: { password: 'pgS3cret', sourceDatabaseUrl: 'postgres://bull:pgS3cret@db/w' } } }, 'fields under any parent');
     logger.info('template %s and %s', 'redis://:redisS3cret@cache:6379', 'token=tok3nValue');
     logger.info(`interpolated postgres://bull:pgS3cret@db/w`);
     // Child bindings get the path rules only (pino runs no formatter on them).
     logger.child({ config: { databaseUrl: 'postgres://bull:pgS3cret@db/w', polygonApiKey: 'POLYKEY123' } }).info({ apiKey: 'POLYKEY123' }, 'child bindings');
 
-    expect(lines).toHaveLength(11);
+    expect(lines).toHaveLength(12);
     expectNoSecret(text());
     // What is left still says what happened and where.
     const [first, , third, , nested] = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
