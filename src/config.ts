@@ -113,6 +113,7 @@ const EnvSchema = z.object({
   SCHEDULER_INTERVAL_MS: positiveInt('a whole number of milliseconds ≥ 1').default(120000),
   LOCK_DURATION_MS: positiveInt('a whole number of milliseconds ≥ 1').default(30000),
   STALLED_INTERVAL_MS: positiveInt('a whole number of milliseconds ≥ 1').default(30000),
+  JOB_MAX_STALLS: positiveInt('a whole number ≥ 1').default(2),
 });
 
 /** Validated, frozen configuration. Defaults are noted on each field. */
@@ -189,6 +190,8 @@ export interface Config {
   readonly lockDurationMs: number;
   /** How often workers look for jobs whose worker died (BullMQ stalledInterval). @defaultValue 30000 */
   readonly stalledIntervalMs: number;
+  /** Times a job may be re-run after its worker died before it fails (BullMQ maxStalledCount; backfill series excepted). @defaultValue 2 */
+  readonly jobMaxStalls: number;
   /** `SCHEDULE_<JOB>` overrides, keyed by kebab-case job name: a cron pattern or "off". */
   readonly scheduleOverrides: Readonly<Record<string, string>>;
   /** `CONCURRENCY_<QUEUE>` overrides, keyed by queue name. */
@@ -296,6 +299,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     schedulerIntervalMs: data.SCHEDULER_INTERVAL_MS,
     lockDurationMs: data.LOCK_DURATION_MS,
     stalledIntervalMs: data.STALLED_INTERVAL_MS,
+    jobMaxStalls: data.JOB_MAX_STALLS,
     scheduleOverrides: Object.freeze(scheduleOverrides),
     concurrency: Object.freeze(concurrency),
   });

@@ -64,6 +64,12 @@ function isDatePartition(partition: string): boolean {
   return /^\d{4}-\d{2}-\d{2}$/.test(partition);
 }
 
+/** A job's validated payload and the partition it runs. Throws on a payload that does not validate. */
+function runIdentity(definition: JobDefinition, job: Job): { payload: Record<string, unknown>; partition: string } {
+  const payload = parsePayload(definition, { ...(job.data as object), scheduledFor: scheduledForOf(job) });
+  return { payload, partition: definition.partition(payload as never) };
+}
+
 export type JobProcessor = (job: Job, token?: string, signal?: AbortSignal) => Promise<JobSummary>;
 
 /**
@@ -86,8 +92,7 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
     let payload: Record<string, unknown>;
     let partition: string;
     try {
-      payload = parsePayload(definition, { ...(job.data as object), scheduledFor });
-      partition = definition.partition(payload as never);
+      ({ payload, partition } = runIdentity(definition, job));
     } catch (thrown) {
       const error = redactError(coerceError(thrown));
       await recordSkippedRun(runtime.db, {
@@ -243,6 +248,25 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
   };
 }
 
+/**
+ * A job whose worker died more often than maxStalledCount is failed by BullMQ on its next
+ * pick-up, without the processor running: its ops.job_runs row, claimed by the first of those
+ * runs, is closed here, or it would say running until the reaper settles it minutes later.
+ */
+async function recordStallFailure(runtime: WorkerRuntime, job: Job): Promise<void> {
+  const definition = runtime.definitions.get(job.name);
+  if (!definition || job.id === undefined) return;
+  const error = `${job.deferredFailure}: its worker died while running it ${job.stalledCounter} times (JOB_MAX_STALLS is ${runtime.config.jobMaxStalls}); a job that keeps killing its worker fails instead of being re-run`;
+  try {
+    const { partition } = runIdentity(definition, job);
+    await runtime.recorder.finish({ job: definition.name, partition, jobId: job.id, attempt: job.attemptsMade, status: 'failed', summary: null, error });
+    runtime.metrics.jobsTotal.inc({ queue: definition.queue, job: definition.name, outcome: 'failed' });
+    runtime.logger.error({ job: definition.name, jobId: job.id, partition, stalls: job.stalledCounter }, 'run failed: its worker died too often');
+  } catch (err) {
+    runtime.logger.error({ err, job: definition.name, jobId: job.id }, 'could not record a stalled-too-often failure in ops.job_runs');
+  }
+}
+
 export interface StartWorkersOptions {
   connection: ConnectionOptions;
   /** Queues this process works; @defaultValue every queue a definition uses */
@@ -262,10 +286,10 @@ export function startWorkers(runtime: WorkerRuntime, options: StartWorkersOption
       concurrency: runtime.config.concurrency[name] ?? DEFAULT_CONCURRENCY[name],
       lockDuration: runtime.config.lockDurationMs,
       stalledInterval: runtime.config.stalledIntervalMs,
-      // One stall is a crash; two in a row is a job that kills its worker, and it fails. A backfill
+      // A stall is a crash; a job whose workers keep dying is probably what kills them, and it fails. A backfill
       // series is one job over many chunk steps, and BullMQ counts its stalls over all of them:
       // each step commits or not as a whole, so re-running one after a crash is always safe.
-      maxStalledCount: name === 'enrichment' ? ENRICHMENT_MAX_STALLS : 2,
+      maxStalledCount: name === 'enrichment' ? ENRICHMENT_MAX_STALLS : runtime.config.jobMaxStalls,
       name: workerName,
       ...(name === 'enrichment' && runtime.config.enrichmentRateLimit
         ? { limiter: { max: runtime.config.enrichmentRateLimit.max, duration: runtime.config.enrichmentRateLimit.durationMs } }
@@ -276,6 +300,9 @@ export function startWorkers(runtime: WorkerRuntime, options: StartWorkersOption
       },
     });
     worker.on('error', (err) => runtime.logger.error({ err, queue: name }, 'worker error'));
+    worker.on('failed', (job, err) => {
+      if (job?.deferredFailure !== undefined && err.message === job.deferredFailure) void recordStallFailure(runtime, job);
+    });
     return worker;
   });
 }

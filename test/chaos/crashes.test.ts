@@ -122,7 +122,9 @@ async function seed(rt: TestRuntime): Promise<{ last: string }> {
   return { last: described.lastTradingDate };
 }
 
-const ENV = { ROLLUP_DEBOUNCE_MS: '0', LOCK_DURATION_MS: '2000', STALLED_INTERVAL_MS: '1000', JOB_ATTEMPTS: '10', JOB_BACKOFF_MS: '200' };
+// Ten kills may all land on one job's workers: no job here is one that kills its worker, so none
+// may fail for stalling (JOB_MAX_STALLS's default of 2 would fail a job that drew three).
+const ENV = { ROLLUP_DEBOUNCE_MS: '0', LOCK_DURATION_MS: '2000', STALLED_INTERVAL_MS: '1000', JOB_ATTEMPTS: '10', JOB_BACKOFF_MS: '200', JOB_MAX_STALLS: String(KILLS) };
 
 describe('crashes', () => {
   const runtimes: TestRuntime[] = [];

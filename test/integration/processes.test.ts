@@ -121,6 +121,23 @@ describe('shutdown and crashes', () => {
     expect(run).toMatchObject({ status: 'succeeded', run_count: 2 });
     expect(victimWorker.status).toBe('running');
   });
+
+  it('a job whose worker dies more often than JOB_MAX_STALLS fails, and ops.job_runs says why at once', async () => {
+    const env = { JOB_MAX_STALLS: '1' };
+    const { job, partition } = await enqueueRun(rt.queues, sleeper(), { key: 'killer', ms: 20_000 });
+    for (let run = 1; run <= 2; run++) {
+      const victim = await start(env);
+      await waitFor(async () => (await loadRun(rt.db.sql, 'probe-sleep', partition))?.run_count === run, 15_000, () => `run ${run} started`);
+      victim.kill('SIGKILL');
+      await victim.exited;
+    }
+    await start(env);
+    await expect(job.waitUntilFinished(events, 30_000)).rejects.toThrow(/stalled more than allowable limit/);
+    await waitFor(async () => (await loadRun(rt.db.sql, 'probe-sleep', partition))?.status === 'failed', 10_000, () => 'failure recorded');
+    const run = await loadRun(rt.db.sql, 'probe-sleep', partition);
+    expect(run).toMatchObject({ status: 'failed', run_count: 2 });
+    expect(run!.error).toMatch(/its worker died while running it 2 times \(JOB_MAX_STALLS is 1\)/);
+  });
 });
 
 describe('bad configuration', () => {
