@@ -18,6 +18,7 @@ import type { Logger } from './logger.ts';
 import { ensureDimDates } from './queries/dimensions.ts';
 import {
   addRangeWork,
+  analyzeRebuilt,
   clearAccountRows,
   clearDailyRows,
   insertMetrics,
@@ -37,6 +38,7 @@ import {
   planAccounts,
   refreshMaterializedViews,
   takePendingRequests,
+  type AccountPlan,
   type CurveRowRecord,
   type MetricRecord,
   type DailyWork,
@@ -124,30 +126,44 @@ export async function rebuildRollups(options: BuildRollupsOptions): Promise<Roll
       rows.performanceDaily = await timed('performance_daily', () => insertPerformanceDaily(tx, daily));
       rows.buckets = await timed('buckets', () => insertPerformanceBuckets(tx, daily));
       rows.instrumentDaily = await timed('instrument_daily', () => insertInstrumentDaily(tx, daily));
+      if (full) await timed('analyze', () => analyzeRebuilt(tx, {
+          'warehouse.fact_performance_daily': ['trade_date', 'date_key', 'account_id', 'account_key', 'strategy_key'],
+          'warehouse.fact_instrument_daily': ['trade_date', 'instrument_key'],
+        }));
     }
-    summary.accounts = await timed('plan', () => planAccounts(tx, full, asOf, options.startingCapital));
+    const work = await timed('plan', () => planAccounts(tx, full, asOf, options.startingCapital));
+    summary.accounts = work.accounts;
     if (summary.accounts === 0) return;
-    await timed('clear', () => clearAccountRows(tx));
-    rows.equityCurve = await timed('equity_curve', () => insertEquityCurve(tx, asOf, tz));
+    await timed('clear', () => clearAccountRows(tx, work));
+    rows.equityCurve = await timed('equity_curve', () => insertEquityCurve(tx, work, asOf, tz));
+    if (full) await timed('analyze', () => analyzeRebuilt(tx, { 'warehouse.equity_curve': ['account_id', 'date'] }));
     const plans = await loadAccountPlans(tx);
-    rows.metrics = await timed('metrics', async () => {
-      // One statement per batch of accounts, not per account: each costs a round trip.
-      let written = 0;
-      for (let i = 0; i < plans.length; i += CURVES_PER_READ) {
-        const pending: MetricRecord[] = [];
-        const chunk = plans.slice(i, i + CURVES_PER_READ);
-        const curves = await loadCurves(tx, chunk.map((p) => p.account_id));
-        for (const plan of chunk) {
-          pending.push(...metricRows(curves.get(plan.account_id) ?? [], plan.capital, plan.start_date));
+    const chunks: AccountPlan[][] = [];
+    for (let i = 0; i < plans.length; i += CURVES_PER_READ) chunks.push(plans.slice(i, i + CURVES_PER_READ));
+    // The first curves are asked for before positions and months, which then run in PostgreSQL
+    // while the metrics are computed here: statements issued together queue on the
+    // transaction's connection (postgres.js pipelines them), and none of the three reads what
+    // another writes. Their phase times overlap.
+    const firstCurves = chunks.length > 0 ? loadCurves(tx, chunks[0]!.map((p) => p.account_id)) : null;
+    const [metrics, positions, monthly] = await Promise.all([
+      timed('metrics', async () => {
+        // One statement per batch of accounts, not per account: each costs a round trip.
+        let written = 0;
+        for (const [i, chunk] of chunks.entries()) {
+          const curves = await (i === 0 && firstCurves ? firstCurves : loadCurves(tx, chunk.map((p) => p.account_id)));
+          const pending: MetricRecord[] = [];
+          for (const plan of chunk) pending.push(...metricRows(curves.get(plan.account_id) ?? [], plan.capital, plan.start_date));
+          await insertMetrics(tx, pending);
+          written += pending.length;
         }
-        await insertMetrics(tx, pending);
-        written += pending.length;
-      }
-      return written;
-    });
-    const firstStart = plans.reduce((min, p) => (p.start_date < min ? p.start_date : min), asOf);
-    rows.positions = await timed('positions', () => insertPositions(tx, full, firstStart, tz));
-    rows.monthly = await timed('monthly', () => insertMonthly(tx));
+        return written;
+      }),
+      timed('positions', () => insertPositions(tx, full, work.firstStart, tz)),
+      timed('monthly', () => insertMonthly(tx, work)),
+    ]);
+    rows.metrics = metrics;
+    rows.positions = positions;
+    rows.monthly = monthly;
   });
   if (summary.asOf !== null) await timed('materialized_views', () => refreshMaterializedViews(db));
   summary.rowsWritten = Object.values(rows).reduce((a, b) => a + b, 0);

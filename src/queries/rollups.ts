@@ -193,7 +193,10 @@ export async function insertPerformanceBuckets(tx: Tx, work: DailyWork): Promise
       sum(b.total_notional), sum(b.gross_profit), sum(b.gross_loss), sum(b.realized_pnl), sum(b.net_pnl)
     from rollup_buckets b
     -- Every session boundary falls on a half hour, so its first second's session is the half hour's.
-    join warehouse.dim_time s on s.time_key = b.half_hour / 2 * 10000 + b.half_hour % 2 * 3000
+    -- Only those 48 seconds of dim_time's 86,400 are read: hashing all of them cost more than the join.
+    join (select time_key, hour, market_session from warehouse.dim_time
+          where time_key in (select g / 2 * 10000 + g % 2 * 3000 from generate_series(0, 47) g)) s
+      on s.time_key = b.half_hour / 2 * 10000 + b.half_hour % 2 * 3000
     group by b.trade_date, b.account_id, s.hour, s.market_session`;
   return result.count;
 }
@@ -220,7 +223,19 @@ export async function insertInstrumentDaily(tx: Tx, work: DailyWork): Promise<nu
  * account with facts or a curve, from the beginning). Then each account's first fill date,
  * its capital, and the equity and peak of the last row kept before its start.
  */
-export async function planAccounts(tx: Tx, full: boolean, asOf: string, defaultCapital: number): Promise<number> {
+/** What planAccounts planned: how many accounts, and the earliest of their from and start dates. */
+export interface AccountWork {
+  accounts: number;
+  /**
+   * Constant lower bounds for the statements over rollup_accounts: with a per-account bound
+   * alone the planner guesses a third of each table and scans it. ISO dates; firstFrom may be
+   * '-infinity' (a full rebuild), so they are bound as text and cast.
+   */
+  firstFrom: string;
+  firstStart: string;
+}
+
+export async function planAccounts(tx: Tx, full: boolean, asOf: string, defaultCapital: number): Promise<AccountWork> {
   if (full) {
     await tx`
       insert into rollup_accounts (account_id, from_date)
@@ -258,16 +273,28 @@ export async function planAccounts(tx: Tx, full: boolean, asOf: string, defaultC
   await tx`
     update rollup_accounts set from_date = first_date, start_date = first_date
     where base_date is null and first_date < from_date`;
-  return result.count;
+  // Statistics for the statements that join it: guessing a fresh temp table's size, the planner
+  // hash-joins and scans whole rollup tables to delete or read one day of each account.
+  await tx`analyze rollup_accounts`;
+  const [bounds] = await tx<{ first_from: string | null; first_start: string | null }[]>`
+    select min(from_date)::text as first_from, min(start_date)::text as first_start from rollup_accounts`;
+  return { accounts: result.count, firstFrom: bounds?.first_from ?? asOf, firstStart: bounds?.first_start ?? asOf };
 }
 
-export async function clearAccountRows(tx: Tx): Promise<void> {
-  await tx`delete from warehouse.equity_curve e using rollup_accounts a where e.account_id = a.account_id and e.date >= a.from_date`;
-  await tx`delete from warehouse.performance_metrics m using rollup_accounts a where m.account_id = a.account_id and m.as_of_date >= a.from_date`;
-  await tx`delete from warehouse.fact_positions_daily p using rollup_accounts a where p.account_id = a.account_id and p.trade_date >= a.from_date`;
+const monthKeyOf = (date: string) => (date === '-infinity' ? 0 : Number(date.slice(0, 4)) * 100 + Number(date.slice(5, 7)));
+
+export async function clearAccountRows(tx: Tx, work: AccountWork): Promise<void> {
+  const from = work.firstFrom;
+  await tx`delete from warehouse.equity_curve e using rollup_accounts a where e.account_id = a.account_id and e.date >= a.from_date and e.date >= ${from}::text::date`;
+  await tx`
+    delete from warehouse.performance_metrics m using rollup_accounts a
+    where m.account_id = a.account_id and m.as_of_date >= a.from_date and m.as_of_date >= ${from}::text::date`;
+  await tx`
+    delete from warehouse.fact_positions_daily p using rollup_accounts a
+    where p.account_id = a.account_id and p.trade_date >= a.from_date and p.trade_date >= ${from}::text::date`;
   await tx`
     delete from warehouse.agg_performance_monthly m using rollup_accounts a
-    where m.account_id = a.account_id
+    where m.account_id = a.account_id and m.month_key >= ${monthKeyOf(from)}
       and m.month_key >= case when a.from_date = '-infinity' then 0 else to_char(a.from_date, 'YYYYMM')::int end`;
 }
 
@@ -277,7 +304,7 @@ export async function clearAccountRows(tx: Tx): Promise<void> {
  * starts at the capital (or the kept row's peak); daily_return is NULL only when the
  * previous equity is not positive (a wiped-out account has no return).
  */
-export async function insertEquityCurve(tx: Tx, asOf: string, tz: string): Promise<number> {
+export async function insertEquityCurve(tx: Tx, work: AccountWork, asOf: string, tz: string): Promise<number> {
   const result = await tx`
     insert into warehouse.equity_curve (account_id, date, account_key, date_key, is_trading_day, total_trades, winning_trades,
       losing_trades, gross_profit, gross_loss, realized_pnl, commissions, fees, net_pnl, equity, peak_equity, drawdown,
@@ -287,6 +314,7 @@ export async function insertEquityCurve(tx: Tx, asOf: string, tz: string): Promi
              sum(f.losing_trades)::int as losing_trades, sum(f.gross_profit) as gross_profit, sum(f.gross_loss) as gross_loss,
              sum(f.realized_pnl) as realized_pnl, sum(f.commissions) as commissions, sum(f.fees) as fees, sum(f.net_pnl) as net_pnl
       from warehouse.fact_performance_daily f join rollup_accounts a on a.account_id = f.account_id and f.trade_date >= a.start_date
+      where f.trade_date >= ${work.firstStart}::text::date
       group by f.account_id, f.trade_date
     ),
     days as (
@@ -478,7 +506,8 @@ export async function insertPositions(tx: Tx, full: boolean, firstStart: string,
  * start on; the month's Sharpe from the strategy's daily contribution returns (net PnL over
  * the account's equity at the start of the day, 0 on curve days it did not trade).
  */
-export async function insertMonthly(tx: Tx): Promise<number> {
+export async function insertMonthly(tx: Tx, work: AccountWork): Promise<number> {
+  const firstMonth = work.firstStart === '-infinity' ? work.firstStart : `${work.firstStart.slice(0, 7)}-01`;
   const result = await tx`
     insert into warehouse.agg_performance_monthly (month_key, account_key, strategy_key, account_id, year, month, trading_days,
       total_trades, winning_trades, losing_trades, total_volume, total_notional, gross_profit, gross_loss, realized_pnl,
@@ -487,6 +516,7 @@ export async function insertMonthly(tx: Tx): Promise<number> {
       select f.*, to_char(f.trade_date, 'YYYYMM')::int as month_key
       from warehouse.fact_performance_daily f
       join rollup_accounts a on a.account_id = f.account_id and f.trade_date >= date_trunc('month', a.start_date)::date
+      where f.trade_date >= ${firstMonth}::text::date
     ),
     totals as (
       select month_key, account_key, strategy_key, account_id, count(*)::int as trading_days,
@@ -500,6 +530,7 @@ export async function insertMonthly(tx: Tx): Promise<number> {
       select e.account_id, e.date, to_char(e.date, 'YYYYMM')::int as month_key, e.equity - e.net_pnl as opening_equity
       from warehouse.equity_curve e
       join rollup_accounts a on a.account_id = e.account_id and e.date >= date_trunc('month', a.start_date)::date
+      where e.date >= ${firstMonth}::text::date
     ),
     daily as (
       select t.month_key, t.account_key, t.strategy_key, d.date, coalesce(f.net_pnl, 0) as net_pnl,
@@ -528,8 +559,24 @@ export async function insertMonthly(tx: Tx): Promise<number> {
   return result.count;
 }
 
-/** After commit, outside the run's transaction: CONCURRENTLY never blocks readers of the views. */
+/**
+ * Fresh statistics for tables a full rebuild has just rewritten, before the statements that read
+ * them: on a new warehouse they say "empty", and the months statement, planned for a handful of
+ * rows, then nested-loops over every day (minutes instead of a second). Within the transaction,
+ * so its own statements see them; committed with it.
+ */
+export async function analyzeRebuilt(tx: Tx, tables: Readonly<Record<string, readonly string[]>>): Promise<void> {
+  // Only the key columns the joins and filters use: statistics of every numeric column cost six times as much.
+  await tx.unsafe(`analyze ${Object.entries(tables).map(([table, columns]) => `${table} (${columns.join(', ')})`).join(', ')}`);
+}
+
+/**
+ * After commit, outside the run's transaction: CONCURRENTLY never blocks readers of the views.
+ * The two are independent, so they refresh at once on two connections.
+ */
 export async function refreshMaterializedViews(sql: Sql): Promise<void> {
-  await sql`refresh materialized view concurrently warehouse.mv_top_performing_strategies`;
-  await sql`refresh materialized view concurrently warehouse.mv_instrument_statistics`;
+  await Promise.all([
+    sql`refresh materialized view concurrently warehouse.mv_top_performing_strategies`,
+    sql`refresh materialized view concurrently warehouse.mv_instrument_statistics`,
+  ]);
 }
