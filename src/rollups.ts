@@ -152,7 +152,12 @@ export async function rebuildRollups(options: BuildRollupsOptions): Promise<Roll
         for (const [i, chunk] of chunks.entries()) {
           const curves = await (i === 0 && firstCurves ? firstCurves : loadCurves(tx, chunk.map((p) => p.account_id)));
           const pending: MetricRecord[] = [];
-          for (const plan of chunk) pending.push(...metricRows(curves.get(plan.account_id) ?? [], plan.capital, plan.start_date));
+          for (const plan of chunk) {
+            pending.push(...metricRows(curves.get(plan.account_id)?.() ?? [], plan.capital, plan.start_date));
+            // A turn of the event loop per account: replies to the statements queued behind the
+            // curves are answered at once, so PostgreSQL is not left waiting while this computes.
+            await new Promise((resolve) => setImmediate(resolve));
+          }
           await insertMetrics(tx, pending);
           written += pending.length;
         }

@@ -386,19 +386,20 @@ export async function loadAccountPlans(tx: Tx): Promise<AccountPlan[]> {
  * metrics. One JSON array per account: JSON.parse reads it several times faster than
  * postgres.js parses as many rows, and numerics become the nearest double either way.
  */
-export async function loadCurves(tx: Tx, accountIds: readonly string[]): Promise<Map<string, CurveRowRecord[]>> {
+export async function loadCurves(tx: Tx, accountIds: readonly string[]): Promise<Map<string, () => CurveRowRecord[]>> {
   const rows = await tx<{ account_id: string; curve: string }[]>`
     select account_id::text, json_agg(json_build_array(date, account_key, net_pnl, equity, daily_return, realized_pnl,
              winning_trades, losing_trades, gross_profit, gross_loss) order by date)::text as curve
     from warehouse.equity_curve where account_id = any(${accountIds as string[]}::bigint[]) group by account_id`;
-  const curves = new Map<string, CurveRowRecord[]>();
+  // Parsed when the caller gets to each account, so that it can let I/O in between.
+  const curves = new Map<string, () => CurveRowRecord[]>();
   for (const { account_id, curve } of rows) {
-    const parsed = JSON.parse(curve) as Array<[string, number, number, number, number | null, number, number, number, number, number]>;
-    curves.set(
-      account_id,
-      parsed.map(([date, account_key, net_pnl, equity, daily_return, realized_pnl, winning_trades, losing_trades, gross_profit, gross_loss]) => ({
-        account_id, date, account_key, net_pnl, equity, daily_return, realized_pnl, winning_trades, losing_trades, gross_profit, gross_loss,
-      })),
+    curves.set(account_id, () =>
+      (JSON.parse(curve) as Array<[string, number, number, number, number | null, number, number, number, number, number]>).map(
+        ([date, account_key, net_pnl, equity, daily_return, realized_pnl, winning_trades, losing_trades, gross_profit, gross_loss]) => ({
+          account_id, date, account_key, net_pnl, equity, daily_return, realized_pnl, winning_trades, losing_trades, gross_profit, gross_loss,
+        }),
+      ),
     );
   }
   return curves;
