@@ -173,31 +173,31 @@ export async function insertPerformanceDaily(tx: Tx, work: DailyWork): Promise<n
 }
 
 /**
- * Hour and session of each fill in EXCHANGE_TZ, from the time_key the ETL resolved. Fills
- * are counted per half hour (every session boundary falls on one), and the half hours are
- * mapped to hour and session through dim_time, which holds the session rule.
+ * Hour and session of each fill in EXCHANGE_TZ, from the time_key the ETL resolved, in one
+ * pass over the facts. The session comes from dim_time, which holds the session rule: every
+ * session boundary falls on a half hour, so a half hour's first second gives its session, and
+ * those 48 sessions are looked up by half-hour index (dim_time has 86,400 rows; joining each
+ * fill to it, or regrouping half hours through it, cost more than the aggregate).
  */
 export async function insertPerformanceBuckets(tx: Tx, work: DailyWork): Promise<number> {
   await stageAggregate(tx, 'rollup_buckets', tx`
-    select t.trade_date, t.account_id, t.time_key / 10000 * 2 + t.time_key / 100 % 100 / 30 as half_hour,
+    select t.trade_date, t.account_id, t.time_key / 10000 as hour_of_day,
+      (select array_agg(s.market_session order by s.time_key) from warehouse.dim_time s
+       where s.time_key in (select g / 2 * 10000 + g % 2 * 3000 from generate_series(0, 47) g))
+        [t.time_key / 10000 * 2 + t.time_key / 100 % 100 / 30 + 1] as market_session,
       count(*)::int as total_trades, count(*) filter (where t.realized_pnl > 0)::int as winning_trades,
       count(*) filter (where t.realized_pnl < 0)::int as losing_trades, sum(t.notional_value) as total_notional,
       coalesce(sum(t.realized_pnl) filter (where t.realized_pnl > 0), 0) as gross_profit,
       coalesce(-sum(t.realized_pnl) filter (where t.realized_pnl < 0), 0) as gross_loss,
       sum(t.realized_pnl) as realized_pnl, sum(t.realized_pnl - t.commission - t.fees) as net_pnl
     from ${factsOf(tx, work)}
-    group by 1, 2, 3`);
+    group by 1, 2, 3, 4`);
   const result = await tx`
-    insert into warehouse.fact_performance_buckets
-    select b.trade_date, b.account_id, s.hour, s.market_session, sum(b.total_trades), sum(b.winning_trades), sum(b.losing_trades),
-      sum(b.total_notional), sum(b.gross_profit), sum(b.gross_loss), sum(b.realized_pnl), sum(b.net_pnl)
-    from rollup_buckets b
-    -- Every session boundary falls on a half hour, so its first second's session is the half hour's.
-    -- Only those 48 seconds of dim_time's 86,400 are read: hashing all of them cost more than the join.
-    join (select time_key, hour, market_session from warehouse.dim_time
-          where time_key in (select g / 2 * 10000 + g % 2 * 3000 from generate_series(0, 47) g)) s
-      on s.time_key = b.half_hour / 2 * 10000 + b.half_hour % 2 * 3000
-    group by b.trade_date, b.account_id, s.hour, s.market_session`;
+    insert into warehouse.fact_performance_buckets (trade_date, account_id, hour_of_day, market_session, total_trades,
+      winning_trades, losing_trades, total_notional, gross_profit, gross_loss, realized_pnl, net_pnl)
+    select trade_date, account_id, hour_of_day, market_session, total_trades, winning_trades, losing_trades,
+      total_notional, gross_profit, gross_loss, realized_pnl, net_pnl
+    from rollup_buckets`;
   return result.count;
 }
 
