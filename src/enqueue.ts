@@ -30,7 +30,11 @@ export interface Enqueued {
 /** Parses a payload for a job; a bad one is a BadInputError naming each field. */
 export function parsePayload(definition: JobDefinition, data: unknown): Record<string, unknown> {
   const result = definition.payload.safeParse(data);
-  if (!result.success) throw new BadInputError(`bad payload for ${definition.name}: ${describeZodError(result.error)}`, { cause: result.error });
+  if (!result.success) {
+    const shape = (definition.payload as { shape?: Record<string, unknown> }).shape;
+    const known = shape && result.error.issues.some((issue) => issue.code === 'unrecognized_keys') ? ` (known keys: ${Object.keys(shape).join(', ')})` : '';
+    throw new BadInputError(`bad payload for ${definition.name}: ${describeZodError(result.error)}${known}`, { cause: result.error });
+  }
   return result.data as Record<string, unknown>;
 }
 

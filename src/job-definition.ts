@@ -118,7 +118,8 @@ export function defineJob<S extends z.ZodType>(definition: JobDefinition<S>): Jo
  * runtime for scheduled and caught-up runs) and `force` (run again even if the partition is
  * already recorded as succeeded).
  */
-export const basePayload = z.object({
+/** Strict: a key a job does not know (a typo such as `dat` for `date`) is refused, not dropped. */
+export const basePayload = z.strictObject({
   scheduledFor: z.iso.datetime({ offset: true }).optional(),
   force: z.boolean().optional(),
   /** Set by catch-up on missed ticks: they wait for an active run of their schedule instead of being dropped by overlap `skip`. */

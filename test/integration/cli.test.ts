@@ -59,6 +59,10 @@ describe('bullpen CLI', () => {
     const bad = await bullpen(['run', 'nightly-report', '--data', '{"date":"yesterday"}']);
     expect(bad.code).toBe(1);
     expect(bad.output).toMatch(/bad payload for nightly-report: date: /);
+    // A misspelt key is refused, naming it and the keys the job knows, rather than run with defaults.
+    const typo = await bullpen(['run', 'nightly-report', '--data', '{"dat":"2026-11-20"}']);
+    expect(typo.code).toBe(1);
+    expect(typo.output).toMatch(/bad payload for nightly-report: \(payload\): Unrecognized key: "dat" \(known keys: scheduledFor, force, catchup, date\)/);
     const unknown = await bullpen(['run', 'nightly-reprot']);
     expect(unknown.code).toBe(1);
     expect(unknown.output).toContain('no job named "nightly-reprot"');
