@@ -387,10 +387,15 @@ export async function writeChunk(sql: Sql, w: ChunkWrite): Promise<ChunkWriteRes
     await tx`
       insert into enrichment.status as s (symbol, asset_class, status, last_enrichment_time, latest_bar_ts, records_available, timeframes_available, error_message)
       values (${symbol}, ${state.asset_class}, ${w.status}, now(), ${latest}, ${w.valid.length - replaced}, ${[timeframe]}, null)
-      on conflict (symbol) do update set status = excluded.status, asset_class = excluded.asset_class, last_enrichment_time = now(),
+      on conflict (symbol) do update set
+        -- A chunk of any of the symbol's series that failed and was not fetched since keeps it in
+        -- error, with that error: a later chunk, or another timeframe, succeeding does not fill the hole.
+        status = case when exists (select 1 from enrichment.chunks c where c.symbol = s.symbol and c.status = 'failed') then 'error' else excluded.status end,
+        error_message = case when exists (select 1 from enrichment.chunks c where c.symbol = s.symbol and c.status = 'failed') then s.error_message end,
+        asset_class = excluded.asset_class, last_enrichment_time = now(),
         latest_bar_ts = greatest(s.latest_bar_ts, excluded.latest_bar_ts), records_available = s.records_available + excluded.records_available,
         timeframes_available = (select array_agg(distinct t order by t) from unnest(s.timeframes_available || excluded.timeframes_available) t),
-        error_message = null, updated_at = now()`;
+        updated_at = now()`;
     const through = latest ?? state.state_through;
     await tx`
       update enrichment.backfill_state set next_chunk = next_chunk + 1, chunks_done = chunks_done + 1,

@@ -157,13 +157,17 @@ describe('backfills under trouble', () => {
       { symbol: 'MSFT', chunk_start: '2023-01-01', status: 'completed' },
       { symbol: 'MSFT', chunk_start: '2024-01-01', status: 'completed' },
     ]);
-    const [status] = await sql<{ status: string }[]>`select status from enrichment.status where symbol = 'AAPL'`;
-    expect(status?.status).not.toBe('not_enriched');
+    // Later chunks succeeding do not make the symbol healthy while its 2022 chunk is a hole.
+    const [status] = await sql<{ status: string; error_message: string | null }[]>`select status, error_message from enrichment.status where symbol = 'AAPL'`;
+    expect(status).toMatchObject({ status: 'error', error_message: expect.stringMatching(/results is not an array/) });
 
     const requestsBefore = fake.requests.length;
     const retry = await waitForStatus(sql, await request(runtime, { ...input, reprocess: 'failed' }), TERMINAL);
     expect(retry).toMatchObject({ status: 'completed', chunks_skipped: 5, chunks_failed: 0 });
     expect(fake.requests.length - requestsBefore).toBe(1);
+    const [after] = await sql<{ status: string; error_message: string | null }[]>`select status, error_message from enrichment.status where symbol = 'AAPL'`;
+    expect(after?.status).not.toBe('error');
+    expect(after?.error_message).toBeNull();
     expect(await storedBars(sql, 'AAPL', '1d')).toEqual(fakePolygonBars({ symbol: 'AAPL', assetClass: 'stock', timeframe: '1d', from: '2022-01-01', to: '2024-06-28' }));
   });
 
