@@ -14,6 +14,7 @@ import {
   dayNumberOfIsoDate,
   isoDateOfDayNumber,
   isSessionDay,
+  sessionMinutes,
   utcMsOfLocal,
   type AssetClass,
   type ChunkSpan,
@@ -216,6 +217,9 @@ export function sessionsBehind(latestTs: number, now: number, calendar: MarketCa
   const today = dayNumberOf(now, calendar);
   let behind = 0;
   for (let day = latestDay + 1; day < today && behind <= 30; day++) if (isSessionDay(day, calendar)) behind++;
+  // Today's session counts once it has closed (an early close included; a 24x7 day closes at midnight, i.e. tomorrow).
+  const session = today > latestDay ? sessionMinutes(today, calendar) : null;
+  if (session && now >= utcMsOfLocal(today * DAY_MS + session.close * 60_000, calendar)) behind++;
   return behind;
 }
 

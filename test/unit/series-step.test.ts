@@ -17,6 +17,12 @@ describe('sessionsBehind', () => {
     ['crypto counts every UTC day', '2024-06-07T23:59:00Z', '2024-06-10T00:01:00Z', '24x7', 2],
     ['crypto same day', '2024-06-15T00:00:00Z', '2024-06-15T23:00:00Z', '24x7', 0],
     ['now before the latest bar', '2024-06-11T19:59:00Z', '2024-06-10T15:00:00Z', 'nyse', 0],
+    // Today's session counts once it has closed.
+    ["today's session still open", '2024-06-11T19:59:00Z', '2024-06-12T19:00:00Z', 'nyse', 0],
+    ["today's session closed", '2024-06-11T19:59:00Z', '2024-06-12T20:30:00Z', 'nyse', 1],
+    ['an early close (13:00 on July 3)', '2024-07-02T19:59:00Z', '2024-07-03T17:30:00Z', 'nyse', 1],
+    ['a Saturday evening is no session', '2024-06-07T19:59:00Z', '2024-06-08T22:00:00Z', 'nyse', 0],
+    ['a crypto day closes at midnight', '2024-06-14T23:59:00Z', '2024-06-15T23:00:00Z', '24x7', 0],
   ];
   it.each(cases)('%s', (_name, latest, now, calendar, expected) => {
     expect(sessionsBehind(utc(latest), utc(now), calendar)).toBe(expected);
