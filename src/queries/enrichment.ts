@@ -230,6 +230,25 @@ export async function loadBarsBefore(sql: Sql, symbol: string, timeframe: string
   return rows.reverse().map((r) => ({ ts: r.ts.getTime(), open: r.open, high: r.high, low: r.low, close: r.close, volume: r.volume }));
 }
 
+/** Up to `limit` stored bars of a series from `fromTs` on, ascending. */
+export async function loadBarsFrom(sql: Sql, symbol: string, timeframe: string, fromTs: number, limit: number): Promise<Bar[]> {
+  const rows = await sql<{ ts: Date; open: number; high: number; low: number; close: number; volume: number }[]>`
+    select ts, open, high, low, close, volume from market.bars
+    where symbol = ${symbol} and timeframe = ${timeframe} and ts >= ${new Date(fromTs)}
+    order by ts limit ${limit}`;
+  return rows.map((r) => ({ ts: r.ts.getTime(), open: r.open, high: r.high, low: r.low, close: r.close, volume: r.volume }));
+}
+
+/** Replaces the stored features of a series at the rows' times, under the series' write lock. */
+export async function replaceFeatures(sql: Sql, symbol: string, timeframe: string, rows: readonly FeatureRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await sql.begin(async (tx) => {
+    await tx`select pg_advisory_xact_lock(hashtext(${`enrichment:${symbol}:${timeframe}`}))`;
+    await tx`delete from market.features where symbol = ${symbol} and timeframe = ${timeframe} and ts = any(${rows.map((r) => new Date(r.ts).toISOString())}::timestamptz[])`;
+    await copyFeatures(tx, symbol, timeframe, rows);
+  });
+}
+
 export interface ChunkWrite {
   state: SeriesStateRow;
   chunk: ChunkSpan;

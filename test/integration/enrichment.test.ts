@@ -86,6 +86,22 @@ describe('enrichment backfills', () => {
     expect(await sql`select count(*)::int as n from enrichment.fetch_log`).toEqual(fetches);
   });
 
+  it('a range filled before an earlier one gets the features it would have had: those after the earlier range are recomputed', async () => {
+    runtime = await createTestRuntime('enrich-order', [enrichmentBackfill]);
+    runtime.startWorkers();
+    const sql = runtime.db.sql;
+    // 2024 first, with nothing stored before it; then 2022–2023.
+    expect(await runBackfill(runtime, { symbols: 'AAPL', timeframes: '1d', from: '2024-01-01', to: '2024-12-31' })).toMatchObject({ status: 'completed' });
+    expect(await runBackfill(runtime, { symbols: 'AAPL', timeframes: '1d', from: '2022-01-01', to: '2023-12-31' })).toMatchObject({ status: 'completed', error: null });
+    const bars = generateSyntheticBars({ symbol: 'AAPL', assetClass: 'stock', timeframe: '1d', from: '2022-01-01', to: '2024-12-31' });
+    const whole = computeFeatures(bars, bars.map((b) => dayNumberOf(b.ts, 'nyse')), '1d', createFeatureState()).rows;
+    const features = await sql<{ ts: Date; sma_50: number | null; ema_50: number | null; rsi_14: number | null; atr_14: number | null; market_structure: string | null }[]>`
+      select ts, sma_50, ema_50, rsi_14, atr_14, market_structure from market.features where symbol = 'AAPL' and timeframe = '1d' order by ts`;
+    expect(features.map((f) => [f.ts.getTime(), f.sma_50, f.ema_50, f.rsi_14, f.atr_14, f.market_structure])).toEqual(
+      whole.map((f) => [f.ts, f.sma_50, f.ema_50, f.rsi_14, f.atr_14, f.market_structure]),
+    );
+  });
+
   it('enrichment-daily brings every tracked symbol from its newest bar to yesterday as one backfill', async () => {
     runtime = await createTestRuntime('enrich-daily', [enrichmentBackfill, enrichmentDaily]);
     runtime.startWorkers();
