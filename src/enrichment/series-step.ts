@@ -114,7 +114,8 @@ export async function runSeriesStep(deps: StepDeps, key: SeriesKey): Promise<Ste
       return { kind: 'done', status: 'cancelled', summary: summaryOf(state, 'cancelled') };
     }
     if (state.next_chunk >= state.chunks.length) {
-      await refreshFollowingFeatures(deps, log, backfill, state);
+      const last = state.chunks[state.chunks.length - 1];
+      if (last && state.feature_state) await refreshFollowingFeatures(deps, log, state, dayNumberOfIsoDate(fetchEnd(last, backfill)) + 1);
       const status = await finishSeries(db, state.id);
       const finished = { ...state, status };
       log.info(summaryOf(finished, status), `series ${status}`);
@@ -125,6 +126,8 @@ export async function runSeriesStep(deps: StepDeps, key: SeriesKey): Promise<Ste
     const chunk = state.chunks[state.next_chunk] as ChunkSpan;
     const to = fetchEnd(chunk, backfill);
     if (!needsFetch(await loadLedger(db, state.symbol, state.timeframe, chunk.start), to, backfill.reprocess)) {
+      // Stored before the chunk this series just wrote: its features were computed without it.
+      if (state.feature_state) await refreshFollowingFeatures(deps, log, state, dayNumberOfIsoDate(chunk.start));
       await recordChunkSkipped(db, state);
       deps.onChunk?.('skipped');
       continue;
@@ -201,26 +204,24 @@ async function fetchChunk(
 }
 
 /**
- * Bars stored after this series' range (a later range filled first, or the rest of the series
- * when this run filled a failed chunk) had their features computed without the range. Those of
- * the first WARMUP_BARS of them are recomputed from a state warmed on the bars before them, which
- * now include it; later bars no longer depend on it (every window is shorter, and the recursions
- * have forgotten their seed). Idempotent: a series re-run after a crash here does it again.
+ * Bars stored from market-local day `fromDay` on, right after a chunk this series wrote (a later range filled
+ * first, or chunks stored while this one had failed), had their features computed without it.
+ * Those of the first WARMUP_BARS of them are recomputed from a state warmed on the bars before
+ * them, which now include it; later bars no longer depend on it (every window is shorter, and
+ * the recursions have forgotten their seed). Idempotent: a series re-run after a crash here
+ * does it again.
  */
-async function refreshFollowingFeatures(deps: StepDeps, log: Logger, backfill: BackfillRow, state: SeriesStateRow): Promise<void> {
-  const last = state.chunks[state.chunks.length - 1];
-  if (!last || Number(state.bars_written) === 0) return;
+async function refreshFollowingFeatures(deps: StepDeps, log: Logger, state: SeriesStateRow, fromDay: number): Promise<void> {
   const timeframe = state.timeframe as Timeframe;
   const calendar = calendarOf(state.asset_class as AssetClass);
-  const afterTs = utcMsOfLocal((dayNumberOfIsoDate(fetchEnd(last, backfill)) + 1) * DAY_MS, calendar);
-  const following = await loadBarsFrom(deps.db, state.symbol, state.timeframe, afterTs, WARMUP_BARS);
+  const following = await loadBarsFrom(deps.db, state.symbol, state.timeframe, utcMsOfLocal(fromDay * DAY_MS, calendar), WARMUP_BARS);
   const first = following[0];
   if (!first) return;
   const history = await loadBarsBefore(deps.db, state.symbol, state.timeframe, first.ts, WARMUP_BARS);
   const warmed = computeFeatures(history, dayNumbers(history, calendar), timeframe, createFeatureState()).state;
   const { rows } = computeFeatures(following, dayNumbers(following, calendar), timeframe, warmed);
   await replaceFeatures(deps.db, state.symbol, state.timeframe, rows);
-  log.info({ bars: rows.length, from: new Date(first.ts).toISOString() }, 'features of the stored bars after this range recomputed with it');
+  log.info({ bars: rows.length, from: new Date(first.ts).toISOString() }, 'features of stored bars after a written chunk recomputed with it');
 }
 
 /** Rebuilds the feature state from stored bars before `beforeTs` when the series did not carry one here. */

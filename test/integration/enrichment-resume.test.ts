@@ -168,7 +168,13 @@ describe('backfills under trouble', () => {
     const [after] = await sql<{ status: string; error_message: string | null }[]>`select status, error_message from enrichment.status where symbol = 'AAPL'`;
     expect(after?.status).not.toBe('error');
     expect(after?.error_message).toBeNull();
-    expect(await storedBars(sql, 'AAPL', '1d')).toEqual(fakePolygonBars({ symbol: 'AAPL', assetClass: 'stock', timeframe: '1d', from: '2022-01-01', to: '2024-06-28' }));
+    const bars = fakePolygonBars({ symbol: 'AAPL', assetClass: 'stock', timeframe: '1d', from: '2022-01-01', to: '2024-06-28' });
+    expect(await storedBars(sql, 'AAPL', '1d')).toEqual(bars);
+    // 2023 and 2024 were stored while 2022 was missing; filling it recomputed what follows it.
+    const whole = computeFeatures(bars, bars.map((b) => dayNumberOf(b.ts, 'nyse')), '1d', createFeatureState()).rows;
+    const features = await sql<{ ts: Date; sma_50: number | null; ema_50: number | null; rsi_14: number | null }[]>`
+      select ts, sma_50, ema_50, rsi_14 from market.features where symbol = 'AAPL' and timeframe = '1d' order by ts`;
+    expect(features.map((f) => [f.ts.getTime(), f.sma_50, f.ema_50, f.rsi_14])).toEqual(whole.map((f) => [f.ts, f.sma_50, f.ema_50, f.rsi_14]));
   });
 
   it('cancel stops at a chunk boundary keeping the state; resume finishes without fetching a chunk twice', async () => {
