@@ -180,9 +180,11 @@ describe('postgres restart', () => {
       BULLPEN_HOME: path.join(home, 'worker-home'),
       REPORTS_DIR: reportsDir,
       ROLE: 'worker',
+      JOBS: 'catalogue',
+      PROBES: '1',
       PORT: '0',
     };
-    worker = spawnNode('test/fixtures/probed-worker-process.ts', [], env);
+    worker = spawnNode('test/fixtures/worker-process.ts', [], env);
     await waitFor(() => /ready http/.test(worker?.output() ?? ''), 30_000, () => `worker process did not start:\n${worker?.output()}`);
     workerUrl = /ready (http\S+)/.exec(worker.output())?.[1] ?? '';
     workerTag = `${os.hostname()}:${worker.process.pid}`;
