@@ -6,6 +6,17 @@
  */
 import fc from 'fast-check';
 
+/**
+ * The fuzz tests' knobs: FUZZ_RUNS cases per property (`npm run test:chaos` sets 1000; else
+ * `defaultRuns`), FUZZ_SEED to replay a run, and each fuzzed test's time limit, grown with the
+ * number of cases (`msPerCase` each, at least a minute).
+ */
+export function fuzzSettings(defaultRuns: number, msPerCase: number): { runs: number; seed: number | undefined; timeoutMs: number } {
+  const runs = Math.max(1, Number.parseInt(process.env.FUZZ_RUNS ?? '', 10) || defaultRuns);
+  const seed = process.env.FUZZ_SEED === undefined ? undefined : Number(process.env.FUZZ_SEED);
+  return { runs, seed, timeoutMs: Math.max(60_000, runs * msPerCase) };
+}
+
 /** SQL injection and other interpreter-bait strings: each must be inert (a 4xx, nothing run). */
 export const SQL_INJECTION: readonly string[] = [
   "'; drop table market.bars; --",

@@ -16,7 +16,7 @@
  * nothing but its report files. Afterwards every table still exists and only the backfill
  * tables grew, by exactly the triggers that were accepted: injection strings are inert.
  *
- * Cases per endpoint: FUZZ_RUNS (default DEFAULT_RUNS here; `npm run test:chaos` runs 1,000),
+ * Cases per endpoint: FUZZ_RUNS (default 200; `npm run test:chaos` runs 1,000),
  * sent CONCURRENCY at a time: each fast-check run is one batch of CONCURRENCY requests sent
  * together. FUZZ_SEED replays a run (the failure message prints its seed and path).
  */
@@ -33,17 +33,13 @@ import { formatBasicAuthorization } from '../../src/http/auth.ts';
 import { CSRF_HEADER } from '../../src/http/partitions.ts';
 import { createLogger } from '../../src/logger.ts';
 import { startWorkers, stopWorkers } from '../../src/worker.ts';
-import { hostileJson, hostileObject, pathComponent, queryString } from '../helpers/hostile.ts';
+import { fuzzSettings, hostileJson, hostileObject, pathComponent, queryString } from '../helpers/hostile.ts';
 import { waitFor } from '../helpers/processes.ts';
 import { createTestRuntime, type TestRuntime } from '../helpers/runtime.ts';
 import { startWebThread, type WebThread } from '../helpers/web-thread.ts';
 
-/** Cases per endpoint in `npm test`; `npm run test:chaos` sets FUZZ_RUNS=1000. */
-const DEFAULT_RUNS = 200;
-const RUNS = Math.max(1, Number.parseInt(process.env.FUZZ_RUNS ?? '', 10) || DEFAULT_RUNS);
-const SEED = process.env.FUZZ_SEED === undefined ? undefined : Number(process.env.FUZZ_SEED);
-/** Each fuzzed test's time limit, grown with the number of cases (a few ms each, up to a second or so for the slowest). */
-const FUZZ_TIMEOUT_MS = Math.max(60_000, RUNS * 200);
+/** 200 cases per endpoint in `npm test`; a few ms each, up to a second or so for the slowest. */
+const { runs: RUNS, seed: SEED, timeoutMs: FUZZ_TIMEOUT_MS } = fuzzSettings(200, 200);
 /** Requests in flight at once (one fast-check run is one batch of this many). */
 const CONCURRENCY = 8;
 /** An answer slower than this is a hang. */

@@ -19,7 +19,7 @@
  * with a valid payload and `--wait` on refresh-rs or enrichment-daily would enrich the whole
  * universe, so those are left out. Argument strings hold no NUL (no process can be given one).
  *
- * Cases per command: FUZZ_RUNS (default DEFAULT_RUNS; `npm run test:chaos` runs 1,000), THREADS
+ * Cases per command: FUZZ_RUNS (default 100; `npm run test:chaos` runs 1,000), THREADS
  * at a time (one fast-check run is one batch of THREADS command lines). FUZZ_SEED replays a run.
  */
 import fs from 'node:fs';
@@ -32,15 +32,11 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { JOBS } from '../../jobs/index.ts';
 import { QUEUE_NAMES } from '../../src/queues.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
-import { fieldValue, hostileJson, hostileString } from '../helpers/hostile.ts';
+import { fieldValue, fuzzSettings, hostileJson, hostileString } from '../helpers/hostile.ts';
 import { TEST_REDIS_URL, cleanupPrefix, createTestPrefix } from '../helpers/redis.ts';
 
-/** Cases per command in `npm test`; `npm run test:chaos` sets FUZZ_RUNS=1000. */
-const DEFAULT_RUNS = 100;
-const RUNS = Math.max(1, Number.parseInt(process.env.FUZZ_RUNS ?? '', 10) || DEFAULT_RUNS);
-const SEED = process.env.FUZZ_SEED === undefined ? undefined : Number(process.env.FUZZ_SEED);
-/** Each fuzzed test's time limit, grown with the number of cases (a few ms each, up to a second or so for the slowest). */
-const FUZZ_TIMEOUT_MS = Math.max(60_000, RUNS * 300);
+/** 100 cases per command in `npm test`; a few ms each, up to a second or so for the slowest. */
+const { runs: RUNS, seed: SEED, timeoutMs: FUZZ_TIMEOUT_MS } = fuzzSettings(100, 300);
 /** Worker threads running command lines side by side. */
 const THREADS = 4;
 /** A command line that has not ended after this long hangs (a waited-for run included). */
