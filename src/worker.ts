@@ -65,8 +65,8 @@ function isDatePartition(partition: string): boolean {
 }
 
 /** A job's validated payload and the partition it runs. Throws on a payload that does not validate. */
-function runIdentity(definition: JobDefinition, job: Job): { payload: Record<string, unknown>; partition: string } {
-  const payload = parsePayload(definition, { ...(job.data as object), scheduledFor: scheduledForOf(job) });
+function runIdentity(definition: JobDefinition, job: Job, scheduledFor: string): { payload: Record<string, unknown>; partition: string } {
+  const payload = parsePayload(definition, { ...(job.data as object), scheduledFor });
   return { payload, partition: definition.partition(payload as never) };
 }
 
@@ -92,7 +92,7 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
     let payload: Record<string, unknown>;
     let partition: string;
     try {
-      ({ payload, partition } = runIdentity(definition, job));
+      ({ payload, partition } = runIdentity(definition, job, scheduledFor));
     } catch (thrown) {
       const error = redactError(coerceError(thrown));
       await recordSkippedRun(runtime.db, {
@@ -258,7 +258,7 @@ async function recordStallFailure(runtime: WorkerRuntime, job: Job): Promise<voi
   if (!definition || job.id === undefined) return;
   const error = `${job.deferredFailure}: its worker died while running it ${job.stalledCounter} times (JOB_MAX_STALLS is ${runtime.config.jobMaxStalls}); a job that keeps killing its worker fails instead of being re-run`;
   try {
-    const { partition } = runIdentity(definition, job);
+    const { partition } = runIdentity(definition, job, scheduledForOf(job));
     await runtime.recorder.finish({ job: definition.name, partition, jobId: job.id, attempt: job.attemptsMade, status: 'failed', summary: null, error });
     runtime.metrics.jobsTotal.inc({ queue: definition.queue, job: definition.name, outcome: 'failed' });
     runtime.logger.error({ job: definition.name, jobId: job.id, partition, stalls: job.stalledCounter }, 'run failed: its worker died too often');

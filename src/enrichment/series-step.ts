@@ -217,16 +217,14 @@ async function refreshFollowingFeatures(deps: StepDeps, log: Logger, state: Seri
   const following = await loadBarsFrom(deps.db, state.symbol, state.timeframe, utcMsOfLocal(fromDay * DAY_MS, calendar), WARMUP_BARS);
   const first = following[0];
   if (!first) return;
-  const history = await loadBarsBefore(deps.db, state.symbol, state.timeframe, first.ts, WARMUP_BARS);
-  const warmed = computeFeatures(history, dayNumbers(history, calendar), timeframe, createFeatureState()).state;
+  const warmed = await warmFeatureState(deps, state, timeframe, calendar, first.ts);
   const { rows } = computeFeatures(following, dayNumbers(following, calendar), timeframe, warmed);
   await replaceFeatures(deps.db, state.symbol, state.timeframe, rows);
   log.info({ bars: rows.length, from: new Date(first.ts).toISOString() }, 'features of stored bars after a written chunk recomputed with it');
 }
 
-/** Rebuilds the feature state from stored bars before `beforeTs` when the series did not carry one here. */
+/** The feature state rebuilt from the stored bars of the series before `beforeTs`. */
 async function warmFeatureState(deps: StepDeps, state: SeriesStateRow, timeframe: Timeframe, calendar: MarketCalendar, beforeTs: number): Promise<FeatureState> {
-  if (state.feature_state) return state.feature_state;
   const history = await loadBarsBefore(deps.db, state.symbol, state.timeframe, beforeTs, WARMUP_BARS);
   if (history.length === 0) return createFeatureState();
   return computeFeatures(history, dayNumbers(history, calendar), timeframe, createFeatureState()).state;
@@ -268,7 +266,8 @@ async function processChunk(
   const computeStarted = performance.now();
   const { valid, rejects } = validateBars(fetched.bars, { timeframe, calendar, from: chunk.start, to });
   const chunkStartTs = utcMsOfLocal(dayNumberOfIsoDate(chunk.start) * DAY_MS, calendar);
-  const initial = await warmFeatureState(deps, state, timeframe, calendar, chunkStartTs);
+  // The state carried from the series' previous chunk, or rebuilt from stored bars when it carries none.
+  const initial = state.feature_state ?? (await warmFeatureState(deps, state, timeframe, calendar, chunkStartTs));
   const { rows, state: featureState } = computeFeatures(valid, dayNumbers(valid, calendar), timeframe, initial);
   const quality = dailyQuality({ timeframe, calendar, from: chunk.start, to, valid, features: rows, rejects, fetchedAt });
   const computeMs = performance.now() - computeStarted;

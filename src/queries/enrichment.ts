@@ -409,8 +409,9 @@ export async function writeChunk(sql: Sql, w: ChunkWrite): Promise<ChunkWriteRes
       on conflict (symbol) do update set
         -- A chunk of any of the symbol's series that failed and was not fetched since keeps it in
         -- error, with that error: a later chunk, or another timeframe, succeeding does not fill the hole.
-        status = case when exists (select 1 from enrichment.chunks c where c.symbol = s.symbol and c.status = 'failed') then 'error' else excluded.status end,
-        error_message = case when exists (select 1 from enrichment.chunks c where c.symbol = s.symbol and c.status = 'failed') then s.error_message end,
+        (status, error_message) = (
+          select case when hole then 'error' else excluded.status end, case when hole then s.error_message end
+          from (select exists (select 1 from enrichment.chunks c where c.symbol = s.symbol and c.status = 'failed') as hole) h),
         asset_class = excluded.asset_class, last_enrichment_time = now(),
         latest_bar_ts = greatest(s.latest_bar_ts, excluded.latest_bar_ts), records_available = s.records_available + excluded.records_available,
         timeframes_available = (select array_agg(distinct t order by t) from unnest(s.timeframes_available || excluded.timeframes_available) t),
