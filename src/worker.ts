@@ -267,6 +267,17 @@ async function recordStallFailure(runtime: WorkerRuntime, job: Job): Promise<voi
   }
 }
 
+/**
+ * BullMQ counts a job's stalls over its whole life, and a retry (Bull Board's included) does
+ * not reset the count: a job failed for stalling would fail again at its next crash. Its
+ * count starts over here, once it has failed, so a retry gets the whole JOB_MAX_STALLS again.
+ */
+async function resetStallCount(worker: Worker, job: Job): Promise<void> {
+  if (job.id === undefined) return;
+  const client = await worker.getBackend().client;
+  await client.hset(worker.toKey(job.id), { stc: 0 });
+}
+
 export interface StartWorkersOptions {
   connection: ConnectionOptions;
   /** Queues this process works; @defaultValue every queue a definition uses */
@@ -301,7 +312,11 @@ export function startWorkers(runtime: WorkerRuntime, options: StartWorkersOption
     });
     worker.on('error', (err) => runtime.logger.error({ err, queue: name }, 'worker error'));
     worker.on('failed', (job, err) => {
-      if (job?.deferredFailure !== undefined && err.message === job.deferredFailure) void recordStallFailure(runtime, job);
+      if (job?.deferredFailure === undefined || err.message !== job.deferredFailure) return;
+      void recordStallFailure(runtime, job);
+      void resetStallCount(worker, job).catch((error: unknown) =>
+        runtime.logger.warn({ err: error, jobId: job.id }, 'could not reset the stall count of a job failed for stalling'),
+      );
     });
     return worker;
   });

@@ -131,12 +131,22 @@ describe('shutdown and crashes', () => {
       victim.kill('SIGKILL');
       await victim.exited;
     }
-    await start(env);
+    const survivor = await start(env);
     await expect(job.waitUntilFinished(events, 30_000)).rejects.toThrow(/stalled more than allowable limit/);
     await waitFor(async () => (await loadRun(rt.db.sql, 'probe-sleep', partition))?.status === 'failed', 10_000, () => 'failure recorded');
     const run = await loadRun(rt.db.sql, 'probe-sleep', partition);
     expect(run).toMatchObject({ status: 'failed', run_count: 2 });
     expect(run!.error).toMatch(/its worker died while running it 2 times \(JOB_MAX_STALLS is 1\)/);
+
+    // Retried from Bull Board (job.retry), it has its whole allowance again: one more crash is re-run, not failed.
+    await job.retry('failed');
+    await waitFor(async () => (await loadRun(rt.db.sql, 'probe-sleep', partition))?.run_count === 3, 15_000, () => 'retry started');
+    survivor.kill('SIGKILL');
+    await survivor.exited;
+    await start(env);
+    await waitFor(async () => (await loadRun(rt.db.sql, 'probe-sleep', partition))?.run_count === 4, 15_000, () => 're-run after the crash');
+    expect(await loadRun(rt.db.sql, 'probe-sleep', partition)).toMatchObject({ status: 'running', run_count: 4 });
+    expect(await job.getState()).toBe('active');
   });
 });
 
