@@ -47,6 +47,12 @@ export interface RunRecorder {
   claimScheduled(request: ClaimRequest, overlap: OverlapPolicy | 'wait'): Promise<ScheduledClaimResult>;
   finish(request: FinishRequest): Promise<void>;
   heartbeat(job: string, partition: string, jobId: string): Promise<void>;
+  /**
+   * Events for failed attempts 1…`failedAttempts` of a job that ops.job_run_events lacks: a
+   * failure that could not be written (PostgreSQL was down) is recorded by the attempt after
+   * it, with BullMQ's reason for the last one.
+   */
+  recordMissedFailures(job: string, partition: string, jobId: string, failedAttempts: number, lastError: string | null): Promise<void>;
   /** Waits for buffered writes. */
   drain(): Promise<void>;
 }
@@ -197,6 +203,14 @@ export function createRunRecorder(sql: Sql, options: RunRecorderOptions): RunRec
     finish,
     async heartbeat(job, partition, jobId) {
       await sql`update ops.job_runs set heartbeat_at = now() where job = ${job} and partition = ${partition} and job_id = ${jobId} and status = 'running'`;
+    },
+    async recordMissedFailures(job, partition, jobId, failedAttempts, lastError) {
+      await sql`
+        insert into ops.job_run_events (job, partition, job_id, attempt, outcome, error)
+        select ${job}, ${partition}, ${jobId}, k, 'retrying', case when k = ${failedAttempts}::int then ${lastError}::text end
+        from generate_series(1, ${failedAttempts}::int) k
+        where not exists (
+          select 1 from ops.job_run_events e where e.job = ${job} and e.partition = ${partition} and e.job_id = ${jobId} and e.attempt = k)`;
     },
     async drain() {
       await Promise.all([claim.drain(), finish.drain()]);

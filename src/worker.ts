@@ -157,6 +157,12 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
     }
 
     runLog.info('run started');
+    if (attempt > 1) {
+      // Off the run's path: history only. Each earlier attempt recorded its own failure unless PostgreSQL was down then.
+      recorder
+        .recordMissedFailures(definition.name, partition, jobId, attempt - 1, job.failedReason ?? null)
+        .catch((err: unknown) => runLog.warn({ err }, 'could not check ops.job_run_events for earlier attempts'));
+    }
     const started = process.hrtime.bigint();
     const heartbeat = setInterval(() => {
       recorder.heartbeat(definition.name, partition, jobId).catch((err: unknown) => runLog.warn({ err }, 'heartbeat failed'));

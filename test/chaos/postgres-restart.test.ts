@@ -261,6 +261,8 @@ describe('postgres restart', () => {
     // Failed at least once, then completed on a later attempt, in the same worker process.
     expect(etlFailures).toBeGreaterThanOrEqual(1);
     expect(run.attempts).toBeGreaterThan(1);
+    // Each failed attempt is in the history, those that failed while PostgreSQL was down included.
+    expect(events?.n).toBe(etlFailures);
     expect(run.worker).toBe(workerTag);
     await assertWorkerUnchanged();
 

@@ -8,9 +8,11 @@ import { z } from 'zod';
 import { listTicks } from '../../src/cron.ts';
 import { enqueueRun } from '../../src/enqueue.ts';
 import { basePayload, defineJob, type JobDefinition } from '../../src/job-definition.ts';
-import { loadRun } from '../../src/runs.ts';
+import { createDb } from '../../src/db.ts';
+import { createRunRecorder, loadRun } from '../../src/runs.ts';
 import { catchUp, checkDeadlines, reapStaleRuns, reconcileSchedules, registerSchedules, resolveSchedules } from '../../src/scheduler.ts';
 import { createLogger } from '../../src/logger.ts';
+import { startWorkers, stopWorkers } from '../../src/worker.ts';
 import { probeSleep } from '../fixtures/test-jobs.ts';
 import { cleanupPrefix, TEST_REDIS_URL } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/processes.ts';
@@ -335,5 +337,35 @@ describe('BullMQ Job Schedulers across DST', () => {
     expect(new Date(scheduler!.next!).toISOString()).toBe(expected);
     expect(ours!.toISOString()).toBe(expected);
     await queue.removeJobScheduler(id);
+  });
+});
+
+describe('PostgreSQL unreachable during an attempt', () => {
+  it('the next attempt records the failed attempts ops.job_run_events could not take', async () => {
+    // Backoff long enough to stop the cut-off worker before the retry is due.
+    const own = await createTestRuntime('lost-events', [probeSleep as never], { JOB_BACKOFF_MS: '3000' });
+    const unreachable = createDb('postgres://postgres@127.0.0.1:1/none', { max: 1 });
+    try {
+      const cutOff = startWorkers({ ...own.workerRuntime, recorder: createRunRecorder(unreachable, { worker: 'cut-off' }) }, { connection: own.redis });
+      const { job, partition } = await enqueueRun(own.queues, probeSleep as never, { key: 'lost', ms: 1 });
+      const queue = own.queues.get('maintenance')!;
+      await waitFor(async () => ((await queue.getJob(job.id!))?.attemptsMade ?? 0) >= 1, 10_000, () => 'attempt 1 failed');
+      await stopWorkers(cutOff, 5000, own.workerRuntime.logger);
+      own.startWorkers();
+      await waitFor(async () => (await loadRun(own.db.sql, 'probe-sleep', partition))?.status === 'succeeded', 15_000, () => 'a later attempt succeeded');
+      const attempts = (await queue.getJob(job.id!))!.attemptsMade;
+      await waitFor(
+        async () => (await own.db.sql`select count(*)::int as n from ops.job_run_events where partition = ${partition}`)[0]!.n === attempts - 1,
+        5000,
+        () => 'events of the failed attempts',
+      );
+      const events = await own.db.sql<{ attempt: number; outcome: string; error: string | null }[]>`
+        select attempt, outcome, error from ops.job_run_events where job = 'probe-sleep' and partition = ${partition} order by attempt`;
+      expect(events.map((e) => [e.attempt, e.outcome])).toEqual(Array.from({ length: attempts - 1 }, (_, i) => [i + 1, 'retrying']));
+      expect(events.at(-1)!.error).toMatch(/ECONNREFUSED/);
+    } finally {
+      await unreachable.end({ timeout: 1 });
+      await own.close();
+    }
   });
 });
