@@ -208,24 +208,27 @@ async function fetchChunk(
  * first, or chunks stored while this one had failed), had their features computed without it.
  * Those of the first WARMUP_BARS of them are recomputed from a state warmed on the bars before
  * them, which now include it; later bars no longer depend on it (every window is shorter, and
- * the recursions have forgotten their seed). Idempotent: a series re-run after a crash here
- * does it again.
+ * the recursions have forgotten their seed). Bars are read under the series' write lock, so a
+ * concurrent backfill of the series cannot change them before their features are written.
+ * Idempotent: a series re-run after a crash here does it again.
  */
 async function refreshFollowingFeatures(deps: StepDeps, log: Logger, state: SeriesStateRow, fromDay: number): Promise<void> {
   const timeframe = state.timeframe as Timeframe;
   const calendar = calendarOf(state.asset_class as AssetClass);
-  const following = await loadBarsFrom(deps.db, state.symbol, state.timeframe, utcMsOfLocal(fromDay * DAY_MS, calendar), WARMUP_BARS);
-  const first = following[0];
-  if (!first) return;
-  const warmed = await warmFeatureState(deps, state, timeframe, calendar, first.ts);
-  const { rows } = computeFeatures(following, dayNumbers(following, calendar), timeframe, warmed);
-  await replaceFeatures(deps.db, state.symbol, state.timeframe, rows);
-  log.info({ bars: rows.length, from: new Date(first.ts).toISOString() }, 'features of stored bars after a written chunk recomputed with it');
+  const fromTs = utcMsOfLocal(fromDay * DAY_MS, calendar);
+  const replaced = await replaceFeatures(deps.db, state.symbol, state.timeframe, async (tx) => {
+    const following = await loadBarsFrom(tx, state.symbol, state.timeframe, fromTs, WARMUP_BARS);
+    const first = following[0];
+    if (!first) return [];
+    const warmed = await warmFeatureState(tx, state, timeframe, calendar, first.ts);
+    return computeFeatures(following, dayNumbers(following, calendar), timeframe, warmed).rows;
+  });
+  if (replaced > 0) log.info({ bars: replaced, from: new Date(fromTs).toISOString() }, 'features of stored bars after a written chunk recomputed with it');
 }
 
 /** The feature state rebuilt from the stored bars of the series before `beforeTs`. */
-async function warmFeatureState(deps: StepDeps, state: SeriesStateRow, timeframe: Timeframe, calendar: MarketCalendar, beforeTs: number): Promise<FeatureState> {
-  const history = await loadBarsBefore(deps.db, state.symbol, state.timeframe, beforeTs, WARMUP_BARS);
+async function warmFeatureState(sql: Sql, state: SeriesStateRow, timeframe: Timeframe, calendar: MarketCalendar, beforeTs: number): Promise<FeatureState> {
+  const history = await loadBarsBefore(sql, state.symbol, state.timeframe, beforeTs, WARMUP_BARS);
   if (history.length === 0) return createFeatureState();
   return computeFeatures(history, dayNumbers(history, calendar), timeframe, createFeatureState()).state;
 }
@@ -267,7 +270,7 @@ async function processChunk(
   const { valid, rejects } = validateBars(fetched.bars, { timeframe, calendar, from: chunk.start, to });
   const chunkStartTs = utcMsOfLocal(dayNumberOfIsoDate(chunk.start) * DAY_MS, calendar);
   // The state carried from the series' previous chunk, or rebuilt from stored bars when it carries none.
-  const initial = state.feature_state ?? (await warmFeatureState(deps, state, timeframe, calendar, chunkStartTs));
+  const initial = state.feature_state ?? (await warmFeatureState(deps.db, state, timeframe, calendar, chunkStartTs));
   const { rows, state: featureState } = computeFeatures(valid, dayNumbers(valid, calendar), timeframe, initial);
   const quality = dailyQuality({ timeframe, calendar, from: chunk.start, to, valid, features: rows, rejects, fetchedAt });
   const computeMs = performance.now() - computeStarted;

@@ -239,13 +239,19 @@ export async function loadBarsFrom(sql: Sql, symbol: string, timeframe: string, 
   return rows.map((r) => ({ ts: r.ts.getTime(), open: r.open, high: r.high, low: r.low, close: r.close, volume: r.volume }));
 }
 
-/** Replaces the stored features of a series at the rows' times, under the series' write lock. */
-export async function replaceFeatures(sql: Sql, symbol: string, timeframe: string, rows: readonly FeatureRow[]): Promise<void> {
-  if (rows.length === 0) return;
-  await sql.begin(async (tx) => {
+/**
+ * Replaces stored features of a series with those `compute` makes, under the series' write
+ * lock: what it reads through the transaction it is given (the bars) cannot change before the
+ * features computed from them are written. Returns how many were replaced.
+ */
+export async function replaceFeatures(sql: Sql, symbol: string, timeframe: string, compute: (tx: Sql) => Promise<readonly FeatureRow[]>): Promise<number> {
+  return sql.begin(async (tx) => {
     await tx`select pg_advisory_xact_lock(hashtext(${`enrichment:${symbol}:${timeframe}`}))`;
+    const rows = await compute(tx as unknown as Sql);
+    if (rows.length === 0) return 0;
     await tx`delete from market.features where symbol = ${symbol} and timeframe = ${timeframe} and ts = any(${rows.map((r) => new Date(r.ts).toISOString())}::timestamptz[])`;
     await copyFeatures(tx, symbol, timeframe, rows);
+    return rows.length;
   });
 }
 

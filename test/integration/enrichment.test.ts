@@ -11,6 +11,8 @@ import { generateSyntheticBars } from '../../src/enrichment/providers/synthetic.
 import { enqueueRun } from '../../src/enqueue.ts';
 import { enrichmentBackfill } from '../../jobs/enrichment-backfill.ts';
 import { enrichmentDaily } from '../../jobs/enrichment-daily.ts';
+import { replaceFeatures } from '../../src/queries/enrichment.ts';
+import { createTestDatabase } from '../helpers/db.ts';
 import { waitFor } from '../helpers/processes.ts';
 import { createTestRuntime, type TestRuntime } from '../helpers/runtime.ts';
 
@@ -100,6 +102,30 @@ describe('enrichment backfills', () => {
     expect(features.map((f) => [f.ts.getTime(), f.sma_50, f.ema_50, f.rsi_14, f.atr_14, f.market_structure])).toEqual(
       whole.map((f) => [f.ts, f.sma_50, f.ema_50, f.rsi_14, f.atr_14, f.market_structure]),
     );
+  });
+
+  it('recomputed features are made from bars read under the series write lock: a concurrent chunk write cannot slip in between', async () => {
+    const db = await createTestDatabase();
+    const holder = await db.sql.reserve();
+    try {
+      // Another backfill of the series in the middle of writing a chunk.
+      await holder`begin`;
+      await holder`select pg_advisory_xact_lock(hashtext('enrichment:AAPL:1d'))`;
+      let readAt: number | null = null;
+      const replacing = replaceFeatures(db.sql, 'AAPL', '1d', async () => {
+        readAt = Date.now();
+        return [];
+      });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(readAt).toBeNull();
+      const released = Date.now();
+      await holder`commit`;
+      expect(await replacing).toBe(0);
+      expect(readAt).toBeGreaterThanOrEqual(released);
+    } finally {
+      holder.release();
+      await db.drop();
+    }
   });
 
   it('enrichment-daily brings every tracked symbol from its newest bar to yesterday as one backfill', async () => {
