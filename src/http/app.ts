@@ -64,8 +64,8 @@ export interface HttpDeps {
   enqueueBackfill?: BackfillEnqueuer;
   /**
    * What `X-CSRF-Token` must equal on mutating calls from the status page (POST
-   * /api/v1/partitions/rerun). @defaultValue createCsrfToken(), random for this process; the
-   * value in use is `app.locals.csrfToken`.
+   * /api/v1/partitions/rerun). @defaultValue createCsrfToken(credentials): the same in every
+   * process with these credentials; the value in use is `app.locals.csrfToken`.
    */
   csrfToken?: string;
 }
@@ -75,7 +75,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   const logger = deps.logger.child({ component: 'http' });
-  const csrfToken = deps.csrfToken ?? createCsrfToken();
+  const csrfToken = deps.csrfToken ?? createCsrfToken(deps.credentials);
   app.locals.csrfToken = csrfToken;
 
   app.use(createProbeRouter({ logger, metrics: deps.metrics, db: deps.db, redis: deps.redis, beforeScrape: deps.beforeScrape }));
@@ -113,19 +113,21 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     app.use('/reports', requireAuth, createReportsRouter({ config: deps.config, db: deps.db }));
 
     // The status page: schedules, the partition grid, backfills; it refreshes itself from the API above.
-    // A viewer's copy links failed jobs to the read-only board (its re-run buttons answer 403).
-    const statusPage = (boardPath: string) =>
+    // A viewer's copy links failed jobs to the read-only board and carries no CSRF token: its
+    // re-run buttons answer 403 anyway, and the token, derived from the admin's credentials,
+    // is not for viewers to hold.
+    const statusPage = (boardPath: string, token: string) =>
       createStatusPageHandler({
         db: deps.db,
         config: deps.config,
         logger,
         definitions: deps.definitions,
         boardPath,
-        csrfToken,
+        csrfToken: token,
         listSchedules: deps.listSchedules,
       });
-    const adminStatusPage = statusPage(BOARD_PATH);
-    const viewerStatusPage = deps.viewerCredentials ? statusPage(VIEWER_BOARD_PATH) : adminStatusPage;
+    const adminStatusPage = statusPage(BOARD_PATH, csrfToken);
+    const viewerStatusPage = deps.viewerCredentials ? statusPage(VIEWER_BOARD_PATH, '') : adminStatusPage;
     app.get('/', requireAuth, (req, res, next) => {
       const page = authOf(res.locals)?.role === 'viewer' ? viewerStatusPage : adminStatusPage;
       page(req, res, next);

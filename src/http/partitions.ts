@@ -17,18 +17,17 @@
  * Cross-site protection. Browsers send basic-auth credentials with cross-site requests too,
  * so basic auth alone would let any page a logged-in operator visits POST here. The POST
  * therefore also needs:
- * - `X-CSRF-Token` equal to this server's token (`createCsrfToken`: 32 random bytes made when
- *   the app is built, `HttpDeps.csrfToken` / `app.locals.csrfToken`; the status page embeds it).
- *   A custom header cannot be sent cross-origin without a CORS preflight, which this app never
- *   grants, and another origin cannot read the page that holds the token. Several web
- *   processes behind one load balancer each have their own token unless given the same one
- *   (sticky sessions, or the same `HttpDeps.csrfToken`);
+ * - `X-CSRF-Token` equal to this server's token (`createCsrfToken`: an HMAC of the board
+ *   credentials, so web processes behind one load balancer sharing BOARD_USER/BOARD_PASSWORD
+ *   accept each other's pages; `HttpDeps.csrfToken` / `app.locals.csrfToken`; the status page
+ *   embeds it). A custom header cannot be sent cross-origin without a CORS preflight, which
+ *   this app never grants, and another origin cannot read the page that holds the token;
  * - `Sec-Fetch-Site`, when the browser sends it, `same-origin` (or `none`): `cross-site` and
  *   `same-site` (a sibling subdomain or another port) are refused;
  * - `Origin`, when present, naming this host (the request's Host header).
  * Anything else answers 403. Scripts re-run partitions with `bullpen run <job> --data …`.
  */
-import { randomBytes } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import express, { type RequestHandler } from 'express';
 import type { Config } from '../config.ts';
 import type { Sql } from '../db.ts';
@@ -59,9 +58,13 @@ class ConflictError extends Error {
   override name = 'ConflictError';
 }
 
-/** A token for mutating requests from the status page: 32 random bytes, base64url. */
-export function createCsrfToken(): string {
-  return randomBytes(32).toString('base64url');
+/**
+ * The token for mutating requests from the status page: HMAC-SHA256 of a fixed label keyed by
+ * the admin credentials, base64url. Every process with the same credentials has the same token,
+ * and it changes with the password; it does not reveal the password.
+ */
+export function createCsrfToken(credentials: { user: string; password: string }): string {
+  return createHmac('sha256', `${credentials.user}\u0000${credentials.password}`).update('bullpen status-page csrf token v1').digest('base64url');
 }
 
 /** The Origin header's host (`host[:port]`), or null for `null`, a malformed value or another scheme. */

@@ -330,10 +330,25 @@ describe('POST /api/v1/partitions/rerun', () => {
     expect(await queues.get('reports')!.getJobState('nightly-report@2025-11-27')).toBe('unknown');
   });
 
-  it('gets a random token of its own when none is given', () => {
+  it('derives its token from the credentials when none is given: web processes behind one load balancer accept each other\'s', async () => {
     const token = defaultTokenApp.locals.csrfToken as string;
     expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    expect(createHttpApp(deps({ csrfToken: undefined })).locals.csrfToken).not.toBe(token);
+    expect(token).not.toContain(CREDENTIALS.password);
+    // Another process with the same credentials: its page's token is accepted here.
+    const other = await startHttpServer(createHttpApp(deps({ csrfToken: undefined })), '127.0.0.1', 0);
+    try {
+      expect(createHttpApp(deps({ csrfToken: undefined })).locals.csrfToken).toBe(token);
+      const response = await fetch(`${other.url}/api/v1/partitions/rerun`, {
+        method: 'POST',
+        headers: { ...AUTH, 'content-type': 'application/json', [CSRF_HEADER]: token },
+        body: JSON.stringify({ job: 'refresh-rs', date: '2025-11-17' }),
+      });
+      // Past the guard: refused as already done (409), not as cross-site (403).
+      expect(response.status).toBe(409);
+    } finally {
+      await other.close();
+    }
+    expect(createHttpApp(deps({ csrfToken: undefined, credentials: { ...CREDENTIALS, password: `${CREDENTIALS.password}!` } })).locals.csrfToken).not.toBe(token);
   });
 });
 

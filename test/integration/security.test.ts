@@ -209,8 +209,12 @@ describe('the viewer account', () => {
     expect(html).toContain(`href="${VIEWER_BOARD_PATH}"`);
     expect(html).toContain(`data-board="${VIEWER_BOARD_PATH}"`);
     expect(html).not.toContain(`href="${BOARD_PATH}`);
-    // The admin's page links the admin board.
-    expect(await (await request(server, 'GET', '/', ADMIN_AUTH)).text()).toContain(`href="${BOARD_PATH}"`);
+    // Nor does it carry the CSRF token (derived from the admin's credentials; a viewer cannot re-run anyway).
+    expect(html).toContain('<meta name="csrf-token" content="">');
+    // The admin's page links the admin board and carries the token.
+    const adminHtml = await (await request(server, 'GET', '/', ADMIN_AUTH)).text();
+    expect(adminHtml).toContain(`href="${BOARD_PATH}"`);
+    expect(adminHtml).toContain(`<meta name="csrf-token" content="${app.locals.csrfToken as string}">`);
 
     for (const path of ['/reports/', '/api/v1/schedules', '/api/v1/backfills', '/api/v1/partitions', '/api/v1/enrichment/metrics']) {
       expect((await request(server, 'GET', path, VIEWER_AUTH)).status, path).toBe(200);
