@@ -135,11 +135,3 @@ export function scheduledInstant(payload: { scheduledFor?: string | undefined })
   if (!payload.scheduledFor) throw new Error('payload has no scheduledFor; the runtime fills it before a job runs');
   return payload.scheduledFor;
 }
-
-/**
- * The summary of a job whose real work has not been built yet: it says plainly that
- * nothing was read or written, so no run ever looks like it produced figures.
- */
-export function createNothingDoneSummary(job: string): JobSummary {
-  return { did_nothing: true, note: `${job} has no implementation yet; no rows were read or written` };
-}

@@ -17,13 +17,16 @@
  *  - a few bad rows (about 0.2%, at least one of each `BadExecutionKind`) that the ETL must
  *    reject. Each has its own order, so rejecting it leaves every position untouched.
  *
- * Money and quantities are built from integers (cents and ten-thousandths of a dollar) and
- * written as decimal strings; binary floats only drive the random walk, never the output.
- * The random numbers use only +, −, ×, Math.imul and shifts (no Math.log/exp), so the
- * output does not depend on a JavaScript engine's transcendental functions.
+ * Each day's open and close are the synthetic market-data provider's (its 1d bars, in cents),
+ * so the fills trade at the market enrichment stores and positions are marked at. Money and
+ * quantities are built from integers (cents and ten-thousandths of a dollar) and written as
+ * decimal strings; binary floats only drive the intraday noise, never the output. This
+ * module's random numbers use only +, −, ×, Math.imul and shifts (no Math.log/exp); the
+ * provider's daily prices use Math.exp, rounded to cents.
  */
 import { DateTime, IANAZone } from 'luxon';
 import { addTradingDays, earlyClose, previousTradingDay, tradingDaysBetween, type IsoDate } from '../analytics/calendar.ts';
+import { syntheticSessionPrices } from '../enrichment/providers/synthetic.ts';
 import { BadInputError } from '../errors.ts';
 
 // ---------------------------------------------------------------------------
@@ -219,68 +222,66 @@ export interface DemoSymbol {
   industry: string;
   /** The sector ETF a stock is compared with; null for ETFs. */
   sectorEtf: string | null;
-  /** A realistic price level in dollars, where the random walk starts. */
-  basePrice: number;
   /** Typical daily volatility as a fraction (0.012 = 1.2%). */
   dailyVolatility: number;
 }
 
-function etf(symbol: string, fullName: string, exchange: DemoSymbol['exchange'], sector: GicsSector | null, basePrice: number, dailyVolatility: number): DemoSymbol {
-  return { symbol, fullName, instrumentType: 'etf', exchange, sector, industry: sector === null ? 'Index ETF' : 'Sector ETF', sectorEtf: null, basePrice, dailyVolatility };
+function etf(symbol: string, fullName: string, exchange: DemoSymbol['exchange'], sector: GicsSector | null, dailyVolatility: number): DemoSymbol {
+  return { symbol, fullName, instrumentType: 'etf', exchange, sector, industry: sector === null ? 'Index ETF' : 'Sector ETF', sectorEtf: null, dailyVolatility };
 }
 
-function stock(symbol: string, fullName: string, exchange: DemoSymbol['exchange'], sector: GicsSector, industry: string, basePrice: number, dailyVolatility: number): DemoSymbol {
-  return { symbol, fullName, instrumentType: 'stock', exchange, sector, industry, sectorEtf: SECTOR_ETFS[sector], basePrice, dailyVolatility };
+function stock(symbol: string, fullName: string, exchange: DemoSymbol['exchange'], sector: GicsSector, industry: string, dailyVolatility: number): DemoSymbol {
+  return { symbol, fullName, instrumentType: 'stock', exchange, sector, industry, sectorEtf: SECTOR_ETFS[sector], dailyVolatility };
 }
 
 /** The demo universe, in instrument_id order (the first is FIRST_INSTRUMENT_ID). */
 export const DEMO_SYMBOLS: readonly DemoSymbol[] = Object.freeze([
-  etf('SPY', 'SPDR S&P 500 ETF Trust', 'ARCA', null, 560, 0.009),
-  etf('QQQ', 'Invesco QQQ Trust, Series 1', 'NASDAQ', null, 480, 0.012),
-  etf('IWM', 'iShares Russell 2000 ETF', 'ARCA', null, 215, 0.013),
-  etf('XLK', 'Technology Select Sector SPDR Fund', 'ARCA', 'Information Technology', 230, 0.013),
-  etf('XLF', 'Financial Select Sector SPDR Fund', 'ARCA', 'Financials', 48, 0.010),
-  etf('XLE', 'Energy Select Sector SPDR Fund', 'ARCA', 'Energy', 90, 0.013),
-  etf('XLV', 'Health Care Select Sector SPDR Fund', 'ARCA', 'Health Care', 145, 0.008),
-  etf('XLY', 'Consumer Discretionary Select Sector SPDR Fund', 'ARCA', 'Consumer Discretionary', 210, 0.012),
-  etf('XLP', 'Consumer Staples Select Sector SPDR Fund', 'ARCA', 'Consumer Staples', 80, 0.007),
-  etf('XLI', 'Industrial Select Sector SPDR Fund', 'ARCA', 'Industrials', 135, 0.009),
-  etf('XLU', 'Utilities Select Sector SPDR Fund', 'ARCA', 'Utilities', 75, 0.009),
-  etf('XLB', 'Materials Select Sector SPDR Fund', 'ARCA', 'Materials', 90, 0.010),
-  etf('XLRE', 'Real Estate Select Sector SPDR Fund', 'ARCA', 'Real Estate', 42, 0.011),
-  etf('XLC', 'Communication Services Select Sector SPDR Fund', 'ARCA', 'Communication Services', 95, 0.011),
-  stock('AAPL', 'Apple Inc.', 'NASDAQ', 'Information Technology', 'Technology Hardware, Storage & Peripherals', 225, 0.016),
-  stock('MSFT', 'Microsoft Corporation', 'NASDAQ', 'Information Technology', 'Software', 420, 0.015),
-  stock('NVDA', 'NVIDIA Corporation', 'NASDAQ', 'Information Technology', 'Semiconductors & Semiconductor Equipment', 130, 0.030),
-  stock('AMD', 'Advanced Micro Devices, Inc.', 'NASDAQ', 'Information Technology', 'Semiconductors & Semiconductor Equipment', 150, 0.028),
-  stock('GOOGL', 'Alphabet Inc. Class A', 'NASDAQ', 'Communication Services', 'Interactive Media & Services', 170, 0.018),
-  stock('META', 'Meta Platforms, Inc. Class A', 'NASDAQ', 'Communication Services', 'Interactive Media & Services', 560, 0.022),
-  stock('NFLX', 'Netflix, Inc.', 'NASDAQ', 'Communication Services', 'Entertainment', 700, 0.021),
-  stock('AMZN', 'Amazon.com, Inc.', 'NASDAQ', 'Consumer Discretionary', 'Broadline Retail', 190, 0.019),
-  stock('TSLA', 'Tesla, Inc.', 'NASDAQ', 'Consumer Discretionary', 'Automobiles', 250, 0.035),
-  stock('HD', 'The Home Depot, Inc.', 'NYSE', 'Consumer Discretionary', 'Specialty Retail', 400, 0.013),
-  stock('MCD', "McDonald's Corporation", 'NYSE', 'Consumer Discretionary', 'Hotels, Restaurants & Leisure', 300, 0.010),
-  stock('JPM', 'JPMorgan Chase & Co.', 'NYSE', 'Financials', 'Banks', 220, 0.013),
-  stock('BAC', 'Bank of America Corporation', 'NYSE', 'Financials', 'Banks', 42, 0.015),
-  stock('GS', 'The Goldman Sachs Group, Inc.', 'NYSE', 'Financials', 'Capital Markets', 520, 0.016),
-  stock('V', 'Visa Inc. Class A', 'NYSE', 'Financials', 'Financial Services', 290, 0.011),
-  stock('UNH', 'UnitedHealth Group Incorporated', 'NYSE', 'Health Care', 'Health Care Providers & Services', 560, 0.015),
-  stock('JNJ', 'Johnson & Johnson', 'NYSE', 'Health Care', 'Pharmaceuticals', 155, 0.009),
-  stock('LLY', 'Eli Lilly and Company', 'NYSE', 'Health Care', 'Pharmaceuticals', 850, 0.020),
-  stock('XOM', 'Exxon Mobil Corporation', 'NYSE', 'Energy', 'Oil, Gas & Consumable Fuels', 115, 0.014),
-  stock('CVX', 'Chevron Corporation', 'NYSE', 'Energy', 'Oil, Gas & Consumable Fuels', 150, 0.014),
-  stock('PG', 'The Procter & Gamble Company', 'NYSE', 'Consumer Staples', 'Household Products', 170, 0.009),
-  stock('KO', 'The Coca-Cola Company', 'NYSE', 'Consumer Staples', 'Beverages', 68, 0.008),
-  stock('WMT', 'Walmart Inc.', 'NYSE', 'Consumer Staples', 'Consumer Staples Distribution & Retail', 85, 0.011),
-  stock('CAT', 'Caterpillar Inc.', 'NYSE', 'Industrials', 'Machinery', 380, 0.016),
-  stock('BA', 'The Boeing Company', 'NYSE', 'Industrials', 'Aerospace & Defense', 160, 0.020),
-  stock('GE', 'GE Aerospace', 'NYSE', 'Industrials', 'Aerospace & Defense', 180, 0.017),
-  stock('NEE', 'NextEra Energy, Inc.', 'NYSE', 'Utilities', 'Electric Utilities', 75, 0.014),
-  stock('DUK', 'Duke Energy Corporation', 'NYSE', 'Utilities', 'Electric Utilities', 115, 0.010),
-  stock('LIN', 'Linde plc', 'NASDAQ', 'Materials', 'Chemicals', 460, 0.011),
-  stock('NEM', 'Newmont Corporation', 'NYSE', 'Materials', 'Metals & Mining', 50, 0.022),
-  stock('AMT', 'American Tower Corporation', 'NYSE', 'Real Estate', 'Specialized REITs', 210, 0.014),
-  stock('PLD', 'Prologis, Inc.', 'NYSE', 'Real Estate', 'Industrial REITs', 115, 0.015),
+  etf('SPY', 'SPDR S&P 500 ETF Trust', 'ARCA', null, 0.009),
+  etf('QQQ', 'Invesco QQQ Trust, Series 1', 'NASDAQ', null, 0.012),
+  etf('IWM', 'iShares Russell 2000 ETF', 'ARCA', null, 0.013),
+  etf('XLK', 'Technology Select Sector SPDR Fund', 'ARCA', 'Information Technology', 0.013),
+  etf('XLF', 'Financial Select Sector SPDR Fund', 'ARCA', 'Financials', 0.010),
+  etf('XLE', 'Energy Select Sector SPDR Fund', 'ARCA', 'Energy', 0.013),
+  etf('XLV', 'Health Care Select Sector SPDR Fund', 'ARCA', 'Health Care', 0.008),
+  etf('XLY', 'Consumer Discretionary Select Sector SPDR Fund', 'ARCA', 'Consumer Discretionary', 0.012),
+  etf('XLP', 'Consumer Staples Select Sector SPDR Fund', 'ARCA', 'Consumer Staples', 0.007),
+  etf('XLI', 'Industrial Select Sector SPDR Fund', 'ARCA', 'Industrials', 0.009),
+  etf('XLU', 'Utilities Select Sector SPDR Fund', 'ARCA', 'Utilities', 0.009),
+  etf('XLB', 'Materials Select Sector SPDR Fund', 'ARCA', 'Materials', 0.010),
+  etf('XLRE', 'Real Estate Select Sector SPDR Fund', 'ARCA', 'Real Estate', 0.011),
+  etf('XLC', 'Communication Services Select Sector SPDR Fund', 'ARCA', 'Communication Services', 0.011),
+  stock('AAPL', 'Apple Inc.', 'NASDAQ', 'Information Technology', 'Technology Hardware, Storage & Peripherals', 0.016),
+  stock('MSFT', 'Microsoft Corporation', 'NASDAQ', 'Information Technology', 'Software', 0.015),
+  stock('NVDA', 'NVIDIA Corporation', 'NASDAQ', 'Information Technology', 'Semiconductors & Semiconductor Equipment', 0.030),
+  stock('AMD', 'Advanced Micro Devices, Inc.', 'NASDAQ', 'Information Technology', 'Semiconductors & Semiconductor Equipment', 0.028),
+  stock('GOOGL', 'Alphabet Inc. Class A', 'NASDAQ', 'Communication Services', 'Interactive Media & Services', 0.018),
+  stock('META', 'Meta Platforms, Inc. Class A', 'NASDAQ', 'Communication Services', 'Interactive Media & Services', 0.022),
+  stock('NFLX', 'Netflix, Inc.', 'NASDAQ', 'Communication Services', 'Entertainment', 0.021),
+  stock('AMZN', 'Amazon.com, Inc.', 'NASDAQ', 'Consumer Discretionary', 'Broadline Retail', 0.019),
+  stock('TSLA', 'Tesla, Inc.', 'NASDAQ', 'Consumer Discretionary', 'Automobiles', 0.035),
+  stock('HD', 'The Home Depot, Inc.', 'NYSE', 'Consumer Discretionary', 'Specialty Retail', 0.013),
+  stock('MCD', "McDonald's Corporation", 'NYSE', 'Consumer Discretionary', 'Hotels, Restaurants & Leisure', 0.010),
+  stock('JPM', 'JPMorgan Chase & Co.', 'NYSE', 'Financials', 'Banks', 0.013),
+  stock('BAC', 'Bank of America Corporation', 'NYSE', 'Financials', 'Banks', 0.015),
+  stock('GS', 'The Goldman Sachs Group, Inc.', 'NYSE', 'Financials', 'Capital Markets', 0.016),
+  stock('V', 'Visa Inc. Class A', 'NYSE', 'Financials', 'Financial Services', 0.011),
+  stock('UNH', 'UnitedHealth Group Incorporated', 'NYSE', 'Health Care', 'Health Care Providers & Services', 0.015),
+  stock('JNJ', 'Johnson & Johnson', 'NYSE', 'Health Care', 'Pharmaceuticals', 0.009),
+  stock('LLY', 'Eli Lilly and Company', 'NYSE', 'Health Care', 'Pharmaceuticals', 0.020),
+  stock('XOM', 'Exxon Mobil Corporation', 'NYSE', 'Energy', 'Oil, Gas & Consumable Fuels', 0.014),
+  stock('CVX', 'Chevron Corporation', 'NYSE', 'Energy', 'Oil, Gas & Consumable Fuels', 0.014),
+  stock('PG', 'The Procter & Gamble Company', 'NYSE', 'Consumer Staples', 'Household Products', 0.009),
+  stock('KO', 'The Coca-Cola Company', 'NYSE', 'Consumer Staples', 'Beverages', 0.008),
+  stock('WMT', 'Walmart Inc.', 'NYSE', 'Consumer Staples', 'Consumer Staples Distribution & Retail', 0.011),
+  stock('CAT', 'Caterpillar Inc.', 'NYSE', 'Industrials', 'Machinery', 0.016),
+  stock('BA', 'The Boeing Company', 'NYSE', 'Industrials', 'Aerospace & Defense', 0.020),
+  stock('GE', 'GE Aerospace', 'NYSE', 'Industrials', 'Aerospace & Defense', 0.017),
+  stock('NEE', 'NextEra Energy, Inc.', 'NYSE', 'Utilities', 'Electric Utilities', 0.014),
+  stock('DUK', 'Duke Energy Corporation', 'NYSE', 'Utilities', 'Electric Utilities', 0.010),
+  stock('LIN', 'Linde plc', 'NASDAQ', 'Materials', 'Chemicals', 0.011),
+  stock('NEM', 'Newmont Corporation', 'NYSE', 'Materials', 'Metals & Mining', 0.022),
+  stock('AMT', 'American Tower Corporation', 'NYSE', 'Real Estate', 'Specialized REITs', 0.014),
+  stock('PLD', 'Prologis, Inc.', 'NYSE', 'Real Estate', 'Industrial REITs', 0.015),
 ]);
 
 /** The number of fills a default trading day gets, on average; history scales linearly with days. */
@@ -527,20 +528,22 @@ interface DailyBar {
 }
 
 /**
- * Daily open/close per instrument (dollars, floats: only the walk, never the output). A
- * shared market factor makes stocks move with SPY, and a gentle pull towards the base price
- * keeps levels realistic over 500 days.
+ * Daily open/close per instrument: those of the synthetic market-data provider's 1d bars (its
+ * default seed), so fills trade around the prices enrichment stores in market.bars and
+ * positions are marked at. A date the provider has no session for keeps the previous one.
  */
-function simulateDailyBars(dates: readonly IsoDate[], rng: Rng): DailyBar[][] {
-  const market = dates.map(() => rng.normal());
+function simulateDailyBars(dates: readonly IsoDate[]): DailyBar[][] {
+  const from = dates[0] as IsoDate;
+  const to = dates[dates.length - 1] as IsoDate;
   return DEMO_SYMBOLS.map((symbol) => {
-    let close = symbol.basePrice * (1 + 0.05 * (rng.next() - 0.5));
-    return market.map((m) => {
-      const vol = symbol.dailyVolatility;
-      const open = close * (1 + 0.25 * vol * rng.normal());
-      const pull = -0.02 * (open / symbol.basePrice - 1);
-      close = Math.max(open * (1 + vol * (0.6 * m + 0.8 * rng.normal()) + pull), symbol.basePrice * 0.2);
-      return { open, close };
+    const sessions = syntheticSessionPrices({ symbol: symbol.symbol, assetClass: symbol.instrumentType, from, to });
+    const byDate = new Map(sessions.map((session) => [session.date, session]));
+    const first = sessions[0];
+    if (!first) throw new Error(`the synthetic provider has no sessions of ${symbol.symbol} for ${from}..${to}`);
+    let last = first;
+    return dates.map((date) => {
+      last = byDate.get(date) ?? last;
+      return { open: last.open, close: last.close };
     });
   });
 }
@@ -1054,7 +1057,7 @@ export function generateDemoHistory(options: DemoHistoryOptions): DemoHistory {
     nowMicros: now.getTime() * MICROS_PER_MS,
     dates,
     sessions: dates.map((date) => sessionsOf(date, tz)),
-    bars: simulateDailyBars(dates, streamFor(seed, 'prices')),
+    bars: simulateDailyBars(dates),
     universes: chooseUniverses(streamFor(seed, 'universes')),
     orders: [],
     fills: [],

@@ -1,6 +1,7 @@
 import { DateTime } from 'luxon';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { isTradingDay, tradingDateOf } from '../../src/analytics/calendar.ts';
+import { syntheticSessionPrices } from '../../src/enrichment/providers/synthetic.ts';
 import { BadInputError } from '../../src/errors.ts';
 import {
   BAD_EXECUTION_KINDS,
@@ -195,6 +196,28 @@ describe('generateDemoHistory', () => {
     expect(good.filter((e) => (e.fees as string).startsWith('-')).every((e) => e.liquidity_flag === 'ADD')).toBe(true);
     // Sells pay the SEC fee ($27.80 per million notional) and FINRA's TAF: never zero when no rebate applies.
     expect(good.filter((e) => e.side === 'SELL' && e.liquidity_flag === 'REMOVE').every((e) => Number(e.fees) > 0)).toBe(true);
+  });
+
+  it('trades at the prices the synthetic provider stores in market.bars, so positions are marked at their own market', () => {
+    const symbolOf = new Map(history.instruments.map((i) => [i.instrument_id, i]));
+    const newYorkDate = new Intl.DateTimeFormat('en-CA', { timeZone: TZ, year: 'numeric', month: '2-digit', day: '2-digit' });
+    const outside: string[] = [];
+    const bars = new Map<string, Map<string, { open: number; close: number }>>();
+    for (const e of good) {
+      const instrument = symbolOf.get(e.instrument_id as number)!;
+      let daily = bars.get(instrument.symbol);
+      if (!daily) {
+        // The open and close of the provider's 1d bars (synthetic-provider.test.ts checks they are).
+        const sessions = syntheticSessionPrices({ symbol: instrument.symbol, assetClass: instrument.instrument_type as 'stock' | 'etf', from: '2025-12-01', to: '2026-03-20' });
+        daily = new Map(sessions.map((session) => [session.date, session]));
+        bars.set(instrument.symbol, daily);
+      }
+      const bar = daily.get(newYorkDate.format(ms(e.executed_at)));
+      const price = Number(e.price);
+      // Between the day's open and close, give or take the intraday noise.
+      if (!bar || price < 0.9 * Math.min(bar.open, bar.close) || price > 1.1 * Math.max(bar.open, bar.close)) outside.push(`${e.execution_id} ${instrument.symbol} ${e.price}`);
+    }
+    expect(outside).toEqual([]);
   });
 
   it('keeps every ingested_at at or before now, and good fills ingested after they executed', () => {

@@ -3,7 +3,7 @@ import { describe, expect, it, vi } from 'vitest';
 import type { Bar } from '../../src/analytics/bars.ts';
 import { tradingDaysBetween } from '../../src/analytics/calendar.ts';
 import { calendarOf, dayNumberOfIsoDate, expectedBarOpens, type AssetClass, type Timeframe } from '../../src/analytics/timeframes.ts';
-import { createSyntheticProvider, generateSyntheticBars } from '../../src/enrichment/providers/synthetic.ts';
+import { createSyntheticProvider, generateSyntheticBars, syntheticSessionPrices } from '../../src/enrichment/providers/synthetic.ts';
 import { BadInputError } from '../../src/errors.ts';
 
 const NY = 'America/New_York';
@@ -122,6 +122,20 @@ describe('synthetic provider: aggregation', () => {
     }
     // The week of 2024-08-26 includes days after `to`; a week is included when its Monday is in range.
     expect(bars('SPY', '1w', '2024-07-02', '2024-07-08').map((w) => nyDate(w.ts))).toEqual(['2024-07-08']);
+  });
+});
+
+describe('synthetic provider: session prices', () => {
+  it.each([
+    ['AAPL', 'stock'],
+    ['XLK', 'etf'],
+    ['BTC-USD', 'crypto'],
+  ] as const)('gives %s the open and close of its 1d bars, session for session, without simulating minutes', (symbol, assetClass) => {
+    const daily = bars(symbol, '1d', '2025-11-20', '2026-03-20', assetClass);
+    const sessions = syntheticSessionPrices({ symbol, assetClass, from: '2025-11-20', to: '2026-03-20' });
+    expect(sessions.map((s) => [s.date, s.open, s.close])).toEqual(
+      daily.map((b) => [DateTime.fromMillis(b.ts, { zone: assetClass === 'crypto' ? 'UTC' : 'America/New_York' }).toISODate(), b.open, b.close]),
+    );
   });
 });
 

@@ -33,6 +33,7 @@ import {
   dayNumberOfIsoDate,
   expectedBarOpens,
   intradayMinutes,
+  isoDateOfDayNumber,
   sessionMinutes,
   utcMsOfLocal,
   type MarketCalendar,
@@ -252,14 +253,18 @@ function volumeProfile(calendar: MarketCalendar, minutes: number): Float64Array 
   return weights;
 }
 
-/** Fills the minute scratch arrays for a session day; returns its number of minutes. */
-function simulateDay(model: SymbolModel, day: number, session: Session): number {
-  const minutes = session.close - session.open;
+/** A session day's opening and closing price (raw): its first minute's open and last minute's close. */
+function sessionEnds(model: SymbolModel, day: number): { open: number; close: number; prevClose: number; closeLog: number } {
   const prevClose = logCloseOf(model, day - 1);
   const closeLog = logCloseOf(model, day);
   const gap = model.calendar === '24x7' ? 0 : GAP_SHARE * model.vol * dayNormal(model, GAP_SALT, day);
-  const open = Math.exp(prevClose + gap);
-  const close = Math.exp(closeLog);
+  return { open: Math.exp(prevClose + gap), close: Math.exp(closeLog), prevClose, closeLog };
+}
+
+/** Fills the minute scratch arrays for a session day; returns its number of minutes. */
+function simulateDay(model: SymbolModel, day: number, session: Session): number {
+  const minutes = session.close - session.open;
+  const { open, close, prevClose, closeLog } = sessionEnds(model, day);
   const move = Math.abs(closeLog - prevClose) / model.vol;
   const dayVolume = model.minuteVolume * (0.6 + 0.5 * move) * Math.exp(0.3 * dayNormal(model, DAY_VOLUME_SALT, day) - 0.045);
   // One price step a minute so the bridge's spread over the day is INTRADAY_SHARE · vol.
@@ -357,6 +362,26 @@ function assertRequest(request: SyntheticBarsRequest): { fromDay: number; toDay:
   }
   if (request.from > request.to) throw new BadInputError(`Invalid range: from ${request.from} is after to ${request.to}`);
   return { fromDay: dayNumberOfIsoDate(request.from), toDay: dayNumberOfIsoDate(request.to) };
+}
+
+/**
+ * The open and close of each session from..to, as the 1d bars have them, without simulating
+ * the sessions' minutes (the demo history trades at these prices).
+ */
+export function syntheticSessionPrices(
+  request: Omit<SyntheticBarsRequest, 'timeframe'>,
+  seed: number = DEFAULT_SYNTHETIC_SEED,
+): { date: string; open: number; close: number }[] {
+  const { fromDay, toDay } = assertRequest({ ...request, timeframe: '1d' });
+  const calendar = calendarOf(request.assetClass);
+  const model = modelOf(request.symbol, calendar, seed);
+  const prices: { date: string; open: number; close: number }[] = [];
+  for (let day = fromDay; day <= toDay; day++) {
+    if (!sessionOf(day, calendar)) continue;
+    const { open, close } = sessionEnds(model, day);
+    prices.push({ date: isoDateOfDayNumber(day), open: cents(open), close: cents(close) });
+  }
+  return prices;
 }
 
 /**
