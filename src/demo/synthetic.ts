@@ -530,20 +530,17 @@ interface DailyBar {
 /**
  * Daily open/close per instrument: those of the synthetic market-data provider's 1d bars (its
  * default seed), so fills trade around the prices enrichment stores in market.bars and
- * positions are marked at. A date the provider has no session for keeps the previous one.
+ * positions are marked at. The provider's sessions are the same NYSE calendar as the dates.
  */
-function simulateDailyBars(dates: readonly IsoDate[]): DailyBar[][] {
+function dailyBarsOf(dates: readonly IsoDate[]): DailyBar[][] {
   const from = dates[0] as IsoDate;
   const to = dates[dates.length - 1] as IsoDate;
   return DEMO_SYMBOLS.map((symbol) => {
-    const sessions = syntheticSessionPrices({ symbol: symbol.symbol, assetClass: symbol.instrumentType, from, to });
-    const byDate = new Map(sessions.map((session) => [session.date, session]));
-    const first = sessions[0];
-    if (!first) throw new Error(`the synthetic provider has no sessions of ${symbol.symbol} for ${from}..${to}`);
-    let last = first;
+    const sessions = new Map(syntheticSessionPrices({ symbol: symbol.symbol, assetClass: symbol.instrumentType, from, to }).map((s) => [s.date, s]));
     return dates.map((date) => {
-      last = byDate.get(date) ?? last;
-      return { open: last.open, close: last.close };
+      const session = sessions.get(date);
+      if (!session) throw new Error(`the synthetic provider has no ${symbol.symbol} session on ${date}, an NYSE trading day`);
+      return { open: session.open, close: session.close };
     });
   });
 }
@@ -1057,7 +1054,7 @@ export function generateDemoHistory(options: DemoHistoryOptions): DemoHistory {
     nowMicros: now.getTime() * MICROS_PER_MS,
     dates,
     sessions: dates.map((date) => sessionsOf(date, tz)),
-    bars: simulateDailyBars(dates),
+    bars: dailyBarsOf(dates),
     universes: chooseUniverses(streamFor(seed, 'universes')),
     orders: [],
     fills: [],
