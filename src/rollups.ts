@@ -2,7 +2,7 @@
  * Builds the rollups from warehouse.fact_trades (the build-rollups job; DESIGN.md
  * "Definitions"). One transaction under one advisory lock, so runs never interleave and
  * readers see the old rows until the new ones commit; the materialized views are refreshed
- * CONCURRENTLY after it.
+ * CONCURRENTLY inside it, so they commit with the tables they summarise.
  *
  *   scope 'pending'  the (date, account) partitions the trade ETL requested (ops.rollup_requests)
  *   scope 'range'    every (date, account) with facts or rollup rows in from..to
@@ -25,12 +25,10 @@ import {
   createWorkTables,
   dropAllRequests,
   insertEquityCurve,
-  insertInstrumentDaily,
+  insertAllDaily,
   insertMonthly,
-  insertPerformanceBuckets,
-  insertPerformanceDaily,
+  insertWorkDaily,
   insertPositions,
-  loadAccountPlans,
   loadCurves,
   loadWorkBounds,
   lockRollups,
@@ -99,33 +97,35 @@ export async function rebuildRollups(options: BuildRollupsOptions): Promise<Roll
   const rows = { performanceDaily: 0, buckets: 0, instrumentDaily: 0, equityCurve: 0, metrics: 0, positions: 0, monthly: 0 };
   const summary: RollupSummary = { scope: scope.kind, promotedToFull: false, partitions: 0, from: null, to: null, asOf: null, accounts: 0, rows, rowsWritten: 0, phaseMs };
 
+  const started = process.hrtime.bigint();
+  let bodyEnded = started;
   await db.begin(async (tx) => {
-    await timed('lock', () => lockRollups(tx));
-    await createWorkTables(tx);
-    if (!full && (await neverRolledUp(tx))) {
-      full = true;
-      summary.promotedToFull = true;
-    }
+    await timed('begin', async () => {
+      await lockRollups(tx);
+      await createWorkTables(tx);
+      if (!full && (await neverRolledUp(tx))) {
+        full = true;
+        summary.promotedToFull = true;
+      }
+    });
     await timed('work', async () => {
       if (full) return dropAllRequests(tx);
       if (scope.kind === 'pending') await takePendingRequests(tx);
       else if (scope.kind === 'range') await addRangeWork(tx, scope.from, scope.to);
     });
-    const bounds = await loadWorkBounds(tx, full);
+    const bounds = await timed('bounds', () => loadWorkBounds(tx, full));
     summary.partitions = bounds.partitions;
     summary.from = bounds.from;
     summary.to = bounds.to;
     const asOf = latestDate([bounds.curveEnd, bounds.to, bounds.factsEnd, options.asOf ?? null]);
     summary.asOf = asOf;
     if (asOf === null) return; // no facts and no curve: nothing to build
-    await ensureDimDates(tx, asOf, asOf);
+    await timed('bounds', () => ensureDimDates(tx, asOf, asOf));
 
     const daily: DailyWork | null = full ? { full: true } : bounds.from !== null && bounds.to !== null ? { full: false, from: bounds.from, to: bounds.to } : null;
     if (daily !== null) {
-      await clearDailyRows(tx, daily);
-      rows.performanceDaily = await timed('performance_daily', () => insertPerformanceDaily(tx, daily));
-      rows.buckets = await timed('buckets', () => insertPerformanceBuckets(tx, daily));
-      rows.instrumentDaily = await timed('instrument_daily', () => insertInstrumentDaily(tx, daily));
+      await timed('clear', () => clearDailyRows(tx, daily));
+      Object.assign(rows, await timed('daily', () => (daily.full ? insertAllDaily(tx) : insertWorkDaily(tx, daily))));
       if (full) await timed('analyze', () => analyzeRebuilt(tx, {
           'warehouse.fact_performance_daily': ['trade_date', 'date_key', 'account_id', 'account_key', 'strategy_key'],
           'warehouse.fact_instrument_daily': ['trade_date', 'instrument_key'],
@@ -137,12 +137,12 @@ export async function rebuildRollups(options: BuildRollupsOptions): Promise<Roll
     await timed('clear', () => clearAccountRows(tx, work));
     rows.equityCurve = await timed('equity_curve', () => insertEquityCurve(tx, work, asOf, tz));
     if (full) await timed('analyze', () => analyzeRebuilt(tx, { 'warehouse.equity_curve': ['account_id', 'date'] }));
-    const plans = await loadAccountPlans(tx);
+    const plans = work.plans;
     const chunks: AccountPlan[][] = [];
     for (let i = 0; i < plans.length; i += CURVES_PER_READ) chunks.push(plans.slice(i, i + CURVES_PER_READ));
-    // The first curves are asked for before positions and months, which then run in PostgreSQL
-    // while the metrics are computed here: statements issued together queue on the
-    // transaction's connection (postgres.js pipelines them), and none of the three reads what
+    // The first curves are asked for before positions, months and the views, which then run in
+    // PostgreSQL while the metrics are computed here: statements issued together queue on the
+    // transaction's connection (postgres.js pipelines them), and none of the four reads what
     // another writes. Their phase times overlap.
     const firstCurves = chunks.length > 0 ? loadCurves(tx, chunks[0]!.map((p) => p.account_id)) : null;
     const [metrics, positions, monthly] = await Promise.all([
@@ -165,12 +165,14 @@ export async function rebuildRollups(options: BuildRollupsOptions): Promise<Roll
       }),
       timed('positions', () => insertPositions(tx, full, work.firstStart, tz)),
       timed('monthly', () => insertMonthly(tx, work)),
+      timed('materialized_views', () => refreshMaterializedViews(tx)),
     ]);
     rows.metrics = metrics;
     rows.positions = positions;
     rows.monthly = monthly;
+    bodyEnded = process.hrtime.bigint();
   });
-  if (summary.asOf !== null) await timed('materialized_views', () => refreshMaterializedViews(db));
+  if (bodyEnded > started) phaseMs.commit = Math.round(Number(process.hrtime.bigint() - bodyEnded) / 1e5) / 10;
   summary.rowsWritten = Object.values(rows).reduce((a, b) => a + b, 0);
   options.logger?.debug({ phaseMs }, 'rollup phases');
   return summary;

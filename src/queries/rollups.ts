@@ -12,16 +12,15 @@
  *
  * Only the time zone is passed as a parameter into date arithmetic; nothing is spliced.
  */
-import type { PendingQuery, Row, Sql, TransactionSql } from 'postgres';
+import type { PendingQuery, Row, TransactionSql } from 'postgres';
 
 type Tx = TransactionSql<Record<string, never>>;
 
 /** One rollup run at a time: they rewrite overlapping rows, and each needs the previous one's curve. */
 export async function lockRollups(tx: Tx): Promise<void> {
-  await tx`select pg_advisory_xact_lock(hashtext('bullpen.rollups'))`;
-  await tx`set local work_mem = '128MB'`;
   // JIT compiles each statement's expressions again every run; these are short, so it only adds.
-  await tx`set local jit = off`;
+  await tx`
+    select pg_advisory_xact_lock(hashtext('bullpen.rollups')), set_config('work_mem', '128MB', true), set_config('jit', 'off', true)`;
 }
 
 export async function createWorkTables(tx: Tx): Promise<void> {
@@ -47,12 +46,12 @@ export async function takePendingRequests(tx: Tx): Promise<number> {
  */
 export async function addRangeWork(tx: Tx, from: string, to: string): Promise<number> {
   const result = await tx`
+    with covered as (delete from ops.rollup_requests where trade_date between ${from} and ${to})
     insert into rollup_work
     select trade_date, account_id from warehouse.fact_trades where trade_date between ${from} and ${to}
     union
     select trade_date, account_id from warehouse.fact_performance_daily where trade_date between ${from} and ${to}
     on conflict do nothing`;
-  await tx`delete from ops.rollup_requests where trade_date between ${from} and ${to}`;
   return result.count;
 }
 
@@ -105,17 +104,6 @@ export async function loadWorkBounds(tx: Tx, full: boolean): Promise<WorkBounds>
 /** What a run rebuilds at daily grain: everything, or the work partitions between two dates. */
 export type DailyWork = { full: true } | { full: false; from: string; to: string };
 
-/**
- * The facts a statement reads: all of them, or those of the work partitions. The date
- * bounds are what let the planner skip the other months' partitions.
- */
-function factsOf(tx: Tx, work: DailyWork) {
-  return work.full
-    ? tx`warehouse.fact_trades t`
-    : tx`warehouse.fact_trades t join rollup_work w on w.trade_date = t.trade_date and w.account_id = t.account_id
-         where t.trade_date between ${work.from} and ${work.to}`;
-}
-
 export async function clearDailyRows(tx: Tx, work: DailyWork): Promise<void> {
   if (work.full) {
     await tx`delete from warehouse.fact_performance_daily`;
@@ -123,107 +111,136 @@ export async function clearDailyRows(tx: Tx, work: DailyWork): Promise<void> {
     await tx`delete from warehouse.fact_instrument_daily`;
     return;
   }
-  await tx`delete from warehouse.fact_performance_daily f using rollup_work w where f.trade_date = w.trade_date and f.account_id = w.account_id`;
-  await tx`delete from warehouse.fact_performance_buckets b using rollup_work w where b.trade_date = w.trade_date and b.account_id = w.account_id`;
-  await tx`delete from warehouse.fact_instrument_daily i where i.trade_date in (select distinct trade_date from rollup_work)`;
+  // One statement: the three deletes touch different tables, and each round trip counts in a one-day run.
+  await tx`
+    with daily as (
+      delete from warehouse.fact_performance_daily f using rollup_work w where f.trade_date = w.trade_date and f.account_id = w.account_id
+    ), buckets as (
+      delete from warehouse.fact_performance_buckets b using rollup_work w where b.trade_date = w.trade_date and b.account_id = w.account_id
+    )
+    delete from warehouse.fact_instrument_daily i where i.trade_date in (select distinct trade_date from rollup_work)`;
 }
 
-/**
- * Aggregates land in a temp table first: CREATE TABLE AS may scan the facts with parallel
- * workers, INSERT … SELECT never does, and the scan is most of a rebuild's cost.
- */
-async function stageAggregate(tx: Tx, name: string, query: PendingQuery<Row[]>): Promise<void> {
-  await tx`create temp table ${tx(name)} on commit drop as ${query}`;
+export interface DailyRows {
+  performanceDaily: number;
+  buckets: number;
+  instrumentDaily: number;
 }
+
+// The aggregates of the three daily-grain tables over facts `t`, shared by the full rebuild
+// (staged, so the scan runs in parallel) and the incremental one (one statement, one scan).
 
 /** DESIGN.md "Winner": winners > 0, losers < 0; opening fills count in total_trades only. */
-export async function insertPerformanceDaily(tx: Tx, work: DailyWork): Promise<number> {
-  await stageAggregate(tx, 'rollup_daily', tx`
-    select t.date_key, t.account_key, t.strategy_key, t.trade_date, t.account_id,
-      count(*)::int as total_trades,
-      count(*) filter (where t.realized_pnl > 0)::int as winning_trades,
-      count(*) filter (where t.realized_pnl < 0)::int as losing_trades,
-      sum(t.quantity) as total_volume, sum(t.notional_value) as total_notional,
-      coalesce(sum(t.realized_pnl) filter (where t.realized_pnl > 0), 0) as gross_profit,
-      coalesce(-sum(t.realized_pnl) filter (where t.realized_pnl < 0), 0) as gross_loss,
-      sum(t.realized_pnl) as realized_pnl, sum(t.commission) as commissions, sum(t.fees) as fees,
-      max(t.realized_pnl) filter (where t.realized_pnl > 0) as largest_win,
-      min(t.realized_pnl) filter (where t.realized_pnl < 0) as largest_loss
-    from ${factsOf(tx, work)}
-    group by t.date_key, t.account_key, t.strategy_key, t.trade_date, t.account_id`);
-  const result = await tx`
-    insert into warehouse.fact_performance_daily (date_key, account_key, strategy_key, trade_date, account_id,
-      total_trades, winning_trades, losing_trades, total_volume, total_notional, gross_profit, gross_loss, realized_pnl,
-      commissions, fees, net_pnl, win_rate, profit_factor, avg_win, avg_loss, largest_win, largest_loss)
-    select date_key, account_key, strategy_key, trade_date, account_id,
-      total_trades, winning_trades, losing_trades, total_volume, total_notional, gross_profit, gross_loss, realized_pnl,
-      commissions, fees, realized_pnl - commissions - fees,
-      winning_trades::numeric / nullif(winning_trades + losing_trades, 0),
-      gross_profit / nullif(gross_loss, 0),
-      gross_profit / nullif(winning_trades, 0), -gross_loss / nullif(losing_trades, 0), largest_win, largest_loss
-    from rollup_daily
-    on conflict (date_key, account_key, strategy_key) do update set
-      trade_date = excluded.trade_date, account_id = excluded.account_id, total_trades = excluded.total_trades,
-      winning_trades = excluded.winning_trades, losing_trades = excluded.losing_trades, total_volume = excluded.total_volume,
-      total_notional = excluded.total_notional, gross_profit = excluded.gross_profit, gross_loss = excluded.gross_loss,
-      realized_pnl = excluded.realized_pnl, commissions = excluded.commissions, fees = excluded.fees, net_pnl = excluded.net_pnl,
-      win_rate = excluded.win_rate, profit_factor = excluded.profit_factor, avg_win = excluded.avg_win, avg_loss = excluded.avg_loss,
-      largest_win = excluded.largest_win, largest_loss = excluded.largest_loss`;
-  return result.count;
+const dailySums = (tx: Tx) => tx`
+  select t.date_key, t.account_key, t.strategy_key, t.trade_date, t.account_id,
+    count(*)::int as total_trades,
+    count(*) filter (where t.realized_pnl > 0)::int as winning_trades,
+    count(*) filter (where t.realized_pnl < 0)::int as losing_trades,
+    sum(t.quantity) as total_volume, sum(t.notional_value) as total_notional,
+    coalesce(sum(t.realized_pnl) filter (where t.realized_pnl > 0), 0) as gross_profit,
+    coalesce(-sum(t.realized_pnl) filter (where t.realized_pnl < 0), 0) as gross_loss,
+    sum(t.realized_pnl) as realized_pnl, sum(t.commission) as commissions, sum(t.fees) as fees,
+    max(t.realized_pnl) filter (where t.realized_pnl > 0) as largest_win,
+    min(t.realized_pnl) filter (where t.realized_pnl < 0) as largest_loss`;
+const dailyGroup = (tx: Tx) => tx`group by t.date_key, t.account_key, t.strategy_key, t.trade_date, t.account_id`;
+
+/** fact_performance_daily from `sums` (rows of dailySums). */
+const insertDailyFrom = (tx: Tx, sums: PendingQuery<Row[]>) => tx`
+  insert into warehouse.fact_performance_daily (date_key, account_key, strategy_key, trade_date, account_id,
+    total_trades, winning_trades, losing_trades, total_volume, total_notional, gross_profit, gross_loss, realized_pnl,
+    commissions, fees, net_pnl, win_rate, profit_factor, avg_win, avg_loss, largest_win, largest_loss)
+  select date_key, account_key, strategy_key, trade_date, account_id,
+    total_trades, winning_trades, losing_trades, total_volume, total_notional, gross_profit, gross_loss, realized_pnl,
+    commissions, fees, realized_pnl - commissions - fees,
+    winning_trades::numeric / nullif(winning_trades + losing_trades, 0),
+    gross_profit / nullif(gross_loss, 0),
+    gross_profit / nullif(winning_trades, 0), -gross_loss / nullif(losing_trades, 0), largest_win, largest_loss
+  from ${sums}
+  on conflict (date_key, account_key, strategy_key) do update set
+    trade_date = excluded.trade_date, account_id = excluded.account_id, total_trades = excluded.total_trades,
+    winning_trades = excluded.winning_trades, losing_trades = excluded.losing_trades, total_volume = excluded.total_volume,
+    total_notional = excluded.total_notional, gross_profit = excluded.gross_profit, gross_loss = excluded.gross_loss,
+    realized_pnl = excluded.realized_pnl, commissions = excluded.commissions, fees = excluded.fees, net_pnl = excluded.net_pnl,
+    win_rate = excluded.win_rate, profit_factor = excluded.profit_factor, avg_win = excluded.avg_win, avg_loss = excluded.avg_loss,
+    largest_win = excluded.largest_win, largest_loss = excluded.largest_loss`;
+
+/**
+ * Hour and session of each fill in EXCHANGE_TZ, from the time_key the ETL resolved. The
+ * session comes from dim_time, which holds the session rule: every session boundary falls on
+ * a half hour, so a half hour's first second gives its session, and those 48 sessions are
+ * looked up by half-hour index (dim_time has 86,400 rows; joining each fill to it, or
+ * regrouping half hours through it, cost more than the aggregate).
+ */
+const bucketSums = (tx: Tx) => tx`
+  select t.trade_date, t.account_id, t.time_key / 10000 as hour_of_day,
+    (select array_agg(s.market_session order by s.time_key) from warehouse.dim_time s
+     where s.time_key in (select g / 2 * 10000 + g % 2 * 3000 from generate_series(0, 47) g))
+      [t.time_key / 10000 * 2 + t.time_key / 100 % 100 / 30 + 1] as market_session,
+    count(*)::int as total_trades, count(*) filter (where t.realized_pnl > 0)::int as winning_trades,
+    count(*) filter (where t.realized_pnl < 0)::int as losing_trades, sum(t.notional_value) as total_notional,
+    coalesce(sum(t.realized_pnl) filter (where t.realized_pnl > 0), 0) as gross_profit,
+    coalesce(-sum(t.realized_pnl) filter (where t.realized_pnl < 0), 0) as gross_loss,
+    sum(t.realized_pnl) as realized_pnl, sum(t.realized_pnl - t.commission - t.fees) as net_pnl`;
+const bucketGroup = (tx: Tx) => tx`group by 1, 2, 3, 4`;
+const bucketColumns = (tx: Tx) => tx`trade_date, account_id, hour_of_day, market_session, total_trades, winning_trades,
+  losing_trades, total_notional, gross_profit, gross_loss, realized_pnl, net_pnl`;
+
+/** Over every account: an instrument's day is rebuilt whole whenever any account's partition of that day is. */
+const instrumentSums = (tx: Tx) => tx`
+  select t.trade_date, t.instrument_key, count(*)::int as trade_count, sum(t.quantity) as total_volume,
+    sum(t.notional_value) as total_notional, sum(t.price) as sum_price, sum(t.price * t.price) as sum_price_sq,
+    min(t.price) as min_price, max(t.price) as max_price`;
+const instrumentGroup = (tx: Tx) => tx`group by t.trade_date, t.instrument_key`;
+
+/**
+ * A full rebuild's daily grain. Each aggregate lands in a temp table first: CREATE TABLE AS
+ * may scan the facts with parallel workers, INSERT … SELECT never does, and the scans are
+ * most of a full rebuild's cost.
+ */
+export async function insertAllDaily(tx: Tx): Promise<DailyRows> {
+  await tx`create temp table rollup_daily on commit drop as ${dailySums(tx)} from warehouse.fact_trades t ${dailyGroup(tx)}`;
+  const daily = await tx`${insertDailyFrom(tx, tx`rollup_daily`)}`;
+  await tx`create temp table rollup_buckets on commit drop as ${bucketSums(tx)} from warehouse.fact_trades t ${bucketGroup(tx)}`;
+  const buckets = await tx`insert into warehouse.fact_performance_buckets (${bucketColumns(tx)}) select ${bucketColumns(tx)} from rollup_buckets`;
+  await tx`create temp table rollup_instruments on commit drop as ${instrumentSums(tx)} from warehouse.fact_trades t ${instrumentGroup(tx)}`;
+  const instruments = await tx`insert into warehouse.fact_instrument_daily select * from rollup_instruments`;
+  return { performanceDaily: daily.count, buckets: buckets.count, instrumentDaily: instruments.count };
 }
 
 /**
- * Hour and session of each fill in EXCHANGE_TZ, from the time_key the ETL resolved, in one
- * pass over the facts. The session comes from dim_time, which holds the session rule: every
- * session boundary falls on a half hour, so a half hour's first second gives its session, and
- * those 48 sessions are looked up by half-hour index (dim_time has 86,400 rows; joining each
- * fill to it, or regrouping half hours through it, cost more than the aggregate).
+ * The work partitions' daily grain in one statement, without temp tables: a few thousand
+ * facts, where parallel workers and catalog writes would cost more than they save. Each
+ * aggregate scans the facts itself (materialising them once for all three costs more than
+ * three index scans); the date bounds let the planner skip the other months' partitions.
  */
-export async function insertPerformanceBuckets(tx: Tx, work: DailyWork): Promise<number> {
-  await stageAggregate(tx, 'rollup_buckets', tx`
-    select t.trade_date, t.account_id, t.time_key / 10000 as hour_of_day,
-      (select array_agg(s.market_session order by s.time_key) from warehouse.dim_time s
-       where s.time_key in (select g / 2 * 10000 + g % 2 * 3000 from generate_series(0, 47) g))
-        [t.time_key / 10000 * 2 + t.time_key / 100 % 100 / 30 + 1] as market_session,
-      count(*)::int as total_trades, count(*) filter (where t.realized_pnl > 0)::int as winning_trades,
-      count(*) filter (where t.realized_pnl < 0)::int as losing_trades, sum(t.notional_value) as total_notional,
-      coalesce(sum(t.realized_pnl) filter (where t.realized_pnl > 0), 0) as gross_profit,
-      coalesce(-sum(t.realized_pnl) filter (where t.realized_pnl < 0), 0) as gross_loss,
-      sum(t.realized_pnl) as realized_pnl, sum(t.realized_pnl - t.commission - t.fees) as net_pnl
-    from ${factsOf(tx, work)}
-    group by 1, 2, 3, 4`);
-  const result = await tx`
-    insert into warehouse.fact_performance_buckets (trade_date, account_id, hour_of_day, market_session, total_trades,
-      winning_trades, losing_trades, total_notional, gross_profit, gross_loss, realized_pnl, net_pnl)
-    select trade_date, account_id, hour_of_day, market_session, total_trades, winning_trades, losing_trades,
-      total_notional, gross_profit, gross_loss, realized_pnl, net_pnl
-    from rollup_buckets`;
-  return result.count;
-}
-
-/** Over every account: an instrument's day is rebuilt whole whenever any account's partition of that day is. */
-export async function insertInstrumentDaily(tx: Tx, work: DailyWork): Promise<number> {
-  await stageAggregate(tx, 'rollup_instruments', tx`
-    select t.trade_date, t.instrument_key, count(*)::int as trade_count, sum(t.quantity) as total_volume,
-      sum(t.notional_value) as total_notional, sum(t.price) as sum_price, sum(t.price * t.price) as sum_price_sq,
-      min(t.price) as min_price, max(t.price) as max_price
-    from warehouse.fact_trades t
-    ${work.full ? tx`` : tx`where t.trade_date between ${work.from} and ${work.to} and t.trade_date in (select trade_date from rollup_work)`}
-    group by t.trade_date, t.instrument_key`);
-  const result = await tx`insert into warehouse.fact_instrument_daily select * from rollup_instruments`;
-  return result.count;
+export async function insertWorkDaily(tx: Tx, work: { from: string; to: string }): Promise<DailyRows> {
+  const workFacts = tx`
+    warehouse.fact_trades t join rollup_work w on w.trade_date = t.trade_date and w.account_id = t.account_id
+    where t.trade_date between ${work.from} and ${work.to}`;
+  const [counts] = await tx<{ daily: number; buckets: number; instruments: number }[]>`
+    with daily_sums as (${dailySums(tx)} from ${workFacts} ${dailyGroup(tx)}),
+    daily as (${insertDailyFrom(tx, tx`daily_sums`)} returning 1),
+    buckets as (
+      insert into warehouse.fact_performance_buckets (${bucketColumns(tx)})
+      ${bucketSums(tx)} from ${workFacts} ${bucketGroup(tx)}
+      returning 1
+    ),
+    instruments as (
+      insert into warehouse.fact_instrument_daily
+      ${instrumentSums(tx)} from warehouse.fact_trades t
+      where t.trade_date between ${work.from} and ${work.to} and t.trade_date in (select trade_date from rollup_work)
+      ${instrumentGroup(tx)}
+      returning 1
+    )
+    select (select count(*) from daily)::int as daily, (select count(*) from buckets)::int as buckets,
+           (select count(*) from instruments)::int as instruments`;
+  return { performanceDaily: counts?.daily ?? 0, buckets: counts?.buckets ?? 0, instrumentDaily: counts?.instruments ?? 0 };
 }
 
 // ---------------------------------------------------------------------------------------
 // Per account from a date on: equity_curve, performance_metrics, fact_positions_daily, months
 
-/**
- * The accounts whose curve changes and the date each changes from: the earliest work date,
- * or the day after its curve ends when the as-of date moved past it (a full rebuild: every
- * account with facts or a curve, from the beginning). Then each account's first fill date,
- * its capital, and the equity and peak of the last row kept before its start.
- */
-/** What planAccounts planned: how many accounts, and the earliest of their from and start dates. */
+/** What planAccounts planned: the accounts, and the earliest of their from and start dates. */
 export interface AccountWork {
   accounts: number;
   /**
@@ -233,66 +250,86 @@ export interface AccountWork {
    */
   firstFrom: string;
   firstStart: string;
+  /** Accounts whose metrics must be recomputed (they have a curve), by account id. */
+  plans: AccountPlan[];
 }
 
+export interface AccountPlan {
+  account_id: string;
+  /** The first curve date rebuilt: the later of the change date and the first fill. */
+  start_date: string;
+  capital: number;
+}
+
+/**
+ * The accounts whose curve changes and the date each changes from: the earliest work date,
+ * or the day after its curve ends when the as-of date moved past it (a full rebuild: every
+ * account with facts or a curve, from the beginning). With each, its first fill date, its
+ * capital, and the equity and peak of the last row kept before its start. An account with no
+ * curve row kept before the start although it traded earlier (its curve was never built, or
+ * was cleared) is rebuilt from its first fill.
+ */
 export async function planAccounts(tx: Tx, full: boolean, asOf: string, defaultCapital: number): Promise<AccountWork> {
-  if (full) {
-    await tx`
-      insert into rollup_accounts (account_id, from_date)
-      select account_id, '-infinity'::date from warehouse.fact_performance_daily
+  const changed = full
+    ? tx`
+      select account_id, '-infinity'::date as from_date from warehouse.fact_performance_daily
       union
-      select account_id, '-infinity'::date from warehouse.equity_curve`;
-  } else {
-    await tx`
-      insert into rollup_accounts (account_id, from_date)
+      select account_id, '-infinity'::date from warehouse.equity_curve`
+    : tx`
       select account_id, from_date from (
         select account_id, least(w.from_date, c.next_date) as from_date
         from (select account_id, min(trade_date) as from_date from rollup_work group by account_id) w
         full join (select account_id, max(date) + 1 as next_date from warehouse.equity_curve group by account_id) c using (account_id)
       ) a
       where from_date <= ${asOf}::date`;
-  }
   const result = await tx`
-    update rollup_accounts a set first_date = s.first_date, start_date = greatest(a.from_date, s.first_date),
-      capital = s.capital, base_date = s.base_date, base_equity = coalesce(s.base_equity, s.capital), base_peak = coalesce(s.base_peak, s.capital)
-    from (
-      select a.account_id,
-             (select min(f.trade_date) from warehouse.fact_performance_daily f where f.account_id = a.account_id) as first_date,
-             coalesce(ac.starting_capital, ${defaultCapital}::numeric) as capital,
-             b.date as base_date, b.equity as base_equity, b.peak_equity as base_peak
-      from rollup_accounts a
-      left join warehouse.account_capital ac on ac.account_id = a.account_id
-      left join lateral (
-        select e.date, e.equity, e.peak_equity from warehouse.equity_curve e
-        where e.account_id = a.account_id and e.date < a.from_date order by e.date desc limit 1
-      ) b on true
-    ) s
-    where s.account_id = a.account_id`;
-  // No curve row kept before the start although the account traded earlier (its curve was
-  // never built, or was cleared): the curve must then be built from its first fill.
-  await tx`
-    update rollup_accounts set from_date = first_date, start_date = first_date
-    where base_date is null and first_date < from_date`;
+    insert into rollup_accounts (account_id, from_date, first_date, start_date, capital, base_date, base_equity, base_peak)
+    select c.account_id, r.from_date, f.first_date, greatest(r.from_date, f.first_date), k.capital,
+           b.date, coalesce(b.equity, k.capital), coalesce(b.peak_equity, k.capital)
+    from (${changed}) c
+    cross join lateral (select min(f.trade_date) as first_date from warehouse.fact_performance_daily f where f.account_id = c.account_id) f
+    cross join lateral (
+      select coalesce((select starting_capital from warehouse.account_capital ac where ac.account_id = c.account_id), ${defaultCapital}::numeric) as capital
+    ) k
+    left join lateral (
+      select e.date, e.equity, e.peak_equity from warehouse.equity_curve e
+      where e.account_id = c.account_id and e.date < c.from_date order by e.date desc limit 1
+    ) b on true
+    cross join lateral (
+      select case when b.date is null and f.first_date < c.from_date then f.first_date else c.from_date end as from_date
+    ) r`;
   // Statistics for the statements that join it: guessing a fresh temp table's size, the planner
   // hash-joins and scans whole rollup tables to delete or read one day of each account.
   await tx`analyze rollup_accounts`;
-  const [bounds] = await tx<{ first_from: string | null; first_start: string | null }[]>`
-    select min(from_date)::text as first_from, min(start_date)::text as first_start from rollup_accounts`;
-  return { accounts: result.count, firstFrom: bounds?.first_from ?? asOf, firstStart: bounds?.first_start ?? asOf };
+  const rows = await tx<{ account_id: string; from_date: string; start_date: string; has_curve: boolean; capital: number }[]>`
+    select account_id::text, from_date::text, start_date::text, first_date is not null as has_curve, capital::float8 as capital
+    from rollup_accounts order by account_id`;
+  // ISO dates and '-infinity' order as strings ('-' sorts before digits).
+  const earliest = (dates: string[]) => dates.reduce((min, d) => (d < min ? d : min), asOf);
+  return {
+    accounts: result.count,
+    firstFrom: earliest(rows.map((r) => r.from_date)),
+    firstStart: earliest(rows.map((r) => r.start_date)),
+    plans: rows.filter((r) => r.has_curve).map(({ account_id, start_date, capital }) => ({ account_id, start_date, capital })),
+  };
 }
 
 const monthKeyOf = (date: string) => (date === '-infinity' ? 0 : Number(date.slice(0, 4)) * 100 + Number(date.slice(5, 7)));
 
 export async function clearAccountRows(tx: Tx, work: AccountWork): Promise<void> {
   const from = work.firstFrom;
-  await tx`delete from warehouse.equity_curve e using rollup_accounts a where e.account_id = a.account_id and e.date >= a.from_date and e.date >= ${from}::text::date`;
+  // One statement (the four tables are distinct): each round trip counts in a one-day run.
   await tx`
-    delete from warehouse.performance_metrics m using rollup_accounts a
-    where m.account_id = a.account_id and m.as_of_date >= a.from_date and m.as_of_date >= ${from}::text::date`;
-  await tx`
-    delete from warehouse.fact_positions_daily p using rollup_accounts a
-    where p.account_id = a.account_id and p.trade_date >= a.from_date and p.trade_date >= ${from}::text::date`;
-  await tx`
+    with curve as (
+      delete from warehouse.equity_curve e using rollup_accounts a
+      where e.account_id = a.account_id and e.date >= a.from_date and e.date >= ${from}::text::date
+    ), metrics as (
+      delete from warehouse.performance_metrics m using rollup_accounts a
+      where m.account_id = a.account_id and m.as_of_date >= a.from_date and m.as_of_date >= ${from}::text::date
+    ), positions as (
+      delete from warehouse.fact_positions_daily p using rollup_accounts a
+      where p.account_id = a.account_id and p.trade_date >= a.from_date and p.trade_date >= ${from}::text::date
+    )
     delete from warehouse.agg_performance_monthly m using rollup_accounts a
     where m.account_id = a.account_id and m.month_key >= ${monthKeyOf(from)}
       and m.month_key >= case when a.from_date = '-infinity' then 0 else to_char(a.from_date, 'YYYYMM')::int end`;
@@ -365,20 +402,6 @@ export interface CurveRowRecord {
   losing_trades: number;
   gross_profit: number;
   gross_loss: number;
-}
-
-export interface AccountPlan {
-  account_id: string;
-  /** The first curve date rebuilt: the later of the change date and the first fill. */
-  start_date: string;
-  capital: number;
-}
-
-/** Accounts whose metrics must be recomputed (they have a curve), with the date to start from. */
-export async function loadAccountPlans(tx: Tx): Promise<AccountPlan[]> {
-  return tx<AccountPlan[]>`
-    select account_id::text, start_date::text, capital::float8 as capital
-    from rollup_accounts where first_date is not null order by account_id`;
 }
 
 /**
@@ -455,18 +478,20 @@ export async function insertMetrics(tx: Tx, rows: readonly MetricRecord[]): Prom
  * hash aggregate, without sorting the facts. Marked at that date's 1d close where a bar exists.
  */
 export async function insertPositions(tx: Tx, full: boolean, firstStart: string, tz: string): Promise<number> {
-  // Over every fact this aggregate is most of the statement's cost: staged, it runs in parallel.
-  await stageAggregate(tx, 'rollup_last_fills', tx`
+  const lastFills = tx`
     select t.account_id, t.instrument_id, t.trade_date,
            max(array[extract(epoch from t.executed_at), t.execution_id, t.position_after, t.open_cost, t.account_key, t.instrument_key]) as last
     from ${full ? tx`warehouse.fact_trades t` : tx`warehouse.fact_trades t join rollup_accounts a on a.account_id = t.account_id and t.trade_date >= a.start_date
               where t.trade_date >= ${firstStart}`}
-    group by t.account_id, t.instrument_id, t.trade_date`);
+    group by t.account_id, t.instrument_id, t.trade_date`;
+  // Over every fact this aggregate is most of the statement's cost: staged, it runs in parallel
+  // (CREATE TABLE AS may use parallel workers, INSERT … SELECT never does).
+  if (full) await tx`create temp table rollup_last_fills on commit drop as ${lastFills}`;
   const result = await tx`
     insert into warehouse.fact_positions_daily (account_id, instrument_id, trade_date, date_key, account_key, instrument_key,
       quantity, side, cost_basis, avg_entry_price, close_price, market_value, unrealized_pnl)
     with eod as (
-      select * from rollup_last_fills
+      ${full ? tx`select * from rollup_last_fills` : lastFills}
       union all
       -- The state before the start: the positions kept on the last curve row before it (no row: flat).
       select a.account_id, p.instrument_id, a.start_date - 1,
@@ -509,6 +534,9 @@ export async function insertPositions(tx: Tx, full: boolean, firstStart: string,
  */
 export async function insertMonthly(tx: Tx, work: AccountWork): Promise<number> {
   const firstMonth = work.firstStart === '-infinity' ? work.firstStart : `${work.firstStart.slice(0, 7)}-01`;
+  // The daily rows are bounded by date_key, their primary key's first column (yyyymmdd): no
+  // index leads with trade_date, and a scan of every day costs more than the months themselves.
+  const firstDateKey = monthKeyOf(work.firstStart) * 100;
   const result = await tx`
     insert into warehouse.agg_performance_monthly (month_key, account_key, strategy_key, account_id, year, month, trading_days,
       total_trades, winning_trades, losing_trades, total_volume, total_notional, gross_profit, gross_loss, realized_pnl,
@@ -517,7 +545,7 @@ export async function insertMonthly(tx: Tx, work: AccountWork): Promise<number> 
       select f.*, to_char(f.trade_date, 'YYYYMM')::int as month_key
       from warehouse.fact_performance_daily f
       join rollup_accounts a on a.account_id = f.account_id and f.trade_date >= date_trunc('month', a.start_date)::date
-      where f.trade_date >= ${firstMonth}::text::date
+      where f.date_key >= ${firstDateKey}
     ),
     totals as (
       select month_key, account_key, strategy_key, account_id, count(*)::int as trading_days,
@@ -572,12 +600,13 @@ export async function analyzeRebuilt(tx: Tx, tables: Readonly<Record<string, rea
 }
 
 /**
- * After commit, outside the run's transaction: CONCURRENTLY never blocks readers of the views.
- * The two are independent, so they refresh at once on two connections.
+ * Inside the run's transaction, so the views commit with the tables they summarise.
+ * CONCURRENTLY takes an exclusive lock that readers do not wait for; the views read the daily
+ * tables and the curve's last date, so they can refresh while the metrics are computed.
  */
-export async function refreshMaterializedViews(sql: Sql): Promise<void> {
+export async function refreshMaterializedViews(tx: Tx): Promise<void> {
   await Promise.all([
-    sql`refresh materialized view concurrently warehouse.mv_top_performing_strategies`,
-    sql`refresh materialized view concurrently warehouse.mv_instrument_statistics`,
+    tx`refresh materialized view concurrently warehouse.mv_top_performing_strategies`,
+    tx`refresh materialized view concurrently warehouse.mv_instrument_statistics`,
   ]);
 }

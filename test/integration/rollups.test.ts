@@ -297,6 +297,46 @@ describe('incremental rebuilds', () => {
     expect(await other.sql`select * from ops.rollup_requests`).toHaveLength(0);
   });
 
+  it("rebuilding one account's partition keeps the other accounts' fills in that day's instrument rows", async () => {
+    other = await createTestDatabase();
+    await seedFixture(other.sql);
+    await insertExecutions(other.sql, [
+      { execution_id: 8, order_id: 500, account_id: 2, instrument_id: 2, executed_at: at('2026-03-05', '17:00:00'), side: 'SELL', quantity: '5', price: '55' },
+    ]);
+    await load(other.sql);
+    await rebuild(other.sql, { kind: 'full' }, '2026-03-09');
+    // A late XOM fill of account 1 on Thursday: only (03-05, account 1) is requested.
+    await insertExecutions(other.sql, [
+      { execution_id: 9, order_id: 600, instrument_id: 2, executed_at: at('2026-03-05', '18:00:00'), ingested_at: '2026-03-10T12:00:00Z', side: 'BUY', quantity: '3', price: '54' },
+    ]);
+    await load(other.sql);
+    const incremental = await rebuild(other.sql, { kind: 'pending' });
+    expect(incremental).toMatchObject({ partitions: 1, from: '2026-03-05', to: '2026-03-05', accounts: 1 });
+    const [xom] = await other.sql`
+      select i.trade_count from warehouse.fact_instrument_daily i join warehouse.dim_instrument d using (instrument_key)
+      where d.symbol = 'XOM' and i.trade_date = '2026-03-05'`;
+    expect(xom).toEqual({ trade_count: 2 });
+    const afterIncremental = await snapshotRollups(other.sql);
+    await rebuild(other.sql, { kind: 'full' });
+    expect(await snapshotRollups(other.sql)).toEqual(afterIncremental);
+  });
+
+  it("rebuilds an account's whole curve from its first fill when no row before the range is kept", async () => {
+    other = await createTestDatabase();
+    await seedFixture(other.sql);
+    await load(other.sql);
+    await rebuild(other.sql, { kind: 'full' }, '2026-03-09');
+    const clean = await snapshotRollups(other.sql);
+    // Account 1's curve lost (as if cleared by hand); a range after its first fill rebuilds it whole.
+    await other.sql`delete from warehouse.equity_curve where account_id = 1`;
+    await other.sql`delete from warehouse.performance_metrics where account_id = 1`;
+    const run = await rebuild(other.sql, { kind: 'range', from: '2026-03-05', to: '2026-03-05' });
+    expect(run).toMatchObject({ partitions: 1, accounts: 1 });
+    const [curve] = await other.sql`select min(date)::text as first, count(*)::int as n from warehouse.equity_curve where account_id = 1`;
+    expect(curve).toEqual({ first: '2026-03-02', n: 6 });
+    expect(await snapshotRollups(other.sql)).toEqual(clean);
+  });
+
   it('the first run on a loaded warehouse builds everything, whatever range it was asked for', async () => {
     other = await createTestDatabase();
     await seedFixture(other.sql);
