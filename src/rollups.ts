@@ -22,7 +22,6 @@ import {
   clearAccountRows,
   clearDailyRows,
   insertMetrics,
-  createWorkTables,
   dropAllRequests,
   insertEquityCurve,
   insertAllDaily,
@@ -30,9 +29,8 @@ import {
   insertWorkDaily,
   insertPositions,
   loadCurves,
-  loadWorkBounds,
+  loadRollupState,
   lockRollups,
-  neverRolledUp,
   planAccounts,
   refreshMaterializedViews,
   takePendingRequests,
@@ -40,6 +38,7 @@ import {
   type CurveRowRecord,
   type MetricRecord,
   type DailyWork,
+  type WorkSet,
 } from './queries/rollups.ts';
 import { METRIC_WINDOWS, metricsSeries, type CurveRow, type WindowMetrics } from './analytics/metrics.ts';
 
@@ -100,29 +99,35 @@ export async function rebuildRollups(options: BuildRollupsOptions): Promise<Roll
   const started = process.hrtime.bigint();
   let bodyEnded = started;
   await db.begin(async (tx) => {
-    await timed('begin', async () => {
+    const state = await timed('begin', async () => {
       await lockRollups(tx);
-      await createWorkTables(tx);
-      if (!full && (await neverRolledUp(tx))) {
-        full = true;
-        summary.promotedToFull = true;
+      return loadRollupState(tx);
+    });
+    if (!full && state.neverRolledUp) {
+      full = true;
+      summary.promotedToFull = true;
+    }
+    const workSet = await timed('work', async (): Promise<WorkSet | null> => {
+      if (full) {
+        await dropAllRequests(tx);
+        return null;
       }
+      if (scope.kind === 'pending') return takePendingRequests(tx);
+      if (scope.kind === 'range') return addRangeWork(tx, scope.from, scope.to);
+      return { dates: [], accounts: [] };
     });
-    await timed('work', async () => {
-      if (full) return dropAllRequests(tx);
-      if (scope.kind === 'pending') await takePendingRequests(tx);
-      else if (scope.kind === 'range') await addRangeWork(tx, scope.from, scope.to);
-    });
-    const bounds = await timed('bounds', () => loadWorkBounds(tx, full));
-    summary.partitions = bounds.partitions;
-    summary.from = bounds.from;
-    summary.to = bounds.to;
-    const asOf = latestDate([bounds.curveEnd, bounds.to, bounds.factsEnd, options.asOf ?? null]);
+    // The work set comes ordered by date.
+    const from = workSet?.dates[0] ?? null;
+    const to = workSet?.dates.at(-1) ?? null;
+    summary.partitions = workSet?.dates.length ?? 0;
+    summary.from = from;
+    summary.to = to;
+    const asOf = latestDate([state.curveEnd, to, full ? state.factsEnd : null, options.asOf ?? null]);
     summary.asOf = asOf;
     if (asOf === null) return; // no facts and no curve: nothing to build
-    await timed('bounds', () => ensureDimDates(tx, asOf, asOf));
+    await timed('dim_dates', () => ensureDimDates(tx, asOf, asOf));
 
-    const daily: DailyWork | null = full ? { full: true } : bounds.from !== null && bounds.to !== null ? { full: false, from: bounds.from, to: bounds.to } : null;
+    const daily: DailyWork | null = full ? { full: true } : workSet !== null && from !== null && to !== null ? { full: false, work: workSet, from, to } : null;
     if (daily !== null) {
       await timed('clear', () => clearDailyRows(tx, daily));
       Object.assign(rows, await timed('daily', () => (daily.full ? insertAllDaily(tx) : insertWorkDaily(tx, daily))));
@@ -131,8 +136,8 @@ export async function rebuildRollups(options: BuildRollupsOptions): Promise<Roll
           'warehouse.fact_instrument_daily': ['trade_date', 'instrument_key'],
         }));
     }
-    const work = await timed('plan', () => planAccounts(tx, full, asOf, options.startingCapital));
-    summary.accounts = work.accounts;
+    const work = await timed('plan', () => planAccounts(tx, full ? null : (workSet ?? { dates: [], accounts: [] }), asOf, options.startingCapital));
+    summary.accounts = work.rows.length;
     if (summary.accounts === 0) return;
     await timed('clear', () => clearAccountRows(tx, work));
     rows.equityCurve = await timed('equity_curve', () => insertEquityCurve(tx, work, asOf, tz));
@@ -163,7 +168,7 @@ export async function rebuildRollups(options: BuildRollupsOptions): Promise<Roll
         }
         return written;
       }),
-      timed('positions', () => insertPositions(tx, full, work.firstStart, tz)),
+      timed('positions', () => insertPositions(tx, full, work, tz)),
       timed('monthly', () => insertMonthly(tx, work)),
       timed('materialized_views', () => refreshMaterializedViews(tx)),
     ]);

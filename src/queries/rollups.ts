@@ -1,10 +1,15 @@
 /**
  * The statements of one build-rollups run, in the order src/rollups.ts runs them inside one
- * transaction. Work happens in temp tables that vanish at commit:
+ * transaction. What a run works on is read once and passed back to each statement as arrays,
+ * which the statement names as a CTE:
  *
  *   rollup_work      the (trade date, account) partitions to rebuild (not used by a full rebuild)
  *   rollup_accounts  per account, the date from which its curve, metrics, positions and
  *                    months are rebuilt, and the equity and peak it starts from
+ *
+ * Arrays rather than temp tables: a run creates no catalog rows, its statements keep their
+ * parsed form on the connection from one run to the next, and each is planned with the
+ * arrays' real lengths (plan_cache_mode force_custom_plan for the run).
  *
  * Daily-grain tables are rebuilt for exactly the work partitions; everything carried forward
  * day to day (equity, metrics, positions, months) from each account's earliest date on.
@@ -19,50 +24,68 @@ type Tx = TransactionSql<Record<string, never>>;
 /** One rollup run at a time: they rewrite overlapping rows, and each needs the previous one's curve. */
 export async function lockRollups(tx: Tx): Promise<void> {
   // JIT compiles each statement's expressions again every run; these are short, so it only adds.
+  // Custom plans: a generic plan would guess the arrays' lengths and the date bounds.
   await tx`
-    select pg_advisory_xact_lock(hashtext('bullpen.rollups')), set_config('work_mem', '128MB', true), set_config('jit', 'off', true)`;
+    select pg_advisory_xact_lock(hashtext('bullpen.rollups')), set_config('work_mem', '128MB', true), set_config('jit', 'off', true),
+           set_config('plan_cache_mode', 'force_custom_plan', true)`;
 }
 
-export async function createWorkTables(tx: Tx): Promise<void> {
-  await tx`create temp table rollup_work (trade_date date, account_id bigint, primary key (trade_date, account_id)) on commit drop`;
-  await tx`
-    create temp table rollup_accounts (
-      account_id bigint primary key, from_date date not null, first_date date, start_date date,
-      capital numeric, base_date date, base_equity numeric, base_peak numeric
-    ) on commit drop`;
+/** The (trade date, account) partitions a run rebuilds, as parallel arrays: ISO dates, account ids. */
+export interface WorkSet {
+  dates: string[];
+  accounts: string[];
 }
+
+/** rollup_work(trade_date, account_id): the work set as a CTE. */
+const workCte = (tx: Tx, work: WorkSet) => tx`
+  rollup_work as (select * from unnest(${work.dates}::text[]::date[], ${work.accounts}::bigint[]) as w(trade_date, account_id))`;
+
+const toWorkSet = (rows: readonly { trade_date: string; account_id: string }[]): WorkSet => ({
+  dates: rows.map((r) => r.trade_date),
+  accounts: rows.map((r) => r.account_id),
+});
 
 /** Takes every pending request (the ETL's) into the work set; a failed run rolls the delete back. */
-export async function takePendingRequests(tx: Tx): Promise<number> {
-  const result = await tx`
+export async function takePendingRequests(tx: Tx): Promise<WorkSet> {
+  return toWorkSet(await tx<{ trade_date: string; account_id: string }[]>`
     with taken as (delete from ops.rollup_requests returning trade_date, account_id)
-    insert into rollup_work select distinct trade_date, account_id from taken on conflict do nothing`;
-  return result.count;
+    select distinct trade_date::text, account_id::text from taken order by 1, 2`);
 }
 
 /**
  * Every (date, account) in from..to that has facts or rollup rows (the latter so removed
  * facts disappear); pending requests inside the range are covered and dropped.
  */
-export async function addRangeWork(tx: Tx, from: string, to: string): Promise<number> {
-  const result = await tx`
+export async function addRangeWork(tx: Tx, from: string, to: string): Promise<WorkSet> {
+  return toWorkSet(await tx<{ trade_date: string; account_id: string }[]>`
     with covered as (delete from ops.rollup_requests where trade_date between ${from} and ${to})
-    insert into rollup_work
-    select trade_date, account_id from warehouse.fact_trades where trade_date between ${from} and ${to}
-    union
-    select trade_date, account_id from warehouse.fact_performance_daily where trade_date between ${from} and ${to}
-    on conflict do nothing`;
-  return result.count;
+    select trade_date::text, account_id::text from (
+      select trade_date, account_id from warehouse.fact_trades where trade_date between ${from} and ${to}
+      union
+      select trade_date, account_id from warehouse.fact_performance_daily where trade_date between ${from} and ${to}
+    ) w order by 1, 2`);
 }
 
-/**
- * True when facts exist but no equity curve does: the first run after the rollups were
- * installed on a loaded warehouse, which must build everything whatever it was asked.
- */
-export async function neverRolledUp(tx: Tx): Promise<boolean> {
-  const [row] = await tx<{ never: boolean }[]>`
-    select not exists (select 1 from warehouse.equity_curve) and exists (select 1 from warehouse.fact_trades) as never`;
-  return row?.never ?? false;
+export interface RollupState {
+  /**
+   * Facts exist but no equity curve does: the first run after the rollups were installed on
+   * a loaded warehouse, which must build everything whatever it was asked.
+   */
+  neverRolledUp: boolean;
+  /** Last date of any equity curve before this run. */
+  curveEnd: string | null;
+  /** Last trading date with facts (a full rebuild's as-of date when no curve exists). */
+  factsEnd: string | null;
+}
+
+/** Read after the lock is held, so that a run that committed while this one waited is seen. */
+export async function loadRollupState(tx: Tx): Promise<RollupState> {
+  const [row] = await tx<{ curve_end: string | null; facts_end: string | null }[]>`
+    select (select max(date)::text from warehouse.equity_curve) as curve_end,
+           (select max(trade_date)::text from warehouse.fact_trades) as facts_end`;
+  const curveEnd = row?.curve_end ?? null;
+  const factsEnd = row?.facts_end ?? null;
+  return { neverRolledUp: curveEnd === null && factsEnd !== null, curveEnd, factsEnd };
 }
 
 /** A full rebuild covers every request there is. */
@@ -70,42 +93,17 @@ export async function dropAllRequests(tx: Tx): Promise<void> {
   await tx`delete from ops.rollup_requests`;
 }
 
-export interface WorkBounds {
-  from: string | null;
-  to: string | null;
-  partitions: number;
-  /** Last date of any equity curve before this run. */
-  curveEnd: string | null;
-  /** Last trading date with facts (a full rebuild's as-of date when no curve exists). */
-  factsEnd: string | null;
-}
-
-export async function loadWorkBounds(tx: Tx, full: boolean): Promise<WorkBounds> {
-  // The planner has no statistics for a fresh temp table; without them it scans every partition.
-  await tx`analyze rollup_work`;
-  const [row] = await tx<{ from: string | null; to: string | null; partitions: number; curve_end: string | null; facts_end: string | null }[]>`
-    select (select min(trade_date)::text from rollup_work) as from,
-           (select max(trade_date)::text from rollup_work) as to,
-           (select count(*)::int from rollup_work) as partitions,
-           (select max(date)::text from warehouse.equity_curve) as curve_end,
-           ${full ? tx`(select max(trade_date)::text from warehouse.fact_trades)` : tx`null::text`} as facts_end`;
-  return {
-    from: row?.from ?? null,
-    to: row?.to ?? null,
-    partitions: row?.partitions ?? 0,
-    curveEnd: row?.curve_end ?? null,
-    factsEnd: row?.facts_end ?? null,
-  };
-}
-
 // ---------------------------------------------------------------------------------------
 // Daily grain: fact_performance_daily, fact_performance_buckets, fact_instrument_daily
 
-/** What a run rebuilds at daily grain: everything, or the work partitions between two dates. */
-export type DailyWork = { full: true } | { full: false; from: string; to: string };
+/** What a run rebuilds at daily grain: everything, or the work partitions, which lie between two dates. */
+export type DailyWork = { full: true } | { full: false; work: WorkSet; from: string; to: string };
 
-export async function clearDailyRows(tx: Tx, work: DailyWork): Promise<void> {
-  if (work.full) {
+/** The distinct dates of a work set. */
+const workDates = (work: WorkSet) => [...new Set(work.dates)];
+
+export async function clearDailyRows(tx: Tx, daily: DailyWork): Promise<void> {
+  if (daily.full) {
     await tx`delete from warehouse.fact_performance_daily`;
     await tx`delete from warehouse.fact_performance_buckets`;
     await tx`delete from warehouse.fact_instrument_daily`;
@@ -113,12 +111,13 @@ export async function clearDailyRows(tx: Tx, work: DailyWork): Promise<void> {
   }
   // One statement: the three deletes touch different tables, and each round trip counts in a one-day run.
   await tx`
-    with daily as (
+    with ${workCte(tx, daily.work)},
+    daily as (
       delete from warehouse.fact_performance_daily f using rollup_work w where f.trade_date = w.trade_date and f.account_id = w.account_id
     ), buckets as (
       delete from warehouse.fact_performance_buckets b using rollup_work w where b.trade_date = w.trade_date and b.account_id = w.account_id
     )
-    delete from warehouse.fact_instrument_daily i where i.trade_date in (select distinct trade_date from rollup_work)`;
+    delete from warehouse.fact_instrument_daily i where i.trade_date = any(${workDates(daily.work)}::text[]::date[])`;
 }
 
 export interface DailyRows {
@@ -213,12 +212,13 @@ export async function insertAllDaily(tx: Tx): Promise<DailyRows> {
  * aggregate scans the facts itself (materialising them once for all three costs more than
  * three index scans); the date bounds let the planner skip the other months' partitions.
  */
-export async function insertWorkDaily(tx: Tx, work: { from: string; to: string }): Promise<DailyRows> {
+export async function insertWorkDaily(tx: Tx, daily: { work: WorkSet; from: string; to: string }): Promise<DailyRows> {
   const workFacts = tx`
     warehouse.fact_trades t join rollup_work w on w.trade_date = t.trade_date and w.account_id = t.account_id
-    where t.trade_date between ${work.from} and ${work.to}`;
+    where t.trade_date between ${daily.from} and ${daily.to}`;
   const [counts] = await tx<{ daily: number; buckets: number; instruments: number }[]>`
-    with daily_sums as (${dailySums(tx)} from ${workFacts} ${dailyGroup(tx)}),
+    with ${workCte(tx, daily.work)},
+    daily_sums as (${dailySums(tx)} from ${workFacts} ${dailyGroup(tx)}),
     daily as (${insertDailyFrom(tx, tx`daily_sums`)} returning 1),
     buckets as (
       insert into warehouse.fact_performance_buckets (${bucketColumns(tx)})
@@ -228,7 +228,7 @@ export async function insertWorkDaily(tx: Tx, work: { from: string; to: string }
     instruments as (
       insert into warehouse.fact_instrument_daily
       ${instrumentSums(tx)} from warehouse.fact_trades t
-      where t.trade_date between ${work.from} and ${work.to} and t.trade_date in (select trade_date from rollup_work)
+      where t.trade_date between ${daily.from} and ${daily.to} and t.trade_date = any(${workDates(daily.work)}::text[]::date[])
       ${instrumentGroup(tx)}
       returning 1
     )
@@ -240,9 +240,22 @@ export async function insertWorkDaily(tx: Tx, work: { from: string; to: string }
 // ---------------------------------------------------------------------------------------
 // Per account from a date on: equity_curve, performance_metrics, fact_positions_daily, months
 
+/** One account's plan: from which date its curve changes, and what it starts from. */
+interface AccountRow {
+  account_id: string;
+  from_date: string;
+  /** Its first fill's date; null when it has no daily rows (no curve to build). */
+  first_date: string | null;
+  start_date: string;
+  capital: string;
+  base_date: string | null;
+  base_equity: string;
+  base_peak: string;
+}
+
 /** What planAccounts planned: the accounts, and the earliest of their from and start dates. */
 export interface AccountWork {
-  accounts: number;
+  rows: AccountRow[];
   /**
    * Constant lower bounds for the statements over rollup_accounts: with a per-account bound
    * alone the planner guesses a third of each table and scans it. ISO dates; firstFrom may be
@@ -261,6 +274,18 @@ export interface AccountPlan {
   capital: number;
 }
 
+/** rollup_accounts(account_id, from_date, first_date, start_date, capital, base_date, base_equity, base_peak) as a CTE. */
+const accountsCte = (tx: Tx, work: AccountWork) => {
+  const column = <K extends keyof AccountRow>(key: K) => work.rows.map((r) => r[key]) as never;
+  return tx`
+    rollup_accounts as (
+      select * from unnest(${column('account_id')}::bigint[], ${column('from_date')}::text[]::date[], ${column('first_date')}::text[]::date[],
+        ${column('start_date')}::text[]::date[], ${column('capital')}::text[]::numeric[], ${column('base_date')}::text[]::date[],
+        ${column('base_equity')}::text[]::numeric[], ${column('base_peak')}::text[]::numeric[])
+        as a(account_id, from_date, first_date, start_date, capital, base_date, base_equity, base_peak)
+    )`;
+};
+
 /**
  * The accounts whose curve changes and the date each changes from: the earliest work date,
  * or the day after its curve ends when the as-of date moved past it (a full rebuild: every
@@ -269,23 +294,25 @@ export interface AccountPlan {
  * curve row kept before the start although it traded earlier (its curve was never built, or
  * was cleared) is rebuilt from its first fill.
  */
-export async function planAccounts(tx: Tx, full: boolean, asOf: string, defaultCapital: number): Promise<AccountWork> {
-  const changed = full
+export async function planAccounts(tx: Tx, work: WorkSet | null, asOf: string, defaultCapital: number): Promise<AccountWork> {
+  const changed = work === null
     ? tx`
       select account_id, '-infinity'::date as from_date from warehouse.fact_performance_daily
       union
       select account_id, '-infinity'::date from warehouse.equity_curve`
     : tx`
+      with ${workCte(tx, work)}
       select account_id, from_date from (
         select account_id, least(w.from_date, c.next_date) as from_date
         from (select account_id, min(trade_date) as from_date from rollup_work group by account_id) w
         full join (select account_id, max(date) + 1 as next_date from warehouse.equity_curve group by account_id) c using (account_id)
       ) a
       where from_date <= ${asOf}::date`;
-  const result = await tx`
-    insert into rollup_accounts (account_id, from_date, first_date, start_date, capital, base_date, base_equity, base_peak)
-    select c.account_id, r.from_date, f.first_date, greatest(r.from_date, f.first_date), k.capital,
-           b.date, coalesce(b.equity, k.capital), coalesce(b.peak_equity, k.capital)
+  // Numbers as text, so that they return unchanged in the statements that use them.
+  const rows = await tx<AccountRow[]>`
+    select c.account_id::text, r.from_date::text, f.first_date::text, greatest(r.from_date, f.first_date)::text as start_date,
+           k.capital::text, b.date::text as base_date, coalesce(b.equity, k.capital)::text as base_equity,
+           coalesce(b.peak_equity, k.capital)::text as base_peak
     from (${changed}) c
     cross join lateral (select min(f.trade_date) as first_date from warehouse.fact_performance_daily f where f.account_id = c.account_id) f
     cross join lateral (
@@ -297,20 +324,15 @@ export async function planAccounts(tx: Tx, full: boolean, asOf: string, defaultC
     ) b on true
     cross join lateral (
       select case when b.date is null and f.first_date < c.from_date then f.first_date else c.from_date end as from_date
-    ) r`;
-  // Statistics for the statements that join it: guessing a fresh temp table's size, the planner
-  // hash-joins and scans whole rollup tables to delete or read one day of each account.
-  await tx`analyze rollup_accounts`;
-  const rows = await tx<{ account_id: string; from_date: string; start_date: string; has_curve: boolean; capital: number }[]>`
-    select account_id::text, from_date::text, start_date::text, first_date is not null as has_curve, capital::float8 as capital
-    from rollup_accounts order by account_id`;
+    ) r
+    order by c.account_id`;
   // ISO dates and '-infinity' order as strings ('-' sorts before digits).
   const earliest = (dates: string[]) => dates.reduce((min, d) => (d < min ? d : min), asOf);
   return {
-    accounts: result.count,
+    rows: [...rows],
     firstFrom: earliest(rows.map((r) => r.from_date)),
     firstStart: earliest(rows.map((r) => r.start_date)),
-    plans: rows.filter((r) => r.has_curve).map(({ account_id, start_date, capital }) => ({ account_id, start_date, capital })),
+    plans: rows.filter((r) => r.first_date !== null).map((r) => ({ account_id: r.account_id, start_date: r.start_date, capital: Number(r.capital) })),
   };
 }
 
@@ -320,7 +342,8 @@ export async function clearAccountRows(tx: Tx, work: AccountWork): Promise<void>
   const from = work.firstFrom;
   // One statement (the four tables are distinct): each round trip counts in a one-day run.
   await tx`
-    with curve as (
+    with ${accountsCte(tx, work)},
+    curve as (
       delete from warehouse.equity_curve e using rollup_accounts a
       where e.account_id = a.account_id and e.date >= a.from_date and e.date >= ${from}::text::date
     ), metrics as (
@@ -346,7 +369,8 @@ export async function insertEquityCurve(tx: Tx, work: AccountWork, asOf: string,
     insert into warehouse.equity_curve (account_id, date, account_key, date_key, is_trading_day, total_trades, winning_trades,
       losing_trades, gross_profit, gross_loss, realized_pnl, commissions, fees, net_pnl, equity, peak_equity, drawdown,
       drawdown_pct, daily_return)
-    with pnl as (
+    with ${accountsCte(tx, work)},
+    pnl as (
       select f.account_id, f.trade_date, sum(f.total_trades)::int as total_trades, sum(f.winning_trades)::int as winning_trades,
              sum(f.losing_trades)::int as losing_trades, sum(f.gross_profit) as gross_profit, sum(f.gross_loss) as gross_loss,
              sum(f.realized_pnl) as realized_pnl, sum(f.commissions) as commissions, sum(f.fees) as fees, sum(f.net_pnl) as net_pnl
@@ -477,7 +501,8 @@ export async function insertMetrics(tx: Tx, rows: readonly MetricRecord[]): Prom
  * an array [instant, execution id, …] picks a group's last fill in DESIGN order in one
  * hash aggregate, without sorting the facts. Marked at that date's 1d close where a bar exists.
  */
-export async function insertPositions(tx: Tx, full: boolean, firstStart: string, tz: string): Promise<number> {
+export async function insertPositions(tx: Tx, full: boolean, work: AccountWork, tz: string): Promise<number> {
+  const firstStart = work.firstStart;
   const lastFills = tx`
     select t.account_id, t.instrument_id, t.trade_date,
            max(array[extract(epoch from t.executed_at), t.execution_id, t.position_after, t.open_cost, t.account_key, t.instrument_key]) as last
@@ -490,7 +515,8 @@ export async function insertPositions(tx: Tx, full: boolean, firstStart: string,
   const result = await tx`
     insert into warehouse.fact_positions_daily (account_id, instrument_id, trade_date, date_key, account_key, instrument_key,
       quantity, side, cost_basis, avg_entry_price, close_price, market_value, unrealized_pnl)
-    with eod as (
+    with ${accountsCte(tx, work)},
+    eod as (
       ${full ? tx`select * from rollup_last_fills` : lastFills}
       union all
       -- The state before the start: the positions kept on the last curve row before it (no row: flat).
@@ -541,7 +567,8 @@ export async function insertMonthly(tx: Tx, work: AccountWork): Promise<number> 
     insert into warehouse.agg_performance_monthly (month_key, account_key, strategy_key, account_id, year, month, trading_days,
       total_trades, winning_trades, losing_trades, total_volume, total_notional, gross_profit, gross_loss, realized_pnl,
       commissions, fees, net_pnl, win_rate, profit_factor, best_day_pnl, worst_day_pnl, sharpe_ratio, max_drawdown)
-    with f as (
+    with ${accountsCte(tx, work)},
+    f as (
       select f.*, to_char(f.trade_date, 'YYYYMM')::int as month_key
       from warehouse.fact_performance_daily f
       join rollup_accounts a on a.account_id = f.account_id and f.trade_date >= date_trunc('month', a.start_date)::date
