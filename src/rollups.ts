@@ -101,7 +101,7 @@ export async function rebuildRollups(options: BuildRollupsOptions): Promise<Roll
   await db.begin(async (tx) => {
     const state = await timed('begin', async () => {
       await lockRollups(tx);
-      return loadRollupState(tx);
+      return loadRollupState(tx, full);
     });
     if (!full && state.neverRolledUp) {
       full = true;

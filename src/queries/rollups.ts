@@ -74,17 +74,21 @@ export interface RollupState {
   neverRolledUp: boolean;
   /** Last date of any equity curve before this run. */
   curveEnd: string | null;
-  /** Last trading date with facts (a full rebuild's as-of date when no curve exists). */
+  /** Last trading date with facts (a full rebuild's as-of date when no curve exists); read only for those. */
   factsEnd: string | null;
 }
 
-/** Read after the lock is held, so that a run that committed while this one waited is seen. */
-export async function loadRollupState(tx: Tx): Promise<RollupState> {
-  const [row] = await tx<{ curve_end: string | null; facts_end: string | null }[]>`
-    select (select max(date)::text from warehouse.equity_curve) as curve_end,
-           (select max(trade_date)::text from warehouse.fact_trades) as facts_end`;
-  const curveEnd = row?.curve_end ?? null;
-  const factsEnd = row?.facts_end ?? null;
+/**
+ * Read after the lock is held, so that a run that committed while this one waited is seen.
+ * The facts' last date is read only when it matters (a full rebuild, or no curve yet): it
+ * plans a scan of every monthly partition of fact_trades, which an incremental run never needs.
+ */
+export async function loadRollupState(tx: Tx, full: boolean): Promise<RollupState> {
+  const [curve] = await tx<{ curve_end: string | null }[]>`select max(date)::text as curve_end from warehouse.equity_curve`;
+  const curveEnd = curve?.curve_end ?? null;
+  if (!full && curveEnd !== null) return { neverRolledUp: false, curveEnd, factsEnd: null };
+  const [facts] = await tx<{ facts_end: string | null }[]>`select max(trade_date)::text as facts_end from warehouse.fact_trades`;
+  const factsEnd = facts?.facts_end ?? null;
   return { neverRolledUp: curveEnd === null && factsEnd !== null, curveEnd, factsEnd };
 }
 
