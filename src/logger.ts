@@ -17,10 +17,9 @@ const SECRET_FIELDS = ['password', 'apiKey', 'polygonApiKey', 'POLYGON_API_KEY',
 // Connection URLs: kept, with their password masked, so a log still says where it connected.
 const URL_FIELDS = ['databaseUrl', 'sourceDatabaseUrl', 'redisUrl', 'DATABASE_URL', 'SOURCE_DATABASE_URL', 'REDIS_URL'];
 
-// The parents a secret is known to be logged under. Child bindings get pino's path rules only
-// (pino runs no formatter on them), and a path starting with `*` would run pino's redactor on
-// every value of every child's bindings: the worker makes a child per job, so the paths name
-// their parents instead.
+// The parents a secret is known to be logged under. (A path starting with `*` would run pino's
+// redactor on every value of every child's bindings: the worker makes a child per job, so the
+// paths name their parents instead; child bindings also pass through redactLogObject, below.)
 const SECRET_PARENTS = ['config', 'env', 'options', 'headers', 'req.headers', 'request.headers'];
 
 const REDACT_PATHS = [
@@ -109,8 +108,7 @@ export function createLogger(settings: LoggerSettings): Logger {
     redact: { paths: REDACT_PATHS, censor },
     serializers: { err: serializeError },
     // Secret fields and strings in the logged object (up to three levels deep) and in the call's
-    // arguments. (pino applies no formatter to child bindings, which only the path rules above
-    // cover; ours are identifiers: job, job id, partition, component.)
+    // arguments; child bindings get the same in withRedactedChildren.
     formatters: { log: (object) => redactLogObject(object) as Record<string, unknown> },
     hooks: {
       logMethod(args, method) {
@@ -120,7 +118,20 @@ export function createLogger(settings: LoggerSettings): Logger {
     base: { pid: process.pid },
   };
   if (pretty) {
-    return pino({ ...options, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } });
+    return withRedactedChildren(pino({ ...options, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } }));
   }
-  return settings.destination ? pino(options, settings.destination) : pino(options);
+  return withRedactedChildren(settings.destination ? pino(options, settings.destination) : pino(options));
+}
+
+/**
+ * pino runs no formatter on a child's bindings (it serializes them once, at `child()`), so the
+ * root's `child` masks them first. Children inherit the root's methods, so their own children
+ * go through it too, each from its parent.
+ */
+function withRedactedChildren(logger: Logger): Logger {
+  const child = logger.child;
+  logger.child = function (this: Logger, bindings: Record<string, unknown>, options?: Parameters<typeof child>[1]) {
+    return child.call(this, redactLogObject(bindings) as Record<string, unknown>, options);
+  } as typeof child;
+  return logger;
 }

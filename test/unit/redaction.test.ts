@@ -102,10 +102,12 @@ describe('the root logger', () => {
     logger.info({ provider: { apiKey: 'POLYKEY123', nested: { password: 'pgS3cret', sourceDatabaseUrl: 'postgres://bull:pgS3cret@db/w' } } }, 'fields under any parent');
     logger.info('template %s and %s', 'redis://:redisS3cret@cache:6379', 'token=tok3nValue');
     logger.info(`interpolated postgres://bull:pgS3cret@db/w`);
-    // Child bindings get the path rules only (pino runs no formatter on them).
+    // Child bindings, whatever their parent, and a child's child.
     logger.child({ config: { databaseUrl: 'postgres://bull:pgS3cret@db/w', polygonApiKey: 'POLYKEY123' } }).info({ apiKey: 'POLYKEY123' }, 'child bindings');
+    const jobLogger = logger.child({ job: 'enrichment-backfill', provider: { name: 'polygon', apiKey: 'POLYKEY123' }, source: 'postgres://bull:pgS3cret@db/w' });
+    jobLogger.child({ step: { url: 'https://api.polygon.io/v2/x?apiKey=POLYKEY123', nested: { password: 'pgS3cret' } } }).info('grandchild');
 
-    expect(lines).toHaveLength(12);
+    expect(lines).toHaveLength(13);
     expectNoSecret(text());
     // What is left still says what happened and where.
     const [first, , third, , nested] = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
@@ -114,6 +116,14 @@ describe('the root logger', () => {
     expect((third?.err as { url: string }).url).toBe('redis://:***@cache:6379');
     expect((nested?.config as Record<string, string>).databaseUrl).toBe('postgres://bull:***@db/w');
     expect((nested?.config as Record<string, string>).polygonApiKey).toBe('***');
+    const grandchild = JSON.parse(lines[12] as string) as Record<string, unknown>;
+    expect(grandchild).toMatchObject({
+      job: 'enrichment-backfill',
+      provider: { name: 'polygon', apiKey: '***' },
+      source: 'postgres://bull:***@db/w',
+      step: { url: 'https://api.polygon.io/v2/x?apiKey=***', nested: { password: '***' } },
+      msg: 'grandchild',
+    });
   });
 
   it('keeps a start-up configuration error free of URL passwords', () => {
