@@ -103,7 +103,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
       }),
     );
     // Per user and address, counted before the request is validated: refused calls count too.
-    api.post('/v1/enrichment/trigger', createTriggerRateLimit({ perMinute: deps.config.enrichmentTriggerRate, logger }));
+    api.post('/v1/enrichment/trigger', createTriggerRateLimit({ perMinute: deps.config.enrichmentTriggerRate, logger, redis: deps.redis, prefix: deps.config.prefix }));
     api.use('/v1', createEnrichmentRouter({ db: deps.db, config: deps.config, logger, enqueueBackfill: deps.enqueueBackfill, definitions: deps.definitions }));
     api.use('/v1', createRsRouter({ db: deps.db, logger }));
     api.use('/v1', createPartitionsRouter({ db: deps.db, config: deps.config, logger, queues: deps.queues, definitions: deps.definitions, csrfToken }));

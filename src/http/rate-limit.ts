@@ -1,12 +1,14 @@
 /**
  * The per-client limit on POST /api/v1/enrichment/trigger: each call plans and queues a
  * backfill flow, so a script in a loop (or a stolen password) could flood the enrichment
- * queue. express-rate-limit with its in-memory store: every web process counts on its own,
- * so N web processes let a client through N times the limit.
+ * queue. express-rate-limit, counting in Redis (rate-limit-redis) under the BullMQ prefix, so
+ * every web process behind one balancer shares each client's count.
  */
 import type { RequestHandler } from 'express';
 import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
+import { RedisStore, type RedisReply } from 'rate-limit-redis';
 import type { Logger } from '../logger.ts';
+import type { Redis } from '../redis.ts';
 import { authOf } from './auth.ts';
 
 /** The window the trigger limit counts in. */
@@ -24,6 +26,10 @@ export interface TriggerRateLimitOptions {
   /** Calls per minute per client; 0: no limit. */
   perMinute: number;
   logger: Logger;
+  /** Where the counts live, shared by every web process on this Redis and prefix. */
+  redis: Redis;
+  /** BULLPEN_PREFIX: the counts' keys are `<prefix>:rate-limit:enrichment-trigger:<client>`. */
+  prefix: string;
 }
 
 /**
@@ -33,9 +39,13 @@ export interface TriggerRateLimitOptions {
  */
 export function createTriggerRateLimit(options: TriggerRateLimitOptions): RequestHandler {
   if (options.perMinute <= 0) return (_req, _res, next) => next();
-  const { perMinute, logger } = options;
+  const { perMinute, logger, redis } = options;
   return rateLimit({
     windowMs: TRIGGER_RATE_WINDOW_MS,
+    store: new RedisStore({
+      sendCommand: (command: string, ...args: string[]) => redis.call(command, ...args) as Promise<RedisReply>,
+      prefix: `${options.prefix}:rate-limit:enrichment-trigger:`,
+    }),
     limit: perMinute,
     standardHeaders: 'draft-7',
     legacyHeaders: false,

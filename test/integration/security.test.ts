@@ -21,6 +21,7 @@ import { basePayload, defineJob } from '../../src/job-definition.ts';
 import { createLogger } from '../../src/logger.ts';
 import { startWorkers, stopWorkers } from '../../src/worker.ts';
 import { waitFor } from '../helpers/processes.ts';
+import { cleanupPrefix } from '../helpers/redis.ts';
 import { createTestRuntime, type TestRuntime } from '../helpers/runtime.ts';
 
 const ADMIN = { user: 'ops', password: 'admin-pass: with colon' };
@@ -395,8 +396,8 @@ describe('secrets', () => {
 
 describe('POST /api/v1/enrichment/trigger rate limit', () => {
   it('answers 429 with Retry-After and {detail} once a client is over its limit, per user and address', async () => {
-    const config = loadConfig({ ...rt.env, ENRICHMENT_TRIGGER_RATE: '2', LOG_LEVEL: 'silent' });
-    // An app of its own: its own in-memory count, whatever the other tests sent.
+    // Counts of its own (the counts live in Redis under the prefix), whatever the other tests sent.
+    const config = loadConfig({ ...rt.env, ENRICHMENT_TRIGGER_RATE: '2', LOG_LEVEL: 'silent', BULLPEN_PREFIX: `${rt.prefix}.limited` });
     const limited = await startHttpServer(createHttpApp(deps({ config })), '127.0.0.1', 0);
     try {
       const trigger = () => request(limited, 'POST', '/api/v1/enrichment/trigger?symbol=AAPL&from=2024-03-01&to=2024-03-31', ADMIN_AUTH);
@@ -419,6 +420,22 @@ describe('POST /api/v1/enrichment/trigger rate limit', () => {
       expect((await request(limited, 'POST', '/api/v1/enrichment/trigger?symbol=AAPL', VIEWER_AUTH)).status).toBe(403);
     } finally {
       await limited.close();
+      await cleanupPrefix(rt.redis, config.prefix);
+    }
+  });
+
+  it('shares each client\'s count between web processes on one Redis and prefix', async () => {
+    const config = loadConfig({ ...rt.env, ENRICHMENT_TRIGGER_RATE: '2', LOG_LEVEL: 'silent', BULLPEN_PREFIX: `${rt.prefix}.shared` });
+    const [a, b] = await Promise.all([1, 2].map(() => startHttpServer(createHttpApp(deps({ config })), '127.0.0.1', 0)));
+    try {
+      const refused = (server: typeof a) => request(server!, 'POST', '/api/v1/enrichment/trigger?symbol=not%20a%20symbol', ADMIN_AUTH);
+      expect((await refused(a)).status).toBe(400);
+      expect((await refused(b)).status).toBe(400);
+      expect((await refused(a)).status).toBe(429);
+      expect((await refused(b)).status).toBe(429);
+    } finally {
+      await Promise.all([a?.close(), b?.close()]);
+      await cleanupPrefix(rt.redis, config.prefix);
     }
   });
 
