@@ -277,11 +277,17 @@ describe('incremental rebuilds', () => {
     await other?.drop();
   });
 
+  /** A database of its own with the fixture loaded and fully rebuilt through Monday 03-09. */
+  async function builtFixture(): Promise<TestDatabase> {
+    const built = await createTestDatabase();
+    await seedFixture(built.sql);
+    await load(built.sql);
+    await rebuild(built.sql, { kind: 'full' }, '2026-03-09');
+    return built;
+  }
+
   it('rebuilding the partitions a late fill touched equals a full rebuild', async () => {
-    other = await createTestDatabase();
-    await seedFixture(other.sql);
-    await load(other.sql);
-    await rebuild(other.sql, { kind: 'full' }, '2026-03-09');
+    other = await builtFixture();
     // A late fill on Tuesday restates Tuesday's and Thursday's PnL (FIFO) for account 1.
     await insertExecutions(other.sql, [
       { execution_id: 7, executed_at: at('2026-03-03', '14:45:00'), ingested_at: '2026-03-10T12:00:00Z', side: 'BUY', quantity: '30', price: '9' },
@@ -322,10 +328,7 @@ describe('incremental rebuilds', () => {
   });
 
   it("rebuilds an account's whole curve from its first fill when no row before the range is kept", async () => {
-    other = await createTestDatabase();
-    await seedFixture(other.sql);
-    await load(other.sql);
-    await rebuild(other.sql, { kind: 'full' }, '2026-03-09');
+    other = await builtFixture();
     const clean = await snapshotRollups(other.sql);
     // Account 1's curve lost (as if cleared by hand); a range after its first fill rebuilds it whole.
     await other.sql`delete from warehouse.equity_curve where account_id = 1`;
@@ -349,10 +352,7 @@ describe('incremental rebuilds', () => {
   });
 
   it('overlapping rebuilds started at once leave the result of one clean rebuild', async () => {
-    other = await createTestDatabase();
-    await seedFixture(other.sql);
-    await load(other.sql);
-    await rebuild(other.sql, { kind: 'full' }, '2026-03-09');
+    other = await builtFixture();
     const clean = await snapshotRollups(other.sql);
     await Promise.all([
       rebuild(other.sql, { kind: 'range', from: '2026-03-02', to: '2026-03-05' }),
