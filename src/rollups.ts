@@ -125,7 +125,8 @@ export async function rebuildRollups(options: BuildRollupsOptions): Promise<Roll
     const asOf = latestDate([state.curveEnd, to, full ? state.factsEnd : null, options.asOf ?? null]);
     summary.asOf = asOf;
     if (asOf === null) return; // no facts and no curve: nothing to build
-    await timed('dim_dates', () => ensureDimDates(tx, asOf, asOf));
+    // A curve ending at the as-of date was built over its dim_date row (the curve joins it).
+    if (asOf !== state.curveEnd) await timed('dim_dates', () => ensureDimDates(tx, asOf, asOf));
 
     const daily: DailyWork | null = full ? { full: true } : workSet !== null && from !== null && to !== null ? { full: false, work: workSet, from, to } : null;
     if (daily !== null) {
