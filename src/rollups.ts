@@ -139,7 +139,11 @@ export async function rebuildRollups(options: BuildRollupsOptions): Promise<Roll
     }
     const work = await timed('plan', () => planAccounts(tx, full ? null : (workSet ?? { dates: [], accounts: [] }), asOf, options.startingCapital));
     summary.accounts = work.rows.length;
-    if (summary.accounts === 0) return;
+    if (summary.accounts === 0) {
+      // Nothing to rebuild, but the views label rows with the current dimension versions.
+      await timed('materialized_views', () => refreshMaterializedViews(tx));
+      return;
+    }
     await timed('clear', () => clearAccountRows(tx, work));
     rows.equityCurve = await timed('equity_curve', () => insertEquityCurve(tx, work, asOf, tz));
     if (full) await timed('analyze', () => analyzeRebuilt(tx, { 'warehouse.equity_curve': ['account_id', 'date'] }));

@@ -7,9 +7,11 @@
  *   rollup_accounts  per account, the date from which its curve, metrics, positions and
  *                    months are rebuilt, and the equity and peak it starts from
  *
- * Arrays rather than temp tables: a run creates no catalog rows, its statements keep their
- * parsed form on the connection from one run to the next, and each is planned with the
- * arrays' real lengths (plan_cache_mode force_custom_plan for the run).
+ * Arrays rather than temp tables: a run creates no catalog rows, and its statements keep their
+ * parsed form on the connection from one run to the next. Each is planned with the run's
+ * values (plan_cache_mode force_custom_plan): the unnest CTEs' row counts come from their
+ * arrays (a lone text[]::date[] array is estimated at 10 elements; those filters also carry
+ * constant date bounds).
  *
  * Daily-grain tables are rebuilt for exactly the work partitions; everything carried forward
  * day to day (equity, metrics, positions, months) from each account's earliest date on.

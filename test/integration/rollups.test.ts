@@ -340,6 +340,15 @@ describe('incremental rebuilds', () => {
     expect(await snapshotRollups(other.sql)).toEqual(clean);
   });
 
+  it('a run with nothing to rebuild still refreshes the views (they show the current dimension versions)', async () => {
+    other = await builtFixture();
+    await other.sql`update warehouse.dim_strategy set strategy_name = 'mean-reversion-v2' where strategy_name = 'mean-reversion' and is_current`;
+    const idle = await rebuild(other.sql, { kind: 'pending' });
+    expect(idle).toMatchObject({ partitions: 0, accounts: 0, asOf: '2026-03-09', rowsWritten: 0 });
+    const names = await other.sql`select strategy_name from warehouse.mv_top_performing_strategies order by pnl_rank`;
+    expect(names.map((r) => r.strategy_name)).toEqual(['mean-reversion-v2', 'unassigned', 'momentum']);
+  });
+
   it('the first run on a loaded warehouse builds everything, whatever range it was asked for', async () => {
     other = await createTestDatabase();
     await seedFixture(other.sql);
