@@ -107,14 +107,13 @@ export async function rebuildRollups(options: BuildRollupsOptions): Promise<Roll
       full = true;
       summary.promotedToFull = true;
     }
+    // null for a full rebuild, which has no work set: it covers everything.
     const workSet = await timed('work', async (): Promise<WorkSet | null> => {
       if (full) {
         await dropAllRequests(tx);
         return null;
       }
-      if (scope.kind === 'pending') return takePendingRequests(tx);
-      if (scope.kind === 'range') return addRangeWork(tx, scope.from, scope.to);
-      return { dates: [], accounts: [] };
+      return scope.kind === 'range' ? addRangeWork(tx, scope.from, scope.to) : takePendingRequests(tx);
     });
     // The work set comes ordered by date.
     const from = workSet?.dates[0] ?? null;
@@ -128,7 +127,7 @@ export async function rebuildRollups(options: BuildRollupsOptions): Promise<Roll
     // A curve ending at the as-of date was built over its dim_date row (the curve joins it).
     if (asOf !== state.curveEnd) await timed('dim_dates', () => ensureDimDates(tx, asOf, asOf));
 
-    const daily: DailyWork | null = full ? { full: true } : workSet !== null && from !== null && to !== null ? { full: false, work: workSet, from, to } : null;
+    const daily: DailyWork | null = workSet === null ? { full: true } : from !== null && to !== null ? { full: false, work: workSet, from, to } : null;
     if (daily !== null) {
       await timed('clear', () => clearDailyRows(tx, daily));
       Object.assign(rows, await timed('daily', () => (daily.full ? insertAllDaily(tx) : insertWorkDaily(tx, daily))));
@@ -137,7 +136,7 @@ export async function rebuildRollups(options: BuildRollupsOptions): Promise<Roll
           'warehouse.fact_instrument_daily': ['trade_date', 'instrument_key'],
         }));
     }
-    const work = await timed('plan', () => planAccounts(tx, full ? null : (workSet ?? { dates: [], accounts: [] }), asOf, options.startingCapital));
+    const work = await timed('plan', () => planAccounts(tx, workSet, asOf, options.startingCapital));
     summary.accounts = work.rows.length;
     if (summary.accounts === 0) {
       // Nothing to rebuild, but the views label rows with the current dimension versions.

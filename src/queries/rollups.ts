@@ -335,7 +335,7 @@ export async function planAccounts(tx: Tx, work: WorkSet | null, asOf: string, d
   // ISO dates and '-infinity' order as strings ('-' sorts before digits).
   const earliest = (dates: string[]) => dates.reduce((min, d) => (d < min ? d : min), asOf);
   return {
-    rows: [...rows],
+    rows,
     firstFrom: earliest(rows.map((r) => r.from_date)),
     firstStart: earliest(rows.map((r) => r.start_date)),
     plans: rows.filter((r) => r.first_date !== null).map((r) => ({ account_id: r.account_id, start_date: r.start_date, capital: Number(r.capital) })),
