@@ -1,7 +1,7 @@
 /**
  * The statements of one build-rollups run, in the order src/rollups.ts runs them inside one
  * transaction. What a run works on is read once and passed back to each statement as arrays,
- * which the statement names as a CTE:
+ * which the statement names as a CTE (the daily grain filters on them instead: see inWork):
  *
  *   rollup_work      the (trade date, account) partitions to rebuild (not used by a full rebuild)
  *   rollup_accounts  per account, the date from which its curve, metrics, positions and
@@ -41,6 +41,25 @@ export interface WorkSet {
 /** rollup_work(trade_date, account_id): the work set as a CTE. */
 const workCte = (tx: Tx, work: WorkSet) => tx`
   rollup_work as (select * from unnest(${work.dates}::text[]::date[], ${work.accounts}::bigint[]) as w(trade_date, account_id))`;
+
+/** The distinct dates of a work set. */
+const workDates = (work: WorkSet) => [...new Set(work.dates)];
+
+/**
+ * Rows of `alias` inside the work set. A set that holds every pair of its dates and accounts
+ * (one date, as after an ETL load or the nightly run, always does) is two `= any` conditions:
+ * the planner then estimates the day's rows, where a join to the pairs is guessed at a few
+ * and its aggregates sort what they could hash. Any other set is a semi-join on the pairs.
+ */
+const inWork = (tx: Tx, work: WorkSet, alias: 'f' | 'b' | 't') => {
+  const dates = workDates(work);
+  const accounts = [...new Set(work.accounts)];
+  const column = (name: string) => tx.unsafe(`${alias}.${name}`);
+  return dates.length * accounts.length === work.dates.length
+    ? tx`${column('trade_date')} = any(${dates}::text[]::date[]) and ${column('account_id')} = any(${accounts}::bigint[])`
+    : tx`(${column('trade_date')}, ${column('account_id')}) in (
+        select * from unnest(${work.dates}::text[]::date[], ${work.accounts}::bigint[]) as w(trade_date, account_id))`;
+};
 
 const toWorkSet = (rows: readonly { trade_date: string; account_id: string }[]): WorkSet => ({
   dates: rows.map((r) => r.trade_date),
@@ -105,9 +124,6 @@ export async function dropAllRequests(tx: Tx): Promise<void> {
 /** What a run rebuilds at daily grain: everything, or the work partitions, which lie between two dates. */
 export type DailyWork = { full: true } | { full: false; work: WorkSet; from: string; to: string };
 
-/** The distinct dates of a work set. */
-const workDates = (work: WorkSet) => [...new Set(work.dates)];
-
 export async function clearDailyRows(tx: Tx, daily: DailyWork): Promise<void> {
   if (daily.full) {
     await tx`delete from warehouse.fact_performance_daily`;
@@ -117,11 +133,10 @@ export async function clearDailyRows(tx: Tx, daily: DailyWork): Promise<void> {
   }
   // One statement: the three deletes touch different tables, and each round trip counts in a one-day run.
   await tx`
-    with ${workCte(tx, daily.work)},
-    daily as (
-      delete from warehouse.fact_performance_daily f using rollup_work w where f.trade_date = w.trade_date and f.account_id = w.account_id
+    with daily as (
+      delete from warehouse.fact_performance_daily f where ${inWork(tx, daily.work, 'f')}
     ), buckets as (
-      delete from warehouse.fact_performance_buckets b using rollup_work w where b.trade_date = w.trade_date and b.account_id = w.account_id
+      delete from warehouse.fact_performance_buckets b where ${inWork(tx, daily.work, 'b')}
     )
     delete from warehouse.fact_instrument_daily i where i.trade_date = any(${workDates(daily.work)}::text[]::date[])`;
 }
@@ -220,11 +235,9 @@ export async function insertAllDaily(tx: Tx): Promise<DailyRows> {
  */
 export async function insertWorkDaily(tx: Tx, daily: { work: WorkSet; from: string; to: string }): Promise<DailyRows> {
   const workFacts = tx`
-    warehouse.fact_trades t join rollup_work w on w.trade_date = t.trade_date and w.account_id = t.account_id
-    where t.trade_date between ${daily.from} and ${daily.to}`;
+    warehouse.fact_trades t where t.trade_date between ${daily.from} and ${daily.to} and ${inWork(tx, daily.work, 't')}`;
   const [counts] = await tx<{ daily: number; buckets: number; instruments: number }[]>`
-    with ${workCte(tx, daily.work)},
-    daily_sums as (${dailySums(tx)} from ${workFacts} ${dailyGroup(tx)}),
+    with daily_sums as (${dailySums(tx)} from ${workFacts} ${dailyGroup(tx)}),
     daily as (${insertDailyFrom(tx, tx`daily_sums`)} returning 1),
     buckets as (
       insert into warehouse.fact_performance_buckets (${bucketColumns(tx)})

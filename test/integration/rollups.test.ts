@@ -327,6 +327,36 @@ describe('incremental rebuilds', () => {
     expect(await snapshotRollups(other.sql)).toEqual(afterIncremental);
   });
 
+  it('rebuilds exactly the (date, account) partitions it is given, not every pair of their dates and accounts', async () => {
+    other = await createTestDatabase();
+    await seedFixture(other.sql);
+    // Account 2 also trades on Tuesday, so both accounts have daily rows on 03-03 and 03-04.
+    await insertExecutions(other.sql, [
+      { execution_id: 10, order_id: 700, account_id: 2, instrument_id: 2, executed_at: at('2026-03-03'), side: 'BUY', quantity: '1', price: '50' },
+      { execution_id: 11, order_id: 701, executed_at: at('2026-03-04'), side: 'BUY', quantity: '1', price: '10' },
+    ]);
+    await load(other.sql);
+    await rebuild(other.sql, { kind: 'full' }, '2026-03-09');
+    // Marks on four partitions; only (03-03, 1) and (03-04, 2) are requested.
+    await other.sql`update warehouse.fact_performance_daily set total_trades = total_trades + 1000 where trade_date in ('2026-03-03', '2026-03-04')`;
+    await other.sql`delete from ops.rollup_requests`;
+    await other.sql`
+      insert into ops.rollup_requests (trade_date, account_id, requested_at, requested_by)
+      values ('2026-03-03', 1, now(), 'test'), ('2026-03-04', 2, now(), 'test')`;
+    const run = await rebuild(other.sql, { kind: 'pending' });
+    expect(run).toMatchObject({ partitions: 2, from: '2026-03-03', to: '2026-03-04' });
+    const marked = await other.sql`
+      select trade_date::text, account_id::int, bool_or(total_trades >= 1000) as marked
+      from warehouse.fact_performance_daily where trade_date in ('2026-03-03', '2026-03-04')
+      group by 1, 2 order by 1, 2`;
+    expect(marked).toEqual([
+      { trade_date: '2026-03-03', account_id: 1, marked: false },
+      { trade_date: '2026-03-03', account_id: 2, marked: true },
+      { trade_date: '2026-03-04', account_id: 1, marked: true },
+      { trade_date: '2026-03-04', account_id: 2, marked: false },
+    ]);
+  });
+
   it("rebuilds an account's whole curve from its first fill when no row before the range is kept", async () => {
     other = await builtFixture();
     const clean = await snapshotRollups(other.sql);
