@@ -19,10 +19,12 @@ import { CSRF_HEADER } from '../../src/http/partitions.ts';
 import { triggerClientKey } from '../../src/http/rate-limit.ts';
 import { basePayload, defineJob } from '../../src/job-definition.ts';
 import { createLogger } from '../../src/logger.ts';
+import { createRedis } from '../../src/redis.ts';
 import { startWorkers, stopWorkers } from '../../src/worker.ts';
 import { waitFor } from '../helpers/processes.ts';
 import { cleanupPrefix } from '../helpers/redis.ts';
 import { createTestRuntime, type TestRuntime } from '../helpers/runtime.ts';
+import { startRedisServer } from '../helpers/services.ts';
 
 const ADMIN = { user: 'ops', password: 'admin-pass: with colon' };
 const VIEWER = { user: 'viewer', password: 'viewer-pass' };
@@ -436,6 +438,33 @@ describe('POST /api/v1/enrichment/trigger rate limit', () => {
     } finally {
       await Promise.all([a?.close(), b?.close()]);
       await cleanupPrefix(rt.redis, config.prefix);
+    }
+  });
+
+  it('lets calls through uncounted while its Redis is away, instead of waiting for it, and counts again once it is back', async () => {
+    const server = await startRedisServer();
+    await server.stop();
+    const counts = createRedis(server.url);
+    counts.on('error', () => {});
+    const config = loadConfig({ ...rt.env, ENRICHMENT_TRIGGER_RATE: '1', LOG_LEVEL: 'silent', BULLPEN_PREFIX: `${rt.prefix}.away` });
+    const app = await startHttpServer(createHttpApp(deps({ config, redis: counts })), '127.0.0.1', 0);
+    const refused = () => request(app, 'POST', '/api/v1/enrichment/trigger?symbol=not%20a%20symbol', ADMIN_AUTH);
+    try {
+      // Over the limit of 1, yet each is answered (400, not 429, not a hang): nothing is counted.
+      for (let i = 0; i < 3; i += 1) {
+        const started = Date.now();
+        expect((await refused()).status).toBe(400);
+        expect(Date.now() - started).toBeLessThan(2000);
+      }
+      // Back (empty, as after a restart): the store's scripts load again and calls count.
+      await server.restart();
+      await waitFor(async () => counts.status === 'ready', 10_000, () => 'the rate-limit client to reconnect');
+      expect((await refused()).status).toBe(400);
+      expect((await refused()).status).toBe(429);
+    } finally {
+      await app.close();
+      counts.disconnect();
+      await server.stop();
     }
   });
 
