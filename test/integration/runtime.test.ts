@@ -14,6 +14,7 @@ import { catchUp, checkDeadlines, reapStaleRuns, reconcileSchedules, registerSch
 import { createLogger } from '../../src/logger.ts';
 import { startWorkers, stopWorkers } from '../../src/worker.ts';
 import { probeSleep } from '../fixtures/test-jobs.ts';
+import { createTestDatabase } from '../helpers/db.ts';
 import { cleanupPrefix, TEST_REDIS_URL } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/processes.ts';
 import { createTestRuntime, type TestRuntime } from '../helpers/runtime.ts';
@@ -115,6 +116,21 @@ describe('run recording', () => {
     expect(run).toMatchObject({ status: 'succeeded', job_id: jobId, attempts: 1, run_count: 1, error: null });
     expect(run?.summary).toMatchObject({ slept_ms: 10 });
     expect(run?.duration_ms).toBeGreaterThanOrEqual(0);
+  });
+
+  it('finds a run by its (job, partition) key even before ops.job_runs has statistics', async () => {
+    // A new deployment's table: never analyzed, so the planner cannot tell one run from all of a job's.
+    const fresh = await createTestDatabase();
+    try {
+      const plan = await fresh.sql.begin(async (tx) => {
+        await tx`set local plan_cache_mode = force_generic_plan`;
+        await tx.unsafe('prepare finish_lookup(text, text, text) as select run_id from ops.job_runs where job = $1 and partition = $2 and job_id = $3');
+        return tx.unsafe(`explain (format json) execute finish_lookup('a', 'b', 'c')`);
+      });
+      expect(JSON.stringify(plan)).toContain('"Index Name":"job_runs_job_partition_key"');
+    } finally {
+      await fresh.drop();
+    }
   });
 
   it('never runs a succeeded partition again, even after Redis forgot the job; --force does', async () => {
