@@ -324,6 +324,9 @@ export function createDb(url: string, options: DbOptions = {}): Sql {
     transform: { undefined: null },
     connection: {
       application_name: options.applicationName ?? 'bullpen',
+      // Dates and timestamps are read as text in ISO form (postgres.js's parsers, the rollups'
+      // `::text` dates), whatever the server's or the database's default.
+      DateStyle: 'ISO, MDY',
       plan_cache_mode: options.planCacheMode ?? 'auto',
       // Room for an ETL batch's temp tables in memory (allocated only by sessions that use them;
       // fixed at a session's first temp table, hence here rather than per transaction).

@@ -20,7 +20,7 @@ import { enqueueRun } from '../../src/enqueue.ts';
 import { rebuildRollups, type RollupScope } from '../../src/rollups.ts';
 import { loadTrades } from '../../src/trade-loader.ts';
 import { startWorkers } from '../../src/worker.ts';
-import type { Sql } from '../../src/db.ts';
+import { createDb, type Sql } from '../../src/db.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { insertExecutions, seedReference } from '../helpers/oltp.ts';
 import { waitFor } from '../helpers/processes.ts';
@@ -355,6 +355,21 @@ describe('incremental rebuilds', () => {
       { trade_date: '2026-03-04', account_id: 1, marked: true },
       { trade_date: '2026-03-04', account_id: 2, marked: false },
     ]);
+  });
+
+  it('gives the same rollups on a database whose default DateStyle is not ISO', async () => {
+    other = await createTestDatabase();
+    await other.sql.unsafe(`alter database "${other.name}" set datestyle = 'SQL, DMY'`);
+    // Connections opened after the change would print dates as 02/03/2026 unless bullpen asks for ISO.
+    const dmy = createDb(other.url, { max: 2 });
+    try {
+      await seedFixture(dmy);
+      await load(dmy);
+      await rebuild(dmy, { kind: 'full' }, '2026-03-09');
+      expect(await snapshotRollups(dmy)).toEqual(await snapshotRollups(db.sql));
+    } finally {
+      await dmy.end();
+    }
   });
 
   it("rebuilds an account's whole curve from its first fill when no row before the range is kept", async () => {
