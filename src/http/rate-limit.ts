@@ -5,6 +5,7 @@
  * every web process behind one balancer shares each client's count.
  */
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import type { RequestHandler } from 'express';
 import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
 import { RedisStore, type RedisReply } from 'rate-limit-redis';
@@ -34,52 +35,70 @@ export interface TriggerRateLimitOptions {
 }
 
 /**
- * rate-limit-redis's commands, on our client. While the client is not connected they fail at
- * once (within STORE_TIMEOUT_MS when caught mid-connect) and the request goes through uncounted (see passOnStoreError below) instead of
- * waiting for Redis: a refused call is answered, and an accepted one meets the outage where
- * it queues its backfill. The store loads its scripts once and keeps that promise, so a
- * SCRIPT LOAD that failed while Redis was away would leave it failing until a restart:
- * SCRIPT LOAD is answered here with the script's SHA1, and an EVALSHA that Redis does not
- * know (a restarted server) runs the script with EVAL, which loads it.
+ * rate-limit-redis's commands, on our client. They are sent only while the client is
+ * connected: otherwise they fail (after waiting up to STORE_TIMEOUT_MS for a connection under
+ * way) and the request goes through uncounted (see passOnStoreError below) instead of waiting
+ * for Redis, and nothing is left in ioredis's offline queue to count it late. A refused call is
+ * thus answered, and an accepted one meets the outage where it queues its backfill. The store
+ * loads its scripts once and keeps that promise, so a SCRIPT LOAD that failed while Redis was
+ * away would leave it failing until a restart: SCRIPT LOAD is answered here with the script's
+ * SHA1, and an EVALSHA that Redis does not know (a restarted server) runs the script with EVAL,
+ * which loads it.
  */
 export function storeCommands(redis: Redis): (command: string, ...args: string[]) => Promise<RedisReply> {
   const scripts = new Map<string, string>();
-  return async (command, ...args) => {
+  const send = async (command: string, args: string[], signal: AbortSignal): Promise<RedisReply> => {
     const [first, ...rest] = args;
-    if (command.toUpperCase() === 'SCRIPT' && first?.toUpperCase() === 'LOAD' && rest[0] !== undefined) {
-      const sha = createHash('sha1').update(rest[0]).digest('hex');
-      scripts.set(sha, rest[0]);
+    await connected(redis, signal);
+    if (command.toUpperCase() !== 'EVALSHA' || first === undefined) return (await redis.call(command, ...args)) as RedisReply;
+    try {
+      return (await redis.call(command, ...args)) as RedisReply;
+    } catch (error) {
+      const script = scripts.get(first);
+      if (script === undefined || !(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+      return (await redis.call('EVAL', script, ...rest)) as RedisReply;
+    }
+  };
+  return async (command, ...args) => {
+    if (command.toUpperCase() === 'SCRIPT' && args[0]?.toUpperCase() === 'LOAD' && args[1] !== undefined) {
+      const sha = createHash('sha1').update(args[1]).digest('hex');
+      scripts.set(sha, args[1]);
       return sha;
     }
-    if (DISCONNECTED.has(redis.status)) throw new Error(`Redis is not connected (${redis.status}): the request is not counted`);
-    if (command.toUpperCase() === 'EVALSHA' && first !== undefined) {
-      try {
-        return await answered(redis.call(command, ...args));
-      } catch (error) {
-        const script = scripts.get(first);
-        if (script === undefined || !(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-        return await answered(redis.call('EVAL', script, ...rest));
-      }
-    }
-    return await answered(redis.call(command, ...args));
+    return withinStoreTimeout((signal) => send(command, args, signal));
   };
 }
 
-/** ioredis states in which a command would wait for a reconnection. */
-const DISCONNECTED = new Set(['reconnecting', 'close', 'end']);
-
-/** How long a count may wait for Redis (e.g. one caught connecting to a server that is down) before the call goes through uncounted. */
+/** How long a count may wait for Redis (a connection under way, a slow answer) before the call goes through uncounted. */
 const STORE_TIMEOUT_MS = 1000;
 
-async function answered(reply: Promise<unknown>): Promise<RedisReply> {
+/**
+ * Resolves once `redis` is connected; fails at once when it is between reconnection attempts,
+ * and when `signal` aborts while it waits (nothing is sent after the caller gave up).
+ */
+async function connected(redis: Redis, signal: AbortSignal): Promise<void> {
+  if (redis.status === 'ready') return;
+  if (redis.status === 'reconnecting' || redis.status === 'close' || redis.status === 'end') {
+    throw new Error(`Redis is not connected (${redis.status}): the request is not counted`);
+  }
+  if (redis.status === 'wait') redis.connect().catch(() => {});
+  await once(redis, 'ready', { signal });
+}
+
+/** `command`'s reply, or an error once STORE_TIMEOUT_MS have passed (`command`'s signal then aborts). */
+async function withinStoreTimeout(command: (signal: AbortSignal) => Promise<RedisReply>): Promise<RedisReply> {
+  const abort = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   try {
-    return (await Promise.race([
-      reply,
+    return await Promise.race([
+      command(abort.signal),
       new Promise<never>((_resolve, reject) => {
-        timer = setTimeout(() => reject(new Error(`Redis did not answer within ${STORE_TIMEOUT_MS} ms: the request is not counted`)), STORE_TIMEOUT_MS);
+        timer = setTimeout(() => {
+          abort.abort();
+          reject(new Error(`Redis did not answer within ${STORE_TIMEOUT_MS} ms: the request is not counted`));
+        }, STORE_TIMEOUT_MS);
       }),
-    ])) as RedisReply;
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -98,7 +117,8 @@ export function createTriggerRateLimit(options: TriggerRateLimitOptions): Reques
     store: new RedisStore({ sendCommand: storeCommands(redis), prefix: `${options.prefix}:rate-limit:enrichment-trigger:` }),
     passOnStoreError: true,
     logger: {
-      error: (error: unknown) => logger.warn({ err: error }, 'enrichment trigger rate limit: Redis unavailable, request not counted'),
+      error: (error: unknown, context?: unknown) =>
+        logger.warn({ err: error, detail: typeof context === 'string' ? context : undefined }, 'enrichment trigger rate limit: store error'),
       warn: (message: unknown) => logger.warn({ detail: message }, 'enrichment trigger rate limit'),
     },
     limit: perMinute,
