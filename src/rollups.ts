@@ -127,7 +127,7 @@ export async function rebuildRollups(options: BuildRollupsOptions): Promise<Roll
     // A curve ending at the as-of date was built over its dim_date row (the curve joins it).
     if (asOf !== state.curveEnd) await timed('dim_dates', () => ensureDimDates(tx, asOf, asOf));
 
-    const daily: DailyWork | null = workSet === null ? { full: true } : from !== null && to !== null ? { full: false, work: workSet, from, to } : null;
+    const daily: DailyWork | null = workSet === null ? { full: true } : from !== null && to !== null ? { full: false, work: workSet, from, to, wholeDays: scope.kind === 'range' } : null;
     if (daily !== null) {
       await timed('clear', () => clearDailyRows(tx, daily));
       Object.assign(rows, await timed('daily', () => (daily.full ? insertAllDaily(tx) : insertWorkDaily(tx, daily))));

@@ -121,8 +121,25 @@ export async function dropAllRequests(tx: Tx): Promise<void> {
 // ---------------------------------------------------------------------------------------
 // Daily grain: fact_performance_daily, fact_performance_buckets, fact_instrument_daily
 
-/** What a run rebuilds at daily grain: everything, or the work partitions, which lie between two dates. */
-export type DailyWork = { full: true } | { full: false; work: WorkSet; from: string; to: string };
+/**
+ * What a run rebuilds at daily grain: everything, or the work partitions, which lie between two
+ * dates. `wholeDays`: they are every partition of those days (a range restatement), so the
+ * days' rows are rebuilt without matching partitions, and a long range in parallel.
+ */
+export type DailyWork = { full: true } | { full: false; work: WorkSet; from: string; to: string; wholeDays: boolean };
+
+/** Days from which a range restatement's daily grain is staged like a full rebuild's (CREATE TABLE AS scans in parallel). */
+const STAGED_DAYS = 20;
+
+/**
+ * Rows of a daily table (`alias`) that `daily` rebuilds. Whole days are bounded by date and
+ * by their accounts, which lead the tables' indexes.
+ */
+const inDailyWork = (tx: Tx, daily: Extract<DailyWork, { full: false }>, alias: 'f' | 'b') =>
+  daily.wholeDays
+    ? tx`${tx.unsafe(alias)}.trade_date between ${daily.from} and ${daily.to}
+         and ${tx.unsafe(alias)}.account_id = any(${[...new Set(daily.work.accounts)]}::bigint[])`
+    : inWork(tx, daily.work, alias);
 
 export async function clearDailyRows(tx: Tx, daily: DailyWork): Promise<void> {
   if (daily.full) {
@@ -134,11 +151,12 @@ export async function clearDailyRows(tx: Tx, daily: DailyWork): Promise<void> {
   // One statement: the three deletes touch different tables, and each round trip counts in a one-day run.
   await tx`
     with daily as (
-      delete from warehouse.fact_performance_daily f where ${inWork(tx, daily.work, 'f')}
+      delete from warehouse.fact_performance_daily f where ${inDailyWork(tx, daily, 'f')}
     ), buckets as (
-      delete from warehouse.fact_performance_buckets b where ${inWork(tx, daily.work, 'b')}
+      delete from warehouse.fact_performance_buckets b where ${inDailyWork(tx, daily, 'b')}
     )
-    delete from warehouse.fact_instrument_daily i where i.trade_date = any(${workDates(daily.work)}::text[]::date[])`;
+    delete from warehouse.fact_instrument_daily i
+    where i.trade_date between ${daily.from} and ${daily.to} and i.trade_date = any(${workDates(daily.work)}::text[]::date[])`;
 }
 
 export interface DailyRows {
@@ -213,16 +231,17 @@ const instrumentSums = (tx: Tx) => tx`
 const instrumentGroup = (tx: Tx) => tx`group by t.trade_date, t.instrument_key`;
 
 /**
- * A full rebuild's daily grain. Each aggregate lands in a temp table first: CREATE TABLE AS
- * may scan the facts with parallel workers, INSERT … SELECT never does, and the scans are
- * most of a full rebuild's cost.
+ * A full rebuild's daily grain, or every day from..to (`days`). Each aggregate lands in a temp
+ * table first: CREATE TABLE AS may scan the facts with parallel workers, INSERT … SELECT never
+ * does, and the scans are most of a full rebuild's cost.
  */
-export async function insertAllDaily(tx: Tx): Promise<DailyRows> {
-  await tx`create temp table rollup_daily on commit drop as ${dailySums(tx)} from warehouse.fact_trades t ${dailyGroup(tx)}`;
+export async function insertAllDaily(tx: Tx, days?: { from: string; to: string }): Promise<DailyRows> {
+  const facts = days ? tx`warehouse.fact_trades t where t.trade_date between ${days.from} and ${days.to}` : tx`warehouse.fact_trades t`;
+  await tx`create temp table rollup_daily on commit drop as ${dailySums(tx)} from ${facts} ${dailyGroup(tx)}`;
   const daily = await tx`${insertDailyFrom(tx, tx`rollup_daily`)}`;
-  await tx`create temp table rollup_buckets on commit drop as ${bucketSums(tx)} from warehouse.fact_trades t ${bucketGroup(tx)}`;
+  await tx`create temp table rollup_buckets on commit drop as ${bucketSums(tx)} from ${facts} ${bucketGroup(tx)}`;
   const buckets = await tx`insert into warehouse.fact_performance_buckets (${bucketColumns(tx)}) select ${bucketColumns(tx)} from rollup_buckets`;
-  await tx`create temp table rollup_instruments on commit drop as ${instrumentSums(tx)} from warehouse.fact_trades t ${instrumentGroup(tx)}`;
+  await tx`create temp table rollup_instruments on commit drop as ${instrumentSums(tx)} from ${facts} ${instrumentGroup(tx)}`;
   const instruments = await tx`insert into warehouse.fact_instrument_daily select * from rollup_instruments`;
   return { performanceDaily: daily.count, buckets: buckets.count, instrumentDaily: instruments.count };
 }
@@ -231,11 +250,13 @@ export async function insertAllDaily(tx: Tx): Promise<DailyRows> {
  * The work partitions' daily grain in one statement, without temp tables: a few thousand
  * facts, where parallel workers and catalog writes would cost more than they save. Each
  * aggregate scans the facts itself (materialising them once for all three costs more than
- * three index scans); the date bounds let the planner skip the other months' partitions.
+ * three index scans); the date bounds let the planner skip the other months' partitions. A
+ * range restatement of STAGED_DAYS days or more is staged as a full rebuild's is.
  */
-export async function insertWorkDaily(tx: Tx, daily: { work: WorkSet; from: string; to: string }): Promise<DailyRows> {
+export async function insertWorkDaily(tx: Tx, daily: Extract<DailyWork, { full: false }>): Promise<DailyRows> {
+  if (daily.wholeDays && workDates(daily.work).length >= STAGED_DAYS) return insertAllDaily(tx, daily);
   const workFacts = tx`
-    warehouse.fact_trades t where t.trade_date between ${daily.from} and ${daily.to} and ${inWork(tx, daily.work, 't')}`;
+    warehouse.fact_trades t where t.trade_date between ${daily.from} and ${daily.to} ${daily.wholeDays ? tx`` : tx`and ${inWork(tx, daily.work, 't')}`}`;
   const [counts] = await tx<{ daily: number; buckets: number; instruments: number }[]>`
     with daily_sums as (${dailySums(tx)} from ${workFacts} ${dailyGroup(tx)}),
     daily as (${insertDailyFrom(tx, tx`daily_sums`)} returning 1),
@@ -616,7 +637,11 @@ export async function insertMonthly(tx: Tx, work: AccountWork): Promise<number> 
              case when d.opening_equity > 0 then (coalesce(f.net_pnl, 0) / d.opening_equity)::float8 end as r
       from totals t
       join curve_days d on d.account_id = t.account_id and d.month_key = t.month_key
-      left join f on f.trade_date = d.date and f.account_key = t.account_key and f.strategy_key = t.strategy_key
+      -- By the table's key, not through f: this side's rows are easily underestimated (a handful
+      -- for a month of days), and a nested loop over f, which has no index, then rescans all
+      -- of it for each curve day (a one-day run went from 10 ms to 140 after a long restatement).
+      left join warehouse.fact_performance_daily f
+        on f.date_key = to_char(d.date, 'YYYYMMDD')::int and f.account_key = t.account_key and f.strategy_key = t.strategy_key
     ),
     cumulative as (
       select *, sum(net_pnl) over w as cum from daily

@@ -19,6 +19,7 @@ import { tradeEtl } from '../../jobs/trade-etl.ts';
 import { enqueueRun } from '../../src/enqueue.ts';
 import { rebuildRollups, type RollupScope } from '../../src/rollups.ts';
 import { loadTrades } from '../../src/trade-loader.ts';
+import { tradingDaysBetween } from '../../src/analytics/calendar.ts';
 import { startWorkers } from '../../src/worker.ts';
 import { createDb, type Sql } from '../../src/db.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
@@ -355,6 +356,33 @@ describe('incremental rebuilds', () => {
       { trade_date: '2026-03-04', account_id: 1, marked: true },
       { trade_date: '2026-03-04', account_id: 2, marked: false },
     ]);
+  });
+
+  it('restates a range of 20 trading days or more (staged, as a full rebuild) exactly as a full rebuild does, and no day outside it', async () => {
+    other = await createTestDatabase();
+    await seedReference(other.sql);
+    // Account 1 trades AAPL and account 2 XOM on 25 trading days: a buy, then a sell at a price that moves.
+    const days = tradingDaysBetween('2026-04-01', '2026-05-06');
+    expect(days.length).toBeGreaterThanOrEqual(25);
+    await insertExecutions(other.sql, days.flatMap((day, i) => [
+      { execution_id: 1000 + 4 * i, executed_at: at(day, '14:00:00'), side: 'BUY', quantity: '10', price: String(10 + (i % 5)) },
+      { execution_id: 1001 + 4 * i, executed_at: at(day, '18:00:00'), side: 'SELL', quantity: '10', price: String(11 + (i % 3)) },
+      { execution_id: 1002 + 4 * i, order_id: 300, account_id: 2, instrument_id: 2, executed_at: at(day, '15:00:00'), side: 'BUY', quantity: '5', price: String(50 + (i % 7)) },
+      { execution_id: 1003 + 4 * i, order_id: 300, account_id: 2, instrument_id: 2, executed_at: at(day, '19:00:00'), side: 'SELL', quantity: '5', price: String(49 + (i % 4)) },
+    ]));
+    await load(other.sql);
+    await rebuild(other.sql, { kind: 'full' });
+    const clean = await snapshotRollups(other.sql);
+    const range: RollupScope = { kind: 'range', from: days[1]!, to: days.at(-1)! };
+    const run = await rebuild(other.sql, range);
+    expect(run).toMatchObject({ partitions: 2 * (days.length - 1), from: days[1], to: days.at(-1) });
+    expect(await snapshotRollups(other.sql)).toEqual(clean);
+    // Every daily row marked: the range's are restated, the first day's (outside it) keep the mark.
+    await other.sql`update warehouse.fact_performance_daily set total_trades = total_trades + 1000`;
+    await rebuild(other.sql, range);
+    const marked = await other.sql<{ trade_date: string }[]>`
+      select distinct trade_date::text from warehouse.fact_performance_daily where total_trades >= 1000`;
+    expect(marked).toEqual([{ trade_date: days[0] }]);
   });
 
   it('gives the same rollups on a database whose default DateStyle is not ISO', async () => {
