@@ -62,22 +62,38 @@ function moversOf(rows: readonly { account_id: string | null; name: string; trad
 /** Reads everything and assembles the report of `date` (a calendar date: the trading date reported). */
 export async function buildDailyReport(db: Sql, options: { date: string; now: Date }): Promise<DailyReport> {
   const { date } = options;
+  // Accounts with a curve by the report date, each under its current (else latest) name: one
+  // index probe per account, not a pass over every account's whole history.
   const accounts = await db<{ account_id: string; account_number: string | null; account_name: string | null }[]>`
-    select distinct on (c.account_id) c.account_id::text, a.account_number, a.account_name
-    from warehouse.equity_curve c
-    join warehouse.dim_account a on a.account_id = c.account_id
-    where c.date <= ${date}::date
-    order by c.account_id, a.is_current desc, a.effective_from desc`;
+    select a.account_id::text, a.account_number, a.account_name
+    from (
+      select distinct on (account_id) account_id, account_number, account_name from warehouse.dim_account
+      order by account_id, is_current desc, effective_from desc
+    ) a
+    where exists (select 1 from warehouse.equity_curve c where c.account_id = a.account_id and c.date <= ${date}::date)
+    order by a.account_id`;
 
   const totals = await db<DayTotals[]>`
     select account_id::text, sum(total_trades)::int as trades, sum(winning_trades)::int as winners, sum(losing_trades)::int as losers,
            sum(realized_pnl)::text as realized_pnl, sum(commissions)::text as commissions, sum(fees)::text as fees, sum(net_pnl)::text as net_pnl
     from warehouse.fact_performance_daily where trade_date = ${date}::date group by account_id`;
 
-  const curves = await db<CurveDbRow[]>`
-    select account_id::text, date::text, equity::text, peak_equity::text, drawdown::text, drawdown_pct, net_pnl::text, realized_pnl::text,
-           daily_return, winning_trades, losing_trades, gross_profit::text, gross_loss::text
-    from warehouse.equity_curve where date <= ${date}::date order by account_id, date`;
+  // The last rows the report shows of each curve, not its whole history.
+  const curveRows = await db<CurveDbRow[]>`
+    select c.account_id::text, c.date::text, c.equity::text, c.peak_equity::text, c.drawdown::text, c.drawdown_pct, c.net_pnl::text,
+           c.realized_pnl::text, c.daily_return, c.winning_trades, c.losing_trades, c.gross_profit::text, c.gross_loss::text
+    from unnest(${accounts.map((a) => a.account_id)}::bigint[]) as a(account_id)
+    cross join lateral (
+      select * from warehouse.equity_curve e where e.account_id = a.account_id and e.date <= ${date}::date
+      order by e.date desc limit ${Math.max(CURVE_ROWS, DAILY_PNL_ROWS)}
+    ) c
+    order by c.account_id, c.date`;
+  const curves = new Map<string, CurveDbRow[]>();
+  for (const row of curveRows) {
+    const rows = curves.get(row.account_id);
+    if (rows) rows.push(row);
+    else curves.set(row.account_id, [row]);
+  }
 
   // Metrics of the latest curve date on or before the report date ('30d' and the whole curve).
   const metrics = await db<{ account_id: string; window_name: string; sharpe: number | null; sortino: number | null; max_drawdown: number | null }[]>`
@@ -114,7 +130,7 @@ export async function buildDailyReport(db: Sql, options: { date: string; now: Da
 
   const sections: AccountSection[] = accounts.map((account) => {
     const id = account.account_id;
-    const curve = curves.filter((c) => c.account_id === id);
+    const curve = curves.get(id) ?? [];
     const day = totals.find((t) => t.account_id === id) ?? { account_id: id, ...ZERO_TOTALS };
     const m30 = metrics.find((m) => m.account_id === id && m.window_name === '30d');
     const mAll = metrics.find((m) => m.account_id === id && m.window_name === 'all');

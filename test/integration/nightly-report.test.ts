@@ -95,6 +95,27 @@ describe('the report of a date', () => {
     expect(report.firm.equity).toBe(addDecimals([alpha.equity as string, beta.equity as string]));
   });
 
+  it('shows the last 250 days of a long curve and the last 30 days of PnL, ending at the report date', async () => {
+    const long = await createTestDatabase();
+    try {
+      await seedWarehouse(long.sql);
+      // Carried forward to mid-2027: some 310 trading days per account.
+      await rebuildRollups({ db: long.sql, tz: TZ, startingCapital: 100000, scope: { kind: 'pending' }, asOf: '2027-06-01' });
+      const report = await buildDailyReport(long.sql, { date: '2027-05-28', now: NOW });
+      const [last] = await long.sql<{ date: string; equity: string }[]>`
+        select date::text, equity::text from warehouse.equity_curve where account_id = 1 and date <= '2027-05-28' order by date desc limit 1`;
+      const alpha = report.accounts.find((a) => a.account_number === 'ACC-001') as DailyReport['accounts'][number];
+      expect(report.accounts).toHaveLength(2);
+      expect(alpha.equity_curve).toHaveLength(250);
+      expect(alpha.equity_curve.at(-1)?.date).toBe(last?.date);
+      expect(alpha.daily_pnl).toHaveLength(30);
+      expect(alpha.daily_pnl.at(-1)?.date).toBe(last?.date);
+      expect(alpha.equity).toBe(last?.equity);
+    } finally {
+      await long.drop();
+    }
+  });
+
   it('a date without any data is a clear "no trading" report, not a crash', async () => {
     const empty = await buildDailyReport(db.sql, { date: '2026-02-14', now: NOW });
     expect(empty).toMatchObject({ has_trading: false, accounts: [], firm: { trades: 0, net_pnl: '0', equity: null, win_rate: null, sharpe_30d: null } });
