@@ -633,15 +633,15 @@ export async function insertMonthly(tx: Tx, work: AccountWork): Promise<number> 
       where e.date >= ${firstMonth}::text::date
     ),
     daily as (
-      select t.month_key, t.account_key, t.strategy_key, d.date, coalesce(f.net_pnl, 0) as net_pnl,
-             case when d.opening_equity > 0 then (coalesce(f.net_pnl, 0) / d.opening_equity)::float8 end as r
+      select t.month_key, t.account_key, t.strategy_key, d.date, coalesce(day.net_pnl, 0) as net_pnl,
+             case when d.opening_equity > 0 then (coalesce(day.net_pnl, 0) / d.opening_equity)::float8 end as r
       from totals t
       join curve_days d on d.account_id = t.account_id and d.month_key = t.month_key
       -- By the table's key, not through f: this side's rows are easily underestimated (a handful
       -- for a month of days), and a nested loop over f, which has no index, then rescans all
       -- of it for each curve day (a one-day run went from 10 ms to 140 after a long restatement).
-      left join warehouse.fact_performance_daily f
-        on f.date_key = to_char(d.date, 'YYYYMMDD')::int and f.account_key = t.account_key and f.strategy_key = t.strategy_key
+      left join warehouse.fact_performance_daily day
+        on day.date_key = to_char(d.date, 'YYYYMMDD')::int and day.account_key = t.account_key and day.strategy_key = t.strategy_key
     ),
     cumulative as (
       select *, sum(net_pnl) over w as cum from daily
