@@ -85,12 +85,14 @@ export async function rebuildRollups(options: BuildRollupsOptions): Promise<Roll
   const { db, tz, scope } = options;
   let full = scope.kind === 'full';
   const phaseMs: Record<string, number> = {};
+  // Milliseconds to one decimal.
+  const msSince = (start: bigint) => Math.round(Number(process.hrtime.bigint() - start) / 1e5) / 10;
   const timed = async <T>(phase: string, fn: () => Promise<T>): Promise<T> => {
     const start = process.hrtime.bigint();
     try {
       return await fn();
     } finally {
-      phaseMs[phase] = (phaseMs[phase] ?? 0) + Math.round(Number(process.hrtime.bigint() - start) / 1e5) / 10;
+      phaseMs[phase] = (phaseMs[phase] ?? 0) + msSince(start);
     }
   };
   const rows = { performanceDaily: 0, buckets: 0, instrumentDaily: 0, equityCurve: 0, metrics: 0, positions: 0, monthly: 0 };
@@ -181,7 +183,7 @@ export async function rebuildRollups(options: BuildRollupsOptions): Promise<Roll
     rows.monthly = monthly;
     bodyEnded = process.hrtime.bigint();
   });
-  if (bodyEnded > started) phaseMs.commit = Math.round(Number(process.hrtime.bigint() - bodyEnded) / 1e5) / 10;
+  if (bodyEnded > started) phaseMs.commit = msSince(bodyEnded);
   summary.rowsWritten = Object.values(rows).reduce((a, b) => a + b, 0);
   options.logger?.debug({ phaseMs }, 'rollup phases');
   return summary;

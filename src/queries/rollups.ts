@@ -13,9 +13,9 @@
  * arrays (a lone text[]::date[] array is estimated at 10 elements; those filters also carry
  * constant date bounds).
  *
- * Daily-grain tables are rebuilt for exactly the work partitions; everything carried forward
- * day to day (equity, metrics, positions, months) from each account's earliest date on.
- * A full rebuild skips the work table and replaces every row.
+ * Daily-grain tables are rebuilt for exactly the work partitions (a range: its whole days);
+ * everything carried forward day to day (equity, metrics, positions, months) from each
+ * account's earliest date on. A full rebuild has no work set and replaces every row.
  *
  * Only the time zone is passed as a parameter into date arithmetic; nothing is spliced.
  */
@@ -44,6 +44,10 @@ const workCte = (tx: Tx, work: WorkSet) => tx`
 
 /** The distinct dates of a work set. */
 const workDates = (work: WorkSet) => [...new Set(work.dates)];
+/** The distinct accounts of a work set. */
+const workAccounts = (work: WorkSet) => [...new Set(work.accounts)];
+/** `alias.name`, for the fragments shared by statements that name their table differently. */
+const columnOf = (tx: Tx, alias: 'f' | 'b' | 't', name: string) => tx.unsafe(`${alias}.${name}`);
 
 /**
  * Rows of `alias` inside the work set. A set that holds every pair of its dates and accounts
@@ -53,8 +57,8 @@ const workDates = (work: WorkSet) => [...new Set(work.dates)];
  */
 const inWork = (tx: Tx, work: WorkSet, alias: 'f' | 'b' | 't') => {
   const dates = workDates(work);
-  const accounts = [...new Set(work.accounts)];
-  const column = (name: string) => tx.unsafe(`${alias}.${name}`);
+  const accounts = workAccounts(work);
+  const column = (name: string) => columnOf(tx, alias, name);
   return dates.length * accounts.length === work.dates.length
     ? tx`${column('trade_date')} = any(${dates}::text[]::date[]) and ${column('account_id')} = any(${accounts}::bigint[])`
     : tx`(${column('trade_date')}, ${column('account_id')}) in (
@@ -137,8 +141,8 @@ const STAGED_DAYS = 20;
  */
 const inDailyWork = (tx: Tx, daily: Extract<DailyWork, { full: false }>, alias: 'f' | 'b') =>
   daily.wholeDays
-    ? tx`${tx.unsafe(alias)}.trade_date between ${daily.from} and ${daily.to}
-         and ${tx.unsafe(alias)}.account_id = any(${[...new Set(daily.work.accounts)]}::bigint[])`
+    ? tx`${columnOf(tx, alias, 'trade_date')} between ${daily.from} and ${daily.to}
+         and ${columnOf(tx, alias, 'account_id')} = any(${workAccounts(daily.work)}::bigint[])`
     : inWork(tx, daily.work, alias);
 
 export async function clearDailyRows(tx: Tx, daily: DailyWork): Promise<void> {
