@@ -6,6 +6,7 @@ import crypto from 'node:crypto';
 import os from 'node:os';
 import { FlowProducer, type DefaultJobOptions, type Worker } from 'bullmq';
 import { JOBS } from '../jobs/index.ts';
+import { createRefreshingCache } from './cache.ts';
 import type { Config } from './config.ts';
 import { createDb, type Sql } from './db.ts';
 import { seedDemoIfEmbeddedAndEmpty } from './demo/seed-if-empty.ts';
@@ -198,7 +199,8 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
 
     // Expanding every schedule's cron ticks costs CPU; the page, the API and /metrics share one
     // answer per second (under 200 clients it was most of the web process's time).
-    const scheduleStatus = createShortCache(1000, () => listScheduleStatus(catchupRuntime, services.schedules, new Date()));
+    // A second fresh; up to a minute old it is still answered at once while one load replaces it.
+    const scheduleStatus = createRefreshingCache({ freshMs: 1000, maxStaleMs: 60_000 }, () => listScheduleStatus(catchupRuntime, services.schedules, new Date()));
 
     let url: string | undefined;
     const wantsHttp = options.http ?? true;
@@ -252,20 +254,4 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
     await releaseAll(releasers, logger);
     throw error;
   }
-}
-
-/** `load`'s answer, shared by every caller for `ttlMs` (a failed load is not kept). */
-function createShortCache<T>(ttlMs: number, load: () => Promise<T>): () => Promise<T> {
-  let cached: { at: number; value: Promise<T> } | undefined;
-  return () => {
-    const now = Date.now();
-    if (!cached || now - cached.at >= ttlMs) {
-      const value = load();
-      cached = { at: now, value };
-      value.catch(() => {
-        if (cached?.value === value) cached = undefined;
-      });
-    }
-    return cached.value;
-  };
 }

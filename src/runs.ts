@@ -252,10 +252,30 @@ export async function loadRun(sql: Sql, job: string, partition: string): Promise
 
 /** Statuses of the given partitions of one job (absent: never recorded). */
 export async function loadPartitionStatuses(sql: Sql, job: string, partitions: string[]): Promise<Map<string, RunStatus>> {
-  if (partitions.length === 0) return new Map();
-  const rows = await sql<{ partition: string; status: RunStatus }[]>`
-    select partition, status from ops.job_runs where job = ${job} and partition = any(${partitions})`;
-  return new Map(rows.map((r) => [r.partition, r.status]));
+  return (await loadJobPartitionStatuses(sql, new Map([[job, partitions]]))).get(job) ?? new Map();
+}
+
+/** The recorded status of each of some jobs' partitions, by job, in one query. */
+export async function loadJobPartitionStatuses(sql: Sql, wanted: ReadonlyMap<string, readonly string[]>): Promise<Map<string, Map<string, RunStatus>>> {
+  const jobs: string[] = [];
+  const partitions: string[] = [];
+  for (const [job, list] of wanted) {
+    for (const partition of list) {
+      jobs.push(job);
+      partitions.push(partition);
+    }
+  }
+  const result = new Map<string, Map<string, RunStatus>>();
+  if (jobs.length === 0) return result;
+  const rows = await sql<{ job: string; partition: string; status: RunStatus }[]>`
+    select job, partition, status from ops.job_runs
+    where (job, partition) in (select * from unnest(${jobs}::text[], ${partitions}::text[]))`;
+  for (const row of rows) {
+    let statuses = result.get(row.job);
+    if (!statuses) result.set(row.job, (statuses = new Map()));
+    statuses.set(row.partition, row.status);
+  }
+  return result;
 }
 
 export interface JobHistory {

@@ -20,7 +20,7 @@ import type { CatchupPolicy, Deadline, JobDefinition, OverlapPolicy } from './jo
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { createJobId, type QueueMap } from './queues.ts';
-import { closeStaleRun, loadJobHistory, loadPartitionStatuses, loadStaleRuns, type RunStatus } from './runs.ts';
+import { closeStaleRun, loadJobHistory, loadJobPartitionStatuses, loadPartitionStatuses, loadStaleRuns, type RunStatus } from './runs.ts';
 
 /** A tick younger than this is not "missed" yet: its own job may still be on its way. */
 const MISSED_GRACE_MS = 60_000;
@@ -343,18 +343,30 @@ export function computeLagSeconds(expected: readonly { tick: Date; partition: st
 }
 
 export async function listScheduleStatus(runtime: CatchupRuntime, schedules: readonly Schedule[], now: Date): Promise<ScheduleStatus[]> {
-  const history = await loadJobHistory(runtime.db, schedules.map((s) => s.id));
-  const result: ScheduleStatus[] = [];
-  for (const schedule of schedules) {
-    const queue = queueOf(runtime.queues, schedule);
-    const [scheduler, paused] = await Promise.all([queue.getJobScheduler(schedule.id), queue.isPaused()]);
-    // Lag looks back over the catch-up window (at least two periods, at most a week).
-    const lookback = schedule.catchup.mode === 'none' ? 48 * 3600 * 1000 : Math.min(HISTORY_WINDOW_MS, schedule.catchup.windowHours * 3600 * 1000);
-    const expected = expectedPartitions(schedule, new Date(now.getTime() - Math.max(lookback, 3600 * 1000)), new Date(now.getTime() - MISSED_GRACE_MS));
-    const statuses = await loadPartitionStatuses(runtime.db, schedule.id, expected.map((e) => e.partition));
+  const expected = new Map(
+    schedules.map((schedule) => {
+      // Lag looks back over the catch-up window (at least two periods, at most a week).
+      const lookback = schedule.catchup.mode === 'none' ? 48 * 3600 * 1000 : Math.min(HISTORY_WINDOW_MS, schedule.catchup.windowHours * 3600 * 1000);
+      return [schedule.id, expectedPartitions(schedule, new Date(now.getTime() - Math.max(lookback, 3600 * 1000)), new Date(now.getTime() - MISSED_GRACE_MS))];
+    }),
+  );
+  // Every read at once: under load each waits its turn for a pooled connection, and in a row
+  // those waits added up to seconds.
+  const [history, statuses, redisState] = await Promise.all([
+    loadJobHistory(runtime.db, schedules.map((s) => s.id)),
+    loadJobPartitionStatuses(runtime.db, new Map([...expected].map(([job, list]) => [job, list.map((e) => e.partition)]))),
+    Promise.all(
+      schedules.map((schedule) => {
+        const queue = queueOf(runtime.queues, schedule);
+        return Promise.all([queue.getJobScheduler(schedule.id), queue.isPaused()]);
+      }),
+    ),
+  ]);
+  return schedules.map((schedule, i) => {
+    const [scheduler, paused] = redisState[i]!;
     const h = history.get(schedule.id);
     const next = scheduler?.next ?? nextTicks(schedule.cron, schedule.tz, now, 1)[0]?.getTime() ?? null;
-    result.push({
+    return {
       name: schedule.id,
       queue: schedule.definition.queue,
       cron: schedule.cron,
@@ -373,10 +385,9 @@ export async function listScheduleStatus(runtime: CatchupRuntime, schedules: rea
       last_failure_partition: h?.last_failure_partition ?? null,
       last_failure_error: h?.last_failure_error ?? null,
       running: h?.running ?? 0,
-      lag_seconds: computeLagSeconds(expected, statuses, now),
-    });
-  }
-  return result;
+      lag_seconds: computeLagSeconds(expected.get(schedule.id) ?? [], statuses.get(schedule.id) ?? new Map(), now),
+    };
+  });
 }
 
 /** Sets the schedule gauges from a status listing (at scrape time). */
