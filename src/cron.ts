@@ -7,14 +7,50 @@
 import { CronExpressionParser } from 'cron-parser';
 import { DateTime } from 'luxon';
 
-/** Ticks t with from < t ≤ to, oldest first, at most `limit`. */
-export function listTicks(cron: string, tz: string, from: Date, to: Date, limit = 10_000): Date[] {
+const DAY_MS = 86_400_000;
+/** Each UTC day's ticks of a schedule, by cron, zone and day: walking zoned ticks costs ~0.3 ms each. */
+const ticksByDay = new Map<string, readonly number[]>();
+const TICK_DAYS_KEPT = 4096;
+
+/** Ticks t with from < t ≤ to, oldest first, without the memo. */
+export function walkTicks(cron: string, tz: string, from: Date, to: Date, limit = 10_000): Date[] {
   const interval = CronExpressionParser.parse(cron, { currentDate: from, endDate: to, tz });
   const ticks: Date[] = [];
   while (ticks.length < limit && interval.hasNext()) {
     const tick = interval.next().toDate();
     if (tick.getTime() > to.getTime()) break;
     ticks.push(tick);
+  }
+  return ticks;
+}
+
+/** The ticks in the UTC day starting at `dayStart` (ms), remembered: a day's ticks never change. */
+function ticksOfDay(cron: string, tz: string, dayStart: number): readonly number[] {
+  const key = `${cron}\u0000${tz}\u0000${dayStart}`;
+  let ticks = ticksByDay.get(key);
+  if (!ticks) {
+    ticks = walkTicks(cron, tz, new Date(dayStart - 1), new Date(dayStart + DAY_MS - 1)).map((tick) => tick.getTime());
+    if (ticksByDay.size >= TICK_DAYS_KEPT) ticksByDay.clear();
+    ticksByDay.set(key, ticks);
+  }
+  return ticks;
+}
+
+/**
+ * Ticks t with from < t ≤ to, oldest first, at most `limit`. Read day by day from a memo, so
+ * that the status page, catch-up and lag, which ask for the same recent days again and again,
+ * walk each day once per process.
+ */
+export function listTicks(cron: string, tz: string, from: Date, to: Date, limit = 10_000): Date[] {
+  const ticks: Date[] = [];
+  const start = from.getTime();
+  const end = to.getTime();
+  for (let day = Math.floor((start + 1) / DAY_MS) * DAY_MS; day <= end && ticks.length < limit; day += DAY_MS) {
+    for (const tick of ticksOfDay(cron, tz, day)) {
+      if (tick <= start) continue;
+      if (tick > end || ticks.length >= limit) break;
+      ticks.push(new Date(tick));
+    }
   }
   return ticks;
 }

@@ -1,5 +1,6 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { formatTick, listTicks, nextTicks } from '../../src/cron.ts';
+import { formatTick, listTicks, nextTicks, walkTicks } from '../../src/cron.ts';
 
 const NY = 'America/New_York';
 
@@ -27,5 +28,40 @@ describe('a 02:30 America/New_York schedule across DST', () => {
 
   it('lists the next N fire times', () => {
     expect(nextTicks('50 23 * * *', 'UTC', new Date('2026-11-21T00:00:00Z'), 2).map((t) => t.toISOString())).toEqual(['2026-11-21T23:50:00.000Z', '2026-11-22T23:50:00.000Z']);
+  });
+});
+
+describe('listTicks, read day by day from its memo', () => {
+  // The catalogue's patterns and some more, in zones with and without DST, over windows that
+  // start and end anywhere (2026's DST changes included): the same ticks as one walk of the parser.
+  const CRONS = ['*/20 * * * *', '30 2 * * *', '30 1 * * *', '0 18 * * 1-5', '50 23 * * *', '15 0 * * *', '0 */4 * * *', '0 0 1 * *', '*/30 1-2 * * 0'];
+  const ZONES = [NY, 'UTC', 'Europe/London', 'Asia/Kolkata', 'Australia/Lord_Howe'];
+  const YEAR_START = Date.parse('2026-01-01T00:00:00Z');
+
+  it('lists what one walk from `from` to `to` lists', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...CRONS),
+        fc.constantFrom(...ZONES),
+        fc.integer({ min: 0, max: 365 * 86_400 }),
+        fc.integer({ min: 0, max: 4 * 86_400 }),
+        (cron, tz, startSecond, lengthSeconds) => {
+          const from = new Date(YEAR_START + startSecond * 1000);
+          const to = new Date(from.getTime() + lengthSeconds * 1000);
+          expect(listTicks(cron, tz, from, to).map((t) => t.toISOString())).toEqual(walkTicks(cron, tz, from, to).map((t) => t.toISOString()));
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('includes a tick at `to` and excludes one at `from`, and stops at `limit`', () => {
+    const from = new Date('2026-11-20T10:00:00Z');
+    const to = new Date('2026-11-20T11:00:00Z');
+    const ticks = listTicks('*/5 * * * *', 'UTC', from, to).map((t) => t.toISOString());
+    expect(ticks[0]).toBe('2026-11-20T10:05:00.000Z');
+    expect(ticks.at(-1)).toBe('2026-11-20T11:00:00.000Z');
+    expect(ticks).toHaveLength(12);
+    expect(listTicks('*/5 * * * *', 'UTC', from, new Date('2026-11-23T00:00:00Z'), 3).map((t) => t.toISOString())).toEqual(ticks.slice(0, 3));
   });
 });
