@@ -11,10 +11,10 @@
  * Each run times two full rebuilds: into emptied rollup tables (the ratio's figure: every row
  * written) and again over the rows that one wrote (each row replaced in one MVCC transaction).
  * Also timed: an incremental rebuild of the last trading date (target: at most 1/50 of the
- * full rebuild), first right after the VACUUM ANALYZE below (often the first use of its
- * statements on the pool connection it gets: postgres.js has PostgreSQL describe each new
- * statement, a round trip each, and parse it) and then three times more, as a worker repeats
- * it after each ETL load; one of the median date of the history (it restates the equity curve,
+ * full rebuild), first right after the VACUUM ANALYZE below (PostgreSQL plans its statements
+ * anew with the new statistics; in the first run it is also their first use on the connection:
+ * postgres.js has PostgreSQL describe each new statement, a round trip each, and parse it) and
+ * then three times more, as a worker repeats it after each ETL load; one of the median date of the history (it restates the equity curve,
  * metrics and positions of every day after it, so it is expected to be slower); and the
  * floor's aggregate as a plain SELECT with every row fetched to the client (PostgreSQL may
  * scan in parallel there; INSERT … SELECT never does), shown for reference only.
@@ -164,6 +164,11 @@ export async function run(): Promise<void> {
   const database = await createBenchDatabase();
   const sql = createDb(database.url, { max: 4, applicationName: 'bullpen-bench' });
   onCleanup(() => sql.end({ timeout: 5 }));
+  // Rebuilds run on a connection of their own. A pool hands out its idle connections in turn
+  // (postgres.js), so repeats on the pool above would each land on a connection that has not
+  // yet prepared the rebuild's statements: not what a worker that has run a few rebuilds does.
+  const rollupsSql = createDb(database.url, { max: 1, applicationName: 'bullpen-bench-rollups' });
+  onCleanup(() => rollupsSql.end({ timeout: 5 }));
   try {
     await migrate(sql);
     console.log(`rollups: generating ${formatCount(rows)} executions in oltp (not timed)…`);
@@ -205,25 +210,25 @@ export async function run(): Promise<void> {
       selectRows = select.rows;
       selectMs.push(select.ms);
       await clearRollups(sql);
-      const build = await rebuild(sql, { kind: 'full' });
+      const build = await rebuild(rollupsSql, { kind: 'full' });
       buildMs.push(build.ms);
       summaries.push(build.result);
       await sql`vacuum analyze`;
-      const full = await rebuild(sql, { kind: 'full' });
+      const full = await rebuild(rollupsSql, { kind: 'full' });
       fullMs.push(full.ms);
       // A full rebuild rewrites every rollup row; on a live database autovacuum clears the dead
       // versions within a minute. Incremental rebuilds are timed against that steady state:
       // the tables it rewrote vacuumed and analyzed, as autovacuum leaves them. (Each run plans
       // its statements anyway, with its own arrays: the ANALYZE adds nothing measurable to it.)
       await sql`vacuum analyze ${sql.unsafe([...ROLLUP_TABLES, ...ROLLUP_VIEWS].join(', '))}`;
-      const last = await rebuild(sql, { kind: 'range', from: facts.last, to: facts.last });
+      const last = await rebuild(rollupsSql, { kind: 'range', from: facts.last, to: facts.last });
       lastMs.push(last.ms);
       // The same rebuild again, as a worker runs it after each ETL load: its statements are now
       // prepared on the pool's connections.
       const warm: number[] = [];
-      for (let w = 0; w < WARM_RUNS; w++) warm.push((await rebuild(sql, { kind: 'range', from: facts.last, to: facts.last })).ms);
+      for (let w = 0; w < WARM_RUNS; w++) warm.push((await rebuild(rollupsSql, { kind: 'range', from: facts.last, to: facts.last })).ms);
       lastWarmMs.push(median(warm));
-      const mid = await rebuild(sql, { kind: 'range', from: facts.mid, to: facts.mid });
+      const mid = await rebuild(rollupsSql, { kind: 'range', from: facts.mid, to: facts.mid });
       midMs.push(mid.ms);
       if (process.env.BENCH_VERBOSE) console.log('  last day:', last.result.phaseMs, last.result.rows, 'median day:', mid.result.phaseMs, mid.result.rows);
       table.push([String(i + 1), seconds(floor.ms), seconds(select.ms), seconds(build.ms), seconds(full.ms), millis(last.ms), millis(median(warm)), millis(mid.ms)]);
