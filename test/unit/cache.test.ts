@@ -16,6 +16,17 @@ function controlledLoad() {
   };
 }
 
+/** A cache (fresh 1 s, stale up to 5 s) whose first load answered `value` at time 0. */
+async function primedCache(value: string) {
+  const clock = { now: 0 };
+  const source = controlledLoad();
+  const get = createRefreshingCache({ freshMs: 1000, maxStaleMs: 5000, clock: () => clock.now }, source.load);
+  const first = get();
+  source.resolve(0, value);
+  await first;
+  return { get, source, clock };
+}
+
 /** Lets settled promises' callbacks run. */
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
@@ -47,14 +58,9 @@ describe('refreshing cache', () => {
   });
 
   it('makes callers wait for the load once the answer is older than maxStaleMs', async () => {
-    let now = 0;
-    const source = controlledLoad();
-    const get = createRefreshingCache({ freshMs: 1000, maxStaleMs: 5000, clock: () => now }, source.load);
-    const first = get();
-    source.resolve(0, 'a');
-    await first;
+    const { get, source, clock } = await primedCache('a');
 
-    now = 5000;
+    clock.now = 5000;
     let answered: string | undefined;
     const waiting = get().then((value) => (answered = value));
     await settle();
@@ -65,24 +71,19 @@ describe('refreshing cache', () => {
   });
 
   it('keeps serving the last answer when a background load fails, then reports the failure to a caller that must wait', async () => {
-    let now = 0;
-    const source = controlledLoad();
-    const get = createRefreshingCache({ freshMs: 1000, maxStaleMs: 5000, clock: () => now }, source.load);
-    const first = get();
-    source.resolve(0, 'a');
-    await first;
+    const { get, source, clock } = await primedCache('a');
 
-    now = 2000;
+    clock.now = 2000;
     expect(await get()).toBe('a');
     source.reject(1, 'PostgreSQL is down');
     await settle();
-    now = 3000;
+    clock.now = 3000;
     expect(await get()).toBe('a'); // a new background load
     expect(source.started()).toBe(3);
     source.reject(2, 'PostgreSQL is down');
     await settle();
 
-    now = 6000;
+    clock.now = 6000;
     const late = get();
     source.reject(3, 'PostgreSQL is still down');
     await expect(late).rejects.toThrow('PostgreSQL is still down');
