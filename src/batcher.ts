@@ -16,7 +16,10 @@ interface Pending<I, O> {
   reject: (error: unknown) => void;
 }
 
-/** `flush` must return one result per item, in order. */
+/**
+ * `flush` must return one result per item, in order. A batch that fails is sent again item by
+ * item, so that only the items at fault fail: repeating a flush must be harmless.
+ */
 export function createBatcher<I, O>(flush: (items: I[]) => Promise<O[]>, options: { maxBatch?: number } = {}): Batcher<I, O> {
   const maxBatch = options.maxBatch ?? 500;
   let pending: Pending<I, O>[] = [];
@@ -31,7 +34,9 @@ export function createBatcher<I, O>(flush: (items: I[]) => Promise<O[]>, options
         const results = await flush(batch.map((p) => p.item));
         batch.forEach((p, i) => p.resolve(results[i] as O));
       } catch (error) {
-        batch.forEach((p) => p.reject(error));
+        if (batch.length === 1) batch[0]!.reject(error);
+        // One bad item must not fail the others: each is sent again on its own.
+        else await Promise.all(batch.map((p) => flush([p.item]).then((results) => p.resolve(results[0] as O), p.reject)));
       }
     }
   };

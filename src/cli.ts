@@ -138,6 +138,9 @@ async function waitForRun(services: Services, logger: Logger, definition: JobDef
     }
     try {
       const summary: unknown = await job.waitUntilFinished(events);
+      // A completed job that did not run its partition says why in its summary.
+      const skipped = summary !== null && typeof summary === 'object' && 'skipped' in summary ? String(summary.skipped) : undefined;
+      if (skipped !== undefined) return { job: definition.name, partition, status: 'skipped', summary, error: `not run: ${skipped}` };
       return { job: definition.name, partition, status: 'succeeded', summary };
     } catch (error) {
       const run = await loadRun(services.db, definition.name, partition);
@@ -153,6 +156,12 @@ function createCommandLogger(cfg: Config): Logger {
   return createLogger({ level: cfg.logLevel === 'info' ? 'warn' : cfg.logLevel });
 }
 
+/** A run skipped because there was nothing to do: its partition is done, or is not a session. */
+function isDoneSkip(result: RunResult): boolean {
+  const reason = (result.summary as { skipped?: unknown } | undefined)?.skipped;
+  return result.status === 'skipped' && (reason === 'already done' || reason === 'not an NYSE session');
+}
+
 async function commandRun(jobName: string, options: { data?: Record<string, unknown>; wait?: boolean; force?: boolean }): Promise<number> {
   const cfg = config();
   const logger = createCommandLogger(cfg);
@@ -162,7 +171,7 @@ async function commandRun(jobName: string, options: { data?: Record<string, unkn
     if (!options.wait) return 0;
     const result = await waitForRun(services, logger, definition, enqueued.job, enqueued.partition);
     out(JSON.stringify(result, null, 2));
-    return result.status === 'succeeded' ? 0 : 1;
+    return result.status === 'succeeded' || isDoneSkip(result) ? 0 : 1;
   } finally {
     await services.close();
   }

@@ -118,13 +118,19 @@ async function claimBatch(sql: Sql, requests: ClaimRequest[], worker: string, st
   });
 }
 
+/** PostgreSQL's text and jsonb cannot hold U+0000 (a binary error page quoted in a message can). */
+function storable(text: string): string {
+  return text.includes('\u0000') ? text.replaceAll('\u0000', '\uFFFD') : text;
+}
+
 async function finishBatch(sql: Sql, requests: FinishRequest[]): Promise<void[]> {
   await sql`
     with input as (
       select * from unnest(
         ${requests.map((r) => r.job)}::text[], ${requests.map((r) => r.partition)}::text[], ${requests.map((r) => r.jobId)}::text[],
         ${requests.map((r) => r.attempt)}::int[], ${requests.map((r) => r.status)}::text[],
-        ${requests.map((r) => (r.summary === null ? null : JSON.stringify(r.summary)))}::text[]::jsonb[], ${requests.map((r) => r.error)}::text[]
+        ${requests.map((r) => (r.summary === null ? null : JSON.stringify(r.summary, (_key, value: unknown) => (typeof value === 'string' ? storable(value) : value))))}::text[]::jsonb[],
+        ${requests.map((r) => (r.error === null ? null : storable(r.error)))}::text[]
       ) as t(job, partition, job_id, attempt, status, summary, error)
     ), updated as (
       update ops.job_runs r set
@@ -172,7 +178,15 @@ export function createRunRecorder(sql: Sql, options: RunRecorderOptions): RunRec
         const [result] = await claimBatch(tx as unknown as Sql, [request], options.worker, stale);
         return result as ClaimResult;
       }
-      if (overlap === 'wait') return { claimed: false, status: 'overlap-waiting', activePartition: active.partition };
+      // Only a tick's first run may be dropped or buffered. A partition that already has a row is
+      // run again (a retry, a stall, a re-run, a buffered tick's next look): it waits, unless it
+      // is done and not forced, which it will not be run again for anyway.
+      const [existing] = await tx<{ status: RunStatus; job_id: string | null }[]>`
+        select status, job_id from ops.job_runs where job = ${request.job} and partition = ${request.partition}`;
+      if (existing && (existing.status === 'succeeded' || existing.status === 'skipped') && !request.force) {
+        return { claimed: false, status: existing.status, jobId: existing.job_id };
+      }
+      if (overlap === 'wait' || existing) return { claimed: false, status: 'overlap-waiting', activePartition: active.partition };
       if (overlap === 'buffer-one') {
         const [buffered] = await tx<{ partition: string }[]>`
           select partition from ops.job_runs
@@ -182,8 +196,7 @@ export function createRunRecorder(sql: Sql, options: RunRecorderOptions): RunRec
             insert into ops.job_runs (job, partition, queue, job_id, status, attempts, scheduled_for, worker)
             values (${request.job}, ${request.partition}, ${request.queue}, ${request.jobId}, 'buffered',
                     ${request.attempt}, ${request.scheduledFor}, ${options.worker})
-            on conflict (job, partition) do update set status = 'buffered', job_id = excluded.job_id, updated_at = now()
-            where ops.job_runs.status in ('buffered', 'failed', 'retrying')`;
+            on conflict (job, partition) do nothing`;
           return { claimed: false, status: 'overlap-buffered', activePartition: active.partition };
         }
       }
@@ -207,7 +220,7 @@ export function createRunRecorder(sql: Sql, options: RunRecorderOptions): RunRec
     async recordMissedFailures(job, partition, jobId, failedAttempts, lastError) {
       await sql`
         insert into ops.job_run_events (job, partition, job_id, attempt, outcome, error)
-        select ${job}, ${partition}, ${jobId}, k, 'retrying', case when k = ${failedAttempts}::int then ${lastError}::text end
+        select ${job}, ${partition}, ${jobId}, k, 'retrying', case when k = ${failedAttempts}::int then ${lastError === null ? null : storable(lastError)}::text end
         from generate_series(1, ${failedAttempts}::int) k
         where not exists (
           select 1 from ops.job_run_events e where e.job = ${job} and e.partition = ${partition} and e.job_id = ${jobId} and e.attempt = k)`;
@@ -226,7 +239,7 @@ export async function recordSkippedRun(
   await sql`
     insert into ops.job_runs (job, partition, queue, job_id, status, attempts, run_count, scheduled_for, started_at, finished_at, summary, error)
     values (${run.job}, ${run.partition}, ${run.queue}, ${run.jobId}, ${run.status}, 1, 0, ${run.scheduledFor}, now(), now(),
-            ${run.summary === null ? null : sql.json(run.summary as never)}, ${run.error})
+            ${run.summary === null ? null : sql.json(run.summary as never)}, ${run.error === null ? null : storable(run.error)})
     on conflict (job, partition) do nothing`;
 }
 

@@ -38,6 +38,9 @@ export interface WorkerRuntime {
   readonly jobOptions: DefaultJobOptions;
 }
 
+/** The abort reason a shutting-down worker gives its active jobs. */
+const SHUTDOWN = 'shutdown';
+
 /** BullMQ's own signals that a job was put back on its queue rather than finished or failed. */
 function isRequeue(error: Error): boolean {
   return error instanceof DelayedError || error instanceof RateLimitError || error.name === 'DelayedError' || error.message === 'bullmq:rateLimitExceeded';
@@ -137,11 +140,15 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
       scheduledFor,
       force: payload.force === true,
     };
-    const overlap = definition.schedule ? (payload.catchup === true ? 'wait' : definition.schedule.overlap) : 'allow';
+    // A schedule's overlap policy is for its ticks. Any other run of a scheduled job (enqueued by
+    // hand or by another job, or caught up) waits for the active run instead of being dropped;
+    // so does a tick that runs again (a retry, a stall, Bull Board): claimScheduled knows it by
+    // its partition's row.
+    const overlap = !definition.schedule ? 'allow' : job.repeatJobKey && payload.catchup !== true ? definition.schedule.overlap : 'wait';
     const claim = await recorder.claimScheduled(request, overlap);
     if (!claim.claimed) {
       if (claim.status === 'overlap-buffered' || claim.status === 'overlap-waiting') {
-        runLog.info({ active: claim.activePartition }, `previous run still active: ${claim.status === 'overlap-buffered' ? 'tick buffered' : 'caught-up tick waits'}`);
+        runLog.info({ active: claim.activePartition }, `previous run still active: ${claim.status === 'overlap-buffered' ? 'tick buffered' : 'this run waits for it'}`);
         await job.moveToDelayed(Date.now() + BUFFER_POLL_MS, token);
         throw new DelayedError();
       }
@@ -232,6 +239,13 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
       // a connection URL or an apiKey parameter quoted in it is masked first, in place, so
       // retry decisions still see the same error.
       const error = redactError(coerceError(thrown));
+      if (signal?.aborted && signal.reason === SHUTDOWN) {
+        // Cut short by this worker's shutdown, not failed: back on its queue without using an
+        // attempt (its row stays running), for the next worker to claim again under the same id.
+        runLog.warn('interrupted by the worker shutting down: put back on its queue');
+        await job.moveToDelayed(Date.now(), token).catch((err: unknown) => runLog.warn({ err }, 'could not put the job back: it is re-run once its lock lapses'));
+        throw new DelayedError();
+      }
       if (isRequeue(error)) {
         // The run goes on in a later step: its ops.job_runs row stays running, and the step that
         // finishes the work records the outcome.
@@ -330,8 +344,9 @@ export function startWorkers(runtime: WorkerRuntime, options: StartWorkersOption
 
 /**
  * Stops taking work, lets active jobs finish for up to `timeoutMs`, then signals them to
- * abort and closes anyway: an unfinished job stays active in Redis, its lock lapses and
- * another worker re-runs it as stalled. Nothing is lost.
+ * abort and closes anyway. A job that stops at the signal goes back on its queue without using
+ * an attempt; one that does not stays active in Redis, its lock lapses and another worker
+ * re-runs it as stalled. Nothing is lost.
  */
 export async function stopWorkers(workers: readonly Worker[], timeoutMs: number, logger: Logger): Promise<void> {
   if (workers.length === 0) return;
@@ -346,7 +361,7 @@ export async function stopWorkers(workers: readonly Worker[], timeoutMs: number,
   clearTimeout(timer);
   if (!timedOut) return;
   logger.warn({ timeoutMs }, 'active jobs did not finish in time: aborting them; they will be retried or re-run as stalled');
-  for (const worker of workers) worker.cancelAllJobs('shutdown');
+  for (const worker of workers) worker.cancelAllJobs(SHUTDOWN);
   await Promise.race([graceful, new Promise((resolve) => setTimeout(resolve, 2000))]);
   await Promise.all(workers.map((worker) => worker.close(true)));
 }

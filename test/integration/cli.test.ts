@@ -55,6 +55,28 @@ describe('bullpen CLI', () => {
     expect(bad.output).toMatch(/bad payload for nightly-report: date: /);
   });
 
+  it('run --wait says when a run was not made: exit 0 for a partition already done, 1 for one another job holds', async () => {
+    await rt.db.sql`
+      insert into ops.job_runs (job, partition, queue, job_id, status, attempts, finished_at)
+      values ('nightly-report', '2026-11-18', 'reports', 'nightly-report@2026-11-18@earlier', 'succeeded', 1, now())`;
+    const done = await bullpen(['run', 'nightly-report', '--data', '{"date":"2026-11-18"}', '--wait']);
+    expect(done.code).toBe(0);
+    expect(done.output).toContain('"status": "skipped"');
+    expect(done.output).toContain('"error": "not run: already done"');
+
+    await rt.db.sql`
+      insert into ops.job_runs (job, partition, queue, job_id, status, attempts, heartbeat_at)
+      values ('nightly-report', '2026-11-17', 'reports', 'nightly-report@2026-11-17@elsewhere', 'running', 1, now())`;
+    try {
+      const held = await bullpen(['run', 'nightly-report', '--data', '{"date":"2026-11-17"}', '--wait']);
+      expect(held.code).toBe(1);
+      expect(held.output).toContain('"error": "not run: running elsewhere"');
+    } finally {
+      // A live run of the schedule would make every later run of it wait.
+      await rt.db.sql`delete from ops.job_runs where job = 'nightly-report' and partition = '2026-11-17'`;
+    }
+  });
+
   it('run refuses a bad payload and an unknown job with a clear message', async () => {
     const bad = await bullpen(['run', 'nightly-report', '--data', '{"date":"yesterday"}']);
     expect(bad.code).toBe(1);

@@ -3,7 +3,7 @@
  * catch-up, the schedule reconciler, overlap policies and DST through BullMQ's scheduler.
  */
 import { QueueEvents, type Job } from 'bullmq';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { z } from 'zod';
 import { listTicks } from '../../src/cron.ts';
 import { enqueueRun } from '../../src/enqueue.ts';
@@ -106,6 +106,14 @@ afterAll(async () => {
 
 const def = (name: string) => rt.workerRuntime.definitions.get(name)!;
 
+/** A tick, due now, from a Job Scheduler of its own (its next tick an hour away), for the overlap policies. */
+async function enqueueTick(name: string, key: string): Promise<Job> {
+  const queue = rt.queues.get(def(name).queue)!;
+  const job = await queue.upsertJobScheduler(`${name}-tick-${key}`, { every: 3_600_000 }, { name, data: { key } });
+  onTestFinished(() => queue.removeJobScheduler(`${name}-tick-${key}`).then(() => undefined));
+  return job!;
+}
+
 describe('run recording', () => {
   it('records a successful run in ops.job_runs with its summary', async () => {
     const { job, jobId, partition } = await enqueueRun(rt.queues, def('probe-sleep'), { key: 'ok-1', ms: 10 });
@@ -145,6 +153,18 @@ describe('run recording', () => {
     expect(forced.jobId).toMatch(/^probe-sleep@once@force-\d+$/);
     expect(await finished(forced.job)).toMatchObject({ attempt: 1 });
     expect((await loadRun(rt.db.sql, 'probe-sleep', 'once'))?.run_count).toBe(2);
+  });
+
+  it('records a failure whose message holds a NUL character, and the runs written with it', async () => {
+    // PostgreSQL text cannot hold U+0000; one such message used to fail every record of its group.
+    const runs = ['nul-ok', 'nul-bad'].map((partition) => ({ job: 'probe-nul', partition, queue: 'maintenance', jobId: `probe-nul@${partition}`, attempt: 1, scheduledFor: null, force: false }));
+    await Promise.all(runs.map((run) => rt.recorder.claim(run)));
+    await Promise.all([
+      rt.recorder.finish({ ...runs[0]!, status: 'succeeded', summary: { note: 'ok\u0000' }, error: null }),
+      rt.recorder.finish({ ...runs[1]!, status: 'failed', summary: null, error: 'upstream said \u0000\u0001 502' }),
+    ]);
+    expect(await loadRun(rt.db.sql, 'probe-nul', 'nul-ok')).toMatchObject({ status: 'succeeded', summary: { note: 'ok\uFFFD' } });
+    expect(await loadRun(rt.db.sql, 'probe-nul', 'nul-bad')).toMatchObject({ status: 'failed', error: 'upstream said \uFFFD\u0001 502' });
   });
 
   it('fails a bad payload at once, without retries, naming the field', async () => {
@@ -204,8 +224,9 @@ describe('overlap policies', () => {
   it('skip: a tick while the previous run is active is dropped and counted', async () => {
     const a = await enqueueRun(rt.queues, def('probe-skip'), { key: 'a' });
     await waitFor(() => gates.has('probe-skip/a'), 10_000, () => 'run a active');
-    const b = await enqueueRun(rt.queues, def('probe-skip'), { key: 'b' });
-    expect(await finished(b.job)).toMatchObject({ skipped: 'overlap', activePartition: 'a' });
+    const b = await enqueueTick('probe-skip', 'b');
+    expect(b.repeatJobKey).toBe('probe-skip-tick-b');
+    expect(await finished(b)).toMatchObject({ skipped: 'overlap', activePartition: 'a' });
     expect(await loadRun(rt.db.sql, 'probe-skip', 'b')).toMatchObject({ status: 'skipped' });
     const skipped = await rt.metrics.ticksSkipped.get();
     expect(skipped.values.find((v) => v.labels.schedule === 'probe-skip' && v.labels.reason === 'overlap')?.value).toBe(1);
@@ -226,18 +247,62 @@ describe('overlap policies', () => {
     expect(await loadRun(rt.db.sql, 'probe-skip', 'cb')).toMatchObject({ status: 'succeeded' });
   });
 
+  it('skip does not drop a run enqueued by hand (or by another job): it waits for the active run, then runs', async () => {
+    const a = await enqueueRun(rt.queues, def('probe-skip'), { key: 'ha' });
+    await waitFor(() => gates.has('probe-skip/ha'), 10_000, () => 'run ha active');
+    const b = await enqueueRun(rt.queues, def('probe-skip'), { key: 'hb' });
+    await waitFor(async () => (await b.job.getState()) === 'delayed', 10_000, () => 'run hb waiting');
+    expect(await loadRun(rt.db.sql, 'probe-skip', 'hb')).toBeUndefined();
+    gates.get('probe-skip/ha')!();
+    await finished(a.job);
+    await waitFor(() => gates.has('probe-skip/hb'), 20_000, () => 'run hb started');
+    gates.get('probe-skip/hb')!();
+    expect(await finished(b.job)).toEqual({ key: 'hb' });
+    expect(await loadRun(rt.db.sql, 'probe-skip', 'hb')).toMatchObject({ status: 'succeeded' });
+  });
+
+  it('drops or buffers only a tick\'s first run: a retried, stalled or re-run partition waits, a done one is not run', async () => {
+    const job = 'probe-overlap-direct';
+    await rt.db.sql`
+      insert into ops.job_runs (job, partition, queue, job_id, status, attempts, heartbeat_at, finished_at)
+      values (${job}, 'active', 'maintenance', 'j-active', 'running', 1, now(), null),
+             (${job}, 'retried', 'maintenance', 'j-retried', 'retrying', 1, null, now()),
+             (${job}, 'stalled', 'maintenance', 'j-stalled', 'running', 1, now() - interval '10 minutes', null),
+             (${job}, 'failed', 'maintenance', 'j-failed', 'failed', 3, null, now()),
+             (${job}, 'done', 'maintenance', 'j-done', 'succeeded', 1, null, now())`;
+    const request = (partition: string, jobId: string, attempt = 2) =>
+      ({ job, partition, queue: 'maintenance', jobId, attempt, scheduledFor: null, force: false });
+    for (const policy of ['skip', 'buffer-one'] as const) {
+      expect(await rt.recorder.claimScheduled(request('retried', 'j-retried'), policy)).toEqual({ claimed: false, status: 'overlap-waiting', activePartition: 'active' });
+      expect(await rt.recorder.claimScheduled(request('stalled', 'j-stalled', 1), policy)).toEqual({ claimed: false, status: 'overlap-waiting', activePartition: 'active' });
+      expect(await rt.recorder.claimScheduled(request('failed', 'j-failed', 1), policy)).toEqual({ claimed: false, status: 'overlap-waiting', activePartition: 'active' });
+      expect(await rt.recorder.claimScheduled(request('done', 'j-done-again', 1), policy)).toEqual({ claimed: false, status: 'succeeded', jobId: 'j-done' });
+    }
+    const rows = await rt.db.sql<{ partition: string; status: string; attempts: number }[]>`
+      select partition, status, attempts from ops.job_runs where job = ${job} order by partition`;
+    expect(rows).toEqual([
+      { partition: 'active', status: 'running', attempts: 1 },
+      { partition: 'done', status: 'succeeded', attempts: 1 },
+      { partition: 'failed', status: 'failed', attempts: 3 },
+      { partition: 'retried', status: 'retrying', attempts: 1 },
+      { partition: 'stalled', status: 'running', attempts: 1 },
+    ]);
+    // A fresh tick is still dropped.
+    expect(await rt.recorder.claimScheduled(request('fresh', 'j-fresh', 1), 'skip')).toEqual({ claimed: false, status: 'overlap-skipped', activePartition: 'active' });
+  });
+
   it('buffer-one: one tick waits for the active run, a second is dropped', async () => {
     const a = await enqueueRun(rt.queues, def('probe-buffer'), { key: 'a' });
     await waitFor(() => gates.has('probe-buffer/a'), 10_000, () => 'run a active');
-    const b = await enqueueRun(rt.queues, def('probe-buffer'), { key: 'b' });
+    const b = await enqueueTick('probe-buffer', 'b');
     await waitFor(async () => (await loadRun(rt.db.sql, 'probe-buffer', 'b'))?.status === 'buffered', 10_000, () => 'b buffered');
-    const c = await enqueueRun(rt.queues, def('probe-buffer'), { key: 'c' });
-    expect(await finished(c.job)).toMatchObject({ skipped: 'overlap' });
+    const c = await enqueueTick('probe-buffer', 'c');
+    expect(await finished(c)).toMatchObject({ skipped: 'overlap' });
     gates.get('probe-buffer/a')!();
     await finished(a.job);
     await waitFor(() => gates.has('probe-buffer/b'), 20_000, () => 'buffered run b started');
     gates.get('probe-buffer/b')!();
-    expect(await finished(b.job)).toEqual({ key: 'b' });
+    expect(await finished(b)).toEqual({ key: 'b' });
     expect(await loadRun(rt.db.sql, 'probe-buffer', 'b')).toMatchObject({ status: 'succeeded' });
   });
 });
@@ -381,6 +446,27 @@ describe('PostgreSQL unreachable during an attempt', () => {
       expect(events.at(-1)!.error).toMatch(/ECONNREFUSED/);
     } finally {
       await unreachable.end({ timeout: 1 });
+      await own.close();
+    }
+  });
+});
+
+describe('shutdown', () => {
+  it('puts a job that stops at the abort back on its queue without using an attempt', async () => {
+    const own = await createTestRuntime('shutdown', [probeSleep as never], { JOB_ATTEMPTS: '1' });
+    try {
+      const workers = own.startWorkers();
+      const { job, partition } = await enqueueRun(own.queues, probeSleep as never, { key: 'interrupted', ms: 60_000 });
+      const queue = own.queues.get('maintenance')!;
+      await waitFor(async () => (await queue.getJob(job.id!))?.processedOn !== undefined, 10_000, () => 'the job active');
+      await stopWorkers(workers, 300, own.workerRuntime.logger);
+      const stored = (await queue.getJob(job.id!))!;
+      expect(['delayed', 'waiting']).toContain(await stored.getState());
+      expect(stored.attemptsMade).toBe(0);
+      await own.recorder.drain();
+      expect(await loadRun(own.db.sql, 'probe-sleep', partition)).toMatchObject({ status: 'running', error: null });
+      await stored.remove();
+    } finally {
       await own.close();
     }
   });

@@ -112,6 +112,18 @@ describe('createBatcher', () => {
     await batcher.drain();
   });
 
+  it('fails only the bad item of a batch: the batch is sent again item by item', async () => {
+    const batches: number[][] = [];
+    const batcher = createBatcher<number, number>(async (items) => {
+      batches.push(items);
+      if (items.includes(13)) throw new Error('13 is refused');
+      return items.map((i) => i * 2);
+    });
+    const results = await Promise.allSettled([1, 13, 3].map((i) => batcher(i)));
+    expect(results.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).message))).toEqual([2, '13 is refused', 6]);
+    expect(batches).toEqual([[1, 13, 3], [1], [13], [3]]);
+  });
+
   it('rejects every caller of a failed batch', async () => {
     const batcher = createBatcher<number, number>(async () => {
       throw new Error('db down');
