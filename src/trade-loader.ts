@@ -1,14 +1,16 @@
 /**
  * The trade ETL: OLTP executions into the warehouse star schema, batch by batch.
  *
- * A run first merges the source's accounts, instruments and strategies into the type-2
- * dimensions, then loads batches of executions in watermark order (ingested_at,
- * execution_id). Each batch is one transaction that reads and judges the rows, quarantines bad
- * ones, audits and retires amended ones, re-matches FIFO lots for every account × instrument it
- * touches (restating later fills when a late or amended one lands before them), writes facts,
- * fact keys, positions and rollup requests, and advances the watermark. A crash loses at most
- * the batch in flight, which the next run reads again; a rerun over rows already loaded finds
- * them unchanged by hash and writes nothing.
+ * A run loads batches of executions in watermark order (ingested_at, execution_id), up to the
+ * instant it started. Each batch is one transaction that first merges the source's accounts,
+ * instruments and strategies into the type-2 dimensions (small tables: a member the source adds
+ * during a run is there before the fills that use it are judged), then reads and judges the
+ * rows, quarantines bad ones, audits and retires amended ones, re-matches FIFO lots for every
+ * account × instrument it touches (restating later fills when a late or amended one lands
+ * before them), writes facts, fact keys, positions and rollup requests, and advances the
+ * watermark. A crash loses at most the batch in flight, which the next run reads again; a rerun
+ * over rows already loaded finds them unchanged by hash and writes nothing. Rows ingested at +infinity, which no watermark
+ * window reaches, are then read by id and quarantined once.
  */
 import { pipeline } from 'node:stream/promises';
 import type { Sql, TransactionSql } from 'postgres';
@@ -39,7 +41,9 @@ import {
   sourceBatchQuery,
   STAGE_COLUMN_NAMES,
   batchWatermark,
+  dropQuarantined,
   type BatchCounts,
+  type BatchWindow,
   type FillRow,
   type MatchResults,
   type PairRow,
@@ -59,7 +63,10 @@ export interface LoadTradesOptions {
   /** Names the run in rejects, amendments and rollup requests (the job partition). */
   runPartition: string;
   batchSize?: number;
-  /** "Now" for the future-fill check and audit timestamps. @defaultValue new Date() per batch */
+  /**
+   * "Now" for the future-fill check and audit timestamps, and (read once at the start) the
+   * upper bound on ingested_at the run reads. @defaultValue new Date() per batch
+   */
   now?: () => Date;
   /** Stop after this many batches (the watermark keeps the rest for the next run). */
   maxBatches?: number;
@@ -78,7 +85,8 @@ export interface BatchSummary {
   partitionsCreated: string[];
   datesAdded: number;
   rollupRequests: Array<{ trade_date: string; account_id: string }>;
-  watermark: Watermark;
+  /** The watermark after the batch; null for the not-finite pass, which does not move it. */
+  watermark: Watermark | null;
 }
 
 export interface LoadSummary {
@@ -131,17 +139,13 @@ export async function loadTrades(options: LoadTradesOptions): Promise<LoadSummar
     phaseMs: {},
   };
 
-  summary.dimensions = await syncDimensions(options.db, options.sourceDb, now(), options.runPartition);
+  // One finite bound for the whole run: rows ingested after it wait for the next run.
+  const until = now();
   const dates = new Set<string>();
   const partitions = new Set<string>();
+  const stop = () => options.signal?.aborted === true || (options.maxBatches !== undefined && summary.batches >= options.maxBatches);
 
-  for (;;) {
-    if (options.signal?.aborted || (options.maxBatches !== undefined && summary.batches >= options.maxBatches)) {
-      summary.stoppedEarly = true;
-      break;
-    }
-    const batch = await loadBatch(options, batchSize, now(), sameDatabase, summary.phaseMs);
-    if (batch === null) break;
+  const add = async (batch: BatchSummary) => {
     summary.batches++;
     summary.extracted += batch.extracted;
     summary.loaded += batch.loaded;
@@ -154,10 +158,31 @@ export async function loadTrades(options: LoadTradesOptions): Promise<LoadSummar
       dates.add(r.trade_date);
       partitions.add(`${r.trade_date}/${r.account_id}`);
     }
-    summary.watermark = batch.watermark;
+    if (batch.watermark !== null) summary.watermark = batch.watermark;
     options.logger?.debug({ batch: summary.batches, extracted: batch.extracted, loaded: batch.loaded }, 'trade batch committed');
     await options.onBatch?.(batch, summary);
-    if (batch.extracted < batchSize) break;
+  };
+
+  for (;;) {
+    if (stop()) {
+      summary.stoppedEarly = true;
+      break;
+    }
+    const { batch, read } = await loadBatch(options, { kind: 'watermark', until }, batchSize, now(), sameDatabase, summary);
+    if (batch !== null) await add(batch);
+    if (read < batchSize) break;
+  }
+  // Then the rows ingested at +infinity, a slice at a time by id; only new ones count.
+  // (Not bounded by maxBatches: it is small, and the watermark pass has finished.)
+  for (let afterId: string | null = null; !summary.stoppedEarly; ) {
+    if (options.signal?.aborted === true) {
+      summary.stoppedEarly = true;
+      break;
+    }
+    const { batch, read, lastId } = await loadBatch(options, { kind: 'not-finite', afterId }, batchSize, now(), sameDatabase, summary);
+    if (batch !== null) await add(batch);
+    if (read < batchSize || lastId === null) break;
+    afterId = lastId;
   }
   summary.datesTouched = [...dates].sort();
   summary.rollupPartitions = partitions.size;
@@ -169,10 +194,10 @@ export async function loadTrades(options: LoadTradesOptions): Promise<LoadSummar
  * time, so memory stays bounded. (Not COPY TO STDOUT on the source: postgres.js can leave that
  * connection's socket paused when the stream ends under backpressure, porsager/postgres#499.)
  */
-async function stageFromOtherDatabase(sourceDb: Sql, tx: TransactionSql<Record<string, never>>, after: Watermark | null, batchSize: number): Promise<number> {
+async function stageFromOtherDatabase(sourceDb: Sql, tx: TransactionSql<Record<string, never>>, window: BatchWindow): Promise<number> {
   const target = await tx.unsafe('COPY etl_stage FROM STDIN').writable();
   let extracted = 0;
-  const textColumns = `SELECT ${STAGE_COLUMN_NAMES.map((c) => `b.${c}::text`).join(', ')} FROM (${sourceBatchQuery(after, batchSize)}) b`;
+  const textColumns = `SELECT ${STAGE_COLUMN_NAMES.map((c) => `b.${c}::text`).join(', ')} FROM (${sourceBatchQuery(window)}) b`;
   const source = async function* () {
     for await (const rows of sourceDb.unsafe(textColumns).values().cursor(COPY_SLICE_ROWS)) {
       extracted += rows.length;
@@ -192,41 +217,75 @@ export function copyTextField(value: unknown): string {
   return String(value).replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
 }
 
-/** Merges the three source dimensions in one transaction (under the ETL lock). */
-async function syncDimensions(db: Sql, sourceDb: Sql, now: Date, runPartition: string): Promise<DimensionSyncResult[]> {
-  const members = await Promise.all(DIMENSIONS.map((spec) => loadSourceMembers(sourceDb, spec)));
-  return db.begin(async (tx) => {
-    await lockEtl(tx);
-    const results: DimensionSyncResult[] = [];
-    for (const [i, spec] of DIMENSIONS.entries()) results.push(await syncDimension(tx, spec, members[i] ?? [], now, runPartition));
-    return results;
-  });
+/**
+ * Merges the three source dimensions inside the batch's transaction, before its rows are read,
+ * and adds what changed to `totals`. The rows read were ingested before the run started, so
+ * a member the source committed before stamping its fills is in the members read here.
+ */
+async function syncDimensions(
+  tx: TransactionSql<Record<string, never>>,
+  members: ReadonlyArray<readonly Record<string, unknown>[]>,
+  now: Date,
+  runPartition: string,
+  totals: DimensionSyncResult[],
+): Promise<void> {
+  for (const [i, spec] of DIMENSIONS.entries()) {
+    const result = await syncDimension(tx, spec, members[i] ?? [], now, runPartition);
+    const total = totals.find((t) => t.dimension === result.dimension);
+    if (total === undefined) {
+      totals.push(result);
+    } else {
+      total.added += result.added;
+      total.changed += result.changed;
+      total.repointed += result.repointed;
+    }
+  }
 }
 
+/** Which rows a batch reads: the watermark window up to the run's start, or a slice of the rows ingested at +infinity. */
+type BatchPass = { kind: 'watermark'; until: Date } | { kind: 'not-finite'; afterId: string | null };
+
+/**
+ * One batch transaction. Returns the rows read (`read`; a short read ends the pass), the
+ * largest id read (where the not-finite pass goes on), and the batch's summary, or null when
+ * it read nothing (nothing new, for the not-finite pass).
+ */
 async function loadBatch(
   options: LoadTradesOptions,
+  pass: BatchPass,
   batchSize: number,
   now: Date,
   sameDatabase: boolean,
-  phaseMs: Record<string, number>,
-): Promise<BatchSummary | null> {
+  totals: LoadSummary,
+): Promise<{ batch: BatchSummary | null; read: number; lastId: string | null }> {
   const { db, sourceDb, tz, runPartition } = options;
+  const phaseMs = totals.phaseMs;
   let mark = process.hrtime.bigint();
   const phase = (name: string) => {
     const t = process.hrtime.bigint();
     phaseMs[name] = (phaseMs[name] ?? 0) + Number(t - mark) / 1e6;
     mark = t;
   };
+  // Members are read before the transaction (the source may be another database); the
+  // not-finite pass follows a watermark batch that has just merged them.
+  const members = pass.kind === 'watermark' ? await Promise.all(DIMENSIONS.map((spec) => loadSourceMembers(sourceDb, spec))) : null;
   const result = await db.begin(async (tx) => {
     await lockEtl(tx);
-    const after = await loadWatermark(tx);
+    if (members !== null) await syncDimensions(tx, members, now, runPartition, totals.dimensions);
+    phase('dimensions');
+    const window: BatchWindow =
+      pass.kind === 'watermark'
+        ? { kind: 'watermark', after: await loadWatermark(tx), until: pass.until, limit: batchSize }
+        : { kind: 'not-finite', afterId: pass.afterId, limit: batchSize };
     await createStage(tx, !sameDatabase);
-    if (!sameDatabase) await stageFromOtherDatabase(sourceDb, tx, after, batchSize);
+    if (!sameDatabase) await stageFromOtherDatabase(sourceDb, tx, window);
     phase('extract');
-    const extracted = await classifyBatch(tx, now, tz, sameDatabase ? { kind: 'same-database', after, limit: batchSize } : { kind: 'staged' });
-    const watermark = await batchWatermark(tx);
-    if (extracted === 0 || watermark === null) return null;
+    const read = await classifyBatch(tx, now, tz, sameDatabase ? { kind: 'same-database', window } : { kind: 'staged' });
+    const lastId = pass.kind === 'not-finite' ? await dropQuarantined(tx) : null;
+    const watermark = pass.kind === 'watermark' ? await batchWatermark(tx) : null;
     const counts = await countStatuses(tx);
+    const extracted = counts.new + counts.unchanged + counts.amended + counts.removed + counts.rejected;
+    if (extracted === 0 || (pass.kind === 'watermark' && watermark === null)) return { batch: null, read, lastId };
     phase('classify');
     const rejectsByReason = await quarantineRejects(tx, runPartition, now);
     phase('quarantine');
@@ -267,9 +326,10 @@ async function loadBatch(
       phase('facts and positions');
     }
     const rollupRequests = await requestRollups(tx, `trade-etl@${runPartition}`, now);
-    await saveWatermark(tx, watermark, now);
+    if (watermark !== null) await saveWatermark(tx, watermark, now);
     phase('finish');
-    return { extracted, counts, rejectsByReason, loaded, restatedPairs, restatedFills, partitionsCreated, datesAdded, rollupRequests, watermark };
+    const batch: BatchSummary = { extracted, counts, rejectsByReason, loaded, restatedPairs, restatedFills, partitionsCreated, datesAdded, rollupRequests, watermark };
+    return { batch, read, lastId };
   });
   phase('commit');
   return result;

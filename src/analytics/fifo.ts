@@ -12,7 +12,8 @@
  *
  * Order: `applyFills` sorts by executedAt (compared as exact instants, so '…T10:00:00Z' and
  * '…T05:00:00-05:00' are the same moment and microseconds count), then by executionId —
- * numerically when both ids are unsigned integers ('9' before '10'); all-digit ids sort
+ * numerically when both ids are integers, signed ones included ('-5' before '3', '9' before
+ * '10'), as PostgreSQL orders the bigint execution_id the ETL plans with; integer ids sort
  * before any other id, others by UTF-16 code unit order, which keeps the order total.
  * Positions remember the last fill applied (`lastFill`); a fill that does not sort after
  * it, or after the opening fill of any open lot, is refused: it means the caller is
@@ -316,8 +317,10 @@ interface OpenLot {
 interface FillKey {
   at: Instant;
   id: string;
-  /** The id without leading zeros when it is all digits, else null (precomputed for compareIds). */
+  /** The id's digits without leading zeros when it is an integer ('-'? digits), else null (precomputed for compareIds). */
   numeric: string | null;
+  /** The id is a negative integer ('-0' counts as zero, not negative). */
+  negative: boolean;
 }
 
 interface State {
@@ -503,7 +506,8 @@ function checkFill(fill: Fill): CheckedFill {
   const quantity = parseAmount(fill.quantity, 'fill', id, 'quantity');
   const price = parseAmount(fill.price, 'fill', id, 'price');
   const strategyKey = fill.strategyKey === undefined ? undefined : checkStrategyKey(fill.strategyKey, 'fill', id);
-  return { at, id, numeric: numericId(id), executedAt: fill.executedAt, sign: side === 'BUY' ? 1 : -1, quantity, price, strategyKey };
+  const numeric = numericId(id);
+  return { at, id, numeric, negative: isNegative(id, numeric), executedAt: fill.executedAt, sign: side === 'BUY' ? 1 : -1, quantity, price, strategyKey };
 }
 
 function checkId(value: unknown, what: string): string {
@@ -668,19 +672,29 @@ function daysFromCivil(year: number, month: number, day: number): number {
 }
 
 function fillKey(at: Instant, id: string): FillKey {
-  return { at, id, numeric: numericId(id) };
+  const numeric = numericId(id);
+  return { at, id, numeric, negative: isNegative(id, numeric) };
 }
 
-/** The id without leading zeros (keeping one digit) when it is all ASCII digits, else null. */
+/**
+ * The digits of an integer id ('-'? ASCII digits) without leading zeros (keeping one digit),
+ * else null. The sign is read separately (isNegative), so magnitudes compare as before.
+ */
 function numericId(id: string): string | null {
   const n = id.length;
-  if (n === 0) return null;
-  for (let i = 0; i < n; i++) {
+  const first = n > 1 && id.charCodeAt(0) === 45 /* - */ ? 1 : 0;
+  if (n === first) return null;
+  for (let i = first; i < n; i++) {
     if (!isDigit(id.charCodeAt(i))) return null;
   }
-  let lead = 0;
+  let lead = first;
   while (lead < n - 1 && id.charCodeAt(lead) === 48) lead++;
   return lead === 0 ? id : id.slice(lead);
+}
+
+/** A negative integer id: a '-' before a non-zero magnitude ('-0' is zero, as in PostgreSQL). */
+function isNegative(id: string, numeric: string | null): boolean {
+  return numeric !== null && id.charCodeAt(0) === 45 && numeric !== '0';
 }
 
 function compareKeys(a: FillKey, b: FillKey): number {
@@ -690,16 +704,24 @@ function compareKeys(a: FillKey, b: FillKey): number {
   return compareIds(a, b);
 }
 
-/** All-digit ids first, in numeric order ('9' < '10'); then the rest by code unit order. */
+/**
+ * Integer ids first, in numeric order (-10 < -5 < 0 < 3 < 9 < 10: the ETL plans restatements
+ * and appends in PostgreSQL's bigint order, so FIFO must agree or it credits PnL to the wrong
+ * fill and refuses fills the plan put after the stored position); then the rest by code unit order.
+ */
 function compareIds(a: FillKey, b: FillKey): number {
   if (a.id === b.id) return 0;
   const an = a.numeric;
   const bn = b.numeric;
   if ((an === null) !== (bn === null)) return an !== null ? -1 : 1;
   if (an !== null && bn !== null) {
-    if (an.length !== bn.length) return an.length < bn.length ? -1 : 1;
-    if (an !== bn) return an < bn ? -1 : 1;
-    // Same number spelled differently ('09' and '9'): fall through to keep the order total.
+    if (a.negative !== b.negative) return a.negative ? -1 : 1;
+    // Same sign: compare magnitudes, reversed for negatives (-10 < -9).
+    let byMagnitude = 0;
+    if (an.length !== bn.length) byMagnitude = an.length < bn.length ? -1 : 1;
+    else if (an !== bn) byMagnitude = an < bn ? -1 : 1;
+    if (byMagnitude !== 0) return a.negative ? -byMagnitude : byMagnitude;
+    // Same number spelled differently ('09' and '9', '-0' and '0'): fall through to keep the order total.
   }
   return a.id < b.id ? -1 : 1;
 }

@@ -33,23 +33,44 @@ export interface Watermark {
   executionId: string;
 }
 
-/** The source query for one batch: rows after the watermark, oldest ingestion first. */
-export function sourceBatchQuery(after: Watermark | null, limit: number): string {
-  const where = after === null ? 'e.ingested_at IS NOT NULL' : `(e.ingested_at, e.execution_id) > (${literalTimestamp(after.ingestedAt)}, ${literalBigint(after.executionId)})`;
+/**
+ * Which source rows a batch reads. `watermark`: after the watermark and ingested at or before
+ * `until` (the run's start, one finite bound for the whole run), oldest ingestion first; a row
+ * stamped later (a skewed source clock, a typo like 2099) waits for a run that starts after
+ * it, instead of carrying the watermark past every row ingested before it. `not-finite`: the
+ * rows ingested at +infinity, which no finite bound ever reaches; they are read by id, only to
+ * quarantine them.
+ */
+export type BatchWindow =
+  | { kind: 'watermark'; after: Watermark | null; until: Date; limit: number }
+  | { kind: 'not-finite'; afterId: string | null; limit: number };
+
+/** The source query for one batch (see BatchWindow). */
+export function sourceBatchQuery(window: BatchWindow): string {
+  let inner: string;
+  if (window.kind === 'watermark') {
+    const until = `e.ingested_at <= '${window.until.toISOString()}'::timestamptz`;
+    const after = window.after === null ? '' : ` AND (e.ingested_at, e.execution_id) > (${literalTimestamp(window.after.ingestedAt)}, ${literalBigint(window.after.executionId)})`;
+    inner = `SELECT * FROM oltp.executions e WHERE ${until}${after} ORDER BY e.ingested_at, e.execution_id LIMIT ${Math.trunc(window.limit)}`;
+  } else {
+    const after = window.afterId === null ? '' : ` AND e.execution_id > ${literalBigint(window.afterId)}`;
+    inner = `SELECT * FROM oltp.executions e WHERE e.ingested_at = 'infinity'${after} ORDER BY e.execution_id LIMIT ${Math.trunc(window.limit)}`;
+  }
   // Limit first, then join orders: the watermark index serves the inner query alone.
   return `
     SELECT e.execution_id, e.order_id, e.account_id, e.instrument_id, e.executed_at, e.ingested_at, e.side,
            e.quantity, e.price, e.commission, e.fees, e.liquidity_flag, e.venue, e.reported_at, o.strategy_id
-    FROM (SELECT * FROM oltp.executions e WHERE ${where} ORDER BY e.ingested_at, e.execution_id LIMIT ${Math.trunc(limit)}) e
+    FROM (${inner}) e
     -- A probe per fill (LIMIT keeps it one): the orders table only grows, a hash join would scan it all.
     LEFT JOIN LATERAL (SELECT o.strategy_id FROM oltp.orders o WHERE o.order_id = e.order_id LIMIT 1) o ON true`;
 }
 
 // The query is spliced as text into other statements (the classification, the cross-database
 // cursor), so the watermark is inlined; both values come from our own ops.etl_watermarks row and
-// are checked to be what they claim.
+// are checked to be what they claim. '-infinity' and BC instants are valid watermarks: such rows
+// are read (and quarantined) before the others.
 function literalTimestamp(value: string): string {
-  if (!/^[0-9: .+-]+$/.test(value)) throw new Error(`watermark timestamp ${JSON.stringify(value)} is not a PostgreSQL timestamptz`);
+  if (!/^(-infinity|[0-9: .+-]+( BC)?)$/.test(value)) throw new Error(`watermark timestamp ${JSON.stringify(value)} is not a PostgreSQL timestamptz`);
   return `'${value}'::timestamptz`;
 }
 function literalBigint(value: string): string {
@@ -106,9 +127,9 @@ export async function classifyBatch(
   tx: Tx,
   now: Date,
   tz: string,
-  source: { kind: 'same-database'; after: Watermark | null; limit: number } | { kind: 'staged' },
+  source: { kind: 'same-database'; window: BatchWindow } | { kind: 'staged' },
 ): Promise<number> {
-  const rows = source.kind === 'staged' ? tx.unsafe('etl_stage') : tx.unsafe(`(${sourceBatchQuery(source.after, source.limit)})`);
+  const rows = source.kind === 'staged' ? tx.unsafe('etl_stage') : tx.unsafe(`(${sourceBatchQuery(source.window)})`);
   await tx.unsafe(`
     CREATE TEMP TABLE etl_batch (${STAGE_COLUMNS},
       row_hash bigint, reason text, raw jsonb, status text NOT NULL, local_at timestamp, trade_date date,
@@ -146,15 +167,31 @@ export async function classifyBatch(
     left join lateral (
       select k.execution_id, k.trade_date, k.row_hash from warehouse.fact_trade_keys k where k.execution_id = s.execution_id limit 1
     ) k on true
+    -- Everything src/analytics/fifo.ts and insertFacts would refuse is refused here first: one
+    -- row they throw on would roll back its whole batch, run after run.
     cross join lateral (select case
+      -- ±infinity has no place in the watermark order (+infinity is only read to be quarantined).
+      when not isfinite(s.ingested_at) then 'ingested_at_not_finite'
       when s.quantity is null then 'quantity_missing'
       when s.quantity in ('NaN', 'Infinity', '-Infinity') then 'quantity_not_a_number'
       when s.quantity <= 0 then 'quantity_not_positive'
+      -- FIFO takes at most 100 digits (MAX_INPUT_DIGITS, counted on the text, trailing zeros
+      -- included); at most 50 on each side of the point keeps a partly closed lot's remainder
+      -- (integer digits of one fill, decimals of another) within that when it is read back.
+      when s.quantity >= 1e50 or scale(s.quantity) > 50 then 'quantity_too_many_digits'
       when s.price is null then 'price_missing'
       when s.price in ('NaN', 'Infinity', '-Infinity') then 'price_not_a_number'
       when s.price <= 0 then 'price_not_positive'
+      when s.price >= 1e50 or scale(s.price) > 50 then 'price_too_many_digits'
       when s.side is null or s.side not in ('BUY', 'SELL') then 'side_invalid'
       when s.executed_at is null then 'executed_at_missing'
+      -- FIFO reads executed_at as 'YYYY-MM-DD hh:mm:ss+00' text (no infinities, BC or 5-digit
+      -- years), and dim_date's calendar (src/analytics/calendar.ts) knows trading dates in years
+      -- 1583–9999 only.
+      when not isfinite(s.executed_at) or t.local_at < '1583-01-01' or t.local_at >= '10000-01-01'
+        or s.executed_at >= '10000-01-01 00:00:00+00' then 'executed_at_out_of_range'
+      -- The worker's clock, no tolerance: only rows ingested by the run's start are read, so a
+      -- fill later than this is also later than its own ingested_at (a skewed clock only delays reading).
       when s.executed_at > ${now} then 'executed_at_in_future'
       when s.executed_at > s.ingested_at then 'executed_at_after_ingested_at'
       when s.account_id is null then 'account_missing'
@@ -167,6 +204,19 @@ export async function classifyBatch(
   // table has none of its own and the planner would guess).
   await tx`analyze etl_batch (execution_id, status)`;
   return inserted.count;
+}
+
+/**
+ * The not-finite pass reads every row ingested at +infinity on every run: drops those already
+ * quarantined as they are now (same raw row), so each is reported once. Returns the largest
+ * id read (where the next slice starts), or null when nothing was read.
+ */
+export async function dropQuarantined(tx: Tx): Promise<string | null> {
+  const [last] = await tx<{ id: string | null }[]>`select max(execution_id)::text as id from etl_batch`;
+  await tx`
+    delete from etl_batch b using ops.etl_rejects r
+    where r.source = ${EXECUTIONS_SOURCE} and r.source_key = b.execution_id::text and r.raw_hash = md5(b.raw::text)`;
+  return last?.id ?? null;
 }
 
 /** Where amended and removed executions sat before: their lot queue and place in it. */
@@ -205,6 +255,12 @@ export async function quarantineRejects(tx: Tx, partition: string, now: Date): P
           when 'quantity_not_a_number' then 'quantity is ' || b.quantity
           when 'price_not_positive' then 'price ' || b.price || ' is not greater than 0'
           when 'price_not_a_number' then 'price is ' || b.price
+          when 'quantity_too_many_digits' then 'quantity has ' || length(trunc(b.quantity)::text) || ' digits before the decimal point and '
+            || scale(b.quantity) || ' after; at most 50 of each are accepted'
+          when 'price_too_many_digits' then 'price has ' || length(trunc(b.price)::text) || ' digits before the decimal point and '
+            || scale(b.price) || ' after; at most 50 of each are accepted'
+          when 'ingested_at_not_finite' then 'ingested_at is ' || b.ingested_at
+          when 'executed_at_out_of_range' then 'executed_at ' || b.executed_at || ' is outside the years 1583 to 9999 (trading date in the exchange zone)'
           when 'side_invalid' then 'side ' || coalesce('''' || b.side || '''', 'NULL') || ' is not exactly BUY or SELL'
           when 'executed_at_in_future' then 'executed_at ' || b.executed_at || ' is later than the load time ' || ${now}::timestamptz
           when 'executed_at_after_ingested_at' then 'executed_at ' || b.executed_at || ' is later than ingested_at ' || b.ingested_at
@@ -392,7 +448,9 @@ export async function insertFacts(tx: Tx): Promise<number> {
       b.account_key, b.instrument_key, b.strategy_key, b.account_id, b.instrument_id, b.order_id, b.executed_at, b.side, b.quantity, b.price,
       b.quantity * b.price, coalesce(b.commission, 0), coalesce(b.fees, 0), r.realized_pnl, r.position_after, r.open_cost,
       b.liquidity_flag, b.venue,
-      case when b.reported_at - b.executed_at between interval '-24 days' and interval '24 days'
+      -- Compared, not subtracted, first: an infinite or far-off reported_at has no latency, and
+      -- subtracting it would fail (infinite timestamps, interval overflow). ±24 days fits an int of ms.
+      case when b.reported_at between b.executed_at - interval '24 days' and b.executed_at + interval '24 days'
            then round(extract(epoch from b.reported_at - b.executed_at) * 1000)::int end
     from etl_batch b
     join etl_results r using (execution_id)

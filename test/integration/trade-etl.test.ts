@@ -281,6 +281,157 @@ describe('quarantine', () => {
   });
 });
 
+describe('rows the SQL checks must catch before FIFO and the facts insert see them', () => {
+  it('quarantines quantities and prices past FIFO’s digit limits and unusable executed_at, and still loads the good rows', async () => {
+    await insertExecutions(db.sql, [
+      { execution_id: 1, side: 'BUY', quantity: '10', price: '10', executed_at: at(0) },
+      // 101 digits: FIFO refuses it ("quantity has 101 digits").
+      { execution_id: 2, quantity: `1${'0'.repeat(100)}`, executed_at: at(1) },
+      // 51 decimal places.
+      { execution_id: 3, price: `1.${'0'.repeat(50)}1`, executed_at: at(2) },
+      { execution_id: 4, executed_at: at(3) },
+      { execution_id: 5, executed_at: at(4) },
+      { execution_id: 6, side: 'SELL', quantity: '10', price: '12', order_id: 200, executed_at: at(5) },
+    ]);
+    // (postgres.js binds timestamps through a JS Date, which holds neither of these.) Not an ISO
+    // 8601 instant once written out ('… BC'), not an instant at all, and an infinite reported_at:
+    // the fill is good, it just has no latency.
+    await db.sql`update oltp.executions set executed_at = '0044-03-15 12:00:00+00 BC', reported_at = null where execution_id = 4`;
+    await db.sql`update oltp.executions set executed_at = '-infinity', reported_at = null where execution_id = 5`;
+    await db.sql`update oltp.executions set reported_at = 'infinity' where execution_id = 6`;
+    const summary = await load();
+    expect(summary).toMatchObject({ extracted: 6, loaded: 2, rejected: 4 });
+    const rejects = await db.sql`select source_key, reason, detail from ops.etl_rejects order by source_key::bigint`;
+    expect(rejects.map((r) => [r.source_key, r.reason])).toEqual([
+      ['2', 'quantity_too_many_digits'],
+      ['3', 'price_too_many_digits'],
+      ['4', 'executed_at_out_of_range'],
+      ['5', 'executed_at_out_of_range'],
+    ]);
+    expect(rejects[0]?.detail).toBe('quantity has 101 digits before the decimal point and 0 after; at most 50 of each are accepted');
+    const facts = await db.sql`select execution_id::text, realized_pnl::text, latency_ms from warehouse.fact_trades order by execution_id`;
+    expect(facts.map((f) => ({ ...f }))).toEqual([
+      { execution_id: '1', realized_pnl: '0', latency_ms: 25 },
+      { execution_id: '6', realized_pnl: '20', latency_ms: null },
+    ]);
+    // The next run is not stuck on them either.
+    await insertExecutions(db.sql, [{ execution_id: 7, executed_at: at(6) }]);
+    expect(await load()).toMatchObject({ extracted: 1, loaded: 1 });
+  });
+
+  it('refuses a quantity whose open lot FIFO could not read back once partly closed', async () => {
+    // 100 digits pass FIFO, but less a tenth the open lot would keep 101, refused by every later run.
+    await insertExecutions(db.sql, [
+      { execution_id: 1, side: 'BUY', quantity: `9${'0'.repeat(99)}`, price: '1', executed_at: at(0) },
+      { execution_id: 2, side: 'SELL', quantity: '0.1', price: '2', order_id: 200, executed_at: at(1) },
+    ]);
+    expect(await load()).toMatchObject({ loaded: 1, rejected: 1, rejectsByReason: { quantity_too_many_digits: 1 } });
+    await insertExecutions(db.sql, [{ execution_id: 3, side: 'SELL', quantity: '0.1', price: '2', order_id: 200, executed_at: at(2) }]);
+    expect(await load()).toMatchObject({ loaded: 1, rejected: 0 });
+    // 50 digits on each side still load.
+    await insertExecutions(db.sql, [{ execution_id: 4, side: 'BUY', quantity: `${'9'.repeat(50)}.${'9'.repeat(50)}`, price: '1', executed_at: at(3) }]);
+    expect(await load()).toMatchObject({ loaded: 1, rejected: 0 });
+  });
+});
+
+describe('the watermark', () => {
+  it('reads only rows ingested by the run’s start: a future ingested_at waits its turn and skips nothing', async () => {
+    await insertExecutions(db.sql, [
+      { execution_id: 1, executed_at: at(0) },
+      { execution_id: 2, executed_at: at(1), ingested_at: '2099-01-01T00:00:00Z' },
+      { execution_id: 3, executed_at: at(2) },
+      { execution_id: 4, executed_at: at(3) },
+    ]);
+    await db.sql`update oltp.executions set ingested_at = 'infinity' where execution_id = 3`;
+    await db.sql`update oltp.executions set ingested_at = '-infinity' where execution_id = 4`;
+    const first = await load();
+    // 1 loads, ±infinity are quarantined, 2099 waits.
+    expect(first).toMatchObject({ extracted: 3, loaded: 1, rejected: 2, rejectsByReason: { ingested_at_not_finite: 2 } });
+    const [mark] = await db.sql`select last_ingested_at::text as at from ops.etl_watermarks`;
+    expect(mark?.at).toBe('2026-03-02 15:00:01+00');
+    // Ingested after the first run, before the second's start: read, not skipped.
+    await insertExecutions(db.sql, [{ execution_id: 5, executed_at: '2026-11-20T19:00:00Z', ingested_at: '2026-11-20T20:00:00Z' }]);
+    expect(await load()).toMatchObject({ extracted: 1, loaded: 1 });
+    // Once its time has come, the row ingested "in 2099" loads too.
+    const later = await load({ now: () => new Date('2099-01-02T00:00:00Z') });
+    expect(later).toMatchObject({ extracted: 1, loaded: 1 });
+    expect((await loadFacts(db.sql)).map((f) => f.execution_id)).toEqual(['1', '2', '5']);
+  });
+
+  it('quarantines a row ingested at infinity once, without moving the watermark', async () => {
+    await insertExecutions(db.sql, [
+      { execution_id: 1, executed_at: at(0) },
+      { execution_id: 2, executed_at: at(1) },
+    ]);
+    await db.sql`update oltp.executions set ingested_at = 'infinity' where execution_id = 2`;
+    const first = await load();
+    expect(first).toMatchObject({ loaded: 1, rejected: 1, rejectsByReason: { ingested_at_not_finite: 1 } });
+    const [reject] = await db.sql`select source_key, reason, detail from ops.etl_rejects`;
+    expect({ ...reject }).toEqual({ source_key: '2', reason: 'ingested_at_not_finite', detail: 'ingested_at is infinity' });
+    // Reported once; later runs neither count it again nor lose the rows after it.
+    await insertExecutions(db.sql, [{ execution_id: 3, executed_at: at(2) }]);
+    expect(await load()).toMatchObject({ extracted: 1, loaded: 1, rejected: 0 });
+    const [mark] = await db.sql`select last_ingested_at::text as at from ops.etl_watermarks`;
+    expect(mark?.at).toBe('2026-03-02 15:02:01+00');
+  });
+});
+
+describe('execution ids', () => {
+  it('orders negative ids as PostgreSQL orders bigints, in one run and across runs', async () => {
+    const t = at(0);
+    await insertExecutions(db.sql, [
+      { execution_id: -5, side: 'BUY', quantity: '10', price: '10', executed_at: t },
+      { execution_id: 3, side: 'SELL', quantity: '10', price: '12', order_id: 200, executed_at: t },
+    ]);
+    await load();
+    const expected = [
+      ['-5', '0', '10'],
+      ['3', '20', '0'],
+    ];
+    expect((await loadFacts(db.sql)).map((f) => [f.execution_id, f.realized_pnl, f.position_after])).toEqual(expected);
+    // -5 loaded first, 3 at the same instant in the next batch: it appends after -5.
+    await db.sql`truncate warehouse.fact_trades, warehouse.fact_trade_keys, warehouse.fifo_positions, ops.etl_watermarks`;
+    await db.sql`update oltp.executions set ingested_at = '2026-03-05T00:00:00Z' where execution_id = 3`;
+    expect(await load({ batchSize: 1 })).toMatchObject({ batches: 2, loaded: 2, restatedPairs: 0 });
+    expect((await loadFacts(db.sql)).map((f) => [f.execution_id, f.realized_pnl, f.position_after])).toEqual(expected);
+  });
+});
+
+describe('dimensions added during a run', () => {
+  it('loads the fills of an account and an instrument the source adds between two batches', async () => {
+    await insertExecutions(db.sql, [
+      { execution_id: 1, executed_at: at(0) },
+      { execution_id: 2, executed_at: at(1) },
+    ]);
+    let added = false;
+    const summary = await load({
+      batchSize: 2,
+      onBatch: async () => {
+        if (added) return;
+        added = true;
+        await db.sql`
+          insert into oltp.accounts (account_id, account_number, account_name, account_type, broker, currency, risk_tier, updated_at)
+          values (3, 'ACC-003', 'Gamma', 'cash', 'IBKR', 'USD', 'low', '2026-03-02T15:02:00Z')`;
+        await db.sql`
+          insert into oltp.instruments (instrument_id, symbol, exchange, instrument_type, full_name, sector, industry, currency, tick_size, lot_size, is_active, updated_at)
+          values (4, 'MSFT', 'NASDAQ', 'stock', 'Microsoft', 'Information Technology', 'Software', 'USD', 0.01, 1, true, '2026-03-02T15:02:00Z')`;
+        await insertExecutions(db.sql, [
+          { execution_id: 3, account_id: 3, executed_at: at(3) },
+          { execution_id: 4, instrument_id: 4, executed_at: at(4) },
+        ]);
+      },
+    });
+    expect(summary).toMatchObject({ batches: 2, extracted: 4, loaded: 4, rejected: 0 });
+    expect(summary.dimensions.find((d) => d.dimension === 'warehouse.dim_account')).toMatchObject({ added: 3 });
+    expect((await loadFacts(db.sql)).map((f) => [f.execution_id, f.account_number, f.symbol])).toEqual([
+      ['1', 'ACC-001', 'AAPL'],
+      ['2', 'ACC-001', 'AAPL'],
+      ['3', 'ACC-003', 'AAPL'],
+      ['4', 'ACC-001', 'MSFT'],
+    ]);
+  });
+});
+
 describe('a source in another database', () => {
   it('streams batches across and loads the same warehouse as the same-database path', async () => {
     const source = await createTestDatabase();

@@ -280,6 +280,27 @@ describe('order', () => {
     expect(compareFills(f('100', '2026-03-02T15:00:00Z'), f('1a', '2026-03-02T15:00:00Z'))).toBeLessThan(0);
   });
 
+  it('orders negative integer ids numerically, as PostgreSQL orders bigints: -10 < -5 < 0 < 3', () => {
+    const t = '2026-03-02T14:30:00Z';
+    const id = (executionId: string): Fill => ({ executionId, executedAt: t, side: 'BUY', quantity: '1', price: '1' });
+    expect(compareFills(id('-5'), id('3'))).toBeLessThan(0);
+    expect(compareFills(id('-10'), id('-5'))).toBeLessThan(0);
+    expect(compareFills(id('-5'), id('0'))).toBeLessThan(0);
+    expect(compareFills(id('-1'), id('1a'))).toBeLessThan(0);
+    // -5 opens long 10 @ 10, then 3 closes it: 10 × (12 − 10) = 20, credited to 3.
+    const buy: Fill = { executionId: '-5', executedAt: t, side: 'BUY', quantity: '10', price: '10' };
+    const sell: Fill = { executionId: '3', executedAt: t, side: 'SELL', quantity: '10', price: '12' };
+    const { position, results } = applyFills(emptyPosition(), [sell, buy]);
+    expect(results.map((r) => [r.executionId, r.realizedPnl])).toEqual([
+      ['-5', '0'],
+      ['3', '20'],
+    ]);
+    // Applied one at a time, as two ETL runs would: 3 sorts after the stored -5.
+    const first = applyFill(emptyPosition(), buy).position;
+    expect(applyFill(first, sell).result.realizedPnl).toBe('20');
+    expect(position.lastFill?.executionId).toBe('3');
+  });
+
   it('refuses a fill that sorts before one already applied (a late fill must be replayed)', () => {
     const { position } = applyFills(emptyPosition(), [fill(1, 'BUY', '10', '5'), fill(3, 'SELL', '10', '6')]);
     expect(position.side).toBe('FLAT');
