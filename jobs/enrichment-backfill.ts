@@ -35,7 +35,7 @@ export const enrichmentBackfill = defineJob({
   process: async (ctx) => {
     const { backfillId, symbol, timeframe } = ctx.payload;
     if (!symbol || !timeframe) {
-      const { summary } = await finishBackfill(ctx.db, backfillId);
+      const { summary } = await finishBackfill(ctx.db, backfillId, ctx.jobId);
       ctx.logger.info(summary, `backfill ${String(summary.status)}`);
       return summary;
     }

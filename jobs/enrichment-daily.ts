@@ -1,9 +1,11 @@
 /**
  * enrichment-daily: brings every tracked symbol (market.sector_mapping) up to yesterday as one
- * backfill request. Each symbol starts from its last stored 1d bar (a symbol never enriched
- * from ENRICHMENT_DAILY_LOOKBACK_DAYS back); chunks the ledger already holds are skipped, so
- * only the open chunk is fetched again. Partition: the date it completes (the day before the
- * 01:30 tick). A rerun of a partition finds it recorded and does nothing.
+ * backfill request. Each symbol starts from the date of its last stored 1d bar (a symbol never
+ * enriched from ENRICHMENT_DAILY_LOOKBACK_DAYS back); chunks the ledger already holds are
+ * skipped, so only the open chunk is fetched again. Not the day after: a last bar fetched before
+ * its session closed is partial, and its chunk (the ledger does not count that day) must be
+ * fetched again even when the days that follow fall in the next chunk. Partition: the date it
+ * completes (the day before the 01:30 tick). A rerun of a partition finds it recorded and does nothing.
  */
 import { z } from 'zod';
 import { addCalendarDays, TIMEFRAMES, type AssetClass } from '../src/analytics/timeframes.ts';
@@ -37,7 +39,7 @@ export const enrichmentDaily = defineJob({
       ctx.logger.info('no tracked symbols in market.sector_mapping: nothing to enrich');
       return { symbols: 0, note: 'market.sector_mapping is empty' };
     }
-    const starts = new Map(tracked.map((t) => [t.symbol, t.last ? addCalendarDays(t.last, 1) : addCalendarDays(to, -LOOKBACK_DAYS)]));
+    const starts = new Map(tracked.map((t) => [t.symbol, t.last ?? addCalendarDays(to, -LOOKBACK_DAYS)]));
     const from = [...starts.values()].sort()[0] as string;
     if (from > to) return { symbols: tracked.length, upToDate: true, to };
     const plan = planBackfill(

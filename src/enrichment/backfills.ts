@@ -216,25 +216,43 @@ export async function createBackfill(deps: QueueDeps, plan: BackfillPlan): Promi
   return { backfillId, jobId: flow.jobId, plan };
 }
 
-/** Queues the unfinished series of a stopped request again; they continue from their checkpoints. */
+/**
+ * Queues the unfinished series of a stopped request again; they continue from their checkpoints.
+ * Checked and claimed under the request's row lock: of two resumes at once, the second finds it
+ * queued and is refused. Two flows would race for the same series, and the parent of the one
+ * losing them would mark the series failed mid-run.
+ */
 export async function resumeBackfill(deps: QueueDeps, backfillId: string): Promise<{ jobId: string; series: number }> {
-  const backfill = await loadBackfill(deps.db, backfillId);
-  if (!backfill) throw new BadInputError(`backfill ${backfillId} does not exist`);
-  if (backfill.status === 'queued' || backfill.status === 'in_progress' || backfill.status === 'cancelling') {
-    throw new BadInputError(`backfill ${backfillId} is ${backfill.status}: cancel it first, or let it finish`);
+  const claimed = await deps.db.begin(async (tx) => {
+    const [backfill] = await tx<{ status: BackfillRow['status'] }[]>`select status from enrichment.backfills where backfill_id = ${backfillId} for update`;
+    if (!backfill) throw new BadInputError(`backfill ${backfillId} does not exist`);
+    if (backfill.status === 'queued' || backfill.status === 'in_progress' || backfill.status === 'cancelling') {
+      throw new BadInputError(`backfill ${backfillId} is ${backfill.status}: cancel it first, or let it finish`);
+    }
+    const states = await loadSeriesStates(tx as unknown as Sql, backfillId);
+    const unfinished = states.filter((s) => s.status !== 'completed' && !(s.status === 'failed' && s.next_chunk >= s.chunks.length));
+    if (unfinished.length === 0) throw new BadInputError(`backfill ${backfillId} has nothing left to run (failed chunks are fetched again by a new request with reprocess "failed")`);
+    await tx`
+      update enrichment.backfill_state set status = 'pending', updated_at = now()
+      where backfill_job_id = ${backfillId} and id = any(${unfinished.map((s) => s.id)}::bigint[])`;
+    // job_id cleared: the previous flow's parent, should it run again (a retry in Bull Board), no longer closes the request.
+    await tx`
+      update enrichment.backfills set status = 'queued', resumes = resumes + 1, finished_at = null, error = null, job_id = null, updated_at = now()
+      where backfill_id = ${backfillId}`;
+    return { previous: backfill.status, unfinished };
+  });
+  let flow: { jobId: string };
+  try {
+    flow = await deps.enqueue({ backfillId }, seriesPayloads(backfillId, claimed.unfinished), { force: true });
+  } catch (error) {
+    // Nothing was queued: leave the request stopped as it was, so it can be resumed again.
+    await deps.db`
+      update enrichment.backfills set status = ${claimed.previous}, finished_at = now(), updated_at = now()
+      where backfill_id = ${backfillId} and status = 'queued'`;
+    throw error;
   }
-  const states = await loadSeriesStates(deps.db, backfillId);
-  const unfinished = states.filter((s) => s.status !== 'completed' && !(s.status === 'failed' && s.next_chunk >= s.chunks.length));
-  if (unfinished.length === 0) throw new BadInputError(`backfill ${backfillId} has nothing left to run (failed chunks are fetched again by a new request with reprocess "failed")`);
-  await deps.db`
-    update enrichment.backfill_state set status = 'pending', updated_at = now()
-    where backfill_job_id = ${backfillId} and id = any(${unfinished.map((s) => s.id)}::bigint[])`;
-  await deps.db`
-    update enrichment.backfills set status = 'queued', resumes = resumes + 1, finished_at = null, error = null, updated_at = now()
-    where backfill_id = ${backfillId}`;
-  const flow = await deps.enqueue({ backfillId }, seriesPayloads(backfillId, unfinished), { force: true });
   await setBackfillJob(deps.db, backfillId, flow.jobId);
-  return { jobId: flow.jobId, series: unfinished.length };
+  return { jobId: flow.jobId, series: claimed.unfinished.length };
 }
 
 /** Asks a request to stop: each series stops at its next chunk boundary, keeping its state. */
@@ -248,11 +266,19 @@ export async function cancelBackfill(db: Sql, backfillId: string): Promise<Backf
   return 'cancelling';
 }
 
-/** The parent's work: once every series has ended, the request's own status. */
-export async function finishBackfill(db: Sql, backfillId: string): Promise<{ status: BackfillRow['status']; summary: Record<string, unknown> }> {
+/**
+ * The parent's work: once every series has ended, the request's own status. `parentJobId` is the
+ * parent's own job id: a parent of a flow the request no longer runs (an earlier flow's, run again
+ * after a resume) changes nothing, since the current flow's series may still be running.
+ */
+export async function finishBackfill(db: Sql, backfillId: string, parentJobId?: string): Promise<{ status: BackfillRow['status']; summary: Record<string, unknown> }> {
   return db.begin(async (tx) => {
-    const [backfill] = await tx<{ status: BackfillRow['status'] }[]>`select status from enrichment.backfills where backfill_id = ${backfillId} for update`;
+    const [backfill] = await tx<{ status: BackfillRow['status']; job_id: string | null }[]>`
+      select status, job_id from enrichment.backfills where backfill_id = ${backfillId} for update`;
     if (!backfill) throw new BadInputError(`backfill ${backfillId} does not exist`);
+    if (parentJobId !== undefined && backfill.job_id !== null && backfill.job_id !== parentJobId) {
+      return { status: backfill.status, summary: { backfillId, status: backfill.status, superseded: true, currentJobId: backfill.job_id } };
+    }
     // A series whose job failed for good never reached its end: it failed.
     await tx`
       update enrichment.backfill_state set status = case when ${backfill.status} = 'cancelling' then 'cancelled' else 'failed' end,

@@ -49,6 +49,14 @@ import type { FetchResult, MarketDataProvider, ProviderName } from './providers/
 /** Stored bars replayed to rebuild a feature state: enough for every window, and for the EMA/Wilder recursions to forget their seed (0.96^1000 ≈ 1e-18). */
 export const WARMUP_BARS = 1000;
 const DAY_MS = 86_400_000;
+/**
+ * The shortest pause a 429 gives the queue. A Retry-After of 0, or an HTTP date already past,
+ * would otherwise reach queue.rateLimit(0), which Redis refuses ("invalid expire time"): the job
+ * would fail and use an attempt, where a 429 must never use one.
+ */
+export const MIN_RATE_LIMIT_WAIT_MS = 1000;
+/** The pause of a 429 that did not say how long to wait: providers' limits are per minute. */
+const DEFAULT_RATE_LIMIT_WAIT_MS = 60_000;
 
 export interface StepDeps {
   db: Sql;
@@ -92,6 +100,44 @@ function summaryOf(state: SeriesStateRow, status: string): Record<string, unknow
   };
 }
 
+/** How long the queue waits after a 429 asking for `retryAfterMs`: at least MIN_RATE_LIMIT_WAIT_MS, a minute when unsaid. */
+export function rateLimitWaitMs(retryAfterMs: number | undefined): number {
+  if (retryAfterMs === undefined || !Number.isFinite(retryAfterMs)) return DEFAULT_RATE_LIMIT_WAIT_MS;
+  return Math.max(MIN_RATE_LIMIT_WAIT_MS, Math.ceil(retryAfterMs));
+}
+
+/**
+ * The last market-local day (a day number) whose session, and every session before it, had
+ * closed at `now`. Days without a session right after it count too, since nothing can change
+ * them: on a Friday evening a stock's week is over through Sunday. A coin's day closes at midnight.
+ */
+export function lastClosedDay(now: number, calendar: MarketCalendar): number {
+  const today = dayNumberOf(now, calendar);
+  const session = sessionMinutes(today, calendar);
+  let day = session && now < utcMsOfLocal(today * DAY_MS + session.close * 60_000, calendar) ? today - 1 : today;
+  for (let n = 0; n < 7 && !isSessionDay(day + 1, calendar); n++) day++;
+  return day;
+}
+
+/**
+ * The last date a chunk fetched through `to` at instant `fetchedAt` holds for good, for the
+ * ledger: a day whose session had not closed (today, mid-session) gave partial bars and must be
+ * fetched again. A 1w bar sits on its Monday but aggregates its whole week, days after `to`
+ * included, so a week not over at the fetch is not covered from its Monday on; otherwise the
+ * chunk holding that Monday would be skipped and the bar keep its partial close for good.
+ * May be before the chunk's start: then nothing of it is covered.
+ */
+export function coveredThrough(to: string, timeframe: Timeframe, calendar: MarketCalendar, fetchedAt: number): string {
+  const closed = lastClosedDay(fetchedAt, calendar);
+  let covered = Math.min(dayNumberOfIsoDate(to), closed);
+  if (timeframe === '1w') {
+    // Day 0 (1970-01-01) was a Thursday: 3 days after a Monday.
+    const monday = covered - ((((covered + 3) % 7) + 7) % 7);
+    if (closed < monday + 6) covered = monday - 1;
+  }
+  return isoDateOfDayNumber(covered);
+}
+
 /** The last date a chunk is fetched through: its end, or the request's last date. */
 export function fetchEnd(chunk: ChunkSpan, backfill: Pick<BackfillRow, 'to_date'>): string {
   return chunk.end < backfill.to_date ? chunk.end : backfill.to_date;
@@ -125,7 +171,7 @@ export async function runSeriesStep(deps: StepDeps, key: SeriesKey): Promise<Ste
 
     const chunk = state.chunks[state.next_chunk] as ChunkSpan;
     const to = fetchEnd(chunk, backfill);
-    if (!needsFetch(await loadLedger(db, state.symbol, state.timeframe, chunk.start), to, backfill.reprocess)) {
+    if (!needsFetch(await loadLedger(db, state.symbol, state.timeframe, chunk.start), to, backfill.reprocess, backfill.source)) {
       // Stored before the chunk this series just wrote: its features were computed without it.
       if (state.feature_state) await refreshFollowingFeatures(deps, log, state, dayNumberOfIsoDate(chunk.start));
       await recordChunkSkipped(db, state);
@@ -184,7 +230,7 @@ async function fetchChunk(
       if (error instanceof RateLimitedError) {
         await insertFetchLog(deps.db, entry);
         log.warn({ retryAfterMs: error.retryAfterMs }, 'provider rate limit: the queue waits');
-        return { kind: 'rate-limited', retryAfterMs: error.retryAfterMs ?? 60_000 };
+        return { kind: 'rate-limited', retryAfterMs: rateLimitWaitMs(error.retryAfterMs) };
       }
       if (classifyError(error) === 'permanent') {
         await recordChunkFailed(deps.db, state, chunk, backfill.source, entry);
@@ -261,6 +307,8 @@ async function processChunk(
 ): Promise<StepOutcome | null> {
   const timeframe = state.timeframe as Timeframe;
   const calendar = calendarOf(state.asset_class as AssetClass);
+  // Taken before the fetch: a session that closed while it ran may have reached the source too late for it.
+  const fetchStartedAt = deps.now?.() ?? Date.now();
   const fetched = await fetchChunk(deps, log, backfill, state, chunk, to);
   if (fetched === 'failed') return null;
   if ('kind' in fetched) return fetched;
@@ -278,6 +326,7 @@ async function processChunk(
   const meanScore = scored.length > 0 ? scored.reduce((sum, q) => sum + q.qualityScore, 0) / scored.length : null;
   const latest = valid.length > 0 ? (valid[valid.length - 1] as Bar).ts : null;
   const status = enrichmentStatus({ failed: false, qualityScore: meanScore, sessionsBehind: latest === null ? null : sessionsBehind(latest, fetchedAt, calendar) });
+  const covered = coveredThrough(to, timeframe, calendar, fetchStartedAt);
 
   if (rejects.length > 0) {
     const reasons: Record<string, number> = {};
@@ -288,6 +337,8 @@ async function processChunk(
     state,
     chunk,
     fetchedTo: to,
+    coveredTo: covered >= chunk.start ? covered : null,
+    replaceRange: { fromTs: chunkStartTs, untilTs: utcMsOfLocal((dayNumberOfIsoDate(to) + 1) * DAY_MS, calendar) },
     source: backfill.source,
     reprocess: backfill.reprocess,
     valid,

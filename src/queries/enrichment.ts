@@ -63,7 +63,10 @@ export interface SeriesStateRow {
 
 export interface LedgerRow {
   status: 'completed' | 'failed';
+  /** The last date whose bars are final: sessions closed when fetched (a 1w chunk: weeks over). */
   covered_to: string | null;
+  /** The source that last fetched the chunk: its row says nothing of another source's bars. */
+  source: string;
 }
 
 const BACKFILL_COLUMNS = `backfill_id::text, symbols, timeframes, asset_class, from_date::text, to_date::text, source, reprocess,
@@ -144,13 +147,16 @@ export async function markBackfillStarted(sql: Sql, backfillId: string): Promise
 
 export async function loadLedger(sql: Tx, symbol: string, timeframe: string, chunkStart: string): Promise<LedgerRow | undefined> {
   const [row] = await sql<LedgerRow[]>`
-    select status, covered_to::text from enrichment.chunks where symbol = ${symbol} and timeframe = ${timeframe} and chunk_start = ${chunkStart}`;
+    select status, covered_to::text, source from enrichment.chunks where symbol = ${symbol} and timeframe = ${timeframe} and chunk_start = ${chunkStart}`;
   return row;
 }
 
-/** Whether a chunk needs fetching through `to` under a reprocess rule (Airflow's backfill behaviours). */
-export function needsFetch(ledger: LedgerRow | undefined, to: string, reprocess: Reprocess): boolean {
-  if (reprocess === 'all' || !ledger) return true;
+/**
+ * Whether a chunk needs fetching through `to` from `source` under a reprocess rule (Airflow's
+ * backfill behaviours). A row another source wrote counts as nothing: the fetch replaces its bars.
+ */
+export function needsFetch(ledger: LedgerRow | undefined, to: string, reprocess: Reprocess, source: string): boolean {
+  if (reprocess === 'all' || !ledger || ledger.source !== source) return true;
   if (ledger.status === 'completed') return ledger.covered_to === null || ledger.covered_to < to;
   return reprocess === 'failed';
 }
@@ -260,6 +266,10 @@ export interface ChunkWrite {
   chunk: ChunkSpan;
   /** Dates fetched: the chunk, clipped to the request's last date. */
   fetchedTo: string;
+  /** The ledger's covered_to: the last of those dates whose bars are final (see coveredThrough); null for none. */
+  coveredTo: string | null;
+  /** The instants [fromTs, untilTs) the fetch covered: bars another source stored there give way to these. */
+  replaceRange: { fromTs: number; untilTs: number };
   source: string;
   reprocess: Reprocess;
   valid: readonly Bar[];
@@ -361,7 +371,7 @@ export async function writeChunk(sql: Sql, w: ChunkWrite): Promise<ChunkWriteRes
     // is still current writes; the other would store the chunk twice and pass over the next one.
     const [current] = await tx<{ next_chunk: number }[]>`select next_chunk from enrichment.backfill_state where id = ${state.id} for update`;
     if (current?.next_chunk !== state.next_chunk) return { written: false, superseded: true, inserted: 0, replaced: 0, corrections: 0 };
-    if (w.reprocess === 'missing' && !needsFetch(await loadLedger(tx as Tx, symbol, timeframe, chunk.start), w.fetchedTo, 'missing')) {
+    if (w.reprocess === 'missing' && !needsFetch(await loadLedger(tx as Tx, symbol, timeframe, chunk.start), w.fetchedTo, 'missing', w.source)) {
       await tx`
         update enrichment.backfill_state set next_chunk = next_chunk + 1, chunks_skipped = chunks_skipped + 1, feature_state = null,
           state_through = null, updated_at = now()
@@ -369,8 +379,16 @@ export async function writeChunk(sql: Sql, w: ChunkWrite): Promise<ChunkWriteRes
       return { written: false, superseded: false, inserted: 0, replaced: 0, corrections: 0 };
     }
 
-    let replaced = 0;
-    let corrections = 0;
+    // A chunk holds one source's bars: those another source stored in the range fetched are
+    // replaced, and kept in enrichment.data_corrections (changed values, or the bar removed).
+    let old: StoredBar[] = await tx<StoredBar[]>`
+      delete from market.bars
+      where symbol = ${symbol} and timeframe = ${timeframe} and ts >= ${new Date(w.replaceRange.fromTs)} and ts < ${new Date(w.replaceRange.untilTs)}
+        and source <> ${w.source}
+      returning ts, open, high, low, close, volume, source`;
+    if (old.length > 0) {
+      await tx`delete from market.features where symbol = ${symbol} and timeframe = ${timeframe} and ts = any(${old.map((b) => b.ts.toISOString())}::timestamptz[])`;
+    }
     if (w.valid.length > 0) {
       const first = w.valid[0] as Bar;
       const last = w.valid[w.valid.length - 1] as Bar;
@@ -379,14 +397,15 @@ export async function writeChunk(sql: Sql, w: ChunkWrite): Promise<ChunkWriteRes
         where symbol = ${symbol} and timeframe = ${timeframe} and ts between ${new Date(first.ts)} and ${new Date(last.ts)}`) as unknown as [{ n: number }];
       if (n > 0) {
         const times = w.valid.map((b) => new Date(b.ts).toISOString());
-        const old = await tx<{ ts: Date; open: number; high: number; low: number; close: number; volume: number }[]>`
+        const sameTimes = await tx<StoredBar[]>`
           delete from market.bars where symbol = ${symbol} and timeframe = ${timeframe} and ts = any(${times}::timestamptz[])
-          returning ts, open, high, low, close, volume`;
+          returning ts, open, high, low, close, volume, source`;
+        old = old.concat(sameTimes);
         await tx`delete from market.features where symbol = ${symbol} and timeframe = ${timeframe} and ts = any(${times}::timestamptz[])`;
-        replaced = old.length;
-        corrections = await insertCorrections(tx, w, old);
       }
     }
+    const replaced = old.length;
+    const corrections = await insertCorrections(tx, w, old);
     await copyBars(tx, symbol, timeframe, w.source, w.valid);
     await copyFeatures(tx, symbol, timeframe, w.features);
     await upsertQuality(tx, w);
@@ -400,7 +419,7 @@ export async function writeChunk(sql: Sql, w: ChunkWrite): Promise<ChunkWriteRes
     }
     await tx`
       insert into enrichment.chunks (symbol, timeframe, chunk_start, chunk_end, status, covered_to, source, backfill_job_id, bars_stored, bars_rejected, error)
-      values (${symbol}, ${timeframe}, ${chunk.start}, ${chunk.end}, 'completed', ${w.fetchedTo}, ${w.source}, ${state.backfill_job_id},
+      values (${symbol}, ${timeframe}, ${chunk.start}, ${chunk.end}, 'completed', ${w.coveredTo}, ${w.source}, ${state.backfill_job_id},
               ${w.valid.length}, ${w.rejects.length}, null)
       on conflict (symbol, timeframe, chunk_start) do update set status = 'completed', covered_to = excluded.covered_to, source = excluded.source,
         backfill_job_id = excluded.backfill_job_id, bars_stored = excluded.bars_stored, bars_rejected = excluded.bars_rejected, error = null, updated_at = now()`;
@@ -451,19 +470,33 @@ async function upsertQuality(tx: Tx, w: ChunkWrite): Promise<void> {
       freshness = excluded.freshness, backfill_job_id = excluded.backfill_job_id, computed_at = now()`;
 }
 
-async function insertCorrections(
-  tx: Tx,
-  w: ChunkWrite,
-  old: readonly { ts: Date; open: number; high: number; low: number; close: number; volume: number }[],
-): Promise<number> {
+interface StoredBar {
+  ts: Date;
+  open: number;
+  high: number;
+  low: number;
+  close: number;
+  volume: number;
+  source: string;
+}
+
+async function insertCorrections(tx: Tx, w: ChunkWrite, old: readonly StoredBar[]): Promise<number> {
   const byTs = new Map(w.valid.map((b) => [b.ts, b]));
   const ts: Date[] = [];
   const fields: string[] = [];
-  const before: string[] = [];
-  const after: string[] = [];
+  const before: (string | null)[] = [];
+  const after: (string | null)[] = [];
   for (const row of old) {
     const fresh = byTs.get(row.ts.getTime());
-    if (!fresh) continue;
+    if (!fresh) {
+      // Another source's bar this source does not have: the whole bar goes, kept here as it was.
+      const { ts: at, ...bar } = row;
+      ts.push(at);
+      fields.push('bar');
+      before.push(JSON.stringify(bar));
+      after.push(null);
+      continue;
+    }
     for (const field of BAR_FIELDS) {
       if (row[field] !== fresh[field]) {
         ts.push(row.ts);

@@ -179,6 +179,22 @@ describe('backfill requests', () => {
     expect((await call('POST', `/api/v1/backfills/${id}/cancel`, { base: idle })).status).toBe(409);
   });
 
+  it('of two resumes at once, one is queued (202) and the other refused (409)', async () => {
+    const created = await call('POST', `/api/v1/enrichment/trigger?symbol=AMD&timeframes=1d,1h&${MONTH}`, { base: idle });
+    expect(created.status).toBe(202);
+    const id = String(created.body.backfill_id);
+    // Stopped with its series unfinished, as a cancel leaves it.
+    await rt.db.sql`update enrichment.backfills set status = 'cancelled', finished_at = now() where backfill_id = ${id}`;
+    await rt.db.sql`update enrichment.backfill_state set status = 'cancelled' where backfill_job_id = ${id}`;
+    const answers = await Promise.all([1, 2, 3].map(() => call('POST', `/api/v1/backfills/${id}/resume`, { base: idle })));
+    expect(answers.map((a) => a.status).sort()).toEqual([202, 409, 409]);
+    expect(answers.find((a) => a.status === 409)?.body.detail).toMatch(/is queued: cancel it first, or let it finish/);
+    expect(await call('GET', `/api/v1/backfills/${id}`)).toMatchObject({ status: 200, body: { status: 'queued', resumes: 1 } });
+    // Gone again, so the metrics below count only the other tests' requests.
+    await rt.db.sql`delete from enrichment.backfill_state where backfill_job_id = ${id}`;
+    await rt.db.sql`delete from enrichment.backfills where backfill_id = ${id}`;
+  });
+
   it('lists recent requests, newest first, filtered by status', async () => {
     const { status, body } = await call('GET', '/api/v1/backfills?limit=10');
     expect(status).toBe(200);

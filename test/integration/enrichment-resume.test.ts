@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { computeFeatures, createFeatureState } from '../../src/analytics/features.ts';
 import { dayNumberOf, type Timeframe } from '../../src/analytics/timeframes.ts';
-import { cancelBackfill, createBackfill, createFlowEnqueuer, describeBackfill, planBackfill, resumeBackfill, type BackfillReport } from '../../src/enrichment/backfills.ts';
+import { cancelBackfill, createBackfill, createFlowEnqueuer, describeBackfill, finishBackfill, planBackfill, resumeBackfill, type BackfillReport } from '../../src/enrichment/backfills.ts';
 import { generateSyntheticBars } from '../../src/enrichment/providers/synthetic.ts';
 import type { Sql } from '../../src/db.ts';
 import { enrichmentBackfill } from '../../jobs/enrichment-backfill.ts';
@@ -136,6 +136,65 @@ describe('backfills under trouble', () => {
     const runs = await runtime.db.sql<{ status: string; attempts: number }[]>`select status, attempts from ops.job_runs where job = 'enrichment-backfill' and partition like '%AAPL%'`;
     expect(runs).toEqual([{ status: 'succeeded', attempts: 1 }]);
     expect(await storedBars(runtime.db.sql, 'AAPL', '1h')).toEqual(fakePolygonBars({ symbol: 'AAPL', assetClass: 'stock', timeframe: '1h', from: '2023-01-01', to: '2024-02-01' }));
+  });
+
+  it('a 429 with Retry-After: 0 (or a date already past) pauses the queue for a moment, without using an attempt', async () => {
+    // queue.rateLimit(0) is refused by Redis: unfloored, each of these 429s would fail an attempt (3 in tests).
+    fake = await startFakePolygon({ fail: [{ kind: '429', times: 3, retryAfterSeconds: 0 }] });
+    runtime = await createTestRuntime('enrich-429-zero', [enrichmentBackfill], polygonEnv(fake));
+    runtime.startWorkers();
+    const id = await request(runtime, { symbols: 'AAPL', timeframes: '1d', from: '2024-01-02', to: '2024-03-28' });
+    const report = await waitForStatus(runtime.db.sql, id, TERMINAL);
+    expect(report).toMatchObject({ status: 'completed', chunks_done: 1, chunks_failed: 0 });
+    expect(fake.requests.map((r) => r.status)).toEqual([429, 429, 429, 200]);
+    const runs = await runtime.db.sql<{ status: string; attempts: number }[]>`select status, attempts from ops.job_runs where job = 'enrichment-backfill' and partition like '%AAPL%'`;
+    expect(runs).toEqual([{ status: 'succeeded', attempts: 1 }]);
+  });
+
+  it('a chunk another source stored is fetched again from the source asked for, whose bars replace the others', async () => {
+    fake = await startFakePolygon();
+    runtime = await createTestRuntime('enrich-source', [enrichmentBackfill], polygonEnv(fake));
+    runtime.startWorkers();
+    const sql = runtime.db.sql;
+    const input = { symbols: 'AAPL', timeframes: '1d', from: '2023-01-01', to: '2023-12-31' };
+    expect(await waitForStatus(sql, await request(runtime, input, 'synthetic'), TERMINAL)).toMatchObject({ status: 'completed', chunks_done: 1 });
+    const synthetic = generateSyntheticBars({ symbol: 'AAPL', assetClass: 'stock', timeframe: '1d', from: '2023-01-01', to: '2023-12-31' });
+    expect(await storedBars(sql, 'AAPL', '1d')).toEqual(synthetic);
+    // A bar the next source will not send (a Saturday's): it goes too, kept as a correction.
+    const saturday = new Date('2023-07-08T04:00:00Z');
+    await sql`insert into market.bars (symbol, timeframe, ts, open, high, low, close, volume, source) values ('AAPL', '1d', ${saturday}, 1, 1, 1, 1, 1, 'synthetic')`;
+
+    const again = await waitForStatus(sql, await request(runtime, input, 'polygon'), TERMINAL);
+    expect(again).toMatchObject({ status: 'completed', chunks_skipped: 0, chunks_failed: 0 });
+    expect(fake.requests.filter((r) => r.status === 200)).toHaveLength(1);
+    const polygon = fakePolygonBars({ symbol: 'AAPL', assetClass: 'stock', timeframe: '1d', from: '2023-01-01', to: '2023-12-31' });
+    expect(await storedBars(sql, 'AAPL', '1d')).toEqual(polygon);
+    expect(await sql`select distinct source from market.bars where symbol = 'AAPL'`).toEqual([{ source: 'polygon' }]);
+    expect(await storedFeatureKeys(sql, 'AAPL', '1d')).toEqual(wholeSeriesFeatureKeys(polygon, '1d'));
+    const [removed] = await sql<{ old_value: string; new_value: string | null }[]>`
+      select old_value, new_value from enrichment.data_corrections where field_corrected = 'bar' and ts = ${saturday}`;
+    expect(removed).toEqual({ old_value: JSON.stringify({ open: 1, high: 1, low: 1, close: 1, volume: 1, source: 'synthetic' }), new_value: null });
+    const [changed] = await sql<{ n: number }[]>`select count(*)::int as n from enrichment.data_corrections where reason = 'source_updated' and field_corrected = 'close'`;
+    expect(changed?.n).toBeGreaterThan(200);
+    const [ledger] = await sql<{ source: string; covered_to: string }[]>`select source, covered_to::text from enrichment.chunks where symbol = 'AAPL' and timeframe = '1d'`;
+    expect(ledger).toEqual({ source: 'polygon', covered_to: '2023-12-31' });
+
+    // The same request from polygon again: its ledger row now holds, nothing is fetched.
+    const requestsBefore = fake.requests.length;
+    expect(await waitForStatus(sql, await request(runtime, input, 'polygon'), TERMINAL)).toMatchObject({ status: 'completed', chunks_skipped: 1 });
+    expect(fake.requests.length).toBe(requestsBefore);
+  });
+
+  it('a parent of a flow the request no longer runs changes nothing', async () => {
+    runtime = await createTestRuntime('enrich-stale-parent', [enrichmentBackfill]);
+    const sql = runtime.db.sql;
+    const plan = planBackfill({ symbols: 'AAPL', timeframes: '1d', from: '2024-01-02', to: '2024-03-28' }, { defaultSource: 'synthetic', maxBars: 50_000_000, now: NOW });
+    const { backfillId } = await createBackfill({ db: sql, enqueue: async () => ({ jobId: 'current-parent' }) }, plan);
+    // An earlier flow's parent, run again (a retry in Bull Board) while the current flow's series are pending.
+    expect(await finishBackfill(sql, backfillId, 'earlier-parent')).toMatchObject({ status: 'queued', summary: { superseded: true } });
+    expect(await describeBackfill(sql, backfillId)).toMatchObject({ status: 'queued', series: [{ status: 'pending' }] });
+    // The current parent closes it.
+    expect((await finishBackfill(sql, backfillId, 'current-parent')).status).toBe('failed');
   });
 
   it('a chunk of garbage fails with a clear error while the other chunks and series go on; reprocess "failed" fetches only it', async () => {

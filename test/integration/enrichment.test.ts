@@ -5,22 +5,29 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { computeFeatures, createFeatureState } from '../../src/analytics/features.ts';
-import { dayNumberOf } from '../../src/analytics/timeframes.ts';
-import { createBackfill, createFlowEnqueuer, describeBackfill, planBackfill, type BackfillPlan, type BackfillReport } from '../../src/enrichment/backfills.ts';
+import type { Bar } from '../../src/analytics/bars.ts';
+import { addCalendarDays, barOpen, dayNumberOf, dayNumberOfIsoDate, sessionMinutes, utcMsOfLocal, type Timeframe } from '../../src/analytics/timeframes.ts';
+import { createBackfill, createFlowEnqueuer, describeBackfill, finishBackfill, planBackfill, type BackfillPlan, type BackfillReport } from '../../src/enrichment/backfills.ts';
 import { generateSyntheticBars } from '../../src/enrichment/providers/synthetic.ts';
+import type { FetchRequest, MarketDataProvider } from '../../src/enrichment/providers/types.ts';
+import { runSeriesStep } from '../../src/enrichment/series-step.ts';
+import { createLogger } from '../../src/logger.ts';
 import { enqueueRun } from '../../src/enqueue.ts';
 import { enrichmentBackfill } from '../../jobs/enrichment-backfill.ts';
 import { enrichmentDaily } from '../../jobs/enrichment-daily.ts';
 import { replaceFeatures } from '../../src/queries/enrichment.ts';
-import { createTestDatabase } from '../helpers/db.ts';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { waitFor } from '../helpers/processes.ts';
 import { createTestRuntime, type TestRuntime } from '../helpers/runtime.ts';
 
 let runtime: TestRuntime | undefined;
+let testDb: TestDatabase | undefined;
 
 afterEach(async () => {
   await runtime?.close();
   runtime = undefined;
+  await testDb?.drop();
+  testDb = undefined;
 });
 
 const NOW = Date.parse('2026-11-20T15:00:00Z');
@@ -42,6 +49,69 @@ async function runBackfill(rt: TestRuntime, input: Record<string, unknown>): Pro
     () => `backfill to finish: ${JSON.stringify(report)}`,
   );
   return report as BackfillReport;
+}
+
+/** A stock's session close on the day of `ts` (UTC ms); null without a session. */
+function sessionCloseOf(ts: number): number | null {
+  const day = dayNumberOf(ts, 'nyse');
+  const session = sessionMinutes(day, 'nyse');
+  return session ? utcMsOfLocal(day * 86_400_000 + session.close * 60_000, 'nyse') : null;
+}
+
+/** A stock's 1w bars (on their Mondays from..to) made of the 1d bars of sessions closed by `now`, as a live source builds them. */
+function weeksAsOf(symbol: string, from: string, to: string, now: number): Bar[] {
+  const days = generateSyntheticBars({ symbol, assetClass: 'stock', timeframe: '1d', from, to: addCalendarDays(to, 6) }).filter((b) => (sessionCloseOf(b.ts) ?? Infinity) <= now);
+  const weeks = new Map<number, Bar>();
+  for (const d of days) {
+    const monday = barOpen(d.ts, '1w', 'nyse');
+    const day = dayNumberOf(monday, 'nyse');
+    if (day < dayNumberOfIsoDate(from) || day > dayNumberOfIsoDate(to)) continue;
+    const week = weeks.get(monday);
+    if (!week) weeks.set(monday, { ...d, ts: monday });
+    else Object.assign(week, { high: Math.max(week.high, d.high), low: Math.min(week.low, d.low), close: d.close, volume: week.volume + d.volume });
+  }
+  return [...weeks.values()];
+}
+
+/** A live source: it has only what has happened by `clock.now` (1m bars that have ended; 1w bars of the sessions closed so far). */
+function createClockedSource(clock: { now: number }): MarketDataProvider {
+  return {
+    name: 'synthetic',
+    async fetchBars(r: FetchRequest) {
+      const bars =
+        r.timeframe === '1w'
+          ? weeksAsOf(r.symbol, r.from, r.to, clock.now)
+          : generateSyntheticBars({ symbol: r.symbol, assetClass: r.assetClass, timeframe: r.timeframe, from: r.from, to: r.to }).filter((b) => b.ts + 60_000 <= clock.now);
+      if (r.timeframe !== '1w' && r.timeframe !== '1m') throw new Error('the clocked source serves 1m and 1w');
+      return { bars, requests: 1, responseTimeMs: 1, quotaRemaining: null };
+    },
+  };
+}
+
+/** Plans a request as of `clock.now` and runs its one series step by step in this process, the source as of that instant. */
+async function runClocked(db: TestDatabase, clock: { now: number }, input: Record<string, unknown>): Promise<BackfillReport> {
+  const created = await createBackfill(
+    { db: db.sql, enqueue: async () => ({ jobId: 'not-queued' }) },
+    planBackfill(input, { defaultSource: 'synthetic', maxBars: 50_000_000, now: clock.now }),
+  );
+  const source = createClockedSource(clock);
+  const [symbol, timeframe] = [String(input.symbols), String(input.timeframes) as Timeframe];
+  const deps = { db: db.sql, provider: () => source, logger: createLogger({ level: 'silent', pretty: false }), retries: 0, retryBaseMs: 1, now: () => clock.now };
+  for (let step = 0; step < 100; step++) {
+    const outcome = await runSeriesStep(deps, { backfillId: created.backfillId, symbol, timeframe });
+    if (outcome.kind === 'done') {
+      await finishBackfill(db.sql, created.backfillId);
+      return (await describeBackfill(db.sql, created.backfillId)) as BackfillReport;
+    }
+    expect(outcome.kind).toBe('more');
+  }
+  throw new Error('the series did not end in 100 steps');
+}
+
+async function ledgerCoveredTo(sql: TestDatabase['sql'], timeframe: string, chunkStart: string): Promise<string | null | undefined> {
+  const [row] = await sql<{ covered_to: string | null }[]>`
+    select covered_to::text from enrichment.chunks where symbol = 'AAPL' and timeframe = ${timeframe} and chunk_start = ${chunkStart}`;
+  return row?.covered_to;
 }
 
 interface StoredBar {
@@ -163,5 +233,88 @@ describe('enrichment backfills', () => {
     expect(last.find((r) => r.symbol === 'BTCUSD')?.last).toBe('2026-11-19 00:00');
     const aapl = generateSyntheticBars({ symbol: 'AAPL', assetClass: 'stock', timeframe: '1d', from: '2026-01-01', to: '2026-11-19' });
     expect(last.find((r) => r.symbol === 'AAPL')?.n).toBe(aapl.length);
+  });
+
+  it('enrichment-daily fetches again the chunk of a last bar that was fetched before its session closed', async () => {
+    runtime = await createTestRuntime('enrich-daily-partial', [enrichmentBackfill, enrichmentDaily]);
+    runtime.startWorkers();
+    const sql = runtime.db.sql;
+    await sql`delete from market.sector_mapping`;
+    await sql`insert into market.sector_mapping (symbol, sector_name, sector_etf, asset_class) values ('AAPL', 'Information Technology', 'XLK', 'stock')`;
+    expect((await runBackfill(runtime, { symbols: 'AAPL', timeframes: '1d', from: '2026-10-01', to: '2026-11-19' })).status).toBe('completed');
+    // As a request made at noon on the 19th would have left it: a partial last bar, the day not covered.
+    const last = new Date('2026-11-19T05:00:00Z');
+    await sql`update market.bars set close = close + 1, high = high + 1 where symbol = 'AAPL' and timeframe = '1d' and ts = ${last}`;
+    await sql`update enrichment.chunks set covered_to = '2026-11-18' where symbol = 'AAPL' and timeframe = '1d' and chunk_start = '2026-01-01'`;
+
+    const run = await enqueueRun(runtime.queues, enrichmentDaily, { date: '2026-11-19' });
+    let summary: Record<string, unknown> | undefined;
+    await waitFor(async () => {
+      const [row] = await sql<{ status: string; summary: Record<string, unknown> }[]>`select status, summary from ops.job_runs where job = 'enrichment-daily' and partition = ${run.partition}`;
+      summary = row?.status === 'succeeded' ? row.summary : undefined;
+      return summary !== undefined;
+    }, 30_000);
+    expect(summary).toMatchObject({ symbols: 1, from: '2026-11-19', to: '2026-11-19' });
+    let report: BackfillReport | undefined;
+    await waitFor(async () => {
+      report = await describeBackfill(sql, String(summary?.backfillId));
+      return report?.status === 'completed';
+    }, 60_000, () => JSON.stringify(report));
+    expect(report).toMatchObject({ chunks_done: 1, chunks_skipped: 0 });
+    const [bar] = await sql<{ close: number }[]>`select close from market.bars where symbol = 'AAPL' and timeframe = '1d' and ts = ${last}`;
+    expect(bar?.close).toBe(generateSyntheticBars({ symbol: 'AAPL', assetClass: 'stock', timeframe: '1d', from: '2026-11-19', to: '2026-11-19' })[0]?.close);
+  });
+
+  it('a day fetched before its session closed is not covered: a later request fetches its chunk again and gets the whole day', async () => {
+    testDb = await createTestDatabase();
+    const sql = testDb.sql;
+    const minutesOn = async (date: string) => {
+      const [row] = await sql<{ n: number }[]>`
+        select count(*)::int as n from market.bars where symbol = 'AAPL' and timeframe = '1m' and (ts at time zone 'America/New_York')::date = ${date}::date`;
+      return row?.n;
+    };
+    // Noon in New York on Wednesday 31 January, the last day of its monthly chunk; `to` defaults to today.
+    const clock = { now: Date.parse('2024-01-31T17:00:00Z') };
+    expect(await runClocked(testDb, clock, { symbols: 'AAPL', timeframes: '1m', from: '2024-01-31' })).toMatchObject({ status: 'completed', to: '2024-01-31' });
+    expect(await minutesOn('2024-01-31')).toBe(150);
+    expect(await ledgerCoveredTo(sql, '1m', '2024-01-01')).toBe('2024-01-30');
+
+    // 01:30 the next night, through the 31st: the chunk is fetched again.
+    clock.now = Date.parse('2024-02-01T06:30:00Z');
+    expect(await runClocked(testDb, clock, { symbols: 'AAPL', timeframes: '1m', from: '2024-01-31', to: '2024-01-31' })).toMatchObject({ status: 'completed', chunks_skipped: 0 });
+    expect(await minutesOn('2024-01-31')).toBe(390);
+    expect(await ledgerCoveredTo(sql, '1m', '2024-01-01')).toBe('2024-01-31');
+
+    // A week later: January is complete now and skipped; February is fetched.
+    clock.now = Date.parse('2024-02-08T17:00:00Z');
+    expect(await runClocked(testDb, clock, { symbols: 'AAPL', timeframes: '1m', from: '2024-01-01', to: '2024-02-07' })).toMatchObject({ status: 'completed', chunks_skipped: 1 });
+    const stored = await sql<StoredBar[]>`select ts, open, high, low, close, volume from market.bars where symbol = 'AAPL' and timeframe = '1m' order by ts`;
+    expect(stored.map((b) => ({ ts: b.ts.getTime(), open: b.open, high: b.high, low: b.low, close: b.close, volume: b.volume }))).toEqual(
+      generateSyntheticBars({ symbol: 'AAPL', assetClass: 'stock', timeframe: '1m', from: '2024-01-01', to: '2024-02-07' }),
+    );
+  });
+
+  it('1w: a week not over when fetched is fetched again, even when its chunk ends before the week does', async () => {
+    testDb = await createTestDatabase();
+    const sql = testDb.sql;
+    const weekOf30Dec = async () => {
+      const [row] = await sql<{ close: number; volume: number }[]>`
+        select close, volume from market.bars where symbol = 'AAPL' and timeframe = '1w' and ts = ${new Date(barOpen(Date.parse('2024-12-30T17:00:00Z'), '1w', 'nyse'))}`;
+      return row;
+    };
+    // New Year's Day 2025, through Tuesday 31 December: the week of Monday 30 December has had two sessions.
+    const clock = { now: Date.parse('2025-01-01T17:00:00Z') };
+    expect(await runClocked(testDb, clock, { symbols: 'AAPL', timeframes: '1w', from: '2024-12-01', to: '2024-12-31' })).toMatchObject({ status: 'completed' });
+    const partial = weeksAsOf('AAPL', '2024-12-30', '2024-12-30', clock.now)[0];
+    expect(await weekOf30Dec()).toEqual({ close: partial?.close, volume: partial?.volume });
+    expect(await ledgerCoveredTo(sql, '1w', '2024-01-01')).toBe('2024-12-29');
+
+    // A week later, through Monday 6 January: the 2024 chunk holds that week's Monday, so it is fetched again.
+    clock.now = Date.parse('2025-01-08T17:00:00Z');
+    expect(await runClocked(testDb, clock, { symbols: 'AAPL', timeframes: '1w', from: '2024-12-01', to: '2025-01-06' })).toMatchObject({ status: 'completed', chunks_skipped: 0 });
+    const whole = weeksAsOf('AAPL', '2024-12-30', '2024-12-30', Date.parse('2025-02-01T00:00:00Z'))[0];
+    expect(whole?.close).not.toBe(partial?.close);
+    expect(await weekOf30Dec()).toEqual({ close: whole?.close, volume: whole?.volume });
+    expect(await ledgerCoveredTo(sql, '1w', '2024-01-01')).toBe('2024-12-31');
   });
 });
