@@ -333,6 +333,23 @@ export async function loadStaleRuns(sql: Sql, staleAfterSeconds: number, limit =
     order by heartbeat_at limit ${limit}`;
 }
 
+/** Buffered ticks untouched for this long: their jobs are to be looked for in BullMQ. */
+export async function loadOldBufferedRuns(sql: Sql, olderThanSeconds: number, limit = 200): Promise<StaleRun[]> {
+  return sql<StaleRun[]>`
+    select job, partition, queue, job_id from ops.job_runs
+    where status = 'buffered' and updated_at < now() - make_interval(secs => ${olderThanSeconds})
+    order by updated_at limit ${limit}`;
+}
+
+/** Deletes a buffered tick's row, if it is still that job's and still buffered. */
+export async function dropBufferedRun(sql: Sql, run: StaleRun): Promise<boolean> {
+  const rows = await sql`
+    delete from ops.job_runs
+    where job = ${run.job} and partition = ${run.partition} and status = 'buffered' and job_id is not distinct from ${run.job_id}
+    returning run_id`;
+  return rows.length > 0;
+}
+
 /** Closes a stale row with what BullMQ knows of its job, if the row still belongs to that job. */
 export async function closeStaleRun(
   sql: Sql,

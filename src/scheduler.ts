@@ -20,7 +20,7 @@ import type { CatchupPolicy, Deadline, JobDefinition, OverlapPolicy } from './jo
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { createJobId, type QueueMap } from './queues.ts';
-import { closeStaleRun, loadJobHistory, loadJobPartitionStatuses, loadPartitionStatuses, loadStaleRuns, type RunStatus } from './runs.ts';
+import { closeStaleRun, dropBufferedRun, loadJobHistory, loadJobPartitionStatuses, loadOldBufferedRuns, loadPartitionStatuses, loadStaleRuns, type RunStatus } from './runs.ts';
 
 /** A tick younger than this is not "missed" yet: its own job may still be on its way. */
 const MISSED_GRACE_MS = 60_000;
@@ -235,7 +235,8 @@ const REAP_AFTER_SECONDS = 180;
  * Settles ops.job_runs rows left "running" by a worker that died: a success whose record was
  * still buffered takes BullMQ's outcome; a job Redis no longer has is marked failed, so the
  * partition shows up as failed (and can be re-run) instead of running forever. A job still
- * active or waiting in BullMQ is left alone: its stall recovery re-runs it.
+ * active or waiting in BullMQ is left alone: its stall recovery re-runs it. Also drops the rows
+ * of buffered ticks whose jobs BullMQ lost.
  */
 export async function reapStaleRuns(runtime: CatchupRuntime, staleAfterSeconds = REAP_AFTER_SECONDS): Promise<{ job: string; partition: string; status: string }[]> {
   const reaped: { job: string; partition: string; status: string }[] = [];
@@ -254,6 +255,17 @@ export async function reapStaleRuns(runtime: CatchupRuntime, staleAfterSeconds =
     if (outcome && (await closeStaleRun(runtime.db, run, outcome))) {
       reaped.push({ job: run.job, partition: run.partition, status: outcome.status });
       runtime.logger.warn({ job: run.job, partition: run.partition, jobId: run.job_id, status: outcome.status }, 'stale run settled from BullMQ');
+    }
+  }
+  // A buffered tick whose job BullMQ no longer holds waiting (Redis lost it, or it ended without
+  // running) would keep its partition from catch-up for good, a row being there: the row goes.
+  for (const run of await loadOldBufferedRuns(runtime.db, staleAfterSeconds)) {
+    const queue = runtime.queues.get(run.queue as never);
+    const job = queue && run.job_id ? await queue.getJob(run.job_id) : undefined;
+    if (job && !(await job.isCompleted()) && !(await job.isFailed())) continue;
+    if (await dropBufferedRun(runtime.db, run)) {
+      reaped.push({ job: run.job, partition: run.partition, status: 'dropped' });
+      runtime.logger.warn({ job: run.job, partition: run.partition, jobId: run.job_id }, 'buffered tick lost from BullMQ: its row is dropped, so catch-up can run it');
     }
   }
   return reaped;

@@ -220,6 +220,25 @@ describe('stale runs', () => {
   });
 });
 
+describe('lost buffered ticks', () => {
+  it('drops the row of a buffered tick whose job BullMQ lost, so catch-up can run it; keeps one still waiting', async () => {
+    const waiting = await enqueueRun(rt.queues, def('probe-buffer'), { key: 'still-waiting' }, { delayMs: 3_600_000 });
+    await rt.db.sql`
+      insert into ops.job_runs (job, partition, queue, job_id, status, attempts, updated_at)
+      values ('probe-buffer', 'lost-tick', 'maintenance', 'repeat:probe-buffer:1', 'buffered', 1, now() - interval '10 minutes'),
+             ('probe-buffer', 'still-waiting', 'maintenance', ${waiting.jobId}, 'buffered', 1, now() - interval '10 minutes'),
+             ('probe-buffer', 'just-buffered', 'maintenance', 'repeat:probe-buffer:2', 'buffered', 1, now())`;
+    const logger = createLogger({ level: 'silent', pretty: false });
+    const reaped = await reapStaleRuns({ db: rt.db.sql, queues: rt.queues, logger, metrics: rt.metrics });
+    expect(reaped.filter((r) => r.job === 'probe-buffer')).toEqual([{ job: 'probe-buffer', partition: 'lost-tick', status: 'dropped' }]);
+    expect(await loadRun(rt.db.sql, 'probe-buffer', 'lost-tick')).toBeUndefined();
+    expect(await loadRun(rt.db.sql, 'probe-buffer', 'still-waiting')).toMatchObject({ status: 'buffered' });
+    expect(await loadRun(rt.db.sql, 'probe-buffer', 'just-buffered')).toMatchObject({ status: 'buffered' });
+    await waiting.job.remove();
+    await rt.db.sql`delete from ops.job_runs where job = 'probe-buffer' and partition in ('still-waiting', 'just-buffered')`;
+  });
+});
+
 describe('overlap policies', () => {
   it('skip: a tick while the previous run is active is dropped and counted', async () => {
     const a = await enqueueRun(rt.queues, def('probe-skip'), { key: 'a' });
