@@ -48,6 +48,11 @@ export interface RunRecorder {
   finish(request: FinishRequest): Promise<void>;
   heartbeat(job: string, partition: string, jobId: string): Promise<void>;
   /**
+   * Marks a running row as held by no worker, before its job puts itself back on its queue to
+   * go on later: the claim of its next step continues the run instead of counting a new one.
+   */
+  suspend(job: string, partition: string, jobId: string): Promise<void>;
+  /**
    * Events for failed attempts 1…`failedAttempts` of a job that ops.job_run_events lacks: a
    * failure that could not be written (PostgreSQL was down) is recorded by the attempt after
    * it, with BullMQ's reason for the last one.
@@ -77,8 +82,12 @@ async function claimGroup(sql: Sql, requests: ClaimRequest[], worker: string, st
     ) as t(job, partition, queue, job_id, attempt, scheduled_for)
     on conflict (job, partition) do update set
       status = 'running', queue = excluded.queue, job_id = excluded.job_id, attempts = excluded.attempts,
-      run_count = r.run_count + 1, scheduled_for = coalesce(r.scheduled_for, excluded.scheduled_for),
-      started_at = now(), finished_at = null, heartbeat_at = now(), worker = excluded.worker,
+      -- A job that put itself back on its queue between steps (see suspend) goes on with its run:
+      -- a backfill series chunk by chunk is one run, from its first step.
+      run_count = case when r.status = 'running' and r.job_id = excluded.job_id and r.worker is null then r.run_count else r.run_count + 1 end,
+      scheduled_for = coalesce(r.scheduled_for, excluded.scheduled_for),
+      started_at = case when r.status = 'running' and r.job_id = excluded.job_id and r.worker is null then r.started_at else now() end,
+      finished_at = null, heartbeat_at = now(), worker = excluded.worker,
       summary = null, error = null, updated_at = now()
     where (r.status not in ('succeeded', 'skipped') or ${force}::boolean)
       -- A live run of another BullMQ job owns the partition; the same job id is its own retry or stall recovery.
@@ -216,6 +225,9 @@ export function createRunRecorder(sql: Sql, options: RunRecorderOptions): RunRec
     finish,
     async heartbeat(job, partition, jobId) {
       await sql`update ops.job_runs set heartbeat_at = now() where job = ${job} and partition = ${partition} and job_id = ${jobId} and status = 'running'`;
+    },
+    async suspend(job, partition, jobId) {
+      await sql`update ops.job_runs set worker = null where job = ${job} and partition = ${partition} and job_id = ${jobId} and status = 'running'`;
     },
     async recordMissedFailures(job, partition, jobId, failedAttempts, lastError) {
       await sql`

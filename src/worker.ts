@@ -206,13 +206,16 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
         };
         return enqueueFlow(runtime.flows, node(parent), children.map(node), { force: options?.force, jobOptions: runtime.jobOptions });
       },
+      // Both put the job back to go on later: its row is marked first, before another worker can take it.
       requeue: async (delayMs = 0) => {
+        await recorder.suspend(definition.name, partition, jobId);
         await job.moveToDelayed(Date.now() + delayMs, token);
         throw new DelayedError();
       },
       rateLimit: async (ms) => {
         const queue = runtime.queues.get(definition.queue);
         if (!queue) throw new Error(`no queue ${definition.queue}`);
+        await recorder.suspend(definition.name, partition, jobId);
         await queue.rateLimit(ms);
         throw new RateLimitError();
       },

@@ -133,8 +133,10 @@ describe('backfills under trouble', () => {
     const log = await runtime.db.sql<{ success: boolean; error: string | null }[]>`select success, error from enrichment.fetch_log order by id`;
     expect(log.filter((l) => !l.success)).toHaveLength(3);
     expect(log.filter((l) => !l.success).every((l) => /exceeded the maximum requests/.test(l.error ?? ''))).toBe(true);
-    const runs = await runtime.db.sql<{ status: string; attempts: number }[]>`select status, attempts from ops.job_runs where job = 'enrichment-backfill' and partition like '%AAPL%'`;
-    expect(runs).toEqual([{ status: 'succeeded', attempts: 1 }]);
+    // The series paused for each 429 and went on chunk by chunk: one run, one attempt.
+    const runs = await runtime.db.sql<{ status: string; attempts: number; run_count: number }[]>`
+      select status, attempts, run_count from ops.job_runs where job = 'enrichment-backfill' and partition like '%AAPL%'`;
+    expect(runs).toEqual([{ status: 'succeeded', attempts: 1, run_count: 1 }]);
     expect(await storedBars(runtime.db.sql, 'AAPL', '1h')).toEqual(fakePolygonBars({ symbol: 'AAPL', assetClass: 'stock', timeframe: '1h', from: '2023-01-01', to: '2024-02-01' }));
   });
 

@@ -155,6 +155,26 @@ describe('run recording', () => {
     expect((await loadRun(rt.db.sql, 'probe-sleep', 'once'))?.run_count).toBe(2);
   });
 
+  it('counts a job that requeues itself between steps as one run, from its first step; a stalled re-run or a retry as another', async () => {
+    const run = { job: 'probe-steps', partition: 'series', queue: 'maintenance', jobId: 'probe-steps@series', attempt: 1, scheduledFor: null, force: false };
+    await rt.recorder.claim(run);
+    await rt.db.sql`update ops.job_runs set started_at = now() - interval '1 minute' where job = 'probe-steps'`;
+    const [first] = await rt.db.sql<{ started_at: Date }[]>`select started_at from ops.job_runs where job = 'probe-steps'`;
+    for (let step = 0; step < 2; step++) {
+      await rt.recorder.suspend(run.job, run.partition, run.jobId);
+      expect(await rt.recorder.claim(run)).toEqual({ claimed: true });
+    }
+    expect(await loadRun(rt.db.sql, 'probe-steps', 'series')).toMatchObject({ status: 'running', run_count: 1, started_at: first!.started_at });
+    expect((await rt.db.sql`select worker from ops.job_runs where job = 'probe-steps'`)[0]?.worker).toBe(`test:${process.pid}`);
+    expect(await rt.recorder.claim(run)).toEqual({ claimed: true }); // its worker died: BullMQ re-runs it
+    expect(await loadRun(rt.db.sql, 'probe-steps', 'series')).toMatchObject({ run_count: 2 });
+    await rt.recorder.finish({ ...run, status: 'retrying', summary: null, error: 'lost' });
+    expect(await rt.recorder.claim({ ...run, attempt: 2 })).toEqual({ claimed: true });
+    const retried = await loadRun(rt.db.sql, 'probe-steps', 'series');
+    expect(retried).toMatchObject({ status: 'running', run_count: 3, attempts: 2 });
+    expect(retried!.started_at!.getTime()).toBeGreaterThan(first!.started_at.getTime());
+  });
+
   it('records a failure whose message holds a NUL character, and the runs written with it', async () => {
     // PostgreSQL text cannot hold U+0000; one such message used to fail every record of its group.
     const runs = ['nul-ok', 'nul-bad'].map((partition) => ({ job: 'probe-nul', partition, queue: 'maintenance', jobId: `probe-nul@${partition}`, attempt: 1, scheduledFor: null, force: false }));
