@@ -209,12 +209,8 @@ export function createRunRecorder(sql: Sql, options: RunRecorderOptions): RunRec
           return { claimed: false, status: 'overlap-buffered', activePartition: active.partition };
         }
       }
-      await tx`
-        insert into ops.job_runs (job, partition, queue, job_id, status, attempts, scheduled_for, worker, finished_at, summary)
-        values (${request.job}, ${request.partition}, ${request.queue}, ${request.jobId}, 'skipped', ${request.attempt},
-                ${request.scheduledFor}, ${options.worker}, now(),
-                ${tx.json({ skipped: 'overlap', policy: overlap, activePartition: active.partition })})
-        on conflict (job, partition) do nothing`;
+      // Dropped without a row: the partition has not run, so it shows as missing, catch-up (where
+      // the schedule has it) runs it once the active run is over, and it can be re-run by hand.
       return { claimed: false, status: 'overlap-skipped', activePartition: active.partition };
     });
   }
