@@ -98,6 +98,7 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
       ({ payload, partition } = runIdentity(definition, job, scheduledFor));
     } catch (thrown) {
       const error = redactError(coerceError(thrown));
+      // Not retried even when it cannot be recorded: the payload would fail the same way again.
       await recordSkippedRun(runtime.db, {
         job: definition.name,
         partition: `bad-payload.${jobId}`,
@@ -107,7 +108,7 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
         status: 'failed',
         summary: null,
         error: error.message,
-      });
+      }).catch((err: unknown) => runtime.logger.error({ job: definition.name, jobId, err }, 'could not record a bad payload in ops.job_runs'));
       metrics.jobsTotal.inc({ ...labels, outcome: 'failed' });
       runtime.logger.error({ job: definition.name, jobId, attempt, err: error }, 'bad payload: failed without retries');
       throw new UnrecoverableError(error.message);

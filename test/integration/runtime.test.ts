@@ -462,6 +462,25 @@ describe('BullMQ Job Schedulers across DST', () => {
 });
 
 describe('PostgreSQL unreachable during an attempt', () => {
+  it('a bad payload still fails at once, without retries, when it cannot be recorded', async () => {
+    const own = await createTestRuntime('bad-payload-db-down', [probeSleep as never]);
+    const unreachable = createDb('postgres://postgres@127.0.0.1:1/none', { max: 1 });
+    try {
+      const workers = startWorkers({ ...own.workerRuntime, db: unreachable }, { connection: own.redis });
+      const queue = own.queues.get('maintenance')!;
+      const job = await queue.add('probe-sleep', { key: 'bad', ms: 'soon' }, { jobId: 'probe-sleep@bad-db-down' });
+      await waitFor(async () => (await queue.getJob(job.id!))?.finishedOn !== undefined, 10_000, () => 'the job finished');
+      const stored = (await queue.getJob(job.id!))!;
+      expect(await stored.getState()).toBe('failed');
+      expect(stored.attemptsMade).toBe(1);
+      expect(stored.failedReason).toMatch(/bad payload for probe-sleep: ms: /);
+      await stopWorkers(workers, 5000, own.workerRuntime.logger);
+    } finally {
+      await unreachable.end({ timeout: 1 });
+      await own.close();
+    }
+  });
+
   it('the next attempt records the failed attempts ops.job_run_events could not take', async () => {
     // Backoff long enough to stop the cut-off worker before the retry is due.
     const own = await createTestRuntime('lost-events', [probeSleep as never], { JOB_BACKOFF_MS: '3000' });
