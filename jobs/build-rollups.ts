@@ -10,6 +10,7 @@
  *   {"from": …, "to": …}        every date in the range (either end may be left out)
  *   {"full": true}              everything
  *   nothing (the nightly tick)  today in New York, so every curve reaches today
+ * Every run also marks earlier positions whose 1d bar has arrived since (their close was NULL).
  * Partition: that scope. A rebuild replaces rows, so a rerun is harmless.
  */
 import { z } from 'zod';
@@ -91,6 +92,7 @@ export const buildRollups = defineJob({
         equity_curve: summary.rows.equityCurve,
         performance_metrics: summary.rows.metrics,
         positions: summary.rows.positions,
+        positions_marked: summary.rows.positionsMarked,
         monthly: summary.rows.monthly,
       },
       rows_written: summary.rowsWritten,

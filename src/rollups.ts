@@ -29,6 +29,7 @@ import {
   insertWorkDaily,
   insertPositions,
   loadCurves,
+  markPositions,
   loadRollupState,
   lockRollups,
   planAccounts,
@@ -74,6 +75,8 @@ export interface RollupSummary {
     equityCurve: number;
     metrics: number;
     positions: number;
+    /** Earlier positions marked at a 1d close that arrived after their date was rolled up. */
+    positionsMarked: number;
     monthly: number;
   };
   /** Σ rows, what analytics_rollups_built_total counts. */
@@ -95,7 +98,7 @@ export async function rebuildRollups(options: BuildRollupsOptions): Promise<Roll
       phaseMs[phase] = (phaseMs[phase] ?? 0) + msSince(start);
     }
   };
-  const rows = { performanceDaily: 0, buckets: 0, instrumentDaily: 0, equityCurve: 0, metrics: 0, positions: 0, monthly: 0 };
+  const rows = { performanceDaily: 0, buckets: 0, instrumentDaily: 0, equityCurve: 0, metrics: 0, positions: 0, positionsMarked: 0, monthly: 0 };
   const summary: RollupSummary = { scope: scope.kind, promotedToFull: false, partitions: 0, from: null, to: null, asOf: null, accounts: 0, rows, rowsWritten: 0, phaseMs };
 
   const started = process.hrtime.bigint();
@@ -141,7 +144,9 @@ export async function rebuildRollups(options: BuildRollupsOptions): Promise<Roll
     const work = await timed('plan', () => planAccounts(tx, workSet, asOf, options.startingCapital));
     summary.accounts = work.rows.length;
     if (summary.accounts === 0) {
-      // Nothing to rebuild, but the views label rows with the current dimension versions.
+      // Nothing to rebuild, but the views label rows with the current dimension versions, and
+      // bars that arrived since the last run mark earlier positions.
+      rows.positionsMarked = await timed('mark_positions', () => markPositions(tx, tz, asOf));
       await timed('materialized_views', () => refreshMaterializedViews(tx));
       return;
     }
@@ -174,7 +179,13 @@ export async function rebuildRollups(options: BuildRollupsOptions): Promise<Roll
         }
         return written;
       }),
-      timed('positions', () => insertPositions(tx, full, work, tz)),
+      timed('positions', async () => {
+        const inserted = await insertPositions(tx, full, work, tz);
+        // After the insert, which marks its own rows: this reaches the dates before it, whose bar
+        // came after they were rolled up. A full rebuild has just marked every row it could.
+        if (!full) rows.positionsMarked = await timed('mark_positions', () => markPositions(tx, tz, asOf));
+        return inserted;
+      }),
       timed('monthly', () => insertMonthly(tx, work)),
       timed('materialized_views', () => refreshMaterializedViews(tx)),
     ]);

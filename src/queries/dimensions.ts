@@ -24,6 +24,12 @@ interface DimensionSpec {
   attributes: ReadonlyArray<readonly [string, string]>;
   /** Which fact_trades rows' rollups change when a version of this dimension changes. */
   affectsRollups: boolean;
+  /**
+   * The rollups resolve this member's key by date, not from facts (equity_curve and
+   * performance_metrics carry the account version in force at the end of each date), so a
+   * new version restates the member's rollups from its start even when no fact moved.
+   */
+  keyedByDate: boolean;
 }
 
 export const DIMENSIONS: readonly DimensionSpec[] = [
@@ -41,6 +47,7 @@ export const DIMENSIONS: readonly DimensionSpec[] = [
       ['risk_tier', 'text'],
     ],
     affectsRollups: true,
+    keyedByDate: true,
   },
   {
     source: 'oltp.instruments',
@@ -60,6 +67,7 @@ export const DIMENSIONS: readonly DimensionSpec[] = [
       ['is_active', 'boolean'],
     ],
     affectsRollups: false,
+    keyedByDate: false,
   },
   {
     source: 'oltp.strategies',
@@ -74,6 +82,7 @@ export const DIMENSIONS: readonly DimensionSpec[] = [
       ['is_active', 'boolean'],
     ],
     affectsRollups: true,
+    keyedByDate: false,
   },
 ];
 
@@ -94,7 +103,9 @@ export async function loadSourceMembers(sourceDb: Sql, spec: DimensionSpec): Pro
 /**
  * Merges source members into a type-2 dimension inside `tx` and re-points facts; returns
  * what changed. `now` stands in for a changed row's missing updated_at. Stale rollup
- * partitions of re-pointed facts are recorded in ops.rollup_requests.
+ * partitions of re-pointed facts are recorded in ops.rollup_requests, and for a member keyed
+ * by date (an account) the partition where its new version starts, so that the next pending
+ * build-rollups run restates its curve and metrics from there even if it never trades again.
  */
 export async function syncDimension(
   tx: Tx,
@@ -153,6 +164,18 @@ export async function syncDimension(
       [now, requestedBy, spec.affectsRollups],
     );
     repointed = (moved[0] as unknown as { n: number }).n;
+    if (spec.keyedByDate) {
+      // EXCHANGE_TZ is not known here: the day before the start's UTC date is on or before its
+      // date in any zone, and rebuilding one day more than needed is harmless. A start in the
+      // future (a skewed source clock) is requested as of now, so no curve is stretched past today.
+      await tx.unsafe(
+        `INSERT INTO ops.rollup_requests (trade_date, account_id, requested_at, requested_by)
+         SELECT DISTINCT (least(c.starts_at, $1::timestamptz) AT TIME ZONE 'UTC')::date - 1, c.${spec.id}, $1::timestamptz, $2
+         FROM dim_changed c
+         ON CONFLICT (trade_date, account_id) DO UPDATE SET requested_at = excluded.requested_at, requested_by = excluded.requested_by`,
+        [now, requestedBy],
+      );
+    }
   }
   await tx.unsafe('DROP TABLE dim_source, dim_changed');
   return { dimension: spec.target, added: added.count, changed: changed.count, repointed };

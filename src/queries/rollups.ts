@@ -602,6 +602,51 @@ export async function insertPositions(tx: Tx, full: boolean, work: AccountWork, 
 }
 
 /**
+ * How far back (calendar days before the as-of date) a run marks positions: a day's bar comes
+ * the next morning, or a few days later after a weekend or a failed fetch retried. Older
+ * positions without a close (symbols with no bars, a deployment without market data) are not
+ * looked at again on every run; a range restatement or a full rebuild marks them.
+ */
+const MARK_POSITIONS_DAYS = 7;
+
+/**
+ * Marks positions whose close is still NULL at their date's 1d close, where that bar now
+ * exists. A day's bar is stored after the day was rolled up (enrichment-daily fetches day D
+ * on D+1) and later incremental runs rebuild positions only from their own dates on, so
+ * without this an earlier date would stay unmarked until a full rebuild. The bars are matched
+ * as insertPositions matches them: the last 1d bar whose open falls on the position's date in
+ * EXCHANGE_TZ (a range on the bars' key). The partial index fact_positions_daily_unmarked_idx
+ * keeps it to the unmarked rows of the last MARK_POSITIONS_DAYS days.
+ */
+export async function markPositions(tx: Tx, tz: string, asOf: string): Promise<number> {
+  const result = await tx`
+    with unmarked as (
+      select p.account_id, p.trade_date, p.instrument_id, di.symbol
+      from warehouse.fact_positions_daily p join warehouse.dim_instrument di on di.instrument_key = p.instrument_key
+      where p.close_price is null and p.trade_date > ${asOf}::date - ${MARK_POSITIONS_DAYS}::int
+    ),
+    -- One probe of the bars' key per symbol and date: the unmarked rows are few, the bars of
+    -- every timeframe many.
+    closes as (
+      select u.symbol, u.trade_date, b.close
+      from (select distinct symbol, trade_date from unmarked) u
+      cross join lateral (
+        select b.close from market.bars b
+        where b.symbol = u.symbol and b.timeframe = '1d'
+          and b.ts >= (u.trade_date::timestamp at time zone ${tz}) and b.ts < ((u.trade_date + 1)::timestamp at time zone ${tz})
+        order by b.ts desc limit 1
+      ) b
+    )
+    update warehouse.fact_positions_daily p
+    set close_price = c.close, market_value = p.quantity * c.close,
+        unrealized_pnl = p.quantity * c.close - sign(p.quantity) * p.cost_basis
+    from unmarked u join closes c on c.symbol = u.symbol and c.trade_date = u.trade_date
+    where p.account_id = u.account_id and p.trade_date = u.trade_date and p.instrument_id = u.instrument_id
+      and p.close_price is null`;
+  return result.count;
+}
+
+/**
  * Month × account × strategy from the daily rows, for every month from each account's
  * start on; the month's Sharpe from the strategy's daily contribution returns (net PnL over
  * the account's equity at the start of the day, 0 on curve days it did not trade).

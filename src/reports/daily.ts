@@ -118,14 +118,15 @@ export async function buildDailyReport(db: Sql, options: { date: string; now: Da
     select account_id::text, hour_of_day::int as hour, sum(total_trades)::int as trades, sum(net_pnl)::text as net_pnl
     from warehouse.fact_performance_buckets where trade_date = ${date}::date group by account_id, hour_of_day order by hour_of_day`;
 
-  // Open positions at the end of the latest curve date on or before the report date.
+  // Open positions at the end of each account's latest curve date on or before the report date.
+  // That date, not the latest date with positions: fact_positions_daily holds only non-zero
+  // quantities, so an account that went flat has no rows on its later dates, and its last open
+  // lots must not show on every later report.
+  const positionDates = lastCurveDates(accounts.map((a) => a.account_id), curves);
   const positions = await db<{ account_id: string; symbol: string; quantity: string; avg_price: string | null; close: string | null; market_value: string | null; unrealized_pnl: string | null }[]>`
     select p.account_id::text, i.symbol, p.quantity::text, trim_scale(p.avg_entry_price)::text as avg_price, p.close_price::text as close,
            p.market_value::text, p.unrealized_pnl::text
-    from warehouse.fact_positions_daily p
-    join warehouse.dim_instrument i on i.instrument_key = p.instrument_key
-    where (p.account_id, p.trade_date) in (
-      select account_id, max(trade_date) from warehouse.fact_positions_daily where trade_date <= ${date}::date group by account_id)
+    from ${positionsAt(db, positionDates)}
     order by i.symbol`;
 
   const sections: AccountSection[] = accounts.map((account) => {
@@ -159,7 +160,7 @@ export async function buildDailyReport(db: Sql, options: { date: string; now: Da
     };
   });
 
-  const firm = await firmSection(db, date, strategies, instruments);
+  const firm = await firmSection(db, date, positionDates, strategies, instruments);
   const freshness = await loadFreshness(db, options.now);
   const rs = await db<{ as_of_date: string; symbol: string; sector_name: string; rs_rating: number | null; rs_score: number | null }[]>`
     select as_of_date::text, symbol, sector_name, rs_rating, rs_score from market.rs_scores
@@ -178,6 +179,25 @@ export async function buildDailyReport(db: Sql, options: { date: string; now: Da
   };
 }
 
+/** Each account's last curve date on or before the report date (the curves hold rows up to it only). */
+function lastCurveDates(accountIds: readonly string[], curves: ReadonlyMap<string, readonly CurveDbRow[]>): { accounts: string[]; dates: string[] } {
+  const accounts: string[] = [];
+  const dates: string[] = [];
+  for (const id of accountIds) {
+    const last = curves.get(id)?.at(-1);
+    if (last === undefined) continue;
+    accounts.push(id);
+    dates.push(last.date);
+  }
+  return { accounts, dates };
+}
+
+/** `from` clause: positions of each account on its given date (one primary-key probe each), as p, with its instrument as i. */
+const positionsAt = (db: Sql, at: { accounts: string[]; dates: string[] }) => db`
+  unnest(${at.accounts}::bigint[], ${at.dates}::text[]::date[]) as a(account_id, date)
+  join warehouse.fact_positions_daily p on p.account_id = a.account_id and p.trade_date = a.date
+  join warehouse.dim_instrument i on i.instrument_key = p.instrument_key`;
+
 function sectionTotals(day: Omit<DayTotals, 'account_id'>): Pick<ReportSection, 'trades' | 'winners' | 'losers' | 'win_rate' | 'realized_pnl' | 'commissions' | 'fees' | 'net_pnl'> {
   return {
     trades: day.trades,
@@ -195,6 +215,7 @@ function sectionTotals(day: Omit<DayTotals, 'account_id'>): Pick<ReportSection, 
 async function firmSection(
   db: Sql,
   date: string,
+  positionDates: { accounts: string[]; dates: string[] },
   strategies: readonly { account_id: string; name: string; trades: number; net_pnl: string }[],
   instruments: readonly { account_id: string; name: string; trades: number; net_pnl: string }[],
 ): Promise<ReportSection> {
@@ -203,34 +224,55 @@ async function firmSection(
            coalesce(sum(realized_pnl), 0)::text as realized_pnl, coalesce(sum(commissions), 0)::text as commissions,
            coalesce(sum(fees), 0)::text as fees, coalesce(sum(net_pnl), 0)::text as net_pnl
     from warehouse.fact_performance_daily where trade_date = ${date}::date`;
+  // The firm's curve: on every date any account has a row, the sum over the accounts that have
+  // started of each one's latest equity (carried over dates it has no row, such as a Sunday with
+  // another account's fills), and the day's net PnL. An account's capital (its equity before its
+  // first row) joins the firm on that first date, as a deposit: the peak is the running peak of
+  // equity less the capital added so far, plus that capital. So an account that starts later is
+  // no drawdown before it exists, its capital no gain when it joins, and an account's loss
+  // before another joins stays a drawdown. With every account starting together this is the
+  // running peak of equity, never below the capital.
   const firmCurve = await db<{ date: string; equity: string; net_pnl: string; peak: string; drawdown: string; drawdown_pct: number | null }[]>`
-    with days as (
-      select date, sum(equity) as equity, sum(net_pnl) as net_pnl from warehouse.equity_curve where date <= ${date}::date group by date
-    ), starts as (
-      -- The firm's opening capital: every account's equity before its first row.
-      select sum(c.equity - c.net_pnl) as capital from warehouse.equity_curve c
-      where c.date = (select min(date) from warehouse.equity_curve f where f.account_id = c.account_id)
+    with curve as (
+      select account_id, date, equity, net_pnl from warehouse.equity_curve where date <= ${date}::date
+    ), firsts as (
+      select account_id, min(date) as first_date from curve group by account_id
+    ), grid as (
+      -- Each started account on each firm date; run counts its rows so far, which groups a row
+      -- with the dates carried after it.
+      select d.date, f.account_id, c.equity, coalesce(c.net_pnl, 0) as net_pnl,
+             case when d.date = f.first_date then c.equity - c.net_pnl else 0 end as new_capital,
+             count(c.date) over (partition by f.account_id order by d.date) as run
+      from (select distinct date from curve) d
+      join firsts f on f.first_date <= d.date
+      left join curve c on c.account_id = f.account_id and c.date = d.date
+    ), days as (
+      select date, equity, net_pnl, sum(new_capital) over (order by date) as capital
+      from (
+        select date, sum(carried) as equity, sum(net_pnl) as net_pnl, sum(new_capital) as new_capital
+        from (select g.*, first_value(g.equity) over (partition by g.account_id, g.run order by g.date) as carried from grid g) g
+        group by date
+      ) d
     ), peaks as (
-      select d.*, greatest(max(d.equity) over (order by d.date), (select capital from starts)) as peak from days d
+      select d.*, d.capital + greatest(0, max(d.equity - d.capital) over (order by d.date)) as peak from days d
     )
     select date::text, equity::text, net_pnl::text, peak::text, (equity - peak)::text as drawdown,
            case when peak > 0 then ((equity - peak) / peak)::float8 end as drawdown_pct
     from peaks order by date`;
-  // Accounts that start later join the firm's sum on their first date: a firm day's return is
-  // its net PnL over the previous day's summed equity.
-  const rows: CurveRow[] = [];
-  let previous: number | null = null;
-  for (const c of firmCurve) {
+  // A firm day's return is its net PnL over its opening equity (the previous day's sum plus the
+  // capital of accounts starting that day), as an account's daily_return is.
+  const rows: CurveRow[] = firmCurve.map((c) => {
     const equity = Number(c.equity);
     const net = Number(c.net_pnl);
-    const base = previous ?? equity - net;
-    rows.push({ netPnl: net, equity, dailyReturn: base > 0 ? net / base : 0, realizedPnl: 0, winningTrades: 0, losingTrades: 0, grossProfit: 0, grossLoss: 0 });
-    previous = equity;
-  }
+    const base = equity - net;
+    return { netPnl: net, equity, dailyReturn: base > 0 ? net / base : 0, realizedPnl: 0, winningTrades: 0, losingTrades: 0, grossProfit: 0, grossLoss: 0 };
+  });
   const window = rows.slice(-SHARPE_WINDOW);
-  const opening = rows.length > window.length ? (rows[rows.length - window.length - 1] as CurveRow).equity : Number(firmCurve[0]?.equity ?? 0) - Number(firmCurve[0]?.net_pnl ?? 0);
+  // A window opens at its first day's opening equity, which holds the capital of accounts starting that day.
+  const openingOf = (row: CurveRow | undefined) => (row ? row.equity - row.netPnl : 0);
+  const opening = openingOf(window[0]);
   const m30 = window.length > 0 && opening > 0 ? windowMetrics(window, opening) : null;
-  const all = rows.length > 0 && opening > 0 ? windowMetrics(rows, Number(firmCurve[0]?.equity ?? 0) - Number(firmCurve[0]?.net_pnl ?? 0)) : null;
+  const all = rows.length > 0 && openingOf(rows[0]) > 0 ? windowMetrics(rows, openingOf(rows[0])) : null;
   const last = firmCurve[firmCurve.length - 1];
   const strategyTotals = sumMovers(strategies);
   const instrumentTotals = sumMovers(instruments);
@@ -241,10 +283,7 @@ async function firmSection(
     select i.symbol, sum(p.quantity)::text as quantity, null::text as avg_price, max(p.close_price)::text as close,
            case when bool_and(p.market_value is not null) then sum(p.market_value)::text end as market_value,
            case when bool_and(p.unrealized_pnl is not null) then sum(p.unrealized_pnl)::text end as unrealized_pnl
-    from warehouse.fact_positions_daily p
-    join warehouse.dim_instrument i on i.instrument_key = p.instrument_key
-    where (p.account_id, p.trade_date) in (
-      select account_id, max(trade_date) from warehouse.fact_positions_daily where trade_date <= ${date}::date group by account_id)
+    from ${positionsAt(db, positionDates)}
     group by i.symbol having sum(p.quantity) <> 0 order by i.symbol`;
   return {
     ...sectionTotals(day ?? ZERO_TOTALS),

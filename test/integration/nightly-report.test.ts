@@ -126,6 +126,75 @@ describe('the report of a date', () => {
   });
 });
 
+describe('accounts that go flat or start later', () => {
+  // Account 1 (capital 100,000) buys AAPL on Monday 03-02 and sells it all on Tuesday 03-03
+  // (+100); account 2 (capital 50,000) starts on Wednesday 03-04; account 1 buys again on
+  // Sunday 03-08, a date only its curve holds. Every fill pays 1.1.
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await seedReference(db.sql);
+    await insertExecutions(db.sql, [
+      { execution_id: 1, executed_at: at('2026-03-02'), side: 'BUY', quantity: '100', price: '10' },
+      { execution_id: 2, executed_at: at('2026-03-03'), side: 'SELL', quantity: '100', price: '11' },
+      { execution_id: 3, order_id: 300, account_id: 2, instrument_id: 2, executed_at: at('2026-03-04'), side: 'BUY', quantity: '10', price: '50' },
+      { execution_id: 4, executed_at: at('2026-03-08'), side: 'BUY', quantity: '1', price: '10' },
+    ]);
+    await db.sql`insert into warehouse.account_capital (account_id, starting_capital) values (2, 50000)`;
+    await loadTrades({ db: db.sql, sourceDb: db.sql, tz: TZ, runPartition: 'test' });
+    await rebuildRollups({ db: db.sql, tz: TZ, startingCapital: 100000, scope: { kind: 'full' }, asOf: '2026-03-09' });
+  });
+  afterAll(async () => {
+    await db.drop();
+  });
+
+  it('shows no positions for an account that went flat, on the reports after it did', async () => {
+    const report = await buildDailyReport(db.sql, { date: '2026-03-05', now: NOW });
+    const alpha = report.accounts.find((a) => a.account_number === 'ACC-001') as DailyReport['accounts'][number];
+    const beta = report.accounts.find((a) => a.account_number === 'ACC-002') as DailyReport['accounts'][number];
+    expect(alpha.positions).toEqual([]);
+    expect(beta.positions.map((p) => [p.symbol, p.quantity])).toEqual([['XOM', '10']]);
+    expect(report.firm.positions.map((p) => [p.symbol, p.quantity])).toEqual([['XOM', '10']]);
+    // While it held them, they show.
+    const monday = await buildDailyReport(db.sql, { date: '2026-03-02', now: NOW });
+    expect(monday.accounts.find((a) => a.account_number === 'ACC-001')?.positions.map((p) => [p.symbol, p.quantity])).toEqual([['AAPL', '100']]);
+  });
+
+  it('counts an account that starts later neither as a firm drawdown before it starts nor as missing on dates only another account has', async () => {
+    // Before account 2 exists the firm is account 1: at its peak on 03-03.
+    const tuesday = await buildDailyReport(db.sql, { date: '2026-03-03', now: NOW });
+    const alphaTuesday = tuesday.accounts.find((a) => a.account_number === 'ACC-001') as DailyReport['accounts'][number];
+    expect(tuesday.accounts).toHaveLength(1);
+    expect(tuesday.firm).toMatchObject({ equity: alphaTuesday.equity, current_drawdown_pct: 0 });
+    expect(Number(tuesday.firm.current_drawdown)).toBe(0);
+
+    // Sunday 03-08: account 2 has no row, its Friday equity carries over.
+    const sunday = await buildDailyReport(db.sql, { date: '2026-03-08', now: NOW });
+    const alpha = sunday.accounts.find((a) => a.account_number === 'ACC-001') as DailyReport['accounts'][number];
+    const beta = sunday.accounts.find((a) => a.account_number === 'ACC-002') as DailyReport['accounts'][number];
+    expect(alpha.equity_curve.at(-1)?.date).toBe('2026-03-08');
+    expect(beta.equity_curve.at(-1)?.date).toBe('2026-03-06');
+    expect(sunday.firm.equity).toBe(addDecimals([alpha.equity as string, beta.equity as string]));
+    expect(Number(sunday.firm.equity)).toBeCloseTo(150095.6, 9);
+    // The firm's curve: account 2 joins with its capital on 03-04 (a deposit, not a gain or a drawdown).
+    expect(sunday.firm.equity_curve.map((c) => [c.date, Number(c.equity), Number(c.net_pnl)])).toEqual([
+      ['2026-03-02', 99998.9, -1.1],
+      ['2026-03-03', 100097.8, 98.9],
+      ['2026-03-04', 150096.7, -1.1],
+      ['2026-03-05', 150096.7, 0],
+      ['2026-03-06', 150096.7, 0],
+      ['2026-03-08', 150095.6, -1.1],
+    ]);
+    // Each account is 1.1 below its own peak; the firm's peak carries the capital account 2 brought.
+    expect(Number(sunday.firm.current_drawdown)).toBeCloseTo(-2.2, 9);
+    // Returns over each day's opening equity (capital joining that day included), as the rollups define them.
+    const r = sunday.firm.equity_curve.map((c) => Number(c.net_pnl) / (Number(c.equity) - Number(c.net_pnl)));
+    const mean = r.reduce((a, b) => a + b, 0) / r.length;
+    const std = Math.sqrt(r.reduce((a, b) => a + (b - mean) ** 2, 0) / (r.length - 1));
+    expect(sunday.firm.sharpe_30d).toBeCloseTo((mean / std) * Math.sqrt(252), 9);
+  });
+});
+
 describe('the nightly-report job', () => {
   let runtime: TestRuntime | undefined;
   const dirs: string[] = [];

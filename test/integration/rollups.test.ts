@@ -44,8 +44,8 @@ async function seedFixture(sql: Sql): Promise<void> {
   await sql`insert into market.bars values ('XOM', '1d', '2026-03-05 00:00:00-05', 54, 56, 53, 55, 1000000, 'test')`;
 }
 
-async function load(sql: Sql): Promise<void> {
-  await loadTrades({ db: sql, sourceDb: sql, tz: TZ, runPartition: 'test' });
+function load(sql: Sql) {
+  return loadTrades({ db: sql, sourceDb: sql, tz: TZ, runPartition: 'test' });
 }
 
 function rebuild(sql: Sql, scope: RollupScope, asOf?: string) {
@@ -411,6 +411,48 @@ describe('incremental rebuilds', () => {
     const [curve] = await other.sql`select min(date)::text as first, count(*)::int as n from warehouse.equity_curve where account_id = 1`;
     expect(curve).toEqual({ first: '2026-03-02', n: 6 });
     expect(await snapshotRollups(other.sql)).toEqual(clean);
+  });
+
+  it('marks earlier positions at a 1d close that arrived after their date was rolled up, as a full rebuild would', async () => {
+    other = await builtFixture();
+    // Friday's XOM bar is stored after Friday was rolled up (enrichment-daily runs on the next day).
+    await other.sql`insert into market.bars values ('XOM', '1d', '2026-03-06 00:00:00-05', 55, 57, 54, 56, 1000000, 'test')`;
+    // A later one-day incremental run (a fill on Tuesday 03-10) rebuilds positions only from 03-10 on.
+    await insertExecutions(other.sql, [{ execution_id: 12, executed_at: at('2026-03-10'), side: 'BUY', quantity: '5', price: '12' }]);
+    await load(other.sql);
+    const run = await rebuild(other.sql, { kind: 'pending' });
+    expect(run).toMatchObject({ partitions: 1, from: '2026-03-10', to: '2026-03-10' });
+    const marked = async (date: string) => (await other.sql`
+      select close_price::float8, market_value::float8, unrealized_pnl::float8 from warehouse.fact_positions_daily
+      where account_id = 2 and trade_date = ${date}`)[0];
+    expect(await marked('2026-03-06')).toEqual({ close_price: 56, market_value: 560, unrealized_pnl: 60 });
+    // A run with nothing to rebuild marks too: Monday's bar arrives on Tuesday night.
+    await other.sql`insert into market.bars values ('XOM', '1d', '2026-03-09 00:00:00-04', 56, 58, 55, 57, 1000000, 'test')`;
+    expect(await rebuild(other.sql, { kind: 'pending' })).toMatchObject({ partitions: 0, accounts: 0 });
+    expect(await marked('2026-03-09')).toEqual({ close_price: 57, market_value: 570, unrealized_pnl: 70 });
+    const afterIncremental = await snapshotRollups(other.sql);
+    await rebuild(other.sql, { kind: 'full' });
+    expect(await snapshotRollups(other.sql)).toEqual(afterIncremental);
+  });
+
+  it("restates an account's curve and metrics under its new version when it changes with no fills after the change", async () => {
+    other = await builtFixture();
+    // Renamed on Friday 03-06; account 1's last fill was on Thursday, so no fact moves.
+    await other.sql`update oltp.accounts set account_name = 'Alpha Prime', updated_at = '2026-03-06T17:00:00Z' where account_id = 1`;
+    const summary = await load(other.sql);
+    expect(summary.dimensions.find((d) => d.dimension === 'warehouse.dim_account')).toMatchObject({ changed: 1, repointed: 0 });
+    await rebuild(other.sql, { kind: 'pending' });
+    const keys = await other.sql`
+      select e.date::text, d.account_name from warehouse.equity_curve e join warehouse.dim_account d using (account_key)
+      where e.account_id = 1 and e.date >= '2026-03-05' order by e.date`;
+    expect(keys).toEqual([
+      { date: '2026-03-05', account_name: 'Alpha' },
+      { date: '2026-03-06', account_name: 'Alpha Prime' },
+      { date: '2026-03-09', account_name: 'Alpha Prime' },
+    ]);
+    const afterIncremental = await snapshotRollups(other.sql);
+    await rebuild(other.sql, { kind: 'full' });
+    expect(await snapshotRollups(other.sql)).toEqual(afterIncremental);
   });
 
   it('a run with nothing to rebuild still refreshes the views (they show the current dimension versions)', async () => {
