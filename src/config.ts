@@ -49,6 +49,26 @@ const optionalString = z
   .optional()
   .transform((value) => (value === '' ? undefined : value));
 
+/** A password: kept exactly as given (spaces are characters of it, so nothing is trimmed). */
+const optionalSecret = z.string().optional();
+
+/**
+ * A basic-auth user name: the Authorization header splits user from password at the first
+ * colon, so a name containing one could never log in.
+ */
+const optionalUser = optionalString.refine((value) => value === undefined || !value.includes(':'), 'must not contain ":" (basic auth splits user and password at the first colon)');
+
+/**
+ * The environment with empty values removed. One rule for every variable: empty, or nothing but
+ * whitespace, means unset, so the default applies (`PORT=` in a compose file or .env is not
+ * port 0, `ENRICHMENT_TRIGGER_RATE=` does not switch the limit off).
+ */
+function withoutEmpty(env: Readonly<Record<string, string | undefined>>): Record<string, string> {
+  const kept: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) if (value !== undefined && value.trim() !== '') kept[key] = value;
+  return kept;
+}
+
 const EnvSchema = z.object({
   DATABASE_URL: urlWithScheme(['postgres', 'postgresql']).optional(),
   SOURCE_DATABASE_URL: urlWithScheme(['postgres', 'postgresql']).optional(),
@@ -65,10 +85,10 @@ const EnvSchema = z.object({
     .max(65535, 'must be a port number 0–65535')
     .default(3000),
   HOST: z.string().min(1).default('127.0.0.1'),
-  BOARD_USER: optionalString,
-  BOARD_PASSWORD: optionalString,
-  BOARD_VIEWER_USER: optionalString,
-  BOARD_VIEWER_PASSWORD: optionalString,
+  BOARD_USER: optionalUser,
+  BOARD_PASSWORD: optionalSecret,
+  BOARD_VIEWER_USER: optionalUser,
+  BOARD_VIEWER_PASSWORD: optionalSecret,
   REPORTS_DIR: z.string().min(1).default('reports'),
   MARKET_DATA_SOURCE: z.enum(['synthetic', 'csv', 'polygon'], { error: 'must be one of synthetic, csv, polygon' }).default('synthetic'),
   MARKET_DATA_CSV_DIR: optionalString,
@@ -206,8 +226,9 @@ function envKeyToName(key: string, prefix: string): string {
  * Validates the environment. Throws ConfigError listing every bad variable, one per line,
  * each naming the variable, what is wrong and what is allowed.
  */
-export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
+export function loadConfig(rawEnv: Readonly<Record<string, string | undefined>>): Config {
   const problems: string[] = [];
+  const env = withoutEmpty(rawEnv);
   const parsed = EnvSchema.safeParse(env);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
@@ -222,7 +243,6 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   const concurrency: Partial<Record<QueueName, number>> = {};
   const tz = parsed.success ? parsed.data.EXCHANGE_TZ : 'UTC';
   for (const [key, raw] of Object.entries(env)) {
-    if (raw === undefined) continue;
     const value = raw.trim();
     if (key.startsWith('SCHEDULE_')) {
       if (value === 'off' || isValidCron(value, tz)) scheduleOverrides[envKeyToName(key, 'SCHEDULE_')] = value;
@@ -273,7 +293,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     prefix: data.BULLPEN_PREFIX,
     home: data.BULLPEN_HOME,
     port: data.PORT,
-    portExplicit: env.PORT !== undefined && env.PORT !== '',
+    portExplicit: env.PORT !== undefined,
     host: data.HOST,
     boardUser: data.BOARD_USER,
     boardPassword: data.BOARD_PASSWORD,

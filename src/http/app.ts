@@ -5,7 +5,8 @@
  *
  * Two accounts: the admin (everything) and, optionally, a viewer who reads: the status
  * page, /reports/, GET /api/v1/* and a read-only Bull Board at /viewer/queues. A viewer's
- * mutating API call, or the admin board, answers 403.
+ * mutating API call, or the admin board, answers 403. Every mutating request a browser sends
+ * from another site's page answers 403 too, whoever's credentials it carries (cross-site.ts).
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -21,6 +22,7 @@ import type { Redis } from '../redis.ts';
 import type { ScheduleStatus } from '../scheduler.ts';
 import { authOf, createBasicAuth, forbidViewerWrites, forbidWrites, requireAdmin, type BasicCredentials } from './auth.ts';
 import { createBoardRouter } from './board.ts';
+import { createCrossSiteGuard } from './cross-site.ts';
 import { createEnrichmentRouter } from './enrichment.ts';
 import { createErrorHandler, notFoundHandler, wrapAsync } from './error-handler.ts';
 import { createCsrfToken, createPartitionsRouter } from './partitions.ts';
@@ -82,20 +84,24 @@ export function createHttpApp(deps: HttpDeps): express.Express {
 
   if (deps.mode === 'full') {
     const requireAuth = createBasicAuth({ admin: deps.credentials, viewer: deps.viewerCredentials });
+    // Right after authentication on every mount (a request without credentials still gets its
+    // 401): a mutating request a browser sends from another site's page answers 403, since the
+    // browser would attach the operator's cached basic-auth credentials to it.
+    const refuseCrossSite = createCrossSiteGuard({ logger, answer: 'error' });
     const boardDeps = { queues: deps.queues, definitions: deps.definitions, logger };
 
     // Authentication first, so nothing of the board (not even its assets) is served without it.
-    app.use(BOARD_PATH, requireAuth, requireAdmin, createBoardRouter({ basePath: BOARD_PATH, ...boardDeps }));
+    app.use(BOARD_PATH, requireAuth, refuseCrossSite, requireAdmin, createBoardRouter({ basePath: BOARD_PATH, ...boardDeps }));
     if (deps.viewerCredentials) {
       // bull-board's read-only mode hides the buttons and refuses per-queue actions; forbidWrites
       // refuses every non-GET, board-wide ones included, whoever sends it.
-      app.use(VIEWER_BOARD_PATH, requireAuth, forbidWrites, createBoardRouter({ basePath: VIEWER_BOARD_PATH, readOnly: true, ...boardDeps }));
+      app.use(VIEWER_BOARD_PATH, requireAuth, refuseCrossSite, forbidWrites, createBoardRouter({ basePath: VIEWER_BOARD_PATH, readOnly: true, ...boardDeps }));
     }
 
     // Every API call takes credentials, reads included: schedules and backfills are internal.
-    // A viewer's mutating call stops here with 403, before its body is even read.
+    // A cross-site or a viewer's mutating call stops here with 403, before its body is even read.
     const api = express.Router();
-    api.use(requireAuth, forbidViewerWrites, express.json({ limit: API_BODY_LIMIT }));
+    api.use(requireAuth, createCrossSiteGuard({ logger, answer: 'detail' }), forbidViewerWrites, express.json({ limit: API_BODY_LIMIT }));
     api.get(
       '/v1/schedules',
       wrapAsync(async (_req, res) => {
@@ -110,7 +116,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     app.use('/api', api);
 
     // The nightly reports (REPORTS_DIR and ops.reports), behind the status page's credentials.
-    app.use('/reports', requireAuth, createReportsRouter({ config: deps.config, db: deps.db }));
+    app.use('/reports', requireAuth, refuseCrossSite, createReportsRouter({ config: deps.config, db: deps.db }));
 
     // The status page: schedules, the partition grid, backfills; it refreshes itself from the API above.
     // A viewer's copy links failed jobs to the read-only board and carries no CSRF token: its

@@ -25,9 +25,12 @@
  * - `Sec-Fetch-Site`, when the browser sends it, `same-origin` (or `none`): `cross-site` and
  *   `same-site` (a sibling subdomain or another port) are refused;
  * - `Origin`, when present, naming this host (the request's Host header).
- * Anything else answers 403. Scripts re-run partitions with `bullpen run <job> --data …`.
+ * Anything else answers 403. The last two are the app-wide checks of cross-site.ts, which every
+ * mutating request passes; the token is this endpoint's own. Scripts re-run partitions with
+ * `bullpen run <job> --data …`.
  */
 import { createHmac } from 'node:crypto';
+import type { JobType } from 'bullmq';
 import express, { type RequestHandler } from 'express';
 import type { Config } from '../config.ts';
 import type { Sql } from '../db.ts';
@@ -39,6 +42,7 @@ import { createJobId, type QueueMap } from '../queues.ts';
 import { expectedPartitions, resolveSchedules, type Schedule } from '../scheduler.ts';
 import { GRID_JOBS, loadPartitionCell, loadPartitionGrid } from '../status/partitions.ts';
 import { isSafeEqual, parseBasicAuthorization } from './auth.ts';
+import { crossSiteRefusal } from './cross-site.ts';
 import { createDetailErrorHandler, wrapAsync } from './error-handler.ts';
 import { assertDateParam } from './params.ts';
 
@@ -46,7 +50,8 @@ import { assertDateParam } from './params.ts';
 export const CSRF_HEADER = 'X-CSRF-Token';
 
 /** BullMQ states in which a job will still run (or runs): a re-run would duplicate it. */
-const PENDING_STATES: ReadonlySet<string> = new Set(['waiting', 'delayed', 'active', 'prioritized', 'waiting-children']);
+const PENDING_STATE_LIST = ['waiting', 'delayed', 'active', 'prioritized', 'waiting-children'] as const satisfies readonly JobType[];
+const PENDING_STATES: ReadonlySet<string> = new Set(PENDING_STATE_LIST);
 
 /** A request refused as cross-site (403). */
 export class CrossSiteRequestError extends Error {
@@ -67,33 +72,16 @@ export function createCsrfToken(credentials: { user: string; password: string })
   return createHmac('sha256', `${credentials.user}\u0000${credentials.password}`).update('bullpen status-page csrf token v1').digest('base64url');
 }
 
-/** The Origin header's host (`host[:port]`), or null for `null`, a malformed value or another scheme. */
-function hostOfOrigin(origin: string): string | null {
-  try {
-    const url = new URL(origin);
-    return url.protocol === 'http:' || url.protocol === 'https:' ? url.host : null;
-  } catch {
-    return null;
-  }
-}
-
 /** Middleware refusing (403) a request without this server's token, or sent from another site. */
 export function createCsrfGuard(token: string): RequestHandler {
   if (!token) throw new Error('the CSRF guard needs a non-empty token');
   return (req, _res, next) => {
-    const site = req.get('sec-fetch-site');
-    if (site !== undefined && site !== 'same-origin' && site !== 'none') {
-      next(new CrossSiteRequestError(`refused: a ${site} request (Sec-Fetch-Site); re-run partitions from the status page`));
+    // The app-wide guard (cross-site.ts) has already run on the API; checked again so this
+    // guard stands on its own wherever it is mounted.
+    const refusal = crossSiteRefusal(req);
+    if (refusal !== undefined) {
+      next(new CrossSiteRequestError(`${refusal}; re-run partitions from the status page`));
       return;
-    }
-    const origin = req.get('origin');
-    if (origin !== undefined) {
-      const host = req.get('host');
-      const originHost = hostOfOrigin(origin);
-      if (!host || originHost === null || originHost.toLowerCase() !== host.toLowerCase()) {
-        next(new CrossSiteRequestError(`refused: Origin ${origin} is not this host (${host ?? 'no Host header'})`));
-        return;
-      }
     }
     const given = req.get(CSRF_HEADER);
     if (!given || !isSafeEqual(given, token)) {
@@ -199,7 +187,8 @@ export function createPartitionsRouter(deps: PartitionsRouterDeps): express.Rout
 
       if (spec?.kind === 'touched') {
         // By watermark: one normal run now loads whatever the day left behind.
-        const busy = (await queue.getJobs(['active', 'waiting', 'prioritized'], 0, 100)).find((j) => j?.name === job);
+        // Delayed too: a run waiting out its retry backoff, or queued behind an active run, will still run.
+        const busy = (await queue.getJobs([...PENDING_STATE_LIST], 0, 100)).find((j) => j?.name === job);
         if (busy) throw new ConflictError(`a ${job} run is already queued or running (${busy.id}); it loads what ${date} left behind`);
         const enqueued = await enqueueRun(deps.queues, definition, {});
         deps.logger.info({ job, date, jobId: enqueued.jobId, user }, 'partition re-run enqueued from the grid');

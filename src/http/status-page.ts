@@ -22,6 +22,7 @@ import { listBackfills, type BackfillListItem } from '../enrichment/reports.ts';
 import { coerceError } from '../errors.ts';
 import type { JobDefinition } from '../job-definition.ts';
 import type { Logger } from '../logger.ts';
+import { redactSecrets } from '../redact.ts';
 import { escapeHtml as esc, formatTimestamp, humanizeSeconds } from '../reports/html.ts';
 import { resolveSchedules, type Schedule, type ScheduleStatus } from '../scheduler.ts';
 import { loadPartitionGrid } from '../status/partitions.ts';
@@ -667,7 +668,8 @@ async function settle<T>(what: string, load: () => Promise<T>, logger: Logger): 
   } catch (thrown) {
     const err = coerceError(thrown);
     logger.warn({ err, section: what }, 'status page section failed to load');
-    return { ok: false, error: err.message };
+    // The message is shown on the page, to viewers too: a driver error may quote its connection URL.
+    return { ok: false, error: redactSecrets(err.message) };
   }
 }
 

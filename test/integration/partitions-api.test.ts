@@ -285,6 +285,18 @@ describe('POST /api/v1/partitions/rerun', () => {
     expect(((await again.json()) as { detail: string }).detail).toMatch(/a trade-etl run is already queued or running/);
   });
 
+  it('does not re-run trade-etl while a run is delayed (a retry backing off, or one waiting for an active run)', async () => {
+    const etl = queues.get('etl')!;
+    await etl.drain(true);
+    expect(await jobsIn('etl')).toEqual([]);
+    await etl.add('trade-etl', {}, { jobId: 'trade-etl@2025-11-26T160000Z', delay: 3_600_000 });
+    const response = await rerun({ job: 'trade-etl', date: '2025-11-26' });
+    expect(response.status).toBe(409);
+    expect(((await response.json()) as { detail: string }).detail).toMatch(/a trade-etl run is already queued or running \(trade-etl@2025-11-26T160000Z\)/);
+    expect(await jobsIn('etl')).toEqual([{ id: 'trade-etl@2025-11-26T160000Z', name: 'trade-etl', state: 'delayed' }]);
+    await etl.drain(true);
+  });
+
   it.each([
     [{ job: 'nope', date: '2025-11-20' }, /^job: unknown job "nope"/],
     [{ date: '2025-11-20' }, /^job: required/],

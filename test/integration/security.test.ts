@@ -293,6 +293,68 @@ describe('the viewer account', () => {
   });
 });
 
+describe('cross-site requests', () => {
+  /** What a page on another site makes a browser send with a form POST; each alone is enough to refuse. */
+  const CROSS_SITE: Record<string, string>[] = [
+    { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' },
+    { 'sec-fetch-site': 'cross-site' },
+    { 'sec-fetch-site': 'same-site' },
+    { origin: 'https://evil.example' },
+    { origin: 'null' },
+  ];
+  const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
+  const backfills = async () => Number((await rt.db.sql<{ n: string }[]>`select count(*) as n from enrichment.backfills`)[0]!.n);
+
+  it('a form POST to the trigger with the admin credentials answers 403 and records no backfill', async () => {
+    const before = await backfills();
+    const response = await request(server, 'POST', '/api/v1/enrichment/trigger?symbol=AAPL&timeframes=1d&from=2024-01-01&to=2024-01-31', { ...ADMIN_AUTH, ...FORM, ...CROSS_SITE[0] }, 'symbol=AAPL');
+    expect(response.status).toBe(403);
+    expect(((await response.json()) as { detail: string }).detail).toMatch(/^refused: a cross-site request \(Sec-Fetch-Site\); a POST from another site's page is not accepted/);
+    expect(await backfills()).toBe(before);
+  });
+
+  it('a form POST to Bull Board with the admin credentials answers 403 and adds no job', async () => {
+    const etl = rt.queues.get('etl')!;
+    const before = await etl.getJobCountByTypes('waiting', 'delayed', 'prioritized');
+    for (const headers of [FORM, { 'content-type': 'text/plain' }]) {
+      const response = await request(server, 'POST', `${BOARD_PATH}/api/queues/etl/add`, { ...ADMIN_AUTH, ...headers, ...CROSS_SITE[0] }, 'name=x');
+      expect(response.status).toBe(403);
+      expect(((await response.json()) as { error: string }).error).toMatch(/^refused: a cross-site request/);
+    }
+    expect(await etl.getJobCountByTypes('waiting', 'delayed', 'prioritized')).toBe(before);
+  });
+
+  it('every mutating route, the app’s and both boards’, answers 403 to a cross-site request whoever sends it', async () => {
+    const routes = [...listRoutes((app as unknown as { router: { stack: Layer[] } }).router.stack), ...boardRoutes(BOARD_PATH), ...boardRoutes(VIEWER_BOARD_PATH)].filter(isMutating);
+    expect(routes.length).toBeGreaterThan(30);
+    for (const route of routes) {
+      for (const auth of [ADMIN_AUTH, VIEWER_AUTH]) {
+        for (const headers of CROSS_SITE) {
+          const response = await request(server, route.method, concrete(route.path), { ...PAGE_HEADERS, ...auth, ...headers }, '{}');
+          expect(response.status, `${label(route)} with ${JSON.stringify(headers)}`).toBe(403);
+          const body = (await response.json()) as { detail?: string; error?: string };
+          expect(body.detail ?? body.error, label(route)).toMatch(/^refused: (a (cross|same)-site request|Origin \S+ is not this host)/);
+        }
+      }
+    }
+    expect(await rt.queues.get('reports')!.isPaused()).toBe(false);
+  });
+
+  it('lets clients that send no Origin (curl, scripts) and the app’s own pages through', async () => {
+    const path = '/api/v1/enrichment/trigger?symbol=MSFT&timeframes=1d&from=2024-01-01&to=2024-01-31';
+    const before = await backfills();
+    expect((await request(server, 'POST', path, ADMIN_AUTH)).status).toBe(202);
+    expect((await request(server, 'POST', path, { ...ADMIN_AUTH, 'sec-fetch-site': 'same-origin', origin: server.url })).status).toBe(202);
+    // `none`: a request the user started (typed, bookmarked), never another page's doing.
+    expect((await request(server, 'POST', path, { ...ADMIN_AUTH, 'sec-fetch-site': 'none' })).status).toBe(202);
+    expect(await backfills()).toBe(before + 3);
+    const pause = await request(server, 'PUT', `${BOARD_PATH}/api/queues/reports/pause`, { ...ADMIN_AUTH, 'sec-fetch-site': 'same-origin', origin: server.url });
+    expect(pause.status).toBe(200);
+    expect((await request(server, 'PUT', `${BOARD_PATH}/api/queues/reports/resume`, ADMIN_AUTH)).status).toBe(200);
+    expect(await rt.queues.get('reports')!.isPaused()).toBe(false);
+  });
+});
+
 describe('configuration', () => {
   it('binds to loopback unless told otherwise, and off loopback only with credentials', () => {
     const config = loadConfig({});

@@ -246,6 +246,18 @@ describe('GET /', () => {
       schedulesFailure = undefined;
     }
   });
+
+  it("masks secrets in a section's error, as the API does", async () => {
+    schedulesFailure = new Error('connect ECONNREFUSED postgres://bull:pgS3cret@db:5432/warehouse?password=pgS3cret');
+    try {
+      const { response, html } = await loadPage();
+      expect(response.status).toBe(200);
+      expect(html).toContain('Could not load the schedules: connect ECONNREFUSED postgres://bull:***@db:5432/warehouse');
+      expect(html).not.toContain('pgS3cret');
+    } finally {
+      schedulesFailure = undefined;
+    }
+  });
 });
 
 describe('re-run with the page token', () => {

@@ -75,6 +75,34 @@ describe('loadConfig', () => {
     expect(config.concurrency).toEqual({ enrichment: 8 });
   });
 
+  it('takes an empty (or blank) variable as unset: its default applies, for every variable', () => {
+    const numbers = ['PORT', 'ENRICHMENT_RATE_MAX', 'ENRICHMENT_RATE_WINDOW_MS', 'ENRICHMENT_CHUNK_RETRIES', 'ENRICHMENT_RETRY_BASE_MS', 'ENRICHMENT_MAX_BARS', 'ENRICHMENT_TRIGGER_RATE', 'STARTING_CAPITAL', 'JOB_ATTEMPTS', 'JOB_BACKOFF_MS', 'ROLLUP_DEBOUNCE_MS', 'SHUTDOWN_TIMEOUT_MS', 'SCHEDULER_INTERVAL_MS', 'LOCK_DURATION_MS', 'STALLED_INTERVAL_MS', 'JOB_MAX_STALLS'];
+    const others = ['DATABASE_URL', 'SOURCE_DATABASE_URL', 'REDIS_URL', 'BULLPEN_PREFIX', 'BULLPEN_HOME', 'HOST', 'BOARD_USER', 'BOARD_PASSWORD', 'BOARD_VIEWER_USER', 'BOARD_VIEWER_PASSWORD', 'REPORTS_DIR', 'MARKET_DATA_SOURCE', 'MARKET_DATA_CSV_DIR', 'POLYGON_API_KEY', 'POLYGON_BASE_URL', 'EXCHANGE_TZ', 'LOG_LEVEL', 'SCHEDULE_TRADE_ETL', 'CONCURRENCY_ETL'];
+    for (const blank of ['', '  ']) {
+      const env = Object.fromEntries([...numbers, ...others].map((key) => [key, blank]));
+      expect(loadConfig(env)).toEqual(loadConfig({}));
+    }
+    expect(loadConfig({ PORT: '' })).toMatchObject({ port: 3000, portExplicit: false });
+    expect(loadConfig({ ENRICHMENT_TRIGGER_RATE: '' }).enrichmentTriggerRate).toBe(30);
+    expect(loadConfig({ ROLLUP_DEBOUNCE_MS: '' }).rollupDebounceMs).toBe(30000);
+    expect(loadConfig({ JOB_ATTEMPTS: '' }).jobAttempts).toBe(5);
+    expect(loadConfig({ MARKET_DATA_SOURCE: 'polygon', POLYGON_API_KEY: 'k', ENRICHMENT_RATE_MAX: '' }).enrichmentRateLimit).toEqual({ max: 5, durationMs: 60000 });
+    // An explicit 0 still means what the table says.
+    expect(loadConfig({ PORT: '0' })).toMatchObject({ port: 0, portExplicit: true });
+    expect(loadConfig({ ENRICHMENT_TRIGGER_RATE: '0' }).enrichmentTriggerRate).toBe(0);
+  });
+
+  it.each(['BOARD_USER', 'BOARD_VIEWER_USER'])('refuses a %s containing ":" (basic auth splits at the first colon)', (key) => {
+    const env = { BOARD_USER: 'ops', BOARD_PASSWORD: 'pw', BOARD_VIEWER_USER: 'viewer', BOARD_VIEWER_PASSWORD: 'pw2', [key]: 'ops:team' };
+    expect(problems(env)).toContain(`${key}: must not contain ":"`);
+  });
+
+  it('keeps passwords exactly as given, spaces included', () => {
+    const config = loadConfig({ BOARD_USER: 'ops', BOARD_PASSWORD: ' secret ', BOARD_VIEWER_USER: 'viewer', BOARD_VIEWER_PASSWORD: 'pw\t' });
+    expect(config.boardPassword).toBe(' secret ');
+    expect(config.boardViewerPassword).toBe('pw\t');
+  });
+
   it('validates cron patterns with and without seconds', () => {
     expect(isValidCron('*/5 * * * *')).toBe(true);
     expect(isValidCron('*/2 * * * * *')).toBe(true);
