@@ -2,6 +2,7 @@
  * The runtime in one process against real Redis and PostgreSQL: run recording, retries,
  * catch-up, the schedule reconciler, overlap policies and DST through BullMQ's scheduler.
  */
+import { readFileSync } from 'node:fs';
 import { QueueEvents, type Job } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { z } from 'zod';
@@ -299,6 +300,16 @@ describe('overlap policies', () => {
     gates.get('probe-skip/hb')!();
     expect(await finished(b.job)).toEqual({ key: 'hb' });
     expect(await loadRun(rt.db.sql, 'probe-skip', 'hb')).toMatchObject({ status: 'succeeded' });
+  });
+
+  it('sql/013 removes the rows old versions left for ticks dropped by an overlap, and no other skipped row', async () => {
+    await rt.db.sql`
+      insert into ops.job_runs (job, partition, queue, job_id, status, attempts, finished_at, summary)
+      values ('probe-old-skips', 'dropped', 'maintenance', 'j1', 'skipped', 1, now(), ${rt.db.sql.json({ skipped: 'overlap', policy: 'skip', activePartition: 'x' })}),
+             ('probe-old-skips', 'holiday', 'maintenance', 'j2', 'skipped', 1, now(), ${rt.db.sql.json({ skipped: 'not an NYSE session', reason: 'Thanksgiving' })})`;
+    await rt.db.sql.unsafe(readFileSync(new URL('../../sql/013_overlap_skip_rows.sql', import.meta.url), 'utf8'));
+    const rows = await rt.db.sql`select partition from ops.job_runs where job = 'probe-old-skips'`;
+    expect(rows.map((r) => r.partition)).toEqual(['holiday']);
   });
 
   it('drops or buffers only a tick\'s first run: a retried, stalled or re-run partition waits, a done one is not run', async () => {
