@@ -2,7 +2,9 @@
  * maintain-partitions: creates the coming months' warehouse.fact_trades partitions ahead of
  * time, and extends warehouse.dim_date through the end of next year, so loads never wait on
  * DDL in the common case (the ETL still creates any month it meets). Partition: the UTC date
- * of the tick. Creating what exists is a no-op, so a rerun is harmless.
+ * of the tick. Creating what exists is a no-op, so a rerun is harmless. A month is created as its
+ * own table and attached (sql/011), which never waits for the ETL's reads and writes of
+ * fact_trades.
  */
 import { z } from 'zod';
 import { tickDate } from '../src/cron.ts';
@@ -39,11 +41,12 @@ export const maintainPartitions = defineJob({
     const today = ctx.partition;
     const months = monthsFrom(today, ctx.payload.monthsAhead ?? DEFAULT_MONTHS_AHEAD);
     const nextYearEnd = `${Number(today.slice(0, 4)) + 1}-12-31`;
-    return ctx.db.begin(async (tx) => {
-      const created = await ensurePartitions(tx, months);
-      const datesAdded = await ensureDimDates(tx, today, nextYearEnd);
-      ctx.logger.info({ created, datesAdded }, 'partitions and dates ensured');
-      return { months_checked: months, partitions_created: created, dim_dates_added: datesAdded };
-    });
+    // Two short transactions, partitions first. The partition advisory lock is held to the end
+    // of its transaction, and a trade ETL batch that inserted dim_date rows waits for that lock
+    // to create a month: were the dates added under it, they could wait on the batch's rows.
+    const created = await ctx.db.begin((tx) => ensurePartitions(tx, months));
+    const datesAdded = await ctx.db.begin((tx) => ensureDimDates(tx, today, nextYearEnd));
+    ctx.logger.info({ created, datesAdded }, 'partitions and dates ensured');
+    return { months_checked: months, partitions_created: created, dim_dates_added: datesAdded };
   },
 });

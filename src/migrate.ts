@@ -3,8 +3,9 @@
  * `ops.schema_migrations`. Modelled on BullMQ's postgres migrator and graphile-worker's
  * migrate: one transaction, a transaction-scoped advisory lock taken first (so any number
  * of processes may call `migrate` at start-up), then the ledger, then pending files.
- * Files are append-only: an applied file whose checksum changed, or a database at a
- * version this code does not know, stops start-up with a ConfigError.
+ * Files are append-only: an applied file whose checksum changed, a database at a
+ * version this code does not know, or a pending file older than the newest applied one
+ * stops start-up with a ConfigError.
  */
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
@@ -139,6 +140,16 @@ export async function migrate(sql: Sql, options: MigrateOptions = {}): Promise<M
         );
       }
       done.add(row.version);
+    }
+
+    // Files apply in version order only: a pending file older than the newest applied one (a
+    // branch merged late, a file restored) was written against a schema that has moved on.
+    const newest = rows.at(-1);
+    const late = migrations.find((m) => !done.has(m.version) && newest !== undefined && m.version < newest.version);
+    if (late && newest) {
+      throw new ConfigError(
+        `migration ${late.file} is pending but the database already applied the newer ${formatVersion(newest.version)}_${newest.name}.sql; migrations apply in order only: renumber ${late.file} after the newest file (or restore the database) instead`,
+      );
     }
 
     const appliedNow: string[] = [];

@@ -58,7 +58,7 @@ export interface UniverseMember {
   industry: string | null;
   sector_etf: string | null;
   asset_class: string;
-  /** numeric(10,4) in sector_mapping: a string, as every numeric is here. */
+  /** numeric in sector_mapping (4 decimals as published): a string, as every numeric is here. */
   rs_score: string | null;
   rs_rating: number | null;
   is_sector_leader: boolean | null;

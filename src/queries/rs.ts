@@ -3,9 +3,14 @@
  * a trading date from its 1d bars (window functions, no query per symbol).
  *
  * Definitions (DESIGN.md "RS score", the pattern-performance seed's formula):
- *  - return over n sessions = close on the as-of date / close n 1d bars earlier − 1, for n = 21,
- *    63, 126, 189 and 252 (1, 3, 6, 9 and 12 months); NULL without a bar on the as-of date or
- *    without n earlier bars;
+ *  - return over n sessions = close on the as-of date / close at the start − 1, for n = 21, 63,
+ *    126, 189 and 252 (1, 3, 6, 9 and 12 months). The start is SPY's session n before the as-of
+ *    date, the same date for every symbol: the symbol's close on that date, or on its last bar
+ *    before it when it has none (a halt, a chunk enrichment did not store), so a gap never
+ *    stretches one symbol's period past SPY's. NULL without a bar on the as-of date or before
+ *    the start; all NULL when SPY has no bar on the as-of date or fewer than n before it;
+ *  - crypto members are not scored (a row with a note): RS compares closes of NYSE sessions, and
+ *    a 24x7 series' 1d bars are UTC days;
  *  - RS over n vs a benchmark = (symbol's return − benchmark's return) × 100;
  *  - rs_score = 0.4 × RS₆₃ + 0.2 × RS₁₂₆ + 0.2 × RS₁₈₉ + 0.2 × RS₂₅₂ vs SPY (IBD's 3/6/9/12-month
  *    weighting); rs_sector_score the same against the symbol's sector ETF, NULL when that ETF is
@@ -20,6 +25,8 @@ import type { Sql } from '../db.ts';
 /** 1d bars needed for the 12-month return: the as-of bar and 252 before it. */
 export const SESSIONS_NEEDED = 253;
 export const MARKET_BENCHMARK = 'SPY';
+/** Calendar days of 1d bars read before the as-of date: 252 sessions are about 365 days, with room for holidays. */
+const WINDOW_DAYS = 400;
 
 /** Benchmarks (SPY and the sector ETFs the universe's stocks name) without a 1d bar on the as-of date. */
 export async function loadMissingBenchmarks(sql: Sql, asOf: string, tz: string): Promise<string[]> {
@@ -47,45 +54,107 @@ export interface RsRunCounts {
   leaders: number;
 }
 
+/**
+ * The close of the symbol `u.symbol` on the newest 1d bar dated on or before the date in column
+ * `day`, within the scoring window: a lookback's start when the symbol's own bars do not
+ * line up with the benchmark's sessions (a halt, a chunk enrichment failed to store).
+ */
+function closeOnOrBefore(sql: Sql, column: string, asOf: string, tz: string) {
+  const day = sql.unsafe(column);
+  return sql`(select b.close from market.bars b
+    where b.symbol = u.symbol and b.timeframe = '1d'
+      and b.ts >= ((${asOf}::date - ${WINDOW_DAYS}::int)::timestamp at time zone ${tz})
+      and b.ts < ((${day} + 1)::timestamp at time zone ${tz})
+    order by b.ts desc limit 1)`;
+}
+
+/**
+ * The close a lookback starts from: the symbol's stored bar `n` back when it is stamped as SPY's
+ * bar `n` back (no gap: the common case, read from the arrays), else the close on or before that
+ * session's date.
+ */
+function lookbackClose(sql: Sql, n: number, asOf: string, tz: string) {
+  return sql`case when q.stamps[${n + 1}::int] = ${sql.unsafe(`l.t${n}`)} then q.closes[${n + 1}::int]
+    else ${closeOnOrBefore(sql, `l.d${n}`, asOf, tz)} end`;
+}
+
 /** Scores every symbol as of `asOf` into market.rs_scores (replacing that date's rows). */
 export async function scoreRelativeStrength(sql: Sql, asOf: string, tz: string): Promise<RsRunCounts> {
   // The statement's row estimates put it far above jit_above_cost, and compiling it took longer
   // (~0.8 s) than running it. Callers run it in a transaction (refresh-rs, the bench).
   await sql`set local jit = off`;
+  const windowStart = sql`((${asOf}::date - ${WINDOW_DAYS}::int)::timestamp at time zone ${tz})`;
+  const windowEnd = sql`((${asOf}::date + 1)::timestamp at time zone ${tz})`;
   const [counts] = await sql<RsRunCounts[]>`
     with universe as (
       select symbol, sector_name, sector_etf, asset_class from market.sector_mapping
     ),
-    -- Per symbol, its newest 253 1d bars (SESSIONS_NEEDED) up to the as-of date straight from the primary key
-    -- (symbol, timeframe, ts) read backwards: no sort, and nothing older than the 12-month close is read.
-    -- ARRAY(… ORDER BY) keeps the order, so closes[n + 1] is the close n bars before the newest.
+    -- The lookbacks' start dates, the same for every symbol: SPY's sessions 21, 63, 126, 189 and
+    -- 252 before the as-of date (none when SPY has no bar on it). Counting each symbol's own
+    -- stored bars instead started a symbol with a gap earlier than SPY, over a longer period.
+    benchmark as materialized (
+      select exists (select 1 from universe where symbol = ${MARKET_BENCHMARK}) as listed,
+        array(
+          select b.ts from market.bars b
+          where b.symbol = ${MARKET_BENCHMARK} and b.timeframe = '1d' and b.ts >= ${windowStart} and b.ts < ${windowEnd}
+          order by b.ts desc
+          limit ${SESSIONS_NEEDED}) as stamps
+    ),
+    benchmark_sessions as materialized (
+      select listed, cardinality(stamps) as sessions, (stamps[1] at time zone ${tz})::date as last_date,
+        case when (stamps[1] at time zone ${tz})::date = ${asOf}::date then stamps end as stamps
+      from benchmark
+    ),
+    lookbacks as materialized (
+      select listed, sessions, last_date,
+        stamps[22] as t21, stamps[64] as t63, stamps[127] as t126, stamps[190] as t189, stamps[253] as t252,
+        (stamps[22] at time zone ${tz})::date as d21, (stamps[64] at time zone ${tz})::date as d63,
+        (stamps[127] at time zone ${tz})::date as d126, (stamps[190] at time zone ${tz})::date as d189,
+        (stamps[253] at time zone ${tz})::date as d252
+      from benchmark_sessions
+    ),
+    -- Per symbol, the stamps and closes of its newest 253 1d bars (SESSIONS_NEEDED) up to the as-of date
+    -- straight from the primary key (symbol, timeframe, ts) read backwards: no sort, nothing older than
+    -- the 12-month close read, and the stamps from the index alone. ARRAY(… ORDER BY) keeps the order:
+    -- closes[k] is the close k − 1 bars back. A lookback reads closes[n + 1] when that bar is stamped
+    -- as SPY's session n back (no gap: the common case), else the close on or before that session.
+    -- Crypto members are not read: RS compares closes of NYSE sessions (SPY, the sector ETFs), and a
+    -- 24x7 series' 1d bars are UTC days, whose close is hours after the NYSE close of the same date.
     returns as (
       select u.symbol, u.sector_name, u.asset_class,
         case when exists (select 1 from universe e where e.symbol = u.sector_etf) then u.sector_etf end as sector_etf,
-        cardinality(p.closes) as sessions, p.last_date,
+        coalesce(cardinality(p.stamps), 0) as sessions, p.last_date,
         case when p.last_date = ${asOf}::date then p.closes[1] end as close,
-        case when p.last_date = ${asOf}::date then p.closes[1] / nullif(p.closes[22], 0) - 1 end as r21,
-        case when p.last_date = ${asOf}::date then p.closes[1] / nullif(p.closes[64], 0) - 1 end as r63,
-        case when p.last_date = ${asOf}::date then p.closes[1] / nullif(p.closes[127], 0) - 1 end as r126,
-        case when p.last_date = ${asOf}::date then p.closes[1] / nullif(p.closes[190], 0) - 1 end as r189,
-        case when p.last_date = ${asOf}::date then p.closes[1] / nullif(p.closes[253], 0) - 1 end as r252
+        case when p.last_date = ${asOf}::date then p.closes[1] / nullif(p.c21, 0) - 1 end as r21,
+        case when p.last_date = ${asOf}::date then p.closes[1] / nullif(p.c63, 0) - 1 end as r63,
+        case when p.last_date = ${asOf}::date then p.closes[1] / nullif(p.c126, 0) - 1 end as r126,
+        case when p.last_date = ${asOf}::date then p.closes[1] / nullif(p.c189, 0) - 1 end as r189,
+        case when p.last_date = ${asOf}::date then p.closes[1] / nullif(p.c252, 0) - 1 end as r252,
+        p.c252 is not null as has_year
       from universe u
-      cross join lateral (
-        select
-          array(
-            select b.close from market.bars b
-            where b.symbol = u.symbol and b.timeframe = '1d'
-              -- 252 sessions are about 365 calendar days; 400 leaves room for holidays.
-              and b.ts >= ((${asOf}::date - 400)::timestamp at time zone ${tz})
-              and b.ts < ((${asOf}::date + 1)::timestamp at time zone ${tz})
-            order by b.ts desc
-            limit ${SESSIONS_NEEDED}) as closes,
-          (select (max(b.ts) at time zone ${tz})::date from market.bars b
-           where b.symbol = u.symbol and b.timeframe = '1d'
-             and b.ts >= ((${asOf}::date - 400)::timestamp at time zone ${tz})
-             and b.ts < ((${asOf}::date + 1)::timestamp at time zone ${tz})) as last_date
-        offset 0 -- one evaluation per symbol, not one per reference to closes
-      ) p
+      cross join lookbacks l
+      left join lateral (
+        select q.stamps, q.closes, (q.stamps[1] at time zone ${tz})::date as last_date,
+          ${lookbackClose(sql, 21, asOf, tz)} as c21,
+          ${lookbackClose(sql, 63, asOf, tz)} as c63,
+          ${lookbackClose(sql, 126, asOf, tz)} as c126,
+          ${lookbackClose(sql, 189, asOf, tz)} as c189,
+          ${lookbackClose(sql, 252, asOf, tz)} as c252
+        from (
+          select
+            array(
+              select b.ts from market.bars b
+              where b.symbol = u.symbol and b.timeframe = '1d' and b.ts >= ${windowStart} and b.ts < ${windowEnd}
+              order by b.ts desc
+              limit ${SESSIONS_NEEDED}) as stamps,
+            array(
+              select b.close from market.bars b
+              where b.symbol = u.symbol and b.timeframe = '1d' and b.ts >= ${windowStart} and b.ts < ${windowEnd}
+              order by b.ts desc
+              limit ${SESSIONS_NEEDED}) as closes
+          offset 0 -- one evaluation per symbol, not one per reference to the arrays
+        ) q
+      ) p on u.asset_class <> 'crypto'
     ),
     -- Materialized: inlined, the planner rescanned every symbol's returns for each symbol to find SPY.
     spy as materialized (
@@ -97,11 +166,16 @@ export async function scoreRelativeStrength(sql: Sql, asOf: string, tz: string):
         0.4 * (r.r63 - s.r63) * 100 + 0.2 * (r.r126 - s.r126) * 100 + 0.2 * (r.r189 - s.r189) * 100 + 0.2 * (r.r252 - s.r252) * 100 as rs_score,
         0.4 * (r.r63 - e.r63) * 100 + 0.2 * (r.r126 - e.r126) * 100 + 0.2 * (r.r189 - e.r189) * 100 + 0.2 * (r.r252 - e.r252) * 100 as rs_sector_score,
         case
+          when r.asset_class = 'crypto' then 'crypto: not scored (RS compares closes of NYSE sessions with SPY and the sector ETFs; a 24x7 series has no such close)'
           when r.sessions = 0 then 'no 1d bars in the year before ' || ${asOf}
           when r.last_date <> ${asOf}::date then 'no 1d bar on ' || ${asOf} || ' (last ' || r.last_date || ')'
-          when r.sessions < ${SESSIONS_NEEDED} then 'history: ' || r.sessions || ' sessions up to ' || ${asOf} || ', ' || ${SESSIONS_NEEDED} || ' needed for the 12-month return'
+          when not l.listed then 'benchmark ' || ${MARKET_BENCHMARK}::text || ' is not in market.sector_mapping'
+          when l.last_date is distinct from ${asOf}::date then 'benchmark ' || ${MARKET_BENCHMARK}::text || ': no 1d bar on ' || ${asOf}
+          when l.sessions < ${SESSIONS_NEEDED} then 'benchmark ' || ${MARKET_BENCHMARK}::text || ': ' || l.sessions || ' sessions up to ' || ${asOf} || ', ' || ${SESSIONS_NEEDED} || ' needed for the 12-month return'
+          when not r.has_year then 'history: ' || r.sessions || ' sessions up to ' || ${asOf} || ', ' || ${SESSIONS_NEEDED} || ' needed for the 12-month return'
         end as note
       from returns r
+      cross join lookbacks l
       left join spy s on true
       left join returns e on e.symbol = r.sector_etf
     ),
@@ -131,18 +205,30 @@ export async function scoreRelativeStrength(sql: Sql, asOf: string, tz: string):
     select count(*)::int as symbols, count(rs_score)::int as scored, count(rs_rating)::int as rated,
            count(*) filter (where is_sector_leader)::int as leaders
     from written`;
-  // A symbol that left the universe keeps its history but has no row for this date.
-  await sql`delete from market.rs_scores s where s.as_of_date = ${asOf}::date and not exists (select 1 from market.sector_mapping m where m.symbol = s.symbol)`;
+  // A symbol that left the universe keeps its history: its row for the newest date scored goes (the
+  // current table lists the universe), but rescoring an older date (catch-up) leaves that date's
+  // rows of symbols removed since.
+  await sql`
+    delete from market.rs_scores s
+    where s.as_of_date = ${asOf}::date
+      and ${asOf}::date >= (select max(as_of_date) from market.rs_scores)
+      and not exists (select 1 from market.sector_mapping m where m.symbol = s.symbol)`;
   return counts as RsRunCounts;
 }
 
-/** Copies a date's scores to market.sector_mapping when it is the newest date scored. */
+/**
+ * Copies a date's scores to market.sector_mapping when it is the newest date scored and SPY
+ * was scored that day: without the benchmark every score is NULL (the notes say why), and the
+ * current values stay as they were. rs_score is rounded to the column's 4 decimals.
+ */
 export async function publishCurrentScores(sql: Sql, asOf: string): Promise<number> {
   const result = await sql`
-    update market.sector_mapping m set rs_score = s.rs_score, rs_rating = s.rs_rating, is_sector_leader = s.is_sector_leader, last_updated = now()
+    update market.sector_mapping m
+    set rs_score = round(s.rs_score::numeric, 4), rs_rating = s.rs_rating, is_sector_leader = s.is_sector_leader, last_updated = now()
     from market.rs_scores s
     where s.symbol = m.symbol and s.as_of_date = ${asOf}::date
-      and ${asOf}::date >= (select max(as_of_date) from market.rs_scores)`;
+      and ${asOf}::date >= (select max(as_of_date) from market.rs_scores)
+      and exists (select 1 from market.rs_scores b where b.symbol = ${MARKET_BENCHMARK} and b.as_of_date = ${asOf}::date and b.rs_score is not null)`;
   return result.count;
 }
 

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { appendFile, cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { appendFile, cp, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -118,6 +118,28 @@ describe('migrate', () => {
 
     await expect(again).rejects.toBeInstanceOf(ConfigError);
     await expect(again).rejects.toThrow(/database is at migration 999 which this version of bullpen does not know; upgrade bullpen/);
+  });
+
+  it('refuses a pending file older than the newest applied one, naming it, and applies nothing', async () => {
+    const dir = await copyMigrations();
+    const files = await loadMigrations(dir);
+    const older = files.at(-2);
+    const newest = files.at(-1);
+    if (!older || !newest) throw new Error('expected at least two migrations');
+    // The older file is missing when the newer one is applied (a branch merged late), then comes back.
+    const aside = path.join(dir, 'aside');
+    await mkdir(aside);
+    await rename(path.join(dir, older.file), path.join(aside, older.file));
+    await migrate(db.sql, { dir });
+    await rename(path.join(aside, older.file), path.join(dir, older.file));
+    const ledger = await db.sql<{ version: number }[]>`select version from ops.schema_migrations order by version`;
+
+    const again = migrate(db.sql, { dir });
+
+    await expect(again).rejects.toBeInstanceOf(ConfigError);
+    await expect(again).rejects.toThrow(`migration ${older.file} is pending but the database already applied the newer ${newest.file}`);
+    expect(await db.sql`select version from ops.schema_migrations order by version`).toEqual(ledger);
+    expect(ledger.map((r) => r.version)).not.toContain(older.version);
   });
 
   it('rolls back everything when a file fails, and names the file', async () => {

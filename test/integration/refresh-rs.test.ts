@@ -2,14 +2,16 @@
  * refresh-rs against hand-built bars: RS, ratings (ties included) and sector leaders worked out
  * by hand for a small universe; a sector with fewer than five members; a symbol listed
  * mid-window; an idempotent rerun; missing benchmark data fetched first, or failing retryably
- * naming the benchmark.
+ * naming the benchmark; lookbacks on SPY's sessions whatever gaps a symbol has; crypto members
+ * left unscored; a score too large for sector_mapping's old numeric(10,4); a benchmark without a
+ * year of history; history kept when an older date is scored again.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { addTradingDays, tradingDaysBetween } from '../../src/analytics/calendar.ts';
-import { dayNumberOfIsoDate, utcMsOfLocal } from '../../src/analytics/timeframes.ts';
+import { addCalendarDays, dayNumberOfIsoDate, utcMsOfLocal } from '../../src/analytics/timeframes.ts';
 import type { Sql } from '../../src/db.ts';
 import { enqueueRun } from '../../src/enqueue.ts';
 import { enrichmentBackfill } from '../../jobs/enrichment-backfill.ts';
@@ -70,6 +72,37 @@ async function runJob(rt: TestRuntime, date = AS_OF): Promise<{ status: string; 
     () => `refresh-rs to end: ${JSON.stringify(row)}`,
   );
   return row as { status: string; summary: Record<string, unknown> | null; error: string | null };
+}
+
+/** 1d bars at every session `back` = 0 … sessions − 1 before AS_OF whose close `closeAt` gives (null: no bar). */
+async function insertSeries(sql: Sql, symbol: string, closeAt: (back: number) => number | null, sessions = 260): Promise<void> {
+  const ts: string[] = [];
+  const closes: number[] = [];
+  for (let back = 0; back < sessions; back++) {
+    const close = closeAt(back);
+    if (close === null) continue;
+    ts.push(sessionTs(back).toISOString());
+    closes.push(close);
+  }
+  await sql`
+    insert into market.bars (symbol, timeframe, ts, open, high, low, close, volume, source)
+    select ${symbol}, '1d', t, c, c, c, c, 1000, 'test' from unnest(${ts}::timestamptz[], ${closes}::float8[]) as u(t, c)`;
+}
+
+interface ScoreRow {
+  symbol: string;
+  close: number | null;
+  return_63d: number | null;
+  return_252d: number | null;
+  rs_score: number | null;
+  rs_rating: number | null;
+  note: string | null;
+}
+
+async function loadScores(sql: Sql, date = AS_OF): Promise<Record<string, ScoreRow>> {
+  const rows = await sql<ScoreRow[]>`
+    select symbol, close, return_63d, return_252d, rs_score, rs_rating, note from market.rs_scores where as_of_date = ${date} order by symbol`;
+  return Object.fromEntries(rows.map((r) => [r.symbol, r]));
 }
 
 const UP = { 0: 120, 21: 110, 63: 100, 126: 90, 189: 80, 252: 60 };
@@ -182,5 +215,136 @@ describe('refresh-rs', () => {
     // Retryable: the first attempt was retried, not failed for good at once.
     const events = await sql<{ outcome: string }[]>`select outcome from ops.job_run_events where job = 'refresh-rs' order by event_id`;
     expect(events.map((e) => e.outcome)).toEqual(['retrying', 'failed']);
+  });
+
+  it("starts every lookback at SPY's session, whatever bars a symbol lacks: the close on or before that date", async () => {
+    runtime = await createTestRuntime('rs-gaps', [refreshRs]);
+    runtime.startWorkers();
+    const sql = runtime.db.sql;
+    await universe(sql, [
+      ['SPY', 'Benchmark', null, 'etf'],
+      ['AAA', 'Information Technology', null, 'stock'],
+      ['BBB', 'Information Technology', null, 'stock'],
+    ]);
+    const drift = (back: number) => 200 * 1.002 ** -back;
+    await insertSeries(sql, 'SPY', drift);
+    // AAA: SPY's closes, but no bar 10 sessions back (a halt, a chunk enrichment failed to store).
+    await insertSeries(sql, 'AAA', (back) => (back === 10 ? null : drift(back)));
+    // BBB: no bar on the 3-month lookback's own session: its 3-month return starts from the close before.
+    await insertSeries(sql, 'BBB', (back) => (back === 63 ? null : drift(back)));
+
+    const run = await runJob(runtime);
+    expect(run.status).toBe('succeeded');
+    const by = await loadScores(sql);
+    expect(by.SPY?.return_63d).toBeCloseTo(1.002 ** 63 - 1, 12);
+    expect(by.AAA?.return_63d).toBeCloseTo(1.002 ** 63 - 1, 12);
+    expect(by.AAA?.return_252d).toBeCloseTo(1.002 ** 252 - 1, 12);
+    expect(by.AAA?.rs_score).toBeCloseTo(0, 9);
+    expect(by.BBB?.return_63d).toBeCloseTo(1.002 ** 64 - 1, 12);
+    expect(by.BBB?.return_252d).toBeCloseTo(1.002 ** 252 - 1, 12);
+    expect(by.AAA?.note).toBeNull();
+  });
+
+  it('leaves crypto members unscored with a note, never reading the next UTC day\'s bar', async () => {
+    runtime = await createTestRuntime('rs-crypto', [refreshRs]);
+    runtime.startWorkers();
+    const sql = runtime.db.sql;
+    await universe(sql, [
+      ['SPY', 'Benchmark', null, 'etf'],
+      ['AAA', 'Information Technology', null, 'stock'],
+      ['BTC-USD', 'Crypto', null, 'crypto'],
+    ]);
+    await insertBars(sql, 'SPY', { 0: 110 });
+    await insertBars(sql, 'AAA', { 0: 120 });
+    // 24x7: a 1d bar every UTC midnight, through the day after the as-of date (close 999 then).
+    const days = Array.from({ length: 402 }, (_, i) => addCalendarDays(AS_OF, i - 400));
+    const closes = days.map((d) => (d > AS_OF ? 999 : 100));
+    await sql`
+      insert into market.bars (symbol, timeframe, ts, open, high, low, close, volume, source)
+      select 'BTC-USD', '1d', (d || 'T00:00:00Z')::timestamptz, c, c, c, c, 1000, 'test' from unnest(${days}::text[], ${closes}::float8[]) as u(d, c)`;
+
+    const run = await runJob(runtime);
+    expect(run.status).toBe('succeeded');
+    expect(run.summary).toMatchObject({ symbols: 3, scored: 2, unscored: 1 });
+    const by = await loadScores(sql);
+    expect(by['BTC-USD']).toMatchObject({ close: null, return_63d: null, rs_score: null, rs_rating: null });
+    expect(by['BTC-USD']?.note).toMatch(/^crypto: not scored/);
+    expect(by.AAA?.rs_score).toBeCloseTo(10, 9);
+  });
+
+  it('publishes a score too large for numeric(10,4) instead of failing the run', async () => {
+    runtime = await createTestRuntime('rs-overflow', [refreshRs]);
+    runtime.startWorkers();
+    const sql = runtime.db.sql;
+    await universe(sql, [
+      ['SPY', 'Benchmark', null, 'etf'],
+      ['ZZZ', 'Information Technology', null, 'stock'],
+    ]);
+    await insertBars(sql, 'SPY', { 0: 110 });
+    await insertSeries(sql, 'ZZZ', (back) => (back === 0 ? 50 : 0.001)); // +4,999,900%
+
+    const run = await runJob(runtime);
+    expect(run.status, run.error ?? '').toBe('succeeded');
+    const [scored] = await sql<{ rs_score: number }[]>`select rs_score from market.rs_scores where symbol = 'ZZZ' and as_of_date = ${AS_OF}`;
+    expect(scored?.rs_score).toBeCloseTo((49_999 - 0.1) * 100, 6);
+    const [current] = await sql<{ rs_score: string }[]>`select rs_score::text from market.sector_mapping where symbol = 'ZZZ'`;
+    expect(current?.rs_score).toBe('4999890.0000');
+  });
+
+  it('names the benchmark when SPY lacks a year of history, and keeps the current values instead of publishing NULLs', async () => {
+    runtime = await createTestRuntime('rs-short-spy', [refreshRs]);
+    runtime.startWorkers();
+    const sql = runtime.db.sql;
+    await universe(sql, [
+      ['SPY', 'Benchmark', null, 'etf'],
+      ['AAA', 'Information Technology', null, 'stock'],
+    ]);
+    await insertBars(sql, 'SPY', { 0: 110 });
+    await insertBars(sql, 'AAA', UP);
+    expect((await runJob(runtime)).status).toBe('succeeded');
+    const before = await sql`select symbol, rs_score, rs_rating, is_sector_leader from market.sector_mapping order by symbol`;
+    expect(before.find((r) => r.symbol === 'AAA')?.rs_rating).toBe(1);
+
+    // The next session: SPY's stored history now starts 100 sessions back.
+    const next = addTradingDays(AS_OF, 1);
+    const nextTs = new Date(utcMsOfLocal(dayNumberOfIsoDate(next) * 86_400_000, 'nyse')).toISOString();
+    await sql`
+      insert into market.bars (symbol, timeframe, ts, open, high, low, close, volume, source)
+      select s, '1d', ${nextTs}::timestamptz, 120, 120, 120, 120, 1000, 'test' from unnest(array['SPY', 'AAA']) as s`;
+    await sql`delete from market.bars where symbol = 'SPY' and ts < ${sessionTs(99).toISOString()}::timestamptz`;
+
+    const run = await runJob(runtime, next);
+    expect(run.status).toBe('succeeded');
+    expect(run.summary).toMatchObject({ scored: 0, current: false });
+    const by = await loadScores(sql, next);
+    const note = `benchmark SPY: 101 sessions up to ${next}, 253 needed for the 12-month return`;
+    expect(by.AAA).toMatchObject({ rs_score: null, note });
+    expect(by.SPY).toMatchObject({ rs_score: null, note });
+    expect(await sql`select symbol, rs_score, rs_rating, is_sector_leader from market.sector_mapping order by symbol`).toEqual(before);
+  });
+
+  it("keeps an older date's rows of a symbol removed since when that date is scored again", async () => {
+    runtime = await createTestRuntime('rs-removed', [refreshRs]);
+    runtime.startWorkers();
+    const sql = runtime.db.sql;
+    await universe(sql, [
+      ['SPY', 'Benchmark', null, 'etf'],
+      ['AAA', 'Information Technology', null, 'stock'],
+      ['BBB', 'Information Technology', null, 'stock'],
+    ]);
+    await insertBars(sql, 'SPY', { 0: 110 });
+    await insertBars(sql, 'AAA', UP);
+    await insertBars(sql, 'BBB', { 0: 100 });
+    const older = addTradingDays(AS_OF, -1);
+    expect((await runJob(runtime, older)).status).toBe('succeeded');
+    expect((await runJob(runtime)).status).toBe('succeeded');
+    await sql`delete from market.sector_mapping where symbol = 'BBB'`;
+
+    // The older date again (a retry, a catch-up): BBB was in the universe then; its row is history.
+    expect((await runJob(runtime, older)).status).toBe('succeeded');
+    expect(Object.keys(await loadScores(sql, older))).toEqual(['AAA', 'BBB', 'SPY']);
+    // The newest date again: the current table lists the universe as it is.
+    expect((await runJob(runtime)).status).toBe('succeeded');
+    expect(Object.keys(await loadScores(sql))).toEqual(['AAA', 'SPY']);
   });
 });
