@@ -625,9 +625,9 @@ export async function markPositions(tx: Tx, tz: string, asOf: string): Promise<n
       from warehouse.fact_positions_daily p join warehouse.dim_instrument di on di.instrument_key = p.instrument_key
       where p.close_price is null and p.trade_date > ${asOf}::date - ${MARK_POSITIONS_DAYS}::int
     ),
-    -- One probe of the bars' key per symbol and date: the unmarked rows are few, the bars of
-    -- every timeframe many.
-    closes as (
+    -- One probe of the bars' key per symbol and date, first (materialized): the unmarked rows are
+    -- few, the bars of every timeframe many, and positions are only looked up for closes found.
+    closes as materialized (
       select u.symbol, u.trade_date, b.close
       from (select distinct symbol, trade_date from unmarked) u
       cross join lateral (
