@@ -8,7 +8,7 @@ import { FlowProducer, type DefaultJobOptions, type Worker } from 'bullmq';
 import { JOBS } from '../jobs/index.ts';
 import { createRefreshingCache } from './cache.ts';
 import type { Config } from './config.ts';
-import { createDb, type Sql } from './db.ts';
+import { openDb, type Sql } from './db.ts';
 import { seedDemoIfEmbeddedAndEmpty } from './demo/seed-if-empty.ts';
 import { ensureLocalRedis, startEmbeddedPostgres } from './embedded.ts';
 import { createFlowEnqueuer } from './enrichment/backfills.ts';
@@ -95,10 +95,10 @@ export async function openServices(config: Config, options: { logger?: Logger; d
       databaseUrl = embedded.url;
       releasers.push(() => embedded.stop());
     }
-    const db = createDb(databaseUrl);
+    const db = await openDb(databaseUrl, 'DATABASE_URL');
     releasers.push(() => db.end({ timeout: 5 }));
     const sourceUrl = config.sourceDatabaseUrl ?? databaseUrl;
-    const sourceDb = sourceUrl === databaseUrl ? db : createDb(sourceUrl, { applicationName: 'bullpen-source' });
+    const sourceDb = sourceUrl === databaseUrl ? db : await openDb(sourceUrl, 'SOURCE_DATABASE_URL', { applicationName: 'bullpen-source' });
     if (sourceDb !== db) releasers.push(() => sourceDb.end({ timeout: 5 }));
     if (options.migrate ?? true) await migrate(db, { logger });
 
@@ -169,37 +169,10 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
     releasers.push(() => recorder.drain());
     const catchupRuntime = { db: services.db, queues: services.queues, logger, metrics };
 
-    let scheduler: SchedulerLoop | undefined;
-    if (role === 'all' || role === 'scheduler') {
-      await registerSchedules(services.queues, services.schedules, logger);
-      scheduler = startSchedulerLoop(catchupRuntime, services.schedules, config.schedulerIntervalMs);
-      const loop = scheduler;
-      releasers.push(() => loop.stop());
-    }
-
-    let workers: Worker[] = [];
-    if (role === 'all' || role === 'worker') {
-      const runtime: WorkerRuntime = {
-        config,
-        db: services.db,
-        sourceDb: services.sourceDb,
-        logger,
-        metrics,
-        recorder,
-        queues: services.queues,
-        definitions: services.definitions,
-        flows: services.flows,
-        jobOptions: services.jobOptions,
-      };
-      workers = startWorkers(runtime, { connection: services.redis, queues: options.queues });
-      const active = workers;
-      releasers.push(() => stopWorkers(active, config.shutdownTimeoutMs, logger));
-      logger.info({ queues: workers.map((w) => w.name) }, 'workers started');
-    }
-
-    // Expanding every schedule's cron ticks costs CPU; the page, the API and /metrics share one
-    // answer per second (under 200 clients it was most of the web process's time).
-    // A second fresh; up to a minute old it is still answered at once while one load replaces it.
+    // The web server binds before any schedule or worker starts: a port in use stops start-up
+    // before anything is enqueued or run. The page, the API and /metrics share one schedules
+    // listing, fresh for a second; up to a minute old it is still answered at once while one
+    // load replaces it.
     const scheduleStatus = createRefreshingCache({ freshMs: 1000, maxStaleMs: 60_000 }, () => listScheduleStatus(catchupRuntime, services.schedules, new Date()));
 
     let url: string | undefined;
@@ -235,6 +208,34 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       url = server.url;
       releasers.push(() => server.close());
       logger.info({ url, board: full ? `${url}/admin/queues` : undefined }, full ? 'web: Bull Board, API and /metrics' : 'probes and /metrics');
+    }
+
+    let scheduler: SchedulerLoop | undefined;
+    if (role === 'all' || role === 'scheduler') {
+      await registerSchedules(services.queues, services.schedules, logger);
+      scheduler = startSchedulerLoop(catchupRuntime, services.schedules, config.schedulerIntervalMs);
+      const loop = scheduler;
+      releasers.push(() => loop.stop());
+    }
+
+    let workers: Worker[] = [];
+    if (role === 'all' || role === 'worker') {
+      const runtime: WorkerRuntime = {
+        config,
+        db: services.db,
+        sourceDb: services.sourceDb,
+        logger,
+        metrics,
+        recorder,
+        queues: services.queues,
+        definitions: services.definitions,
+        flows: services.flows,
+        jobOptions: services.jobOptions,
+      };
+      workers = startWorkers(runtime, { connection: services.redis, queues: options.queues });
+      const active = workers;
+      releasers.push(() => stopWorkers(active, config.shutdownTimeoutMs, logger));
+      logger.info({ queues: workers.map((w) => w.name) }, 'workers started');
     }
 
     let stopping: Promise<void> | undefined;

@@ -7,7 +7,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ASSET_CLASSES, type AssetClass } from './analytics/timeframes.ts';
 import type { Config } from './config.ts';
-import { createDb, type Sql } from './db.ts';
+import { openDb, type Sql } from './db.ts';
 import { startEmbeddedPostgres } from './embedded.ts';
 import { SYMBOL_PATTERN } from './enrichment/backfills.ts';
 import { BadInputError } from './errors.ts';
@@ -54,7 +54,7 @@ async function withDatabase<T>(ctx: RsCommandContext, fn: (db: Sql) => Promise<T
       url = embedded.url;
       releasers.push(() => embedded.stop());
     }
-    const db = createDb(url, { max: 2, applicationName: 'bullpen-cli' });
+    const db = await openDb(url, 'DATABASE_URL', { max: 2, applicationName: 'bullpen-cli' });
     releasers.push(() => db.end({ timeout: 5 }));
     await migrate(db, { logger });
     return await fn(db);

@@ -5,6 +5,8 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import postgres, { type Sql } from 'postgres';
+import { ConfigError } from './errors.ts';
+import { redactUrl } from './redact.ts';
 import { answersWithin } from './timeout.ts';
 
 export type { Sql };
@@ -340,6 +342,23 @@ export function createDb(url: string, options: DbOptions = {}): Sql {
     idle_timeout: 600,
     connect_timeout: 10,
   });
+}
+
+/**
+ * A pool whose database has answered once: a command that cannot reach it (refused, unknown
+ * host, no such database, bad password) stops with one line naming `variable` and the URL with
+ * its password hidden, instead of a driver's stack trace.
+ */
+export async function openDb(url: string, variable: string, options: DbOptions = {}): Promise<Sql> {
+  const sql = createDb(url, options);
+  try {
+    await sql`select 1`;
+    return sql;
+  } catch (error) {
+    await sql.end({ timeout: 1 }).catch(() => {});
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new ConfigError(`${variable}: cannot connect to ${redactUrl(url)}: ${reason}`, { cause: error });
+  }
 }
 
 /** Answers whether PostgreSQL responds within `timeoutMs`. */

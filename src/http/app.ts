@@ -14,6 +14,7 @@ import express from 'express';
 import type { Config } from '../config.ts';
 import type { Sql } from '../db.ts';
 import type { BackfillEnqueuer } from '../enrichment/backfills.ts';
+import { ConfigError } from '../errors.ts';
 import type { JobDefinition } from '../job-definition.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
@@ -166,7 +167,12 @@ export function formatHost(host: string): string {
 export async function startHttpServer(app: express.Express, host: string, port: number): Promise<HttpServer> {
   const server = createServer(app);
   await new Promise<void>((resolve, reject) => {
-    const onError = (error: Error) => reject(error);
+    const onError = (error: NodeJS.ErrnoException) =>
+      reject(
+        error.code === 'EADDRINUSE' || error.code === 'EACCES' || error.code === 'EADDRNOTAVAIL'
+          ? new ConfigError(`cannot listen on ${host}:${port} (PORT, HOST): ${error.code === 'EADDRINUSE' ? 'the port is in use' : error.code === 'EACCES' ? 'not allowed' : 'no such address here'}`, { cause: error })
+          : error,
+      );
     server.once('error', onError);
     server.listen(port, host, () => {
       server.off('error', onError);

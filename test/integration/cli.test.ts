@@ -2,11 +2,13 @@
  * The `bullpen` command itself, as a user runs it: migrate, run --wait, schedules.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadRun } from '../../src/runs.ts';
 import { spawnNode } from '../helpers/processes.ts';
+import { createTestPrefix } from '../helpers/redis.ts';
 import { createTestRuntime, type TestRuntime } from '../helpers/runtime.ts';
 import { JOBS } from '../../jobs/index.ts';
 
@@ -74,6 +76,35 @@ describe('bullpen CLI', () => {
     } finally {
       // A live run of the schedule would make every later run of it wait.
       await rt.db.sql`delete from ops.job_runs where job = 'nightly-report' and partition = '2026-11-17'`;
+    }
+  });
+
+  it('names DATABASE_URL, password hidden, in one line when PostgreSQL cannot be reached or the database is missing', async () => {
+    for (const url of ['postgres://postgres:pgS3cret@127.0.0.1:5432/bullpen_no_such_db', 'postgres://postgres:pgS3cret@127.0.0.1:1/test']) {
+      for (const args of [['migrate'], ['rs']]) {
+        const { code, output } = await bullpen(args, { DATABASE_URL: url });
+        expect(code, args.join(' ')).toBe(1);
+        expect(output).toMatch(/^bullpen: DATABASE_URL: cannot connect to postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:/m);
+        expect(output).not.toContain('pgS3cret');
+        expect(output).not.toMatch(/^\s+at /m);
+      }
+    }
+  });
+
+  it('start with its port in use stops with one line, before registering a schedule or running anything', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as net.AddressInfo).port;
+    const prefix = createTestPrefix('cli-port');
+    try {
+      const { code, output } = await bullpen(['start'], { PORT: String(port), HOST: '127.0.0.1', BULLPEN_PREFIX: prefix });
+      expect(code).toBe(1);
+      expect(output).toContain(`bullpen: cannot listen on 127.0.0.1:${port} (PORT, HOST): the port is in use`);
+      expect(output).not.toMatch(/^\s+at /m);
+      // Opening the queues writes their meta keys; nothing else: no scheduler, no job.
+      expect((await rt.redis.keys(`${prefix}:*`)).filter((key) => !key.endsWith(':meta'))).toEqual([]);
+    } finally {
+      await new Promise<void>((resolve) => blocker.close(() => resolve()));
     }
   });
 
