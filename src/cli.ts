@@ -429,7 +429,20 @@ export async function runCli(args: readonly string[], configure?: (program: Comm
 }
 
 /** `bin/bullpen.js`: runs the command line of this process; exits with its code when it is not 0. */
+/**
+ * Ctrl-C or SIGTERM during a command that installed no handler of its own (every one but
+ * `start` and `backfill --wait`): exit as the signal asks, but through process.exit, so that the
+ * exit hook stops an embedded PostgreSQL this process started (Node's default skips it).
+ */
+function exitOnSignal(signal: 'SIGINT' | 'SIGTERM', code: number): void {
+  process.on(signal, () => {
+    if (process.listenerCount(signal) === 1) process.exit(code);
+  });
+}
+
 export async function main(): Promise<void> {
+  exitOnSignal('SIGINT', 130);
+  exitOnSignal('SIGTERM', 143);
   const code = await runCli(process.argv.slice(2));
   // A long-running command (start) returns 0 while it runs; a failed one exits now, whatever it left open.
   if (code !== 0) process.exit(code);

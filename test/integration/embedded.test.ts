@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureLocalRedis, startEmbeddedPostgres } from '../../src/embedded.ts';
 import { ConfigError } from '../../src/errors.ts';
 import { createLogger } from '../../src/logger.ts';
+import { TEST_REDIS_URL, cleanupPrefix, createTestPrefix } from '../helpers/redis.ts';
 
 const logger = createLogger({ level: 'silent', pretty: false });
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -189,6 +190,40 @@ describe('startEmbeddedPostgres', () => {
       await rm(shared, { recursive: true, force: true });
     }
   });
+});
+
+describe('a one-shot command on the embedded PostgreSQL', () => {
+  it('stops the cluster it started when interrupted with Ctrl-C, and exits 130', async () => {
+    const home = await makeHome('pg-sigint');
+    const prefix = createTestPrefix('sigint');
+    const env: Record<string, string | undefined> = { ...process.env, BULLPEN_HOME: home, REDIS_URL: TEST_REDIS_URL, BULLPEN_PREFIX: prefix };
+    delete env.DATABASE_URL;
+    delete env.SOURCE_DATABASE_URL;
+    const child = spawn(process.execPath, ['bin/bullpen.js', 'demo', '--days', '5'], { cwd: repoRoot, env });
+    let output = '';
+    child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    const pidFile = path.join(home, 'pg', 'postmaster.pid');
+    try {
+      const deadline = Date.now() + 60_000;
+      // Ctrl-C once the cluster runs and the demo has begun using it.
+      while (!/seeded \d+ trading days/.test(output) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(output, output).toMatch(/seeded \d+ trading days/);
+      expect(existsSync(pidFile)).toBe(true);
+      child.kill('SIGINT');
+      expect(await exited).toBe(130);
+      const gone = Date.now() + 15_000;
+      while (existsSync(pidFile) && Date.now() < gone) await new Promise((resolve) => setTimeout(resolve, 100));
+      // PostgreSQL removes its pid file last thing on a clean shutdown.
+      expect(existsSync(pidFile)).toBe(false);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      if (existsSync(pidFile)) process.kill(await postmasterPid(home), 'SIGQUIT');
+      await rm(home, { recursive: true, force: true });
+      await cleanupPrefix(TEST_REDIS_URL, prefix);
+    }
+  }, 90_000);
 });
 
 const redisServerInstalled = await hasRedisServer();
