@@ -11,6 +11,7 @@ import { createBackfill, createFlowEnqueuer, describeBackfill, finishBackfill, p
 import { generateSyntheticBars } from '../../src/enrichment/providers/synthetic.ts';
 import type { FetchRequest, MarketDataProvider } from '../../src/enrichment/providers/types.ts';
 import { runSeriesStep } from '../../src/enrichment/series-step.ts';
+import type { Sql } from '../../src/db.ts';
 import { createLogger } from '../../src/logger.ts';
 import { enqueueRun } from '../../src/enqueue.ts';
 import { enrichmentBackfill } from '../../jobs/enrichment-backfill.ts';
@@ -114,6 +115,17 @@ async function ledgerCoveredTo(sql: TestDatabase['sql'], timeframe: string, chun
   return row?.covered_to;
 }
 
+/** The summary of the enrichment-daily run of `partition`, once it has succeeded. */
+async function dailySummary(sql: Sql, partition: string): Promise<Record<string, unknown>> {
+  let summary: Record<string, unknown> | undefined;
+  await waitFor(async () => {
+    const [row] = await sql<{ status: string; summary: Record<string, unknown> }[]>`select status, summary from ops.job_runs where job = 'enrichment-daily' and partition = ${partition}`;
+    summary = row?.status === 'succeeded' ? row.summary : undefined;
+    return summary !== undefined;
+  }, 30_000);
+  return summary!;
+}
+
 interface StoredBar {
   ts: Date;
   open: number;
@@ -211,12 +223,7 @@ describe('enrichment backfills', () => {
     expect(first.status).toBe('completed');
 
     const run = await enqueueRun(runtime.queues, enrichmentDaily, { date: '2026-11-19' });
-    let summary: Record<string, unknown> | undefined;
-    await waitFor(async () => {
-      const [row] = await sql<{ status: string; summary: Record<string, unknown> }[]>`select status, summary from ops.job_runs where job = 'enrichment-daily' and partition = ${run.partition}`;
-      summary = row?.status === 'succeeded' ? row.summary : undefined;
-      return summary !== undefined;
-    }, 30_000);
+    const summary = await dailySummary(sql, run.partition);
     expect(summary).toMatchObject({ symbols: 3, to: '2026-11-19' });
     let report: BackfillReport | undefined;
     await waitFor(async () => {
@@ -248,12 +255,7 @@ describe('enrichment backfills', () => {
     await sql`update enrichment.chunks set covered_to = '2026-11-18' where symbol = 'AAPL' and timeframe = '1d' and chunk_start = '2026-01-01'`;
 
     const run = await enqueueRun(runtime.queues, enrichmentDaily, { date: '2026-11-19' });
-    let summary: Record<string, unknown> | undefined;
-    await waitFor(async () => {
-      const [row] = await sql<{ status: string; summary: Record<string, unknown> }[]>`select status, summary from ops.job_runs where job = 'enrichment-daily' and partition = ${run.partition}`;
-      summary = row?.status === 'succeeded' ? row.summary : undefined;
-      return summary !== undefined;
-    }, 30_000);
+    const summary = await dailySummary(sql, run.partition);
     expect(summary).toMatchObject({ symbols: 1, from: '2026-11-19', to: '2026-11-19' });
     let report: BackfillReport | undefined;
     await waitFor(async () => {
