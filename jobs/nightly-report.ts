@@ -6,6 +6,7 @@
  * Nights missed while nothing ran are caught up on start, oldest first.
  */
 import { tickDate } from '../src/cron.ts';
+import { BadInputError } from '../src/errors.ts';
 import { basePayload, defineJob, payloadDate, scheduledInstant } from '../src/job-definition.ts';
 import { buildDailyReport } from '../src/reports/daily.ts';
 import { renderDailyReportHtml } from '../src/reports/html.ts';
@@ -29,6 +30,10 @@ export const nightlyReport = defineJob({
   partition: (p) => p.date ?? tickDate(scheduledInstant(p), 'UTC'),
   catchup: { mode: 'all', windowHours: 7 * 24, max: 7 },
   process: async (ctx) => {
+    // A report date is a UTC date; one still to come has nothing to report, and its stored "no
+    // trading" report would stand for the real one's partition.
+    const today = new Date().toISOString().slice(0, 10);
+    if (ctx.partition > today) throw new BadInputError(`bad payload for nightly-report: date ${ctx.partition} is after today (${today} UTC); a future date has nothing to report`);
     const report = await buildDailyReport(ctx.db, { date: ctx.partition, now: new Date() });
     const stored = await storeDailyReport(ctx.db, ctx.config.reportsDir, report, renderDailyReportHtml(report));
     return {

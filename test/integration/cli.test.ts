@@ -55,6 +55,10 @@ describe('bullpen CLI', () => {
     const bad = await bullpen(['report', '--date', '2026-02-30']);
     expect(bad.code).toBe(1);
     expect(bad.output).toMatch(/bad payload for nightly-report: date: /);
+    const future = await bullpen(['report', '--date', '2099-01-02']);
+    expect(future.code).toBe(1);
+    expect(future.output).toMatch(/bad payload for nightly-report: date 2099-01-02 is after today/);
+    expect(fs.existsSync(path.join(reportsDir, 'daily_20990102.json'))).toBe(false);
   });
 
   it('run --wait says when a run was not made: exit 0 for a partition already done, 1 for one another job holds', async () => {
