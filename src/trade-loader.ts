@@ -9,8 +9,11 @@
  * account × instrument it touches (restating later fills when a late or amended one lands
  * before them), writes facts, fact keys, positions and rollup requests, and advances the
  * watermark. A crash loses at most the batch in flight, which the next run reads again; a rerun
- * over rows already loaded finds them unchanged by hash and writes nothing. Rows ingested at +infinity, which no watermark
- * window reaches, are then read by id and quarantined once.
+ * over rows already loaded finds them unchanged by hash and writes nothing. Then the rows of open
+ * rejects whose unknown account or instrument has appeared since (an eventually consistent source
+ * may stamp a fill before its member exists) are read again by id and go through the same batch
+ * path, so they load and their rejects are resolved. Rows ingested at +infinity, which no
+ * watermark window reaches, are then read by id and quarantined once.
  */
 import { pipeline } from 'node:stream/promises';
 import type { Sql, TransactionSql } from 'postgres';
@@ -42,6 +45,8 @@ import {
   STAGE_COLUMN_NAMES,
   batchWatermark,
   dropQuarantined,
+  dropRequarantined,
+  loadRetryableRejects,
   type BatchCounts,
   type BatchWindow,
   type FillRow,
@@ -85,7 +90,7 @@ export interface BatchSummary {
   partitionsCreated: string[];
   datesAdded: number;
   rollupRequests: Array<{ trade_date: string; account_id: string }>;
-  /** The watermark after the batch; null for the not-finite pass, which does not move it. */
+  /** The watermark after the batch; null for the passes by id (retry, not-finite), which do not move it. */
   watermark: Watermark | null;
 }
 
@@ -172,6 +177,20 @@ export async function loadTrades(options: LoadTradesOptions): Promise<LoadSummar
     if (batch !== null) await add(batch);
     if (read < batchSize) break;
   }
+  // Then the quarantined rows whose account or instrument has appeared, a slice at a time by id.
+  // Not after an early stop: rows behind the watermark may hold newer versions of them.
+  for (let afterId: string | null = null; !summary.stoppedEarly; ) {
+    if (options.signal?.aborted === true) {
+      summary.stoppedEarly = true;
+      break;
+    }
+    const ids = await loadRetryableRejects(options.db, afterId, batchSize);
+    if (ids.length === 0) break;
+    const { batch } = await loadBatch(options, { kind: 'retry', ids }, batchSize, now(), sameDatabase, summary);
+    if (batch !== null) await add(batch);
+    if (ids.length < batchSize) break;
+    afterId = ids.at(-1) ?? null;
+  }
   // Then the rows ingested at +infinity, a slice at a time by id; only new ones count.
   // (Not bounded by maxBatches: it is small, and the watermark pass has finished.)
   for (let afterId: string | null = null; !summary.stoppedEarly; ) {
@@ -242,8 +261,11 @@ async function syncDimensions(
   }
 }
 
-/** Which rows a batch reads: the watermark window up to the run's start, or a slice of the rows ingested at +infinity. */
-type BatchPass = { kind: 'watermark'; until: Date } | { kind: 'not-finite'; afterId: string | null };
+/**
+ * Which rows a batch reads: the watermark window up to the run's start, the rows of open rejects
+ * to retry, or a slice of the rows ingested at +infinity.
+ */
+type BatchPass = { kind: 'watermark'; until: Date } | { kind: 'retry'; ids: readonly string[] } | { kind: 'not-finite'; afterId: string | null };
 
 /**
  * One batch transaction. Returns the rows read (`read`; a short read ends the pass), the
@@ -266,8 +288,8 @@ async function loadBatch(
     phaseMs[name] = (phaseMs[name] ?? 0) + Number(t - mark) / 1e6;
     mark = t;
   };
-  // Members are read before the transaction (the source may be another database); the
-  // not-finite pass follows a watermark batch that has just merged them.
+  // Members are read before the transaction (the source may be another database); the passes
+  // by id follow a watermark batch that has just merged them.
   const members = pass.kind === 'watermark' ? await Promise.all(DIMENSIONS.map((spec) => loadSourceMembers(sourceDb, spec))) : null;
   const result = await db.begin(async (tx) => {
     await lockEtl(tx);
@@ -276,12 +298,15 @@ async function loadBatch(
     const window: BatchWindow =
       pass.kind === 'watermark'
         ? { kind: 'watermark', after: await loadWatermark(tx), until: pass.until, limit: batchSize }
-        : { kind: 'not-finite', afterId: pass.afterId, limit: batchSize };
+        : pass.kind === 'retry'
+          ? pass
+          : { kind: 'not-finite', afterId: pass.afterId, limit: batchSize };
     await createStage(tx, !sameDatabase);
     if (!sameDatabase) await stageFromOtherDatabase(sourceDb, tx, window);
     phase('extract');
     const read = await classifyBatch(tx, now, tz, sameDatabase ? { kind: 'same-database', window } : { kind: 'staged' });
     const lastId = pass.kind === 'not-finite' ? await dropQuarantined(tx) : null;
+    if (pass.kind === 'retry') await dropRequarantined(tx, now);
     const watermark = pass.kind === 'watermark' ? await batchWatermark(tx) : null;
     const counts = await countStatuses(tx);
     const extracted = counts.new + counts.unchanged + counts.amended + counts.removed + counts.rejected;

@@ -39,11 +39,13 @@ export interface Watermark {
  * stamped later (a skewed source clock, a typo like 2099) waits for a run that starts after
  * it, instead of carrying the watermark past every row ingested before it. `not-finite`: the
  * rows ingested at +infinity, which no finite bound ever reaches; they are read by id, only to
- * quarantine them.
+ * quarantine them. `retry`: the rows of open rejects whose account or instrument has appeared
+ * since (loadRetryableRejects), by id, whatever their ingested_at.
  */
 export type BatchWindow =
   | { kind: 'watermark'; after: Watermark | null; until: Date; limit: number }
-  | { kind: 'not-finite'; afterId: string | null; limit: number };
+  | { kind: 'not-finite'; afterId: string | null; limit: number }
+  | { kind: 'retry'; ids: readonly string[] };
 
 /** The source query for one batch (see BatchWindow). */
 export function sourceBatchQuery(window: BatchWindow): string {
@@ -52,9 +54,13 @@ export function sourceBatchQuery(window: BatchWindow): string {
     const until = `e.ingested_at <= '${window.until.toISOString()}'::timestamptz`;
     const after = window.after === null ? '' : ` AND (e.ingested_at, e.execution_id) > (${literalTimestamp(window.after.ingestedAt)}, ${literalBigint(window.after.executionId)})`;
     inner = `SELECT * FROM oltp.executions e WHERE ${until}${after} ORDER BY e.ingested_at, e.execution_id LIMIT ${Math.trunc(window.limit)}`;
-  } else {
+  } else if (window.kind === 'not-finite') {
     const after = window.afterId === null ? '' : ` AND e.execution_id > ${literalBigint(window.afterId)}`;
     inner = `SELECT * FROM oltp.executions e WHERE e.ingested_at = 'infinity'${after} ORDER BY e.execution_id LIMIT ${Math.trunc(window.limit)}`;
+  } else {
+    // Ids from our own ops.etl_rejects, each checked to be a bigint: primary-key probes.
+    const ids = window.ids.map(checkedBigint).join(',');
+    inner = `SELECT * FROM oltp.executions e WHERE e.execution_id = ANY('{${ids}}'::bigint[]) ORDER BY e.execution_id`;
   }
   // Limit first, then join orders: the watermark index serves the inner query alone.
   return `
@@ -74,8 +80,11 @@ function literalTimestamp(value: string): string {
   return `'${value}'::timestamptz`;
 }
 function literalBigint(value: string): string {
-  if (!/^-?\d{1,19}$/.test(value)) throw new Error(`watermark execution id ${JSON.stringify(value)} is not a bigint`);
-  return `${value}::bigint`;
+  return `${checkedBigint(value)}::bigint`;
+}
+function checkedBigint(value: string): string {
+  if (!/^-?\d{1,19}$/.test(value)) throw new Error(`execution id ${JSON.stringify(value)} is not a bigint`);
+  return value;
 }
 
 export async function lockEtl(tx: Tx): Promise<void> {
@@ -219,6 +228,55 @@ export async function dropQuarantined(tx: Tx): Promise<string | null> {
   return last?.id ?? null;
 }
 
+/** Reject reasons a source can cure without touching the row: its account or instrument appears later. */
+const RETRYABLE_REASONS = ['account_unknown', 'instrument_unknown'];
+
+/**
+ * Up to `limit` execution ids, after `afterId` in bigint order, whose latest open reject is an
+ * unknown account or instrument that the dimensions now hold (both members the raw row names:
+ * an account_unknown row may also name an unknown instrument). An older open reject of the same
+ * id describes a version the source has since replaced, so only the latest counts. One query
+ * over the open rejects of two reasons, members probed by their current-version index; nothing
+ * to retry costs just this.
+ */
+export async function loadRetryableRejects(sql: Sql, afterId: string | null, limit: number): Promise<string[]> {
+  const rows = await sql<{ id: string }[]>`
+    select r.source_key as id from ops.etl_rejects r
+    -- A probe of the open-rejects index per candidate (a hash anti-join would scan every open reject).
+    cross join lateral (
+      select max(n.reject_id) as reject_id from ops.etl_rejects n
+      where n.source = r.source and n.source_key = r.source_key and n.resolved_at is null
+    ) latest
+    where r.source = ${EXECUTIONS_SOURCE} and r.resolved_at is null and r.reason = any(${RETRYABLE_REASONS}::text[])
+      and (${afterId}::bigint is null or r.source_key::bigint > ${afterId}::bigint)
+      and latest.reject_id = r.reject_id
+      and exists (select 1 from warehouse.dim_account a where a.account_id = (r.raw->>'account_id')::bigint and a.is_current)
+      -- a missing instrument is judged as such on the retry (instrument_missing), and not retried again
+      and (r.raw->>'instrument_id' is null
+        or exists (select 1 from warehouse.dim_instrument i where i.instrument_id = (r.raw->>'instrument_id')::bigint and i.is_current))
+    order by r.source_key::bigint
+    limit ${Math.trunc(limit)}`;
+  return rows.map((r) => r.id);
+}
+
+/**
+ * The retry pass re-reads quarantined rows: one rejected again as it stands (same raw row) is
+ * already in quarantine and is dropped from the batch, so it is not reported twice. If its
+ * reason moved on (its account appeared but its fees are NaN), the open reject takes the new
+ * reason and detail, so it is not retried on every run.
+ */
+export async function dropRequarantined(tx: Tx, now: Date): Promise<void> {
+  await tx`
+    update ops.etl_rejects r set reason = b.reason, detail = ${rejectDetail(tx, now)}
+    from etl_batch b
+    where b.reason is not null and r.source = ${EXECUTIONS_SOURCE} and r.source_key = b.execution_id::text
+      and r.raw_hash = md5(b.raw::text) and r.resolved_at is null and r.reason <> b.reason`;
+  await tx`
+    delete from etl_batch b using ops.etl_rejects r
+    where b.reason is not null and r.source = ${EXECUTIONS_SOURCE} and r.source_key = b.execution_id::text
+      and r.raw_hash = md5(b.raw::text)`;
+}
+
 /** Where amended and removed executions sat before: their lot queue and place in it. */
 export async function loadPreviousVersions(tx: Tx): Promise<void> {
   await tx`
@@ -242,6 +300,30 @@ export async function countStatuses(tx: Tx): Promise<BatchCounts> {
   return counts;
 }
 
+/** A reject's readable detail, from etl_batch row `b` and its reason. */
+function rejectDetail(tx: Tx, now: Date) {
+  return tx`
+    case b.reason
+      when 'quantity_not_positive' then 'quantity ' || b.quantity || ' is not greater than 0'
+      when 'quantity_not_a_number' then 'quantity is ' || b.quantity
+      when 'price_not_positive' then 'price ' || b.price || ' is not greater than 0'
+      when 'price_not_a_number' then 'price is ' || b.price
+      when 'quantity_too_many_digits' then 'quantity has ' || length(trunc(b.quantity)::text) || ' digits before the decimal point and '
+        || scale(b.quantity) || ' after; at most 50 of each are accepted'
+      when 'price_too_many_digits' then 'price has ' || length(trunc(b.price)::text) || ' digits before the decimal point and '
+        || scale(b.price) || ' after; at most 50 of each are accepted'
+      when 'ingested_at_not_finite' then 'ingested_at is ' || b.ingested_at
+      when 'executed_at_out_of_range' then 'executed_at ' || b.executed_at || ' is outside the years 1583 to 9999 (trading date in the exchange zone)'
+      when 'side_invalid' then 'side ' || coalesce('''' || b.side || '''', 'NULL') || ' is not exactly BUY or SELL'
+      when 'executed_at_in_future' then 'executed_at ' || b.executed_at || ' is later than the load time ' || ${now}::timestamptz
+      when 'executed_at_after_ingested_at' then 'executed_at ' || b.executed_at || ' is later than ingested_at ' || b.ingested_at
+      when 'account_unknown' then 'account_id ' || b.account_id || ' is not in oltp.accounts'
+      when 'instrument_unknown' then 'instrument_id ' || b.instrument_id || ' is not in oltp.instruments'
+      when 'fees_not_a_number' then 'commission ' || coalesce(b.commission::text, 'NULL') || ', fees ' || coalesce(b.fees::text, 'NULL')
+      else replace(b.reason, '_', ' ')
+    end`;
+}
+
 /**
  * Quarantines rejected rows with their reason and the raw row (a re-run adds nothing), and
  * marks earlier rejects of rows that now load as resolved. Returns rejects per reason.
@@ -250,25 +332,7 @@ export async function quarantineRejects(tx: Tx, partition: string, now: Date): P
   const rows = await tx<{ reason: string; n: number }[]>`
     with raw as (
       select b.execution_id, b.reason, b.ingested_at, b.raw,
-        case b.reason
-          when 'quantity_not_positive' then 'quantity ' || b.quantity || ' is not greater than 0'
-          when 'quantity_not_a_number' then 'quantity is ' || b.quantity
-          when 'price_not_positive' then 'price ' || b.price || ' is not greater than 0'
-          when 'price_not_a_number' then 'price is ' || b.price
-          when 'quantity_too_many_digits' then 'quantity has ' || length(trunc(b.quantity)::text) || ' digits before the decimal point and '
-            || scale(b.quantity) || ' after; at most 50 of each are accepted'
-          when 'price_too_many_digits' then 'price has ' || length(trunc(b.price)::text) || ' digits before the decimal point and '
-            || scale(b.price) || ' after; at most 50 of each are accepted'
-          when 'ingested_at_not_finite' then 'ingested_at is ' || b.ingested_at
-          when 'executed_at_out_of_range' then 'executed_at ' || b.executed_at || ' is outside the years 1583 to 9999 (trading date in the exchange zone)'
-          when 'side_invalid' then 'side ' || coalesce('''' || b.side || '''', 'NULL') || ' is not exactly BUY or SELL'
-          when 'executed_at_in_future' then 'executed_at ' || b.executed_at || ' is later than the load time ' || ${now}::timestamptz
-          when 'executed_at_after_ingested_at' then 'executed_at ' || b.executed_at || ' is later than ingested_at ' || b.ingested_at
-          when 'account_unknown' then 'account_id ' || b.account_id || ' is not in oltp.accounts'
-          when 'instrument_unknown' then 'instrument_id ' || b.instrument_id || ' is not in oltp.instruments'
-          when 'fees_not_a_number' then 'commission ' || coalesce(b.commission::text, 'NULL') || ', fees ' || coalesce(b.fees::text, 'NULL')
-          else replace(b.reason, '_', ' ')
-        end as detail
+        ${rejectDetail(tx, now)} as detail
       from etl_batch b
       where b.reason is not null
     ), inserted as (

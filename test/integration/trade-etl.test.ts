@@ -281,6 +281,99 @@ describe('quarantine', () => {
   });
 });
 
+describe('rejects whose account or instrument appears later', () => {
+  async function addAccount(sql: TestDatabase['sql'], id: number) {
+    await sql`
+      insert into oltp.accounts (account_id, account_number, account_name, account_type, broker, currency, risk_tier, updated_at)
+      values (${id}, ${`ACC-00${id}`}, 'Gamma', 'cash', 'IBKR', 'USD', 'low', '2026-03-03T00:00:00Z')`;
+  }
+  async function addInstrument(sql: TestDatabase['sql'], id: number) {
+    await sql`
+      insert into oltp.instruments (instrument_id, symbol, exchange, instrument_type, full_name, sector, industry, currency, tick_size, lot_size, is_active, updated_at)
+      values (${id}, 'MSFT', 'NASDAQ', 'stock', 'Microsoft', 'Information Technology', 'Software', 'USD', 0.01, 1, true, '2026-03-03T00:00:00Z')`;
+  }
+  const openRejects = async () =>
+    (await db.sql`select source_key, reason from ops.etl_rejects where resolved_at is null order by source_key::bigint`).map((r) => [r.source_key, r.reason]);
+
+  it('loads a fill once its instrument exists, without re-ingestion, restating the fills after it', async () => {
+    await insertExecutions(db.sql, [
+      { execution_id: 1, instrument_id: 4, side: 'BUY', quantity: '100', price: '10', executed_at: at(0) },
+      { execution_id: 2, account_id: 3, side: 'BUY', quantity: '5', price: '10', executed_at: at(1) },
+    ]);
+    expect(await load()).toMatchObject({ loaded: 0, rejected: 2, rejectsByReason: { instrument_unknown: 1, account_unknown: 1 } });
+    // The instrument appears, and a later sell of it is ingested; the fill stamped before it is not re-ingested.
+    await addInstrument(db.sql, 4);
+    await insertExecutions(db.sql, [
+      { execution_id: 3, instrument_id: 4, side: 'SELL', quantity: '100', price: '12', order_id: 200, executed_at: at(0, '2026-03-04') },
+    ]);
+    const summary = await load();
+    expect(summary).toMatchObject({ new: 2, loaded: 2, rejected: 0, restatedPairs: 1, restatedFills: 1 });
+    expect(summary.datesTouched).toEqual(['2026-03-02', '2026-03-04']);
+    expect((await loadFacts(db.sql)).map((f) => [f.execution_id, f.symbol, f.realized_pnl, f.position_after])).toEqual([
+      ['1', 'MSFT', '0', '100'],
+      ['3', 'MSFT', '200', '0'],
+    ]);
+    const requests = await db.sql`select trade_date::text, account_id::text from ops.rollup_requests order by 1`;
+    expect(requests.map((r) => [r.trade_date, r.account_id])).toEqual([
+      ['2026-03-02', '1'],
+      ['2026-03-04', '1'],
+    ]);
+    // Resolved; the fill whose account is still unknown stays quarantined and is not reported again.
+    expect(await openRejects()).toEqual([['2', 'account_unknown']]);
+    const [resolved] = await db.sql`select resolved_at::text from ops.etl_rejects where source_key = '1'`;
+    expect(resolved?.resolved_at).toBe('2026-11-20 21:00:00+00');
+    const again = await load();
+    expect(again).toMatchObject({ batches: 0, extracted: 0, rejected: 0 });
+    await addAccount(db.sql, 3);
+    expect(await load()).toMatchObject({ new: 1, loaded: 1, rejected: 0 });
+    expect(await openRejects()).toEqual([]);
+    const snapshot = await snapshotWarehouse(db.sql);
+    const clean = await cleanLoadSnapshot();
+    for (const part of ['facts', 'keys', 'positions']) expect(snapshot[part]).toEqual(clean[part]);
+  });
+
+  it('waits for both members an account_unknown row names, and takes a new reason once the members are there', async () => {
+    await insertExecutions(db.sql, [
+      { execution_id: 1, account_id: 3, instrument_id: 4, executed_at: at(0) },
+      { execution_id: 2, account_id: 3, fees: 'NaN', executed_at: at(1) },
+    ]);
+    await load();
+    await addAccount(db.sql, 3);
+    // 1 still names an unknown instrument: not read. 2 now fails on its fees: same row, new reason, not a new reject.
+    expect(await load()).toMatchObject({ extracted: 0, rejected: 0 });
+    expect(await openRejects()).toEqual([
+      ['1', 'account_unknown'],
+      ['2', 'fees_not_a_number'],
+    ]);
+    const [detail] = await db.sql`select detail from ops.etl_rejects where source_key = '2'`;
+    expect(detail?.detail).toBe('commission 1, fees NaN');
+    await addInstrument(db.sql, 4);
+    expect(await load()).toMatchObject({ new: 1, loaded: 1, rejected: 0 });
+    expect(await openRejects()).toEqual([['2', 'fees_not_a_number']]);
+    expect(await db.sql`select count(*)::int as n from ops.etl_rejects`).toEqual([{ n: 2 }]);
+  });
+
+  it('retries from a source in another database, a slice at a time', async () => {
+    const source = await createTestDatabase();
+    try {
+      await seedReference(source.sql);
+      const rows = Array.from({ length: 5 }, (_, i) => ({ execution_id: i + 1, account_id: 3, executed_at: at(i) }));
+      await insertExecutions(source.sql, rows);
+      const fromSource = (extra: Partial<LoadTradesOptions> = {}) => load({ sourceDb: source.sql, batchSize: 2, ...extra });
+      expect(await fromSource()).toMatchObject({ loaded: 0, rejected: 5 });
+      await addAccount(source.sql, 3);
+      // Five ids in slices of two: three batches, each one transaction.
+      expect(await fromSource()).toMatchObject({ batches: 3, new: 5, loaded: 5, rejected: 0 });
+      expect(await openRejects()).toEqual([]);
+      expect((await loadFacts(db.sql)).map((f) => [f.execution_id, f.account_number, f.position_after])).toEqual(
+        rows.map((r, i) => [String(r.execution_id), 'ACC-003', String(100 * (i + 1))]),
+      );
+    } finally {
+      await source.drop();
+    }
+  });
+});
+
 describe('rows the SQL checks must catch before FIFO and the facts insert see them', () => {
   it('quarantines quantities and prices past FIFO’s digit limits and unusable executed_at, and still loads the good rows', async () => {
     await insertExecutions(db.sql, [
