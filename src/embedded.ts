@@ -153,7 +153,7 @@ async function acquireFileLock(lockPath: string): Promise<void> {
     } catch {
       continue; // released meanwhile
     }
-    const stale = Number.isInteger(holder) ? holder === process.pid || !isAlive(holder) : ageMs > 5000;
+    const stale = Number.isInteger(holder) ? holder === process.pid || !isAlive(holder) || isNodeProcess(holder) === false : ageMs > 5000;
     if (stale) {
       await rm(lockPath, { force: true });
       continue;
@@ -334,6 +334,21 @@ async function readPostmasterPid(dataDir: string): Promise<PostmasterPid | undef
   if (!Number.isInteger(pid) || pid <= 0) return { pid: 0, port: 0, status: 'invalid' };
   // Lines: pid, data directory, start time, port, socket directory, listen address, shared memory key, status.
   return { pid, port: Number.parseInt(lines[3] ?? '', 10) || 0, status: (lines[7] ?? '').trim() || 'starting' };
+}
+
+/**
+ * Whether `pid` runs Node (as every holder of a bullpen lock file does): true, false, or
+ * undefined when /proc cannot tell. A lock left by a process killed with SIGKILL may name a pid
+ * that, after a restart, belongs to something else; that lock is stale.
+ */
+function isNodeProcess(pid: number): boolean | undefined {
+  if (process.platform !== 'linux') return undefined;
+  try {
+    const [argv0 = ''] = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return path.basename(argv0).startsWith('node') || argv0 === process.execPath;
+  } catch (error) {
+    return errorCode(error) === 'ENOENT' ? false : undefined;
+  }
 }
 
 /** Whether `pid` is a postgres started on `dataDir`: true, false, or undefined when /proc cannot tell. */

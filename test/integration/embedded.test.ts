@@ -147,6 +147,24 @@ describe('startEmbeddedPostgres', () => {
     }
   });
 
+  it('takes over a pg.lock naming a live process that is not Node (its pid reused after a crash)', async () => {
+    const home = await makeHome('pg-lock');
+    // A live process that is no bullpen: the lock's holder was killed and its pid given again.
+    const other = spawn('sleep', ['60']);
+    try {
+      await writeFile(path.join(home, 'pg.lock'), `${other.pid}\n`);
+      const handle = await startEmbeddedPostgres({ home, logger });
+      try {
+        expect(await answers(handle.url)).toBe(true);
+      } finally {
+        await handle.stop();
+      }
+    } finally {
+      other.kill();
+      await rm(home, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it('lets two processes start on one fresh home at once: one starts the cluster, both use it', async () => {
     const shared = await makeHome('pg-shared');
     const script = `
