@@ -30,7 +30,7 @@
  * `bullpen run <job> --data …`.
  */
 import { createHmac } from 'node:crypto';
-import type { JobType } from 'bullmq';
+import type { Job, JobType } from 'bullmq';
 import express, { type RequestHandler } from 'express';
 import type { Config } from '../config.ts';
 import type { Sql } from '../db.ts';
@@ -187,8 +187,10 @@ export function createPartitionsRouter(deps: PartitionsRouterDeps): express.Rout
 
       if (spec?.kind === 'touched') {
         // By watermark: one normal run now loads whatever the day left behind.
-        // Delayed too: a run waiting out its retry backoff, or queued behind an active run, will still run.
-        const busy = (await queue.getJobs([...PENDING_STATE_LIST], 0, 100)).find((j) => j?.name === job);
+        // Delayed too: a run waiting out its retry backoff, or queued behind an active run, will still
+        // run. Not the schedule's next tick, which its Job Scheduler always keeps delayed.
+        const isNextTick = (j: Job) => j.repeatJobKey !== undefined && j.attemptsStarted === 0 && j.attemptsMade === 0;
+        const busy = (await queue.getJobs([...PENDING_STATE_LIST], 0, 100)).find((j) => j?.name === job && !isNextTick(j));
         if (busy) throw new ConflictError(`a ${job} run is already queued or running (${busy.id}); it loads what ${date} left behind`);
         const enqueued = await enqueueRun(deps.queues, definition, {});
         deps.logger.info({ job, date, jobId: enqueued.jobId, user }, 'partition re-run enqueued from the grid');

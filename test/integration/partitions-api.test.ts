@@ -297,6 +297,20 @@ describe('POST /api/v1/partitions/rerun', () => {
     await etl.drain(true);
   });
 
+  it('re-runs trade-etl while its schedule\'s next tick waits, delayed, in its Job Scheduler', async () => {
+    const etl = queues.get('etl')!;
+    await etl.drain(true);
+    await etl.upsertJobScheduler('trade-etl', { pattern: '*/5 * * * *', tz: 'America/New_York' }, { name: 'trade-etl', data: {} });
+    try {
+      expect((await jobsIn('etl')).map((j) => j.state)).toEqual(['delayed']);
+      const response = await rerun({ job: 'trade-etl', date: '2025-11-26' });
+      expect(response.status).toBe(202);
+    } finally {
+      await etl.removeJobScheduler('trade-etl');
+      await etl.drain(true);
+    }
+  });
+
   it.each([
     [{ job: 'nope', date: '2025-11-20' }, /^job: unknown job "nope"/],
     [{ date: '2025-11-20' }, /^job: required/],
