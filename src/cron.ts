@@ -39,9 +39,11 @@ function ticksOfDay(cron: string, tz: string, dayStart: number): readonly number
 /**
  * Ticks t with from < t ≤ to, oldest first, at most `limit`. Read day by day from a memo, so
  * that the status page, catch-up and lag, which ask for the same recent days again and again,
- * walk each day once per process.
+ * walk each day once per process (at most 1,440 ticks a day for a five-field pattern).
  */
 export function listTicks(cron: string, tz: string, from: Date, to: Date, limit = 10_000): Date[] {
+  // A pattern with a seconds field may tick tens of thousands of times a day: walk the window only.
+  if (cron.trim().split(/\s+/).length > 5) return walkTicks(cron, tz, from, to, limit);
   const ticks: Date[] = [];
   const start = from.getTime();
   const end = to.getTime();

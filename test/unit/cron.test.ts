@@ -55,6 +55,12 @@ describe('listTicks, read day by day from its memo', () => {
     );
   });
 
+  it('lists every tick of a pattern with a seconds field, however many a day it has', () => {
+    const from = new Date('2026-11-20T20:00:00Z');
+    const to = new Date('2026-11-20T21:00:00Z');
+    expect(listTicks('*/5 * * * * *', 'UTC', from, to)).toHaveLength(720);
+  });
+
   it('includes a tick at `to` and excludes one at `from`, and stops at `limit`', () => {
     const from = new Date('2026-11-20T10:00:00Z');
     const to = new Date('2026-11-20T11:00:00Z');
