@@ -69,13 +69,17 @@ export function createReportsRouter(deps: ReportsRouterDeps): express.Router {
   router.get(
     '/',
     wrapAsync(async (req, res) => {
-      // The index links files relatively, which only resolves under /reports/ with the slash.
+      // The index links files relatively, which only resolves under /reports/ with the slash. The
+      // target is this router's own path (never the request line's, which may name another host).
       const [pathname, query] = req.originalUrl.split('?', 2) as [string, string | undefined];
       if (!pathname.endsWith('/')) {
-        res.redirect(301, `${pathname}/${query === undefined ? '' : `?${query}`}`);
+        res.redirect(301, `${req.baseUrl}/${query === undefined ? '' : `?${query}`}`);
         return;
       }
-      res.set('Cache-Control', 'no-cache').type('html').send(renderReportIndexHtml(await loadReportIndex(deps.db)));
+      res
+        .set({ 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff', 'Content-Security-Policy': REPORT_CSP })
+        .type('html')
+        .send(renderReportIndexHtml(await loadReportIndex(deps.db)));
     }),
   );
 

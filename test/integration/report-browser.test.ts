@@ -4,6 +4,7 @@
  * HTML report, finds the charts and saves a full-page screenshot to test-artifacts/report.png.
  */
 import { existsSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -147,6 +148,24 @@ describe('/reports/ routes', () => {
     const response = await fetch(`${server.url}/reports`, { headers: auth, redirect: 'manual' });
     expect(response.status).toBe(301);
     expect(response.headers.get('location')).toBe('/reports/');
+    // A request line naming another host (absolute form) is still sent to this one's /reports/.
+    const { port } = new URL(server.url);
+    const location = await new Promise<string | undefined>((resolve, reject) => {
+      const request = httpRequest({ host: '127.0.0.1', port, path: 'http://evil.example/reports?x=1', headers: auth }, (res) => {
+        res.resume();
+        resolve(res.headers.location);
+      });
+      request.on('error', reject);
+      request.end();
+    });
+    expect(location).toBe('/reports/?x=1');
+  });
+
+  it('serves the index with the reports\' Content-Security-Policy and nosniff', async () => {
+    const response = await fetch(`${server.url}/reports/`, { headers: auth });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-security-policy')).toBe("default-src 'none'; style-src 'unsafe-inline'; img-src data:");
+    expect(response.headers.get('x-content-type-options')).toBe('nosniff');
   });
 });
 
