@@ -428,7 +428,6 @@ export async function runCli(args: readonly string[], configure?: (program: Comm
   }
 }
 
-/** `bin/bullpen.js`: runs the command line of this process; exits with its code when it is not 0. */
 /**
  * Ctrl-C or SIGTERM during a command that installed no handler of its own (every one but
  * `start` and `backfill --wait`): exit as the signal asks, but through process.exit, so that the
@@ -440,6 +439,7 @@ function exitOnSignal(signal: 'SIGINT' | 'SIGTERM', code: number): void {
   });
 }
 
+/** `bin/bullpen.js`: runs the command line of this process; exits with its code when it is not 0. */
 export async function main(): Promise<void> {
   exitOnSignal('SIGINT', 130);
   exitOnSignal('SIGTERM', 143);

@@ -336,30 +336,32 @@ async function readPostmasterPid(dataDir: string): Promise<PostmasterPid | undef
   return { pid, port: Number.parseInt(lines[3] ?? '', 10) || 0, status: (lines[7] ?? '').trim() || 'starting' };
 }
 
+/** The arguments `pid` runs with: null when there is no such process, undefined when /proc cannot tell. */
+function commandLineOf(pid: number): string[] | null | undefined {
+  if (process.platform !== 'linux') return undefined;
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  } catch (error) {
+    return errorCode(error) === 'ENOENT' ? null : undefined;
+  }
+}
+
 /**
  * Whether `pid` runs Node (as every holder of a bullpen lock file does): true, false, or
  * undefined when /proc cannot tell. A lock left by a process killed with SIGKILL may name a pid
  * that, after a restart, belongs to something else; that lock is stale.
  */
 function isNodeProcess(pid: number): boolean | undefined {
-  if (process.platform !== 'linux') return undefined;
-  try {
-    const [argv0 = ''] = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    return path.basename(argv0).startsWith('node') || argv0 === process.execPath;
-  } catch (error) {
-    return errorCode(error) === 'ENOENT' ? false : undefined;
-  }
+  const args = commandLineOf(pid);
+  if (args == null) return args === null ? false : undefined;
+  const argv0 = args[0] ?? '';
+  return path.basename(argv0).startsWith('node') || argv0 === process.execPath;
 }
 
 /** Whether `pid` is a postgres started on `dataDir`: true, false, or undefined when /proc cannot tell. */
 function isPostmasterOf(pid: number, dataDir: string): boolean | undefined {
-  if (process.platform !== 'linux') return undefined;
-  try {
-    const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    return args.includes(dataDir);
-  } catch (error) {
-    return errorCode(error) === 'ENOENT' ? false : undefined;
-  }
+  const args = commandLineOf(pid);
+  return args === undefined ? undefined : args !== null && args.includes(dataDir);
 }
 
 /**

@@ -72,6 +72,9 @@ export interface RunRecorderOptions {
 /** One statement claims every request of a batch that shares a `force` flag. */
 async function claimGroup(sql: Sql, requests: ClaimRequest[], worker: string, staleAfterSeconds: number, force: boolean): Promise<Set<string>> {
   if (requests.length === 0) return new Set();
+  // A job that put itself back on its queue between steps (see suspend) goes on with its run: a
+  // backfill series chunk by chunk is one run, from its first step.
+  const continuing = sql`r.status = 'running' and r.job_id = excluded.job_id and r.worker is null`;
   const rows = await sql<{ job: string; partition: string }[]>`
     insert into ops.job_runs as r
       (job, partition, queue, job_id, status, attempts, run_count, scheduled_for, started_at, heartbeat_at, worker)
@@ -82,11 +85,9 @@ async function claimGroup(sql: Sql, requests: ClaimRequest[], worker: string, st
     ) as t(job, partition, queue, job_id, attempt, scheduled_for)
     on conflict (job, partition) do update set
       status = 'running', queue = excluded.queue, job_id = excluded.job_id, attempts = excluded.attempts,
-      -- A job that put itself back on its queue between steps (see suspend) goes on with its run:
-      -- a backfill series chunk by chunk is one run, from its first step.
-      run_count = case when r.status = 'running' and r.job_id = excluded.job_id and r.worker is null then r.run_count else r.run_count + 1 end,
+      run_count = case when ${continuing} then r.run_count else r.run_count + 1 end,
       scheduled_for = coalesce(r.scheduled_for, excluded.scheduled_for),
-      started_at = case when r.status = 'running' and r.job_id = excluded.job_id and r.worker is null then r.started_at else now() end,
+      started_at = case when ${continuing} then r.started_at else now() end,
       finished_at = null, heartbeat_at = now(), worker = excluded.worker,
       summary = null, error = null, updated_at = now()
     where (r.status not in ('succeeded', 'skipped') or ${force}::boolean)

@@ -148,7 +148,11 @@ export async function loadTrades(options: LoadTradesOptions): Promise<LoadSummar
   const until = now();
   const dates = new Set<string>();
   const partitions = new Set<string>();
-  const stop = () => options.signal?.aborted === true || (options.maxBatches !== undefined && summary.batches >= options.maxBatches);
+  // Whether to stop before the next batch (aborted, or maxBatches reached for the watermark pass).
+  const halted = (bounded: boolean) => {
+    if (options.signal?.aborted === true || (bounded && options.maxBatches !== undefined && summary.batches >= options.maxBatches)) summary.stoppedEarly = true;
+    return summary.stoppedEarly;
+  };
 
   const add = async (batch: BatchSummary) => {
     summary.batches++;
@@ -168,22 +172,14 @@ export async function loadTrades(options: LoadTradesOptions): Promise<LoadSummar
     await options.onBatch?.(batch, summary);
   };
 
-  for (;;) {
-    if (stop()) {
-      summary.stoppedEarly = true;
-      break;
-    }
+  while (!halted(true)) {
     const { batch, read } = await loadBatch(options, { kind: 'watermark', until }, batchSize, now(), sameDatabase, summary);
     if (batch !== null) await add(batch);
     if (read < batchSize) break;
   }
   // Then the quarantined rows whose account or instrument has appeared, a slice at a time by id.
   // Not after an early stop: rows behind the watermark may hold newer versions of them.
-  for (let afterId: string | null = null; !summary.stoppedEarly; ) {
-    if (options.signal?.aborted === true) {
-      summary.stoppedEarly = true;
-      break;
-    }
+  for (let afterId: string | null = null; !halted(false); ) {
     const ids = await loadRetryableRejects(options.db, afterId, batchSize);
     if (ids.length === 0) break;
     const { batch } = await loadBatch(options, { kind: 'retry', ids }, batchSize, now(), sameDatabase, summary);
@@ -193,11 +189,7 @@ export async function loadTrades(options: LoadTradesOptions): Promise<LoadSummar
   }
   // Then the rows ingested at +infinity, a slice at a time by id; only new ones count.
   // (Not bounded by maxBatches: it is small, and the watermark pass has finished.)
-  for (let afterId: string | null = null; !summary.stoppedEarly; ) {
-    if (options.signal?.aborted === true) {
-      summary.stoppedEarly = true;
-      break;
-    }
+  for (let afterId: string | null = null; !halted(false); ) {
     const { batch, read, lastId } = await loadBatch(options, { kind: 'not-finite', afterId }, batchSize, now(), sameDatabase, summary);
     if (batch !== null) await add(batch);
     if (read < batchSize || lastId === null) break;

@@ -126,8 +126,8 @@ export function sessionMinutes(day: number, calendar: MarketCalendar): Session |
   return session;
 }
 
-/** Local ms of midnight of the Monday of the ISO week holding day number `day`. */
-function mondayOf(day: number): number {
+/** The day number of the Monday of the ISO week holding day number `day`. */
+export function mondayOf(day: number): number {
   // 1970-01-01 was a Thursday: day 0 has ISO weekday 4. Days before 1970 are negative, and
   // JS % keeps the sign, hence the + 7.
   const weekday = ((((day + 3) % 7) + 7) % 7) + 1;

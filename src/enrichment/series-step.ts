@@ -14,6 +14,7 @@ import {
   dayNumberOfIsoDate,
   isoDateOfDayNumber,
   isSessionDay,
+  mondayOf,
   sessionMinutes,
   utcMsOfLocal,
   type AssetClass,
@@ -131,8 +132,7 @@ export function coveredThrough(to: string, timeframe: Timeframe, calendar: Marke
   const closed = lastClosedDay(fetchedAt, calendar);
   let covered = Math.min(dayNumberOfIsoDate(to), closed);
   if (timeframe === '1w') {
-    // Day 0 (1970-01-01) was a Thursday: 3 days after a Monday.
-    const monday = covered - ((((covered + 3) % 7) + 7) % 7);
+    const monday = mondayOf(covered);
     if (closed < monday + 6) covered = monday - 1;
   }
   return isoDateOfDayNumber(covered);
