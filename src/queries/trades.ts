@@ -222,12 +222,17 @@ export async function classifyBatch(
  */
 export async function dropQuarantined(tx: Tx): Promise<string | null> {
   const [last] = await tx<{ id: string | null }[]>`select max(execution_id)::text as id from etl_batch`;
-  await tx`
-    delete from etl_batch b using ops.etl_rejects r
-    where r.source = ${EXECUTIONS_SOURCE} and r.source_key = b.execution_id::text and r.raw_hash = md5(b.raw::text)`;
+  await dropAlreadyQuarantined(tx);
   return last?.id ?? null;
 }
 
+/** Drops from etl_batch the rejected rows already in quarantine as they stand (same raw row). */
+async function dropAlreadyQuarantined(tx: Tx): Promise<void> {
+  await tx`
+    delete from etl_batch b using ops.etl_rejects r
+    where b.reason is not null and r.source = ${EXECUTIONS_SOURCE} and r.source_key = b.execution_id::text
+      and r.raw_hash = md5(b.raw::text)`;
+}
 
 /**
  * Up to `limit` execution ids, after `afterId` in bigint order, whose latest open reject is an
@@ -276,10 +281,7 @@ export async function dropRequarantined(tx: Tx, now: Date): Promise<void> {
     from etl_batch b
     where b.reason is not null and r.source = ${EXECUTIONS_SOURCE} and r.source_key = b.execution_id::text
       and r.raw_hash = md5(b.raw::text) and r.resolved_at is null and r.reason <> b.reason`;
-  await tx`
-    delete from etl_batch b using ops.etl_rejects r
-    where b.reason is not null and r.source = ${EXECUTIONS_SOURCE} and r.source_key = b.execution_id::text
-      and r.raw_hash = md5(b.raw::text)`;
+  await dropAlreadyQuarantined(tx);
 }
 
 /** Where amended and removed executions sat before: their lot queue and place in it. */
