@@ -29,11 +29,9 @@ import { PROVIDER_NAMES } from './enrichment/providers/types.ts';
 import { BadInputError } from './errors.ts';
 import { listBackfills, type BackfillListItem } from './enrichment/reports.ts';
 import { assertKnownTimeframes, assertSourceConfigured, BACKFILL_STATUSES, parseBackfillId } from './http/enrichment.ts';
+import { keepAWorker, type LocalWorkers } from './local-workers.ts';
 import type { Logger } from './logger.ts';
-import { createMetrics } from './metrics.ts';
 import type { BackfillStatus } from './queries/enrichment.ts';
-import { createRunRecorder } from './runs.ts';
-import { startWorkers, stopWorkers } from './worker.ts';
 
 /** What cli.ts lends this module: its configuration loading and its one-shot logger. */
 export interface BackfillCommandContext {
@@ -229,13 +227,11 @@ async function watchBackfill(db: Sql, id: string, options: WatchOptions): Promis
 }
 
 /**
- * `--wait`: runs enrichment workers here when none is running anywhere, watches the request to
- * its end, prints the report, and answers the exit code (0 completed, 1 failed or cancelled,
- * 130 interrupted).
+ * `--wait`: runs enrichment workers here when none is running anywhere (at the start or later
+ * in the wait: src/local-workers.ts), watches the request to its end, prints the report, and
+ * answers the exit code (0 completed, 1 failed or cancelled, 130 interrupted).
  */
 async function waitForBackfill(services: Services, logger: Logger, id: string): Promise<number> {
-  const cfg = services.config;
-  const cleanups: (() => Promise<void>)[] = [];
   const interrupt = new AbortController();
   let signals = 0;
   const onSignal = () => {
@@ -245,23 +241,10 @@ async function waitForBackfill(services: Services, logger: Logger, id: string): 
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  let localWorkers = false;
+  let local: LocalWorkers | undefined;
   try {
     const queue = services.queues.get(QUEUE)!;
-    if ((await queue.getWorkers()).length === 0) {
-      out(`no worker is running for queue ${QUEUE}: running the backfill in this process`);
-      localWorkers = true;
-      const metrics = createMetrics({ defaultMetrics: false });
-      const recorder = createRunRecorder(services.db, { worker: `cli:${process.pid}` });
-      const workers = startWorkers(
-        { config: cfg, db: services.db, sourceDb: services.sourceDb, logger, metrics, recorder, queues: services.queues, definitions: services.definitions, flows: services.flows, jobOptions: services.jobOptions },
-        { connection: services.redis, queues: [QUEUE] },
-      );
-      cleanups.push(async () => {
-        await stopWorkers(workers, cfg.shutdownTimeoutMs, logger);
-        await recorder.drain();
-      });
-    }
+    local = await keepAWorker(services, logger, QUEUE, 'the backfill', out);
     const tty = Boolean(process.stderr.isTTY);
     const watched = await watchBackfill(services.db, id, {
       tty,
@@ -274,7 +257,7 @@ async function waitForBackfill(services: Services, logger: Logger, id: string): 
     if (watched.ended === 'interrupted') {
       out(`stopped watching backfill ${id} (${watched.report.status}, ${renderProgressLine(watched.report)})`);
       out(
-        localWorkers
+        local.started
           ? `its finished chunks are kept; it continues from its checkpoints when a worker runs (bullpen start --role worker). Watch: bullpen backfill status ${id}`
           : `it goes on in the running workers. Watch: bullpen backfill status ${id}`,
       );
@@ -290,7 +273,7 @@ async function waitForBackfill(services: Services, logger: Logger, id: string): 
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    for (const cleanup of cleanups.reverse()) await cleanup();
+    await local?.stop();
   }
 }
 

@@ -15,11 +15,11 @@ import { enqueueRun, parsePayload, type Enqueued } from './enqueue.ts';
 import { BadInputError, ConfigError, coerceError } from './errors.ts';
 import type { JobDefinition } from './job-definition.ts';
 import { createLogger, type Logger } from './logger.ts';
-import { createMetrics } from './metrics.ts';
 import { QUEUE_NAMES, type QueueName } from './queues.ts';
-import { createRunRecorder, loadRun } from './runs.ts';
+import { keepAWorker } from './local-workers.ts';
+import { createMetrics } from './metrics.ts';
+import { loadRun } from './runs.ts';
 import { listScheduleStatus, type ScheduleStatus } from './scheduler.ts';
-import { startWorkers, stopWorkers } from './worker.ts';
 
 function config(): Config {
   return loadConfig(process.env);
@@ -111,31 +111,20 @@ async function enqueueJob(services: Services, jobName: string, data: Record<stri
 }
 
 /**
- * Waits for an enqueued run to finish. With no worker on its queue anywhere, runs one in this
- * process (stopped again before returning), so the wait always ends.
+ * Waits for an enqueued run to finish. With no worker on its queue anywhere, at the start or
+ * later in the wait, runs one in this process (stopped again before returning), so the wait
+ * always ends.
  */
 async function waitForRun(services: Services, logger: Logger, definition: JobDefinition, job: Job, partition: string): Promise<RunResult> {
   const cfg = services.config;
   const cleanups: (() => Promise<void>)[] = [];
   try {
-    const queue = services.queues.get(definition.queue)!;
     // BullMQ duplicates the shared connection for the blocking reads QueueEvents needs.
     const events = new QueueEvents(definition.queue, { connection: services.redis, prefix: cfg.prefix });
     cleanups.push(() => events.close());
     await events.waitUntilReady();
-    if ((await queue.getWorkers()).length === 0) {
-      out(`no worker is running for queue ${definition.queue}: running this job in this process`);
-      const metrics = createMetrics({ defaultMetrics: false });
-      const recorder = createRunRecorder(services.db, { worker: `cli:${process.pid}` });
-      const workers = startWorkers(
-        { config: cfg, db: services.db, sourceDb: services.sourceDb, logger, metrics, recorder, queues: services.queues, definitions: services.definitions, flows: services.flows, jobOptions: services.jobOptions },
-        { connection: services.redis, queues: [definition.queue] },
-      );
-      cleanups.push(async () => {
-        await stopWorkers(workers, cfg.shutdownTimeoutMs, logger);
-        await recorder.drain();
-      });
-    }
+    const local = await keepAWorker(services, logger, definition.queue, 'this job', out);
+    cleanups.push(() => local.stop());
     try {
       const summary: unknown = await job.waitUntilFinished(events);
       // A completed job that did not run its partition says why in its summary.

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadRun } from '../../src/runs.ts';
-import { spawnNode } from '../helpers/processes.ts';
+import { spawnNode, startWorkerProcess, waitFor, type Child } from '../helpers/processes.ts';
 import { createTestPrefix } from '../helpers/redis.ts';
 import { createTestRuntime, type TestRuntime } from '../helpers/runtime.ts';
 import { JOBS } from '../../jobs/index.ts';
@@ -44,6 +44,38 @@ describe('bullpen CLI', () => {
     expect(output).toContain('"status": "succeeded"');
     expect(output).toContain('"hasTrading": false');
     expect(await loadRun(rt.db.sql, 'nightly-report', '2026-11-20')).toMatchObject({ status: 'succeeded', run_count: 1 });
+  });
+
+  it('run --wait runs the job here when the worker running it dies during the wait', async () => {
+    // Short locks, so the dead worker's job is found stalled in seconds (the CLI looks for
+    // workers at the same pace); the rollups lock held here keeps the job running until the kill.
+    const env = { ...rt.env, LOCK_DURATION_MS: '2000', STALLED_INTERVAL_MS: '1000' };
+    const holder = await rt.db.sql.reserve();
+    let worker: Child | undefined;
+    let cli: Child | undefined;
+    try {
+      await holder`select pg_advisory_lock(hashtext('bullpen.rollups'))`;
+      worker = await startWorkerProcess({ ...env, JOBS: 'catalogue', ROLE: 'worker' });
+      cli = spawnNode('bin/bullpen.js', ['run', 'build-rollups', '--data', '{"full":true}', '--wait'], env);
+      const running = async () => (await rt.db.sql`select 1 from ops.job_runs where job = 'build-rollups' and status = 'running'`).length > 0;
+      const output = cli.output;
+      await waitFor(running, 20_000, () => `build-rollups running in the worker process\n${output()}`);
+      expect(output()).not.toContain('no worker is running');
+      worker.kill('SIGKILL');
+      await worker.exited;
+      await waitFor(() => output().includes('no worker is running for queue rollups any more: running this job in this process'), 20_000, output);
+      await holder`select pg_advisory_unlock(hashtext('bullpen.rollups'))`;
+      const { code } = await cli.exited;
+      expect(code, cli.output()).toBe(0);
+      expect(cli.output()).toContain('"status": "succeeded"');
+      const [run] = await rt.db.sql<{ status: string; worker: string }[]>`select status, worker from ops.job_runs where job = 'build-rollups'`;
+      expect(run).toMatchObject({ status: 'succeeded', worker: expect.stringMatching(/^cli:/) });
+    } finally {
+      worker?.kill('SIGKILL');
+      cli?.kill('SIGKILL');
+      await holder`select pg_advisory_unlock_all()`;
+      holder.release();
+    }
   });
 
   it('report --date generates that date now, again if it exists, and prints its files', async () => {
