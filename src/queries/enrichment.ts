@@ -381,7 +381,9 @@ export async function writeChunk(sql: Sql, w: ChunkWrite): Promise<ChunkWriteRes
 
     // A chunk holds one source's bars: those another source stored in the range fetched are
     // replaced, and kept in enrichment.data_corrections (changed values, or the bar removed).
-    let old: StoredBar[] = await tx<StoredBar[]>`
+    // Unless this source has no valid bar there: an empty answer (a ticker or range it does not
+    // cover) is no evidence against the bars another source stored.
+    let old: StoredBar[] = w.valid.length === 0 ? [] : await tx<StoredBar[]>`
       delete from market.bars
       where symbol = ${symbol} and timeframe = ${timeframe} and ts >= ${new Date(w.replaceRange.fromTs)} and ts < ${new Date(w.replaceRange.untilTs)}
         and source <> ${w.source}

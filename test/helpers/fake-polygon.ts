@@ -30,7 +30,8 @@
  *  - 'timeout': never answers (the socket is freed when the client gives up or on close());
  *  - 'reset': destroys the connection;
  *  - 'bad-values': 200 with the real page, except results[0].o null, results[1].h "n/a",
- *    results[2] with high below low, results[3] without v.
+ *    results[2] with high below low, results[3] without v;
+ *  - 'empty': 200 with polygon's answer for a range it has no bars in (no `results`).
  * Rate limit (`maxPerWindow` per `windowMs`, a fixed window from the first request): over it,
  * 429 with Retry-After; while set, every answer carries X-RateLimit-Remaining.
  * Every request is recorded in `requests` (path, query including apiKey, status; 0 when unanswered).
@@ -53,7 +54,7 @@ import {
   type Timeframe,
 } from '../../src/analytics/timeframes.ts';
 
-export type FakePolygonFaultKind = '429' | '500' | '503' | '400' | '401' | '403' | 'garbage' | 'no-status' | 'not-json' | 'timeout' | 'reset' | 'bad-values';
+export type FakePolygonFaultKind = '429' | '500' | '503' | '400' | '401' | '403' | 'garbage' | 'no-status' | 'not-json' | 'timeout' | 'reset' | 'bad-values' | 'empty';
 
 export interface FakePolygonFault {
   /** Polygon's ticker ('AAPL', 'X:BTCUSD'; 'BTCUSD' matches X:BTCUSD too); every ticker when unset. */
@@ -336,6 +337,7 @@ export async function startFakePolygon(options: FakePolygonOptions = {}): Promis
     switch (fault?.kind) {
       case undefined:
       case 'bad-values':
+      case 'empty':
         break;
       case '429':
         send(429, { status: 'ERROR', request_id: requestId, error: RATE_LIMIT_MESSAGE }, fault.retryAfterSeconds === undefined ? {} : { 'Retry-After': String(fault.retryAfterSeconds) });
@@ -397,7 +399,7 @@ export async function startFakePolygon(options: FakePolygonOptions = {}): Promis
       send(400, { status: 'ERROR', request_id: requestId, error: "Could not parse the time parameter: 'from'. Use YYYY-MM-DD or Unix MS Timestamps" });
       return;
     }
-    const all = fakePolygonAggregates(ticker, multiplier, timespan as PolygonTimespan, fromMs, toMs, { extendedHours: options.extendedHours });
+    const all = fault?.kind === 'empty' ? [] : fakePolygonAggregates(ticker, multiplier, timespan as PolygonTimespan, fromMs, toMs, { extendedHours: options.extendedHours });
     if (cursor.sort === 'desc') all.reverse();
     const size = Math.min(cursor.limit, pageSize);
     const page: Array<Record<string, unknown>> = all.slice(0, size).map((agg) => ({ ...agg }));

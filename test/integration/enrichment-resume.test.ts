@@ -187,6 +187,25 @@ describe('backfills under trouble', () => {
     expect(fake.requests.length).toBe(requestsBefore);
   });
 
+  it('a source that answers a chunk with no bars leaves the bars another source stored there', async () => {
+    fake = await startFakePolygon({ fail: [{ kind: 'empty' }] });
+    runtime = await createTestRuntime('enrich-empty-source', [enrichmentBackfill], polygonEnv(fake));
+    runtime.startWorkers();
+    const sql = runtime.db.sql;
+    const input = { symbols: 'AAPL', timeframes: '1d', from: '2023-01-01', to: '2023-12-31' };
+    expect(await waitForStatus(sql, await request(runtime, input, 'synthetic'), TERMINAL)).toMatchObject({ status: 'completed', chunks_done: 1 });
+    const synthetic = await storedBars(sql, 'AAPL', '1d');
+    expect(synthetic.length).toBeGreaterThan(200);
+
+    // polygon has nothing for the range: no evidence against the bars already there.
+    expect(await waitForStatus(sql, await request(runtime, input, 'polygon'), TERMINAL)).toMatchObject({ status: 'completed', chunks_failed: 0 });
+    expect(fake.requests.map((r) => r.status)).toEqual([200]);
+    expect(await storedBars(sql, 'AAPL', '1d')).toEqual(synthetic);
+    expect(await sql`select distinct source from market.bars where symbol = 'AAPL'`).toEqual([{ source: 'synthetic' }]);
+    expect(await sql`select count(*)::int as n from market.features where symbol = 'AAPL' and timeframe = '1d'`).toEqual([{ n: synthetic.length }]);
+    expect(await sql`select count(*)::int as n from enrichment.data_corrections`).toEqual([{ n: 0 }]);
+  });
+
   it('a parent of a flow the request no longer runs changes nothing', async () => {
     runtime = await createTestRuntime('enrich-stale-parent', [enrichmentBackfill]);
     const sql = runtime.db.sql;
