@@ -48,6 +48,7 @@ export const enrichmentBackfill = defineJob({
         logger: ctx.logger,
         retries: ctx.config.enrichmentChunkRetries,
         retryBaseMs: ctx.config.enrichmentRetryBaseMs,
+        exchangeTz: ctx.config.exchangeTz,
         signal: ctx.signal,
         onChunk: (outcome) => ctx.metrics.backfillChunks.inc({ outcome }),
       },

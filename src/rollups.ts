@@ -30,6 +30,7 @@ import {
   insertPositions,
   loadCurves,
   markPositions,
+  MARK_POSITIONS_DAYS,
   loadRollupState,
   lockRollups,
   planAccounts,
@@ -39,9 +40,11 @@ import {
   type CurveRowRecord,
   type MetricRecord,
   type DailyWork,
+  type MarkScope,
   type WorkSet,
 } from './queries/rollups.ts';
 import { METRIC_WINDOWS, metricsSeries, type CurveRow, type WindowMetrics } from './analytics/metrics.ts';
+import { dayNumberOfIsoDate, isoDateOfDayNumber } from './analytics/timeframes.ts';
 
 export type RollupScope = { kind: 'pending' } | { kind: 'range'; from: string; to: string } | { kind: 'full' };
 
@@ -146,7 +149,7 @@ export async function rebuildRollups(options: BuildRollupsOptions): Promise<Roll
     if (summary.accounts === 0) {
       // Nothing to rebuild, but the views label rows with the current dimension versions, and
       // bars that arrived since the last run mark earlier positions.
-      rows.positionsMarked = await timed('mark_positions', () => markPositions(tx, tz, asOf));
+      rows.positionsMarked = await timed('mark_positions', () => markPositions(tx, tz, recentDays(asOf)));
       await timed('materialized_views', () => refreshMaterializedViews(tx));
       return;
     }
@@ -183,7 +186,7 @@ export async function rebuildRollups(options: BuildRollupsOptions): Promise<Roll
         const inserted = await insertPositions(tx, full, work, tz);
         // After the insert, which marks its own rows: this reaches the dates before it, whose bar
         // came after they were rolled up. A full rebuild has just marked every row it could.
-        if (!full) rows.positionsMarked = await timed('mark_positions', () => markPositions(tx, tz, asOf));
+        if (!full) rows.positionsMarked = await timed('mark_positions', () => markPositions(tx, tz, recentDays(asOf)));
         return inserted;
       }),
       timed('monthly', () => insertMonthly(tx, work)),
@@ -198,6 +201,27 @@ export async function rebuildRollups(options: BuildRollupsOptions): Promise<Roll
   summary.rowsWritten = Object.values(rows).reduce((a, b) => a + b, 0);
   options.logger?.debug({ phaseMs }, 'rollup phases');
   return summary;
+}
+
+/** The positions every run marks: those of its last MARK_POSITIONS_DAYS days. */
+const recentDays = (asOf: string): MarkScope => ({ from: isoDateOfDayNumber(dayNumberOfIsoDate(asOf) - (MARK_POSITIONS_DAYS - 1)) });
+
+/** How long markPositionsOf waits for a rebuild in progress. */
+const MARK_LOCK_TIMEOUT = '60s';
+
+/**
+ * Marks the unmarked positions of one symbol over some dates at the 1d bars a backfill has just
+ * stored there (enrichment-backfill, after each 1d chunk): bars fetched more than a few days
+ * late are past what rebuilds mark. Under the rollups lock, so that it never interleaves with a
+ * rebuild rewriting those rows (which could leave them unmarked, or deadlock); it waits
+ * MARK_LOCK_TIMEOUT at most, then fails with PostgreSQL's lock_not_available (55P03).
+ */
+export async function markPositionsOf(db: Sql, tz: string, scope: Required<MarkScope>): Promise<number> {
+  return db.begin(async (tx) => {
+    await tx`select set_config('lock_timeout', ${MARK_LOCK_TIMEOUT}, true)`;
+    await lockRollups(tx);
+    return markPositions(tx, tz, scope);
+  });
 }
 
 /** Accounts whose curves one query reads: bounds memory (a 10-year curve is ~2,500 rows) and round trips. */

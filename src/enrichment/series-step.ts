@@ -26,6 +26,7 @@ import type { Bar } from '../analytics/bars.ts';
 import type { Sql } from '../db.ts';
 import { classifyError, coerceError, RateLimitedError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { markPositionsOf } from '../rollups.ts';
 import {
   cancelSeries,
   finishSeries,
@@ -66,6 +67,8 @@ export interface StepDeps {
   /** Fetch retries inside a step and their first delay. */
   retries: number;
   retryBaseMs: number;
+  /** EXCHANGE_TZ: the dates of the positions a 1d chunk's bars mark. */
+  exchangeTz: string;
   now?: () => number;
   signal?: AbortSignal;
   /** Told of every chunk handled, for the backfill chunk counter. */
@@ -297,6 +300,20 @@ export function sessionsBehind(latestTs: number, now: number, calendar: MarketCa
   return behind;
 }
 
+/**
+ * Marks the symbol's positions that had no close over the chunk's dates (src/rollups.ts
+ * markPositionsOf). The bars are stored whatever happens here: a failure is logged, and a range
+ * restatement of those dates marks them.
+ */
+async function markPositionsAt(deps: StepDeps, log: Logger, symbol: string, from: string, to: string): Promise<void> {
+  try {
+    const marked = await markPositionsOf(deps.db, deps.exchangeTz, { symbol, from, to });
+    if (marked > 0) log.info({ from, to, marked }, 'positions marked at the bars stored');
+  } catch (error) {
+    log.warn({ err: error, from, to }, 'could not mark positions at the bars stored; a rollups restatement of these dates marks them');
+  }
+}
+
 async function processChunk(
   deps: StepDeps,
   log: Logger,
@@ -368,6 +385,7 @@ async function processChunk(
     return null;
   }
   deps.onChunk?.(result.written ? 'stored' : 'skipped');
+  if (result.written && timeframe === '1d' && valid.length > 0) await markPositionsAt(deps, log, state.symbol, chunk.start, to);
   log.debug({ chunk: chunk.start, to, ...result, rejected: rejects.length, dates: `${chunk.start}..${isoDateOfDayNumber(dayNumberOfIsoDate(to))}` }, result.written ? 'chunk stored' : 'chunk completed meanwhile by another request: skipped');
   return null;
 }

@@ -604,12 +604,19 @@ export async function insertPositions(tx: Tx, full: boolean, work: AccountWork, 
 }
 
 /**
- * How far back (calendar days before the as-of date) a run marks positions: a day's bar comes
- * the next morning, or a few days later after a weekend or a failed fetch retried. Older
- * positions without a close (symbols with no bars, a deployment without market data) are not
- * looked at again on every run; a range restatement or a full rebuild marks them.
+ * How far back (calendar days before the as-of date, itself included) a run marks positions: a
+ * day's bar comes the next morning, or a few days later after a weekend or a failed fetch
+ * retried. Older positions without a close are marked when a backfill stores their bars (see
+ * markPositionsOf), or by a range restatement or a full rebuild.
  */
-const MARK_POSITIONS_DAYS = 7;
+export const MARK_POSITIONS_DAYS = 7;
+
+/** Which unmarked positions markPositions looks at: dates from..to (ISO, inclusive), of one symbol or all. */
+export interface MarkScope {
+  from: string;
+  to?: string;
+  symbol?: string;
+}
 
 /**
  * Marks positions whose close is still NULL at their date's 1d close, where that bar now
@@ -618,14 +625,16 @@ const MARK_POSITIONS_DAYS = 7;
  * without this an earlier date would stay unmarked until a full rebuild. The bars are matched
  * as insertPositions matches them: the last 1d bar whose open falls on the position's date in
  * EXCHANGE_TZ (a range on the bars' key). The partial index fact_positions_daily_unmarked_idx
- * keeps it to the unmarked rows of the last MARK_POSITIONS_DAYS days.
+ * keeps it to the unmarked rows of the dates asked for.
  */
-export async function markPositions(tx: Tx, tz: string, asOf: string): Promise<number> {
+export async function markPositions(tx: Tx, tz: string, scope: MarkScope): Promise<number> {
   const result = await tx`
     with unmarked as (
       select p.account_id, p.trade_date, p.instrument_id, di.symbol
       from warehouse.fact_positions_daily p join warehouse.dim_instrument di on di.instrument_key = p.instrument_key
-      where p.close_price is null and p.trade_date > ${asOf}::date - ${MARK_POSITIONS_DAYS}::int
+      where p.close_price is null and p.trade_date >= ${scope.from}::date
+        ${scope.to === undefined ? tx`` : tx`and p.trade_date <= ${scope.to}::date`}
+        ${scope.symbol === undefined ? tx`` : tx`and di.symbol = ${scope.symbol}`}
     ),
     -- One probe of the bars' key per symbol and date, first (materialized): the unmarked rows are
     -- few, the bars of every timeframe many, and positions are only looked up for closes found.

@@ -152,7 +152,7 @@ describe('load', () => {
       const plan = planBackfill({ symbols: ['OVL1'], timeframes: '1d', from: '2022-01-01', to: '2024-12-31', source: 'synthetic' }, { defaultSource: 'synthetic', maxBars: 1e9, now: Date.now() });
       const { backfillId } = await createBackfill({ db: sql, enqueue: async () => ({ jobId: 'not-queued' }) }, plan);
       const provider = createLockstepProvider(2);
-      const deps = { db: sql, provider: () => provider, logger: createLogger({ level: 'silent', pretty: false }), retries: 0, retryBaseMs: 1 };
+      const deps = { db: sql, provider: () => provider, logger: createLogger({ level: 'silent', pretty: false }), retries: 0, retryBaseMs: 1, exchangeTz: 'America/New_York' };
       const runSeries = async () => {
         for (let steps = 0; steps < 20; steps++) {
           const outcome = await runSeriesStep(deps, { backfillId, symbol: 'OVL1', timeframe: '1d' });

@@ -3,6 +3,7 @@
  * real BullMQ and PostgreSQL, and what lands in market.bars / market.features equals the
  * source and the features of the whole series; the ledger keeps a second request from fetching.
  */
+import { DateTime } from 'luxon';
 import { afterEach, describe, expect, it } from 'vitest';
 import { computeFeatures, createFeatureState } from '../../src/analytics/features.ts';
 import type { Bar } from '../../src/analytics/bars.ts';
@@ -17,7 +18,10 @@ import { enqueueRun } from '../../src/enqueue.ts';
 import { enrichmentBackfill } from '../../jobs/enrichment-backfill.ts';
 import { enrichmentDaily } from '../../jobs/enrichment-daily.ts';
 import { replaceFeatures } from '../../src/queries/enrichment.ts';
+import { rebuildRollups } from '../../src/rollups.ts';
+import { loadTrades } from '../../src/trade-loader.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { insertExecutions, seedReference } from '../helpers/oltp.ts';
 import { waitFor } from '../helpers/processes.ts';
 import { createTestRuntime, type TestRuntime } from '../helpers/runtime.ts';
 
@@ -97,7 +101,7 @@ async function runClocked(db: TestDatabase, clock: { now: number }, input: Recor
   );
   const source = createClockedSource(clock);
   const [symbol, timeframe] = [String(input.symbols), String(input.timeframes) as Timeframe];
-  const deps = { db: db.sql, provider: () => source, logger: createLogger({ level: 'silent', pretty: false }), retries: 0, retryBaseMs: 1, now: () => clock.now };
+  const deps = { db: db.sql, provider: () => source, logger: createLogger({ level: 'silent', pretty: false }), retries: 0, retryBaseMs: 1, exchangeTz: 'America/New_York', now: () => clock.now };
   for (let step = 0; step < 100; step++) {
     const outcome = await runSeriesStep(deps, { backfillId: created.backfillId, symbol, timeframe });
     if (outcome.kind === 'done') {
@@ -168,6 +172,41 @@ describe('enrichment backfills', () => {
     const again = await runBackfill(runtime, { symbols: 'AAPL,MSFT', timeframes: ['1d', '1h'], from: '2023-11-15', to: '2024-02-10' });
     expect(again).toMatchObject({ status: 'completed', chunks_skipped: 8, bars_written: 0 });
     expect(await sql`select count(*)::int as n from enrichment.fetch_log`).toEqual(fetches);
+  });
+
+  it('marks the positions its 1d bars price, however long after their dates they arrive', async () => {
+    runtime = await createTestRuntime('enrich-marks', [enrichmentBackfill]);
+    runtime.startWorkers();
+    const sql = runtime.db.sql;
+    const tz = runtime.workerRuntime.config.exchangeTz;
+    // Account 2 buys 10 XOM on 2026-03-04 and holds; the rollups are built before any bar exists.
+    await seedReference(sql);
+    await insertExecutions(sql, [{ execution_id: 1, order_id: 300, account_id: 2, instrument_id: 2, executed_at: '2026-03-04T15:00:00Z', side: 'BUY', quantity: '10', price: '50' }]);
+    await loadTrades({ db: sql, sourceDb: sql, tz, runPartition: 'test' });
+    await rebuildRollups({ db: sql, tz, startingCapital: 100000, scope: { kind: 'full' }, asOf: '2026-03-20' });
+    const positions = () => sql<{ trade_date: string; close_price: number | null; market_value: number | null; unrealized_pnl: number | null }[]>`
+      select trade_date::text, close_price::float8, market_value::float8, unrealized_pnl::float8 from warehouse.fact_positions_daily
+      where account_id = 2 order by trade_date`;
+    expect((await positions()).map((p) => p.close_price)).toEqual(Array(13).fill(null));
+
+    // Months later (NOW is in November), a backfill brings XOM's daily bars for March.
+    expect(await runBackfill(runtime, { symbols: 'XOM', timeframes: '1d', from: '2026-03-01', to: '2026-03-31' })).toMatchObject({ status: 'completed' });
+    const closes = new Map(
+      generateSyntheticBars({ symbol: 'XOM', assetClass: 'stock', timeframe: '1d', from: '2026-03-01', to: '2026-03-31' }).map((b) => [
+        DateTime.fromMillis(b.ts, { zone: tz }).toISODate(),
+        b.close,
+      ]),
+    );
+    const marked = await positions();
+    expect(marked).toHaveLength(13);
+    for (const p of marked) {
+      const close = closes.get(p.trade_date)!;
+      // Exact in PostgreSQL's numeric; rounded here past the doubles' noise.
+      expect(p).toEqual({ trade_date: p.trade_date, close_price: close, market_value: Number((10 * close).toFixed(6)), unrealized_pnl: Number((10 * close - 500).toFixed(6)) });
+    }
+    // As a full rebuild marks them.
+    await rebuildRollups({ db: sql, tz, startingCapital: 100000, scope: { kind: 'full' }, asOf: '2026-03-20' });
+    expect(await positions()).toEqual(marked);
   });
 
   it('a range filled before an earlier one gets the features it would have had: those after the earlier range are recomputed', async () => {
