@@ -74,7 +74,8 @@ export interface JobContext<P> {
   readonly requeue: (delayMs?: number) => Promise<never>;
   /**
    * A provider said "too many requests": pauses the job's whole queue for `ms` and puts this job
-   * back to wait without using an attempt. Never returns.
+   * back to wait without using an attempt. Never returns. The pause holds every worker only on a
+   * queue with a BullMQ limiter (src/worker.ts gives the enrichment queue one, always).
    */
   readonly rateLimit: (ms: number) => Promise<never>;
   readonly jobId: string;

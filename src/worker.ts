@@ -302,6 +302,22 @@ async function resetStallCount(worker: Worker, job: Job): Promise<void> {
   await client.hset(worker.toKey(job.id), { stc: 0 });
 }
 
+/** A limiter's `max` no window reaches. */
+const UNMETERED = 1_000_000_000;
+
+/**
+ * The enrichment queue's BullMQ limiter: the provider's budget (ENRICHMENT_RATE_MAX), or when
+ * there is none, one that never fills. A 429's pause (ctx.rateLimit) holds every worker only on
+ * a queue with a limiter: BullMQ's moveToActive reads a manual rate limit only then. Without one,
+ * the other workers, and this one's other slots, take the next job at once and call the
+ * provider again while it is still refusing.
+ */
+function enrichmentLimiter(config: Config): { max: number; duration: number } {
+  return config.enrichmentRateLimit
+    ? { max: config.enrichmentRateLimit.max, duration: config.enrichmentRateLimit.durationMs }
+    : { max: UNMETERED, duration: 1000 };
+}
+
 export interface StartWorkersOptions {
   connection: ConnectionOptions;
   /** Queues this process works; @defaultValue every queue a definition uses */
@@ -326,9 +342,7 @@ export function startWorkers(runtime: WorkerRuntime, options: StartWorkersOption
       // each step commits or not as a whole, so re-running one after a crash is always safe.
       maxStalledCount: name === 'enrichment' ? ENRICHMENT_MAX_STALLS : runtime.config.jobMaxStalls,
       name: workerName,
-      ...(name === 'enrichment' && runtime.config.enrichmentRateLimit
-        ? { limiter: { max: runtime.config.enrichmentRateLimit.max, duration: runtime.config.enrichmentRateLimit.durationMs } }
-        : {}),
+      ...(name === 'enrichment' ? { limiter: enrichmentLimiter(runtime.config) } : {}),
       settings: {
         backoffStrategy: (attemptsMade, type, err) =>
           type === BACKOFF_TYPE ? computeBackoffMs(attemptsMade, runtime.config.jobBackoffMs, err) : runtime.config.jobBackoffMs,

@@ -34,7 +34,7 @@
  *  - 'empty': 200 with polygon's answer for a range it has no bars in (no `results`).
  * Rate limit (`maxPerWindow` per `windowMs`, a fixed window from the first request): over it,
  * 429 with Retry-After; while set, every answer carries X-RateLimit-Remaining.
- * Every request is recorded in `requests` (path, query including apiKey, status; 0 when unanswered).
+ * Every request is recorded in `requests` (path, query including apiKey, status; 0 when unanswered; arrival time).
  * close() is idempotent.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -89,6 +89,8 @@ export interface FakePolygonRequest {
   query: Record<string, string>;
   /** HTTP status answered; 0 while unanswered or when the fault gave none. */
   status: number;
+  /** When it arrived (ms since the epoch). */
+  at: number;
 }
 
 export interface FakePolygon {
@@ -431,7 +433,7 @@ export async function startFakePolygon(options: FakePolygonOptions = {}): Promis
 
   const server = createServer((req, res) => {
     const parsed = new URL(req.url ?? '/', 'http://fake');
-    const record: FakePolygonRequest = { path: parsed.pathname, query: Object.fromEntries(parsed.searchParams), status: 0 };
+    const record: FakePolygonRequest = { path: parsed.pathname, query: Object.fromEntries(parsed.searchParams), status: 0, at: Date.now() };
     requests.push(record);
     const answer = () => {
       try {

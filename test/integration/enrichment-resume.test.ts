@@ -153,6 +153,20 @@ describe('backfills under trouble', () => {
     expect(runs).toEqual([{ status: 'succeeded', attempts: 1 }]);
   });
 
+  it("a 429 holds every series, not only the one it answered, with no limiter configured", async () => {
+    fake = await startFakePolygon({ fail: [{ ticker: 'AAPL', kind: '429', retryAfterSeconds: 2 }] });
+    runtime = await createTestRuntime('enrich-429-all', [enrichmentBackfill], polygonEnv(fake));
+    runtime.startWorkers();
+    // AAPL's first fetch is refused; MSFT has ten yearly chunks to fetch one after another.
+    const id = await request(runtime, { symbols: 'AAPL,MSFT', timeframes: '1d', from: '2015-01-01', to: '2024-12-31' });
+    expect(await waitForStatus(runtime.db.sql, id, TERMINAL)).toMatchObject({ status: 'completed', chunks_failed: 0 });
+    const refused = fake.requests.find((r) => r.status === 429)!;
+    // Fetches already under way when the pause began may land just after it; none later, until it ends.
+    const during = fake.requests.filter((r) => r.at > refused.at + 300 && r.at < refused.at + 1900);
+    expect(during.map((r) => r.path)).toEqual([]);
+    expect(fake.requests.filter((r) => r.status === 200)).toHaveLength(20);
+  });
+
   it('a chunk another source stored is fetched again from the source asked for, whose bars replace the others', async () => {
     fake = await startFakePolygon();
     runtime = await createTestRuntime('enrich-source', [enrichmentBackfill], polygonEnv(fake));
