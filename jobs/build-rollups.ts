@@ -9,7 +9,7 @@
  *   {"date": "2026-11-20"}      that trading date, every account; the curve reaches it
  *   {"from": …, "to": …}        every date in the range (either end may be left out)
  *   {"full": true}              everything
- *   nothing (the nightly tick)  today in New York, so every curve reaches today
+ *   nothing (the nightly tick)  the tick's date in New York (its partition), so every curve reaches it
  * Every run also marks earlier positions whose 1d bar has arrived since (their close was NULL).
  * Partition: that scope. A rebuild replaces rows, so a rerun is harmless.
  */
@@ -30,6 +30,13 @@ const payload = basePayload.extend({
   trigger: z.string().min(1).max(200).optional(),
 });
 
+/**
+ * The schedule's zone, which also names a nightly tick's date: that date is the partition and
+ * what the run rebuilds, whatever EXCHANGE_TZ is (with EXCHANGE_TZ=Europe/London, the 23:30 New
+ * York tick is 04:30 of the next London day; the day to restate is the one that just ended).
+ */
+const SCHEDULE_TZ = 'America/New_York';
+
 /** The earliest date a range without `from` starts at: before any trade a desk could hold. */
 const BEGINNING = '1900-01-01';
 
@@ -38,12 +45,12 @@ export const buildRollups = defineJob({
   queue: 'rollups',
   description: 'Daily/monthly performance, equity curve, drawdown, metrics, positions, time buckets, materialized views',
   payload,
-  schedule: { cron: '30 23 * * *', tz: 'America/New_York', calendar: 'all', overlap: 'skip' },
+  schedule: { cron: '30 23 * * *', tz: SCHEDULE_TZ, calendar: 'all', overlap: 'skip' },
   partition: (p) => {
     if (p.full) return 'full';
     if (p.pending) return `pending@${p.trigger ?? scheduledInstant(p)}`;
     if (p.from || p.to) return `${p.from ?? 'start'}..${p.to ?? 'end'}`;
-    return p.date ?? tickDate(scheduledInstant(p), 'America/New_York');
+    return p.date ?? tickDate(scheduledInstant(p), SCHEDULE_TZ);
   },
   catchup: { mode: 'latest', windowHours: 48 },
   process: async (ctx) => {
@@ -61,7 +68,7 @@ export const buildRollups = defineJob({
       if (from > to) throw new BadInputError(`bad payload for build-rollups: from (${from}) is after to (${to})`);
       scope = { kind: 'range', from, to };
     } else {
-      const date = p.date ?? today;
+      const date = p.date ?? tickDate(scheduledInstant(p), SCHEDULE_TZ);
       // Its as-of would stretch dim_date over every year up to it (9999-12-31: millions of rows,
       // minutes). Today by the clock: scheduledFor is the payload's, and may be given.
       const clockToday = tickDate(new Date().toISOString(), ctx.config.exchangeTz);

@@ -63,13 +63,6 @@ export function nextTicks(cron: string, tz: string, after: Date, count: number):
   return interval.take(count).map((tick) => tick.toDate());
 }
 
-/** The latest tick at or before `at`, if any within a year. */
-export function previousTick(cron: string, tz: string, at: Date): Date | undefined {
-  const interval = CronExpressionParser.parse(cron, { currentDate: new Date(at.getTime() + 1), tz });
-  if (!interval.hasPrev()) return undefined;
-  return interval.prev().toDate();
-}
-
 /** Rough period of a schedule (gap between its next two ticks), for lag thresholds. */
 export function schedulePeriodMs(cron: string, tz: string, at: Date): number {
   const [a, b] = nextTicks(cron, tz, at, 2);

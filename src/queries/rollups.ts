@@ -207,13 +207,14 @@ const insertDailyFrom = (tx: Tx, sums: PendingQuery<Row[]>) => tx`
     largest_win = excluded.largest_win, largest_loss = excluded.largest_loss`;
 
 /**
- * Hour and session of each fill in EXCHANGE_TZ, from the time_key the ETL resolved. The
- * session comes from dim_time, which holds the session rule: every session boundary falls on
- * a half hour, so a half hour's first second gives its session, and those 48 sessions are
- * looked up by half-hour index (dim_time has 86,400 rows; joining each fill to it, or
- * regrouping half hours through it, cost more than the aggregate).
+ * Trades and PnL of the facts `t` by date, account, hour and session of the day in EXCHANGE_TZ,
+ * from the time_key the ETL resolved: the session of a full session day, from dim_time, which
+ * holds the session rule (every session boundary falls on a half hour, so a half hour's first
+ * second gives its session, and those 48 sessions are looked up by half-hour index; dim_time
+ * has 86,400 rows, and joining each fill to it cost more than the aggregate). bucketRows
+ * corrects the days that were not full sessions.
  */
-const bucketSums = (tx: Tx) => tx`
+const hourSums = (tx: Tx) => tx`
   select t.trade_date, t.account_id, t.time_key / 10000 as hour_of_day,
     (select array_agg(s.market_session order by s.time_key) from warehouse.dim_time s
      where s.time_key in (select g / 2 * 10000 + g % 2 * 3000 from generate_series(0, 47) g))
@@ -223,7 +224,34 @@ const bucketSums = (tx: Tx) => tx`
     coalesce(sum(t.realized_pnl) filter (where t.realized_pnl > 0), 0) as gross_profit,
     coalesce(-sum(t.realized_pnl) filter (where t.realized_pnl < 0), 0) as gross_loss,
     sum(t.realized_pnl) as realized_pnl, sum(t.realized_pnl - t.commission - t.fees) as net_pnl`;
-const bucketGroup = (tx: Tx) => tx`group by 1, 2, 3, 4`;
+const hourGroup = (tx: Tx) => tx`group by 1, 2, 3, 4`;
+
+/**
+ * fact_performance_buckets rows from `hours` (rows of hourSums), with the sessions of days that
+ * were not full sessions (dim_date) corrected: on a half day the regular session ends at the
+ * early close and after-hours four hours later (NYSE's 13:00 and 17:00; hours are whole there,
+ * as NYSE's early closes are); on a day without a session (weekend, holiday, closure) every
+ * fill is `overnight`, outside any session. Only those days' rows are regrouped (09:00–09:59 of
+ * a holiday was two sessions, now one): labelling every fill by its date cost a full rebuild a
+ * fifth more.
+ */
+const bucketRows = (tx: Tx, hours: PendingQuery<Row[]>) => tx`
+  select h.trade_date, h.account_id, h.hour_of_day, h.market_session, h.total_trades, h.winning_trades, h.losing_trades,
+    h.total_notional, h.gross_profit, h.gross_loss, h.realized_pnl, h.net_pnl
+  from ${hours} h
+  where not exists (select 1 from warehouse.dim_date d where d.date = h.trade_date and (not d.is_trading_day or d.early_close is not null))
+  union all
+  select h.trade_date, h.account_id, h.hour_of_day,
+    case
+      when not d.is_trading_day then 'overnight'
+      when h.hour_of_day * 3600 < extract(epoch from d.early_close) then h.market_session
+      when h.hour_of_day * 3600 < extract(epoch from d.early_close) + 4 * 3600 then 'after-hours'
+      else 'overnight'
+    end,
+    sum(h.total_trades)::int, sum(h.winning_trades)::int, sum(h.losing_trades)::int, sum(h.total_notional),
+    sum(h.gross_profit), sum(h.gross_loss), sum(h.realized_pnl), sum(h.net_pnl)
+  from ${hours} h join warehouse.dim_date d on d.date = h.trade_date and (not d.is_trading_day or d.early_close is not null)
+  group by 1, 2, 3, 4`;
 const bucketColumns = (tx: Tx) => tx`trade_date, account_id, hour_of_day, market_session, total_trades, winning_trades,
   losing_trades, total_notional, gross_profit, gross_loss, realized_pnl, net_pnl`;
 
@@ -245,8 +273,8 @@ export async function insertAllDaily(tx: Tx, days?: { from: string; to: string }
   // In date order: the hash aggregate returns the days interleaved, which left every date's rows
   // on most of the table's pages, and the views and the months read a range of dates.
   const daily = await tx`${insertDailyFrom(tx, tx`(select * from rollup_daily order by trade_date, account_id, strategy_key) d`)}`;
-  await tx`create temp table rollup_buckets on commit drop as ${bucketSums(tx)} from ${facts} ${bucketGroup(tx)}`;
-  const buckets = await tx`insert into warehouse.fact_performance_buckets (${bucketColumns(tx)}) select ${bucketColumns(tx)} from rollup_buckets`;
+  await tx`create temp table rollup_buckets on commit drop as ${hourSums(tx)} from ${facts} ${hourGroup(tx)}`;
+  const buckets = await tx`insert into warehouse.fact_performance_buckets (${bucketColumns(tx)}) ${bucketRows(tx, tx`rollup_buckets`)}`;
   await tx`create temp table rollup_instruments on commit drop as ${instrumentSums(tx)} from ${facts} ${instrumentGroup(tx)}`;
   const instruments = await tx`insert into warehouse.fact_instrument_daily select * from rollup_instruments`;
   return { performanceDaily: daily.count, buckets: buckets.count, instrumentDaily: instruments.count };
@@ -266,9 +294,10 @@ export async function insertWorkDaily(tx: Tx, daily: Extract<DailyWork, { full: 
   const [counts] = await tx<{ daily: number; buckets: number; instruments: number }[]>`
     with daily_sums as (${dailySums(tx)} from ${workFacts} ${dailyGroup(tx)}),
     daily as (${insertDailyFrom(tx, tx`daily_sums`)} returning 1),
+    hours as (${hourSums(tx)} from ${workFacts} ${hourGroup(tx)}),
     buckets as (
       insert into warehouse.fact_performance_buckets (${bucketColumns(tx)})
-      ${bucketSums(tx)} from ${workFacts} ${bucketGroup(tx)}
+      ${bucketRows(tx, tx`hours`)}
       returning 1
     ),
     instruments as (
@@ -545,6 +574,23 @@ export async function insertMetrics(tx: Tx, rows: readonly MetricRecord[]): Prom
 }
 
 /**
+ * Symbols whose 1d bars are calendar days in UTC, not sessions in EXCHANGE_TZ: crypto (a 24x7
+ * series' 1d bar opens at 00:00 UTC of its date; src/analytics/timeframes.ts), known as such by
+ * the instrument's type or by the asset class its bars were fetched with.
+ */
+const roundTheClockSymbols = (tx: Tx) => tx`
+  select symbol from warehouse.dim_instrument where lower(instrument_type) like 'crypto%'
+  union
+  select symbol from enrichment.status where asset_class = 'crypto'`;
+
+/**
+ * The date a 1d bar `b` prices (`rc`: its row of roundTheClockSymbols, if any): its open's date
+ * in EXCHANGE_TZ, or for a coin its UTC date. Read in New York, a coin's bar of date D opens at
+ * 19:00 or 20:00 on D − 1 and closes then on D: the last close known on D.
+ */
+const barDate = (tx: Tx, tz: string) => tx`(b.ts at time zone case when rc.symbol is null then ${tz} else 'UTC' end)::date`;
+
+/**
  * End-of-day state of each account × instrument from the FIFO results on the facts: the last
  * fill of each (pair, date) from the start date on, and the positions kept on the last curve
  * row before it, each held until the pair's next fill date, on every date of the account's equity curve. max() over
@@ -576,13 +622,14 @@ export async function insertPositions(tx: Tx, full: boolean, work: AccountWork, 
       join warehouse.fact_positions_daily p on p.account_id = a.account_id and p.trade_date = a.base_date
       where a.start_date > a.first_date
     ),
-    -- One 1d close per symbol and session date (the bar's date in EXCHANGE_TZ), joined by hash:
-    -- a lookup per position row would cost more than reading the bars once.
+    -- One 1d close per symbol and date (see barDate), joined by hash: a lookup per position row
+    -- would cost more than reading the bars once. A day earlier: a coin's day starts before New York's.
     closes as (
       select distinct on (symbol, date) symbol, date, close
       from (
-        select b.symbol, (b.ts at time zone ${tz})::date as date, b.close::numeric as close, b.ts from market.bars b
-        where b.timeframe = '1d' and b.ts >= (${firstStart}::date::timestamp at time zone ${tz})
+        select b.symbol, ${barDate(tx, tz)} as date, b.close::numeric as close, b.ts from market.bars b
+        left join (${roundTheClockSymbols(tx)}) rc on rc.symbol = b.symbol
+        where b.timeframe = '1d' and b.ts >= (${firstStart}::date::timestamp at time zone ${tz}) - interval '1 day'
       ) b
       order by symbol, date, ts desc
     ),
@@ -623,8 +670,8 @@ export interface MarkScope {
  * exists. A day's bar is stored after the day was rolled up (enrichment-daily fetches day D
  * on D+1) and later incremental runs rebuild positions only from their own dates on, so
  * without this an earlier date would stay unmarked until a full rebuild. The bars are matched
- * as insertPositions matches them: the last 1d bar whose open falls on the position's date in
- * EXCHANGE_TZ (a range on the bars' key). The partial index fact_positions_daily_unmarked_idx
+ * as insertPositions matches them: the last 1d bar of the position's date (barDate; a range on
+ * the bars' key). The partial index fact_positions_daily_unmarked_idx
  * keeps it to the unmarked rows of the dates asked for.
  */
 export async function markPositions(tx: Tx, tz: string, scope: MarkScope): Promise<number> {
@@ -640,11 +687,14 @@ export async function markPositions(tx: Tx, tz: string, scope: MarkScope): Promi
     -- few, the bars of every timeframe many, and positions are only looked up for closes found.
     closes as materialized (
       select u.symbol, u.trade_date, b.close
-      from (select distinct symbol, trade_date from unmarked) u
+      from (
+        select distinct u.symbol, u.trade_date, case when rc.symbol is null then ${tz} else 'UTC' end as zone
+        from unmarked u left join (${roundTheClockSymbols(tx)}) rc on rc.symbol = u.symbol
+      ) u
       cross join lateral (
         select b.close from market.bars b
         where b.symbol = u.symbol and b.timeframe = '1d'
-          and b.ts >= (u.trade_date::timestamp at time zone ${tz}) and b.ts < ((u.trade_date + 1)::timestamp at time zone ${tz})
+          and b.ts >= (u.trade_date::timestamp at time zone u.zone) and b.ts < ((u.trade_date + 1)::timestamp at time zone u.zone)
         order by b.ts desc limit 1
       ) b
     )
