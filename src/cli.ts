@@ -19,6 +19,7 @@ import { QUEUE_NAMES, type QueueName } from './queues.ts';
 import { keepAWorker } from './local-workers.ts';
 import { createMetrics } from './metrics.ts';
 import { loadRun } from './runs.ts';
+import { watchRunProgress } from './run-progress.ts';
 import { listScheduleStatus, type ScheduleStatus } from './scheduler.ts';
 
 function config(): Config {
@@ -111,9 +112,9 @@ async function enqueueJob(services: Services, jobName: string, data: Record<stri
 }
 
 /**
- * Waits for an enqueued run to finish. With no worker on its queue anywhere, at the start or
- * later in the wait, runs one in this process (stopped again before returning), so the wait
- * always ends.
+ * Waits for an enqueued run to finish, showing its progress (src/run-progress.ts). With no
+ * worker on its queue anywhere, at the start or later in the wait, runs one in this process
+ * (stopped again before returning), so the wait always ends.
  */
 async function waitForRun(services: Services, logger: Logger, definition: JobDefinition, job: Job, partition: string): Promise<RunResult> {
   const cfg = services.config;
@@ -125,6 +126,8 @@ async function waitForRun(services: Services, logger: Logger, definition: JobDef
     await events.waitUntilReady();
     const local = await keepAWorker(services, logger, definition.queue, 'this job', out);
     cleanups.push(() => local.stop());
+    const progress = await watchRunProgress(events, job, `${definition.name} ${partition}`, { tty: Boolean(process.stderr.isTTY), out });
+    cleanups.push(async () => progress.stop());
     try {
       const summary: unknown = await job.waitUntilFinished(events);
       // A completed job that did not run its partition says why in its summary.

@@ -46,7 +46,7 @@ describe('bullpen CLI', () => {
     expect(await loadRun(rt.db.sql, 'nightly-report', '2026-11-20')).toMatchObject({ status: 'succeeded', run_count: 1 });
   });
 
-  it('run --wait runs the job here when the worker running it dies during the wait', async () => {
+  it('run --wait runs the job here when the worker running it dies during the wait, and shows it going on', async () => {
     // Short locks, so the dead worker's job is found stalled in seconds (the CLI looks for
     // workers at the same pace); the rollups lock held here keeps the job running until the kill.
     const env = { ...rt.env, LOCK_DURATION_MS: '2000', STALLED_INTERVAL_MS: '1000' };
@@ -68,6 +68,8 @@ describe('bullpen CLI', () => {
       const { code } = await cli.exited;
       expect(code, cli.output()).toBe(0);
       expect(cli.output()).toContain('"status": "succeeded"');
+      // Not a terminal: plain progress lines while it went on (build-rollups reports no progress of its own).
+      expect(cli.output()).toMatch(/^build-rollups full: running \d+s$/m);
       const [run] = await rt.db.sql<{ status: string; worker: string }[]>`select status, worker from ops.job_runs where job = 'build-rollups'`;
       expect(run).toMatchObject({ status: 'succeeded', worker: expect.stringMatching(/^cli:/) });
     } finally {
