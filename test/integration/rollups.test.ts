@@ -262,6 +262,22 @@ describe('agg_performance_monthly and the materialized views', () => {
       { strategy_name: 'unassigned', pnl_rank: 2, total_pnl: -1.1, total_trades: 1 },
       { strategy_name: 'momentum', pnl_rank: 3, total_pnl: -9.4, total_trades: 4 },
     ]);
+    // The seed's own columns. Sharpe over the 20 sessions 02-09..03-09 of daily net PnL, 0 where none.
+    const sharpe = (pnl: Record<string, number>) => {
+      const days = [...Object.values(pnl), ...Array(20 - Object.keys(pnl).length).fill(0)] as number[];
+      const mean = days.reduce((a, b) => a + b) / days.length;
+      const sd = Math.sqrt(days.reduce((a, b) => a + (b - mean) ** 2, 0) / (days.length - 1));
+      return (mean / sd) * Math.sqrt(252);
+    };
+    const seedColumns = await db.sql`
+      select strategy_name, avg_win_rate::float8, avg_sharpe_ratio, avg_profit_factor::float8, last_updated::text
+      from warehouse.mv_top_performing_strategies order by pnl_rank`;
+    expect(seedColumns).toEqual([
+      { strategy_name: 'mean-reversion', avg_win_rate: 1, avg_sharpe_ratio: expect.closeTo(sharpe({ '03-03': 78.9 }), 9), avg_profit_factor: null, last_updated: '2026-03-03' },
+      { strategy_name: 'unassigned', avg_win_rate: null, avg_sharpe_ratio: expect.closeTo(sharpe({ '03-05': -1.1 }), 9), avg_profit_factor: null, last_updated: '2026-03-05' },
+      // Win rate and profit factor averaged over the days that have one (03-03: 0 of 1, and 0 / 5).
+      { strategy_name: 'momentum', avg_win_rate: 0, avg_sharpe_ratio: expect.closeTo(sharpe({ '03-02': -2.2, '03-03': -6.1, '03-04': -1.1 }), 9), avg_profit_factor: 0, last_updated: '2026-03-04' },
+    ]);
     const [aapl] = await db.sql`
       select trading_days, trade_count::int, total_volume::float8, min_price::float8, max_price::float8, avg_price::float8, price_volatility::float8
       from warehouse.mv_instrument_statistics where symbol = 'AAPL'`;
