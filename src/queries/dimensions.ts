@@ -86,6 +86,9 @@ export const DIMENSIONS: readonly DimensionSpec[] = [
   },
 ];
 
+/** Natural ids fact_trades carries. */
+const FACT_COLUMNS = new Set(['account_id', 'instrument_id']);
+
 export interface DimensionSyncResult {
   dimension: string;
   added: number;
@@ -132,6 +135,9 @@ export async function syncDimension(
      FROM dim_source s JOIN ${spec.target} d ON d.${spec.id} = s.${spec.id} AND d.is_current
      WHERE ${tuple('d')} IS DISTINCT FROM ${tuple('s')}`,
   );
+  // Statistics, so that the re-pointing below probes fact_trades per changed member (a handful)
+  // instead of hashing them and scanning every fact (seconds at a few million).
+  await tx.unsafe('ANALYZE dim_changed');
   await tx.unsafe(`UPDATE ${spec.target} d SET effective_to = c.starts_at, is_current = false FROM dim_changed c WHERE d.${spec.key} = c.old_key`);
   const changed = await tx.unsafe(
     `INSERT INTO ${spec.target} (${insertColumns})
@@ -146,12 +152,17 @@ export async function syncDimension(
   if (changed.count > 0) {
     const moved = await tx.unsafe(
       `WITH versions AS (
-         SELECT c.old_key, d.${spec.key} AS new_key, d.effective_from
+         SELECT c.${spec.id} AS member_id, c.old_key, d.${spec.key} AS new_key, d.effective_from
          FROM dim_changed c JOIN ${spec.target} d ON d.${spec.id} = c.${spec.id} AND d.is_current
        ), moved AS (
          UPDATE warehouse.fact_trades f SET ${spec.key} = v.new_key
          FROM versions v
          WHERE f.${spec.key} = v.old_key AND f.executed_at >= v.effective_from
+           -- Index bounds: a trade date is never before the UTC date of its instant less a day (in
+           -- any zone), and facts carry the account and instrument ids (fact_trades has no index
+           -- leading with account_key, one leading with account_id).
+           AND f.trade_date >= (v.effective_from AT TIME ZONE 'UTC')::date - 1
+           ${FACT_COLUMNS.has(spec.id) ? `AND f.${spec.id} = v.member_id` : ''}
          RETURNING f.trade_date, f.account_key
        ), requested AS (
          INSERT INTO ops.rollup_requests (trade_date, account_id, requested_at, requested_by)
