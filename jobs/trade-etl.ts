@@ -64,9 +64,11 @@ export const tradeEtl = defineJob({
       let rollups: string | null = null;
       // Also when this run changed nothing: an earlier one may have died between commit and enqueue.
       if (summary.rollupPartitions > 0 || (await hasPendingRollups(ctx.db))) {
+        // Named by this run's job id: a forced re-run of the partition has an id of its own, and
+        // its rollups must not be handed the first run's finished job (or its done partition).
         rollups = await ctx.enqueue(
           'build-rollups',
-          { pending: true, trigger: `trade-etl@${ctx.partition}` },
+          { pending: true, trigger: ctx.jobId },
           { deduplicationId: ROLLUPS_DEDUPLICATION_ID, delayMs: ctx.config.rollupDebounceMs },
         );
       }

@@ -11,7 +11,7 @@ import { loadConfig, type Config } from './config.ts';
 import { formatTick, nextTicks } from './cron.ts';
 import { loadWarehouseTotals, renderEtlSummary, renderNextSteps, renderReportSummary, renderRollupsSummary, renderSeeded } from './demo/report.ts';
 import { DEMO_DAYS, seedDemoIfEmpty } from './demo/seed-if-empty.ts';
-import { enqueueRun, parsePayload, type Enqueued } from './enqueue.ts';
+import { enqueueRun, parsePayload, retryIfFailed, type Enqueued } from './enqueue.ts';
 import { BadInputError, ConfigError, coerceError } from './errors.ts';
 import type { JobDefinition } from './job-definition.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -107,6 +107,10 @@ async function enqueueJob(services: Services, jobName: string, data: Record<stri
   const definition = services.definitions.get(jobName);
   if (!definition) throw new BadInputError(`no job named "${jobName}"; jobs are ${[...services.definitions.keys()].join(', ')}`);
   const enqueued = await enqueueRun(services.queues, definition, data, { force });
+  if (!enqueued.created && (await retryIfFailed(enqueued.job))) {
+    out(`retrying ${definition.name} partition ${enqueued.partition}: its job ${enqueued.jobId} on queue ${definition.queue} had failed`);
+    return { definition, enqueued };
+  }
   out(`${enqueued.created ? 'enqueued' : 'already queued'} ${definition.name} partition ${enqueued.partition} as job ${enqueued.jobId} on queue ${definition.queue}`);
   return { definition, enqueued };
 }

@@ -56,12 +56,27 @@ export async function enqueueRun(
   const jobId = options.force ? `${createJobId(definition.name, partition)}@force-${now.getTime()}` : createJobId(definition.name, partition);
   const queue = queues.get(definition.queue);
   if (!queue) throw new Error(`no queue ${definition.queue} for job ${definition.name}`);
-  const job = await queue.add(definition.name, withMeta, {
+  const added = await queue.add(definition.name, withMeta, {
     jobId,
     ...(options.deduplicationId ? { deduplication: { id: options.deduplicationId, keepLastIfActive: true } } : {}),
     ...(options.delayMs ? { delay: options.delayMs } : {}),
   });
-  return { job, jobId, partition, created: job.timestamp >= now.getTime() - 1000 };
+  // queue.add answers with the job it built here, whatever Redis kept: a job already stored under
+  // the id (or the one a deduplication id pointed to) is read back, and told apart by its timestamp.
+  const stored = added.id === undefined ? undefined : await queue.getJob(added.id);
+  const job = stored ?? added;
+  return { job, jobId: job.id ?? jobId, partition, created: stored === undefined || stored.timestamp === added.timestamp };
+}
+
+/**
+ * Runs a job that failed for good again, with a fresh budget of attempts as a new run would get;
+ * answers whether it had failed. For a run asked for again (same id) after its cause was fixed:
+ * BullMQ would otherwise hand back that old failure for as long as it keeps the job.
+ */
+export async function retryIfFailed(job: Job): Promise<boolean> {
+  if ((await job.getState()) !== 'failed') return false;
+  await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+  return true;
 }
 
 export interface FlowNode {

@@ -25,6 +25,7 @@ import { enqueueFlow } from '../enqueue.ts';
 import { BadInputError, describeZodError } from '../errors.ts';
 import type { JobContext, JobDefinition } from '../job-definition.ts';
 import {
+  deleteBackfill,
   insertBackfill,
   loadBackfill,
   loadSeriesStates,
@@ -195,7 +196,7 @@ function seriesPayloads(backfillId: string, series: readonly { symbol: string; t
   return series.map((s) => ({ backfillId, symbol: s.symbol, timeframe: s.timeframe }));
 }
 
-/** Records a planned request and queues its flow. */
+/** Records a planned request and queues its flow; a request whose flow could not be queued is not kept. */
 export async function createBackfill(deps: QueueDeps, plan: BackfillPlan): Promise<CreatedBackfill> {
   const backfillId = crypto.randomUUID();
   await insertBackfill(deps.db, {
@@ -211,7 +212,15 @@ export async function createBackfill(deps: QueueDeps, plan: BackfillPlan): Promi
     chunks: plan.chunks,
   });
   const series = plan.symbols.flatMap(({ symbol }) => plan.timeframes.map((timeframe) => ({ symbol, timeframe })));
-  const flow = await deps.enqueue({ backfillId }, seriesPayloads(backfillId, series), {});
+  let flow: { jobId: string };
+  try {
+    flow = await deps.enqueue({ backfillId }, seriesPayloads(backfillId, series), {});
+  } catch (error) {
+    // Not queued: the request would stay 'queued' for good with nothing to run it, and a caller
+    // retried after this error (enrichment-daily, refresh-rs waiting on its request) would find it.
+    await deleteBackfill(deps.db, backfillId);
+    throw error;
+  }
   await setBackfillJob(deps.db, backfillId, flow.jobId);
   return { backfillId, jobId: flow.jobId, plan };
 }

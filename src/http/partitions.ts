@@ -34,7 +34,7 @@ import type { Job, JobType } from 'bullmq';
 import express, { type RequestHandler } from 'express';
 import type { Config } from '../config.ts';
 import type { Sql } from '../db.ts';
-import { enqueueRun } from '../enqueue.ts';
+import { enqueueRun, retryIfFailed } from '../enqueue.ts';
 import { BadInputError } from '../errors.ts';
 import type { JobDefinition } from '../job-definition.ts';
 import type { Logger } from '../logger.ts';
@@ -204,13 +204,13 @@ export function createPartitionsRouter(deps: PartitionsRouterDeps): express.Rout
         if (PENDING_STATES.has(state)) throw new ConflictError(`${job} ${date} is already queued or running (${id}, ${state})`);
       }
       const stored = await queue.getJob(jobId);
-      if (stored && (await stored.getState()) === 'failed') {
-        try {
-          // A fresh budget of attempts, as a new run would get.
-          await stored.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
-        } catch (error) {
-          throw new ConflictError(`${job} ${date}: BullMQ job ${jobId} could not be retried (${(error as Error).message})`, { cause: error });
-        }
+      let retried = false;
+      try {
+        retried = stored !== undefined && (await retryIfFailed(stored));
+      } catch (error) {
+        throw new ConflictError(`${job} ${date}: BullMQ job ${jobId} could not be retried (${(error as Error).message})`, { cause: error });
+      }
+      if (retried) {
         deps.logger.info({ job, date, jobId, user }, 'failed partition retried from the grid');
         res.status(202).json({ job, date, partition: date, job_id: jobId, action: 'retried' });
         return;

@@ -134,6 +134,11 @@ export async function insertBackfill(sql: Sql, request: NewBackfill): Promise<vo
   });
 }
 
+/** Removes a request and its series (a request whose flow could not be queued). */
+export async function deleteBackfill(sql: Sql, backfillId: string): Promise<void> {
+  await sql`delete from enrichment.backfills where backfill_id = ${backfillId}`;
+}
+
 export async function setBackfillJob(sql: Sql, backfillId: string, jobId: string): Promise<void> {
   await sql`update enrichment.backfills set job_id = ${jobId}, updated_at = now() where backfill_id = ${backfillId}`;
 }
