@@ -66,16 +66,23 @@ export async function listBackfills(db: Sql, options: { status?: BackfillStatus;
       b.source, b.requested_by, b.created_at, b.started_at, b.finished_at,
       -- The database's clock, the one started_at and finished_at were written with.
       extract(epoch from coalesce(b.finished_at, now()) - b.started_at)::float8 as elapsed_seconds,
-      coalesce(sum(jsonb_array_length(s.chunks)), 0)::int as chunks_total,
-      coalesce(sum(s.chunks_done + s.chunks_skipped + s.chunks_failed), 0)::int as chunks_done,
-      coalesce(sum(s.chunks_failed), 0)::int as chunks_failed,
-      coalesce(sum(s.bars_written), 0)::text as bars_written
-    from enrichment.backfills b
-    left join enrichment.backfill_state s on s.backfill_job_id = b.backfill_id
-    where ${options.status ?? null}::text is null or b.status = ${options.status ?? null}::text
-    group by b.backfill_id
-    order by b.created_at desc, b.backfill_id
-    limit ${options.limit}`;
+      t.chunks_total, t.chunks_done, t.chunks_failed, t.bars_written
+    -- The newest requests first, then only their series summed: summing every request ever made
+    -- before the limit grew with history (the status page asks every few seconds).
+    from (
+      select * from enrichment.backfills b
+      where ${options.status ?? null}::text is null or b.status = ${options.status ?? null}::text
+      order by b.created_at desc, b.backfill_id
+      limit ${options.limit}
+    ) b
+    cross join lateral (
+      select coalesce(sum(jsonb_array_length(s.chunks)), 0)::int as chunks_total,
+        coalesce(sum(s.chunks_done + s.chunks_skipped + s.chunks_failed), 0)::int as chunks_done,
+        coalesce(sum(s.chunks_failed), 0)::int as chunks_failed,
+        coalesce(sum(s.bars_written), 0)::text as bars_written
+      from enrichment.backfill_state s where s.backfill_job_id = b.backfill_id
+    ) t
+    order by b.created_at desc, b.backfill_id`;
   return rows.map((r) => {
     const elapsed = r.elapsed_seconds === null ? null : Math.max(r.elapsed_seconds, 0.001);
     const bars = Number(r.bars_written);

@@ -93,19 +93,24 @@ export async function loadEtlDayRuns(sql: Sql, days: readonly { lo: string; hi: 
 
 /**
  * For each of `dates`, the latest succeeded trade-etl run (finished since `since`) whose
- * summary lists it in `dates_touched`; the row's summary lists only that date.
+ * summary lists it in `dates_touched`; the row's summary lists only that date. Each date is
+ * looked up by containment in job_runs_etl_dates_touched_idx (sql/016), not by unpacking
+ * every run's summary since `since`.
  */
 export async function loadEtlTouchingRuns(sql: Sql, window: { dates: readonly string[]; since: Date }): Promise<GridRun[]> {
   if (window.dates.length === 0) return [];
   return sql<GridRun[]>`
-    select distinct on (t.date) r.job, r.partition, r.status, r.job_id, r.attempts, r.error, r.scheduled_for, r.finished_at,
+    select r.job, r.partition, r.status, r.job_id, r.attempts, r.error, r.scheduled_for, r.finished_at,
       jsonb_build_object('dates_touched', jsonb_build_array(t.date)) as summary
-    from ops.job_runs r
-    cross join lateral jsonb_array_elements_text(
-      case when jsonb_typeof(r.summary->'dates_touched') = 'array' then r.summary->'dates_touched' else '[]'::jsonb end) as t(date)
-    where r.job = 'trade-etl' and r.status = 'succeeded' and r.finished_at >= ${window.since}
-      and t.date = any(${window.dates as string[]})
-    order by t.date, r.finished_at desc, r.run_id desc`;
+    from unnest(${window.dates as string[]}::text[]) as t(date)
+    cross join lateral (
+      select * from ops.job_runs r
+      where r.job = 'trade-etl' and r.status = 'succeeded' and r.summary->'dates_touched' @> jsonb_build_array(t.date)
+        and r.finished_at >= ${window.since}
+      order by r.finished_at desc, r.run_id desc
+      limit 1
+    ) r
+    order by t.date`;
 }
 
 /** The newest succeeded trade-etl run that did not stop early: it loaded everything ingested before it started. */
