@@ -98,7 +98,7 @@ async function runPipeline(rt: TestRuntime, lastDate: string): Promise<void> {
   const [etlRun] = await sql<{ summary: { rollups_job?: string } }[]>`select summary from ops.job_runs where job = 'trade-etl' and partition = ${etl.partition}`;
   const requested = etlRun?.summary.rollups_job;
   if (!requested) throw new Error('trade-etl asked for no rollups');
-  await waitForRun(sql, 'build-rollups', requested.slice('build-rollups@'.length).replace(/@force-\d+$/, ''));
+  await waitForRun(sql, 'build-rollups', requested.slice('build-rollups@'.length));
   const rollupsJob = JOBS.find((j) => j.name === 'build-rollups')!;
 
   const enqueue = createFlowEnqueuer(rt.workerRuntime.flows, enrichmentBackfill, rt.workerRuntime.jobOptions);
