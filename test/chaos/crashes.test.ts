@@ -97,8 +97,22 @@ async function runPipeline(rt: TestRuntime, lastDate: string): Promise<void> {
   // The rollups the ETL asked for (ROLLUP_DEBOUNCE_MS is 0 here).
   const [etlRun] = await sql<{ summary: { rollups_job?: string } }[]>`select summary from ops.job_runs where job = 'trade-etl' and partition = ${etl.partition}`;
   const requested = etlRun?.summary.rollups_job;
-  if (!requested) throw new Error('trade-etl asked for no rollups');
-  await waitForRun(sql, 'build-rollups', requested.slice('build-rollups@'.length));
+  if (requested) {
+    await waitForRun(sql, 'build-rollups', requested.slice('build-rollups@'.length));
+  } else {
+    // The attempt that succeeded loaded nothing and found nothing pending: an earlier attempt, killed
+    // after its commit, asked for the rollups, and they ran. Wait until no rollups are owed or running.
+    await waitFor(
+      async () => {
+        const [row] = await sql<{ owed: boolean }[]>`
+          select exists (select 1 from ops.rollup_requests)
+              or exists (select 1 from ops.job_runs where job = 'build-rollups' and status not in ('succeeded', 'failed')) as owed`;
+        return row?.owed === false;
+      },
+      240_000,
+      () => 'the rollups an earlier trade-etl attempt asked for',
+    );
+  }
   const rollupsJob = JOBS.find((j) => j.name === 'build-rollups')!;
 
   const enqueue = createFlowEnqueuer(rt.workerRuntime.flows, enrichmentBackfill, rt.workerRuntime.jobOptions);
