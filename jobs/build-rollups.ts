@@ -68,7 +68,8 @@ export const buildRollups = defineJob({
       if (from > to) throw new BadInputError(`bad payload for build-rollups: from (${from}) is after to (${to})`);
       scope = { kind: 'range', from, to };
     } else {
-      const date = p.date ?? tickDate(scheduledInstant(p), SCHEDULE_TZ);
+      // The partition: the date given, or the nightly tick's date in SCHEDULE_TZ.
+      const date = ctx.partition;
       // Its as-of would stretch dim_date over every year up to it (9999-12-31: millions of rows,
       // minutes). Today by the clock: scheduledFor is the payload's, and may be given.
       const clockToday = tickDate(new Date().toISOString(), ctx.config.exchangeTz);

@@ -32,6 +32,7 @@ import { assertKnownTimeframes, assertSourceConfigured, BACKFILL_STATUSES, parse
 import { keepAWorker, type LocalWorkers } from './local-workers.ts';
 import type { Logger } from './logger.ts';
 import type { BackfillStatus } from './queries/enrichment.ts';
+import { formatDuration } from './run-progress.ts';
 
 /** What cli.ts lends this module: its configuration loading and its one-shot logger. */
 export interface BackfillCommandContext {
@@ -142,13 +143,7 @@ export function renderBackfillList(items: readonly BackfillListItem[]): string {
 export function formatEta(chunksLeft: number, chunksPerSecond: number): string {
   if (chunksLeft <= 0) return '0s';
   if (!(chunksPerSecond > 0)) return '—';
-  const total = Math.ceil(chunksLeft / chunksPerSecond);
-  const h = Math.floor(total / 3600);
-  const m = Math.floor((total % 3600) / 60);
-  const sec = total % 60;
-  if (h > 0) return `${h}h ${String(m).padStart(2, '0')}m`;
-  if (m > 0) return `${m}m ${String(sec).padStart(2, '0')}s`;
-  return `${sec}s`;
+  return formatDuration(Math.ceil(chunksLeft / chunksPerSecond));
 }
 
 interface WatchOptions {

@@ -16,13 +16,14 @@ const BAR_WIDTH = 20;
 
 export type RunState = 'waiting' | 'running';
 
-/** "45s", "3m05s", "1h02m". */
-export function formatElapsed(ms: number): string {
-  const s = Math.floor(ms / 1000);
-  if (s < 60) return `${s}s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+/** Whole seconds as "12s", "3m 05s", "1h 02m" (also the backfill ETA's form). */
+export function formatDuration(seconds: number): string {
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = seconds % 60;
+  if (h > 0) return `${h}h ${String(m).padStart(2, '0')}m`;
+  if (m > 0) return `${m}m ${String(s).padStart(2, '0')}s`;
+  return `${s}s`;
 }
 
 /** What a job reported, in words: a percentage as a bar, an object as its fields; '' for nothing. */
@@ -44,7 +45,7 @@ export function describeProgress(progress: unknown): string {
 /** One line: "trade-etl 2026-11-21T225112Z: running 12s · batches 12, extracted 1,200". */
 export function renderRunProgress(label: string, state: RunState, elapsedMs: number, progress: unknown): string {
   const details = describeProgress(progress);
-  return `${label}: ${state} ${formatElapsed(elapsedMs)}${details ? ` · ${details}` : ''}`;
+  return `${label}: ${state} ${formatDuration(Math.floor(elapsedMs / 1000))}${details ? ` · ${details}` : ''}`;
 }
 
 export interface RunProgressOptions {
@@ -66,17 +67,17 @@ export async function watchRunProgress(events: QueueEvents, job: Job, label: str
   let since = state === 'running' ? (job.processedOn ?? started) : started;
   // BullMQ starts every job's progress at 0: that is not a report of 0%.
   let progress: unknown = job.progress === 0 ? undefined : job.progress;
-  const onActive = ({ jobId }: { jobId: string }) => {
-    if (jobId !== job.id || state === 'running') return;
+  const running = () => {
+    if (state === 'running') return;
     state = 'running';
     since = now();
   };
+  const onActive = ({ jobId }: { jobId: string }) => {
+    if (jobId === job.id) running();
+  };
   const onProgress = ({ jobId, data }: { jobId: string; data: unknown }) => {
     if (jobId !== job.id) return;
-    if (state === 'waiting') {
-      state = 'running';
-      since = now();
-    }
+    running();
     progress = data;
   };
   events.on('active', onActive);

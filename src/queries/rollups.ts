@@ -235,23 +235,26 @@ const hourGroup = (tx: Tx) => tx`group by 1, 2, 3, 4`;
  * a holiday was two sessions, now one): labelling every fill by its date cost a full rebuild a
  * fifth more.
  */
-const bucketRows = (tx: Tx, hours: PendingQuery<Row[]>) => tx`
-  select h.trade_date, h.account_id, h.hour_of_day, h.market_session, h.total_trades, h.winning_trades, h.losing_trades,
-    h.total_notional, h.gross_profit, h.gross_loss, h.realized_pnl, h.net_pnl
-  from ${hours} h
-  where not exists (select 1 from warehouse.dim_date d where d.date = h.trade_date and (not d.is_trading_day or d.early_close is not null))
-  union all
-  select h.trade_date, h.account_id, h.hour_of_day,
-    case
-      when not d.is_trading_day then 'overnight'
-      when h.hour_of_day * 3600 < extract(epoch from d.early_close) then h.market_session
-      when h.hour_of_day * 3600 < extract(epoch from d.early_close) + 4 * 3600 then 'after-hours'
-      else 'overnight'
-    end,
-    sum(h.total_trades)::int, sum(h.winning_trades)::int, sum(h.losing_trades)::int, sum(h.total_notional),
-    sum(h.gross_profit), sum(h.gross_loss), sum(h.realized_pnl), sum(h.net_pnl)
-  from ${hours} h join warehouse.dim_date d on d.date = h.trade_date and (not d.is_trading_day or d.early_close is not null)
-  group by 1, 2, 3, 4`;
+const bucketRows = (tx: Tx, hours: PendingQuery<Row[]>) => {
+  const notFullSession = tx`(not d.is_trading_day or d.early_close is not null)`;
+  return tx`
+    select h.trade_date, h.account_id, h.hour_of_day, h.market_session, h.total_trades, h.winning_trades, h.losing_trades,
+      h.total_notional, h.gross_profit, h.gross_loss, h.realized_pnl, h.net_pnl
+    from ${hours} h
+    where not exists (select 1 from warehouse.dim_date d where d.date = h.trade_date and ${notFullSession})
+    union all
+    select h.trade_date, h.account_id, h.hour_of_day,
+      case
+        when not d.is_trading_day then 'overnight'
+        when h.hour_of_day * 3600 < extract(epoch from d.early_close) then h.market_session
+        when h.hour_of_day * 3600 < extract(epoch from d.early_close) + 4 * 3600 then 'after-hours'
+        else 'overnight'
+      end,
+      sum(h.total_trades)::int, sum(h.winning_trades)::int, sum(h.losing_trades)::int, sum(h.total_notional),
+      sum(h.gross_profit), sum(h.gross_loss), sum(h.realized_pnl), sum(h.net_pnl)
+    from ${hours} h join warehouse.dim_date d on d.date = h.trade_date and ${notFullSession}
+    group by 1, 2, 3, 4`;
+};
 const bucketColumns = (tx: Tx) => tx`trade_date, account_id, hour_of_day, market_session, total_trades, winning_trades,
   losing_trades, total_notional, gross_profit, gross_loss, realized_pnl, net_pnl`;
 
@@ -584,11 +587,13 @@ const roundTheClockSymbols = (tx: Tx) => tx`
   select symbol from enrichment.status where asset_class = 'crypto'`;
 
 /**
- * The date a 1d bar `b` prices (`rc`: its row of roundTheClockSymbols, if any): its open's date
- * in EXCHANGE_TZ, or for a coin its UTC date. Read in New York, a coin's bar of date D opens at
- * 19:00 or 20:00 on D − 1 and closes then on D: the last close known on D.
+ * The zone a 1d bar's date is read in (`rc`: the symbol's row of roundTheClockSymbols, if any):
+ * EXCHANGE_TZ, or for a coin UTC. Read in New York, a coin's bar of date D opens at 19:00 or
+ * 20:00 on D − 1 and closes then on D: the last close known on D.
  */
-const barDate = (tx: Tx, tz: string) => tx`(b.ts at time zone case when rc.symbol is null then ${tz} else 'UTC' end)::date`;
+const barZone = (tx: Tx, tz: string) => tx`case when rc.symbol is null then ${tz} else 'UTC' end`;
+/** The date a 1d bar `b` prices (see barZone). */
+const barDate = (tx: Tx, tz: string) => tx`(b.ts at time zone ${barZone(tx, tz)})::date`;
 
 /**
  * End-of-day state of each account × instrument from the FIFO results on the facts: the last
@@ -688,7 +693,7 @@ export async function markPositions(tx: Tx, tz: string, scope: MarkScope): Promi
     closes as materialized (
       select u.symbol, u.trade_date, b.close
       from (
-        select distinct u.symbol, u.trade_date, case when rc.symbol is null then ${tz} else 'UTC' end as zone
+        select distinct u.symbol, u.trade_date, ${barZone(tx, tz)} as zone
         from unmarked u left join (${roundTheClockSymbols(tx)}) rc on rc.symbol = u.symbol
       ) u
       cross join lateral (

@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import type { Job, QueueEvents } from 'bullmq';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { describeProgress, formatElapsed, renderRunProgress, watchRunProgress } from '../../src/run-progress.ts';
+import { describeProgress, formatDuration, renderRunProgress, watchRunProgress } from '../../src/run-progress.ts';
 
 describe('the progress line', () => {
   it('draws a percentage as a bar and counts with their names', () => {
@@ -17,9 +17,10 @@ describe('the progress line', () => {
   });
 
   it('says the state and how long', () => {
-    expect(formatElapsed(999)).toBe('0s');
-    expect(formatElapsed(185_000)).toBe('3m05s');
-    expect(formatElapsed(3_720_000)).toBe('1h02m');
+    expect(formatDuration(0)).toBe('0s');
+    expect(formatDuration(185)).toBe('3m 05s');
+    expect(formatDuration(3_720)).toBe('1h 02m');
+    expect(renderRunProgress('x', 'running', 999, undefined)).toBe('x: running 0s');
     expect(renderRunProgress('trade-etl 2026-11-21T225112Z', 'running', 12_000, { batches: 2 })).toBe('trade-etl 2026-11-21T225112Z: running 12s · batches 2');
     expect(renderRunProgress('build-rollups full', 'waiting', 3_000, undefined)).toBe('build-rollups full: waiting 3s');
   });
