@@ -84,6 +84,7 @@ export const tradeEtl = defineJob({
         rejects_by_reason: summary.rejectsByReason,
         restated_pairs: summary.restatedPairs,
         restated_fills: summary.restatedFills,
+        reassigned: summary.reassigned,
         batches: summary.batches,
         partitions_created: summary.partitionsCreated,
         dimensions: summary.dimensions.filter((d) => d.added + d.changed + d.repointed > 0),

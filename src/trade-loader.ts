@@ -47,6 +47,9 @@ import {
   dropQuarantined,
   dropRequarantined,
   loadRetryableRejects,
+  loadUnassignedOrders,
+  loadOrderStrategies,
+  reassignStrategies,
   type BatchCounts,
   type BatchWindow,
   type FillRow,
@@ -106,6 +109,8 @@ export interface LoadSummary {
   rejectsByReason: Record<string, number>;
   restatedPairs: number;
   restatedFills: number;
+  /** Facts moved from the 'unassigned' strategy to their order's, now that it is known. */
+  reassigned: number;
   partitionsCreated: string[];
   dimensions: DimensionSyncResult[];
   /** Trading dates whose facts changed (new, amended, removed or restated), sorted. */
@@ -135,6 +140,7 @@ export async function loadTrades(options: LoadTradesOptions): Promise<LoadSummar
     rejectsByReason: {},
     restatedPairs: 0,
     restatedFills: 0,
+    reassigned: 0,
     partitionsCreated: [],
     dimensions: [],
     datesTouched: [],
@@ -154,6 +160,13 @@ export async function loadTrades(options: LoadTradesOptions): Promise<LoadSummar
     return summary.stoppedEarly;
   };
 
+  const touch = (requests: ReadonlyArray<{ trade_date: string; account_id: string }>) => {
+    for (const r of requests) {
+      dates.add(r.trade_date);
+      partitions.add(`${r.trade_date}/${r.account_id}`);
+    }
+  };
+
   const add = async (batch: BatchSummary) => {
     summary.batches++;
     summary.extracted += batch.extracted;
@@ -163,10 +176,7 @@ export async function loadTrades(options: LoadTradesOptions): Promise<LoadSummar
     summary.restatedPairs += batch.restatedPairs;
     summary.restatedFills += batch.restatedFills;
     summary.partitionsCreated.push(...batch.partitionsCreated);
-    for (const r of batch.rollupRequests) {
-      dates.add(r.trade_date);
-      partitions.add(`${r.trade_date}/${r.account_id}`);
-    }
+    touch(batch.rollupRequests);
     if (batch.watermark !== null) summary.watermark = batch.watermark;
     options.logger?.debug({ batch: summary.batches, extracted: batch.extracted, loaded: batch.loaded }, 'trade batch committed');
     await options.onBatch?.(batch, summary);
@@ -186,6 +196,23 @@ export async function loadTrades(options: LoadTradesOptions): Promise<LoadSummar
     if (batch !== null) await add(batch);
     if (ids.length < batchSize) break;
     afterId = ids.at(-1) ?? null;
+  }
+  // Then the facts loaded under the 'unassigned' strategy whose order or strategy has appeared
+  // since (the source's orders table may lag its fills), a slice of orders at a time.
+  for (let afterId: string | null = null; !halted(false); ) {
+    const orders = await loadUnassignedOrders(options.db, afterId, batchSize);
+    if (orders.length === 0) break;
+    const known = await loadOrderStrategies(options.sourceDb, orders);
+    if (known.length > 0) {
+      const moved = await options.db.begin(async (tx) => {
+        await lockEtl(tx);
+        return reassignStrategies(tx, known, `trade-etl@${options.runPartition}`, now());
+      });
+      summary.reassigned += moved.moved;
+      touch(moved.rollupRequests);
+    }
+    if (orders.length < batchSize) break;
+    afterId = orders.at(-1) ?? null;
   }
   // Then the rows ingested at +infinity, a slice at a time by id; only new ones count.
   // (Not bounded by maxBatches: it is small, and the watermark pass has finished.)

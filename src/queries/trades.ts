@@ -572,6 +572,59 @@ export async function requestRollups(tx: Tx, requestedBy: string, now: Date): Pr
     returning trade_date::text, account_id::text`;
 }
 
+/**
+ * Up to `limit` order ids, after `afterId` in bigint order, of facts loaded under the
+ * 'unassigned' strategy (key 0) although they name an order: it, or its strategy, was not known
+ * when they loaded. An index-only scan of sql/017's partial index; nothing unassigned costs just this.
+ */
+export async function loadUnassignedOrders(sql: Sql, afterId: string | null, limit: number): Promise<string[]> {
+  const rows = await sql<{ id: string }[]>`
+    select order_id::text as id from (
+      select distinct order_id from warehouse.fact_trades
+      where strategy_key = 0 and order_id is not null and (${afterId}::bigint is null or order_id > ${afterId}::bigint)
+      order by order_id limit ${Math.trunc(limit)}
+    ) o order by order_id`;
+  return rows.map((r) => r.id);
+}
+
+/** The source's strategy of each of some orders that has one (primary-key probes). */
+export async function loadOrderStrategies(sourceDb: Sql, orderIds: readonly string[]): Promise<Array<{ order_id: string; strategy_id: string }>> {
+  return sourceDb<{ order_id: string; strategy_id: string }[]>`
+    select order_id::text, strategy_id::text from oltp.orders
+    where order_id = any(${orderIds as string[]}::bigint[]) and strategy_id is not null`;
+}
+
+/**
+ * Moves unassigned facts of the given orders to their strategy's version in force at each
+ * fill's executed_at, where dim_strategy has one, and requests the rollup partitions they sit
+ * in. FIFO lots are per account × instrument, shared by every strategy, so nothing else changes.
+ * Returns the partitions requested and how many facts moved.
+ */
+export async function reassignStrategies(
+  tx: Tx,
+  orders: ReadonlyArray<{ order_id: string; strategy_id: string }>,
+  requestedBy: string,
+  now: Date,
+): Promise<{ moved: number; rollupRequests: Array<{ trade_date: string; account_id: string }> }> {
+  const [row] = await tx<{ moved: number; requests: Array<{ trade_date: string; account_id: string }> | null }[]>`
+    with moved as (
+      update warehouse.fact_trades f set strategy_key = st.strategy_key
+      from unnest(${orders.map((o) => o.order_id)}::bigint[], ${orders.map((o) => o.strategy_id)}::bigint[]) as o(order_id, strategy_id)
+      join warehouse.dim_strategy st on st.strategy_id = o.strategy_id
+      where f.strategy_key = 0 and f.order_id = o.order_id
+        and f.executed_at >= st.effective_from and f.executed_at < st.effective_to
+      returning f.trade_date, f.account_id
+    ), requested as (
+      insert into ops.rollup_requests (trade_date, account_id, requested_at, requested_by)
+      select distinct trade_date, account_id, ${now}::timestamptz, ${requestedBy} from moved
+      on conflict (trade_date, account_id) do update set requested_at = excluded.requested_at, requested_by = excluded.requested_by
+      returning trade_date::text, account_id::text
+    )
+    select (select count(*)::int from moved) as moved,
+           (select json_agg(json_build_object('trade_date', trade_date, 'account_id', account_id)) from requested) as requests`;
+  return { moved: row?.moved ?? 0, rollupRequests: row?.requests ?? [] };
+}
+
 /** Whether any rollup partition is waiting for a rebuild (also those of a run that died before enqueueing). */
 export async function hasPendingRollups(sql: Sql): Promise<boolean> {
   const [row] = await sql<{ pending: boolean }[]>`select exists (select 1 from ops.rollup_requests) as pending`;

@@ -160,6 +160,69 @@ describe('trading dates and dimensions', () => {
   });
 });
 
+describe('fills whose order or strategy appears later', () => {
+  const rows = [
+    { execution_id: 1, order_id: 999, executed_at: at(0) },
+    { execution_id: 2, order_id: 400, executed_at: at(1) },
+    { execution_id: 3, order_id: null, executed_at: at(2) },
+    { execution_id: 4, order_id: 100, executed_at: at(0, '2026-03-03') },
+  ];
+  async function addLateReference(sql: TestDatabase['sql']) {
+    await sql`
+      insert into oltp.strategies (strategy_id, strategy_name, strategy_type, risk_tier, version, is_active, updated_at)
+      values (99, 'pairs', 'arbitrage', 'high', 1, true, '2026-03-10T00:00:00Z')`;
+    await sql`
+      insert into oltp.orders (order_id, account_id, instrument_id, strategy_id, side, quantity, limit_price, created_at)
+      values (999, 1, 1, 2, 'BUY', 1000, null, '2026-03-01T00:00:00Z')`;
+  }
+
+  it('moves them from unassigned to their strategy without re-ingestion, and requests their rollups', async () => {
+    await insertExecutions(db.sql, rows);
+    await load();
+    await db.sql`delete from ops.rollup_requests`;
+    expect((await loadFacts(db.sql)).map((f) => f.strategy_name)).toEqual(['unassigned', 'unassigned', 'unassigned', 'momentum']);
+
+    await addLateReference(db.sql);
+    const second = await load();
+    expect(second).toMatchObject({ extracted: 0, reassigned: 2, datesTouched: ['2026-03-02'], rollupPartitions: 1 });
+    expect((await loadFacts(db.sql)).map((f) => f.strategy_name)).toEqual(['mean-reversion', 'pairs', 'unassigned', 'momentum']);
+    expect((await db.sql`select trade_date::text, account_id::text from ops.rollup_requests`).map((r) => ({ ...r }))).toEqual([
+      { trade_date: '2026-03-02', account_id: '1' },
+    ]);
+    expect(await load()).toMatchObject({ reassigned: 0, rollupPartitions: 0 });
+
+    // The same warehouse as loading the fills after their order and strategy existed.
+    const fresh = await createTestDatabase();
+    try {
+      await seedReference(fresh.sql);
+      await addLateReference(fresh.sql);
+      await insertExecutions(fresh.sql, rows);
+      await loadTrades({ db: fresh.sql, sourceDb: fresh.sql, tz: 'America/New_York', runPartition: 'test', now: () => NOW });
+      // (Not the fact keys' row hashes: they hash the source row as it was read.)
+      const [moved, loadedLater] = [await snapshotWarehouse(db.sql), await snapshotWarehouse(fresh.sql)];
+      expect(moved.facts).toEqual(loadedLater.facts);
+      expect(moved.positions).toEqual(loadedLater.positions);
+    } finally {
+      await fresh.drop();
+    }
+  });
+
+  it('looks their orders up in a source in another database, a slice at a time', async () => {
+    const source = await createTestDatabase();
+    try {
+      await seedReference(source.sql);
+      await insertExecutions(source.sql, rows);
+      const fromSource = () => load({ sourceDb: source.sql, batchSize: 1 });
+      await fromSource();
+      await addLateReference(source.sql);
+      expect(await fromSource()).toMatchObject({ reassigned: 2, rollupPartitions: 1 });
+      expect((await loadFacts(db.sql)).map((f) => f.strategy_name)).toEqual(['mean-reversion', 'pairs', 'unassigned', 'momentum']);
+    } finally {
+      await source.drop();
+    }
+  });
+});
+
 describe('late fills and amendments', () => {
   it('restates later fills when a late fill lands before them, and reports their dates', async () => {
     await insertExecutions(db.sql, [
