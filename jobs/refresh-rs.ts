@@ -8,7 +8,7 @@
  * Fresh data first: when a benchmark has no bar for the date yet, the run asks the enrichment
  * pipeline for the universe's 1d bars through that date (one backfill request, tagged with this
  * partition) and goes back on its queue until that request ends. Still missing then, the run
- * fails retryably naming the benchmarks: the data may arrive later.
+ * fails retryably naming the benchmarks: the data may arrive later, and each attempt asks again.
  */
 import { addCalendarDays, type AssetClass } from '../src/analytics/timeframes.ts';
 import { createBackfill, createContextEnqueuer, planBackfill } from '../src/enrichment/backfills.ts';
@@ -44,12 +44,20 @@ export const refreshRs = defineJob({
     const missing = await loadMissingBenchmarks(ctx.db, asOf, TZ);
     if (missing.length > 0) {
       const tag = `refresh-rs@${asOf}`;
-      const [request] = await ctx.db<{ backfill_id: string; status: string }[]>`
-        select backfill_id::text, status from enrichment.backfills where requested_by = ${tag} order by created_at desc limit 1`;
-      if (!request) {
+      // The latest request for the date, and whether this attempt made it: ops.job_runs.started_at
+      // is when the attempt (or run) began, kept while it waits on its queue between looks.
+      const [request] = await ctx.db<{ backfill_id: string; status: string; earlier: boolean }[]>`
+        select b.backfill_id::text, b.status,
+          b.created_at < coalesce((select r.started_at from ops.job_runs r where r.job = 'refresh-rs' and r.partition = ${asOf}), '-infinity') as earlier
+        from enrichment.backfills b where b.requested_by = ${tag} order by b.created_at desc limit 1`;
+      const active = request !== undefined && ['queued', 'in_progress', 'cancelling'].includes(request.status);
+      // Asked once per attempt: a request of an earlier attempt or run that ended without the bar
+      // says nothing of now (the provider may have it since), so a retry asks again.
+      if (!request || (!active && request.earlier)) {
         const symbols = await ctx.db<{ symbol: string; asset_class: AssetClass }[]>`select symbol, asset_class from market.sector_mapping order by symbol`;
         const plan = planBackfill(
-          { symbols: symbols.map((s) => s.symbol), timeframes: '1d', from: addCalendarDays(asOf, -HISTORY_DAYS), to: asOf, requested_by: tag },
+          // 'failed': chunks an earlier request could not fetch are tried again, stored ones are skipped.
+          { symbols: symbols.map((s) => s.symbol), timeframes: '1d', from: addCalendarDays(asOf, -HISTORY_DAYS), to: asOf, reprocess: 'failed', requested_by: tag },
           { defaultSource: ctx.config.marketDataSource, maxBars: Number.MAX_SAFE_INTEGER, now: Date.now(), assetClasses: new Map(symbols.map((s) => [s.symbol, s.asset_class])) },
         );
         const created = await createBackfill(
@@ -59,7 +67,7 @@ export const refreshRs = defineJob({
         ctx.logger.info({ missing, backfillId: created.backfillId }, 'benchmarks have no bar for the date yet: enrichment asked for the universe, waiting');
         return ctx.requeue(FRESHNESS_POLL_MS);
       }
-      if (['queued', 'in_progress', 'cancelling'].includes(request.status)) return ctx.requeue(FRESHNESS_POLL_MS);
+      if (active) return ctx.requeue(FRESHNESS_POLL_MS);
       throw new UpstreamUnavailableError(
         `no 1d bar for ${asOf} of ${missing.join(', ')} (enrichment request ${request.backfill_id} ended ${request.status} without it); the data may arrive later`,
       );

@@ -2,7 +2,7 @@
  * refresh-rs against hand-built bars: RS, ratings (ties included) and sector leaders worked out
  * by hand for a small universe; a sector with fewer than five members; a symbol listed
  * mid-window; an idempotent rerun; missing benchmark data fetched first, or failing retryably
- * naming the benchmark; lookbacks on SPY's sessions whatever gaps a symbol has; crypto members
+ * naming the benchmark, asking again on the retry; lookbacks on SPY's sessions whatever gaps a symbol has; crypto members
  * left unscored; a score too large for sector_mapping's old numeric(10,4); a benchmark without a
  * year of history; history kept when an older date is scored again.
  */
@@ -215,6 +215,54 @@ describe('refresh-rs', () => {
     // Retryable: the first attempt was retried, not failed for good at once.
     const events = await sql<{ outcome: string }[]>`select outcome from ops.job_run_events where job = 'refresh-rs' order by event_id`;
     expect(events.map((e) => e.outcome)).toEqual(['retrying', 'failed']);
+    // Each attempt asked the enrichment pipeline again.
+    const requests = await sql<{ status: string }[]>`select status from enrichment.backfills where requested_by = ${`refresh-rs@${AS_OF}`} order by created_at`;
+    expect(requests.map((r) => r.status)).toEqual(['failed', 'failed']);
+  });
+
+  it('asks again on its retry, and scores with the benchmark bars the provider has by then', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bullpen-rs-csv-'));
+    dirs.push(dir);
+    runtime = await createTestRuntime('rs-later', [refreshRs, enrichmentBackfill], {
+      MARKET_DATA_SOURCE: 'csv',
+      MARKET_DATA_CSV_DIR: dir,
+      JOB_ATTEMPTS: '2',
+      JOB_BACKOFF_MS: '3000',
+    });
+    runtime.startWorkers();
+    const sql = runtime.db.sql;
+    await universe(sql, [
+      ['SPY', 'Benchmark', null, 'etf'],
+      ['AAA', 'Information Technology', null, 'stock'],
+    ]);
+    await insertBars(sql, 'AAA', UP);
+    const run = enqueueRun(runtime.queues, refreshRs, { date: AS_OF });
+    await waitFor(
+      async () => (await sql`select 1 from ops.job_run_events where job = 'refresh-rs' and outcome = 'retrying'`).length > 0,
+      30_000,
+      () => 'the first attempt to fail',
+    );
+    // The vendor's SPY file arrives while the run backs off.
+    const lines = Array.from({ length: 260 }, (_, i) => 259 - i).map((back) => `${sessionTs(back).getTime()},100,100,100,100,1000`);
+    fs.mkdirSync(path.join(dir, 'SPY'));
+    fs.writeFileSync(path.join(dir, 'SPY', '1d.csv'), ['timestamp,open,high,low,close,volume', ...lines].join('\n') + '\n');
+    const { partition, jobId } = await run;
+    let row: { status: string; summary: Record<string, unknown> | null } | undefined;
+    await waitFor(
+      async () => {
+        [row] = await sql<{ status: string; summary: Record<string, unknown> | null }[]>`
+          select status, summary from ops.job_runs where job = 'refresh-rs' and partition = ${partition} and job_id = ${jobId}`;
+        return row?.status === 'succeeded' || row?.status === 'failed';
+      },
+      30_000,
+      () => `the retry to end: ${JSON.stringify(row)}`,
+    );
+    expect(row).toMatchObject({ status: 'succeeded', summary: { symbols: 2, scored: 2 } });
+    // Two requests, one per attempt (both end failed: the directory has no AAA file); the second brought SPY.
+    const requests = await sql<{ status: string }[]>`select status from enrichment.backfills where requested_by = ${`refresh-rs@${AS_OF}`} order by created_at`;
+    expect(requests.map((r) => r.status)).toEqual(['failed', 'failed']);
+    const [spy] = await sql<{ n: number }[]>`select count(*)::int as n from market.bars where symbol = 'SPY' and timeframe = '1d' and source = 'csv'`;
+    expect(spy?.n).toBe(260);
   });
 
   it("starts every lookback at SPY's session, whatever bars a symbol lacks: the close on or before that date", async () => {
