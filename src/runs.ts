@@ -19,6 +19,12 @@ export interface ClaimRequest {
   scheduledFor: string | null;
   /** Run even when the partition already succeeded. */
   force: boolean;
+  /**
+   * The run stands for its schedule's tick at `scheduledFor` (fired, caught up, or that tick run
+   * again). It also runs a partition that succeeded before that instant: done ahead of its time
+   * (`bullpen run` of today's report at noon), on data not yet complete.
+   */
+  tick?: boolean;
 }
 
 export type ClaimResult =
@@ -69,8 +75,8 @@ export interface RunRecorderOptions {
   staleAfterSeconds?: number;
 }
 
-/** One statement claims every request of a batch that shares a `force` flag. */
-async function claimGroup(sql: Sql, requests: ClaimRequest[], worker: string, staleAfterSeconds: number, force: boolean): Promise<Set<string>> {
+/** One statement claims every request of a batch that shares its `force` and `tick` flags. */
+async function claimGroup(sql: Sql, requests: ClaimRequest[], worker: string, staleAfterSeconds: number, { force, tick }: ClaimFlags): Promise<Set<string>> {
   if (requests.length === 0) return new Set();
   // A job that put itself back on its queue between steps (see suspend) goes on with its run: a
   // backfill series chunk by chunk is one run, from its first step.
@@ -90,7 +96,8 @@ async function claimGroup(sql: Sql, requests: ClaimRequest[], worker: string, st
       started_at = case when ${continuing} then r.started_at else now() end,
       finished_at = null, heartbeat_at = now(), worker = excluded.worker,
       summary = null, error = null, updated_at = now()
-    where (r.status not in ('succeeded', 'skipped') or ${force}::boolean)
+    where (r.status not in ('succeeded', 'skipped') or ${force}::boolean
+           or (${tick}::boolean and r.status = 'succeeded' and r.finished_at < excluded.scheduled_for))
       -- A live run of another BullMQ job owns the partition; the same job id is its own retry or stall recovery.
       and (r.status <> 'running' or r.job_id = excluded.job_id
            or r.heartbeat_at < now() - make_interval(secs => ${staleAfterSeconds}))
@@ -98,17 +105,24 @@ async function claimGroup(sql: Sql, requests: ClaimRequest[], worker: string, st
   return new Set(rows.map((row) => `${row.job}\u0000${row.partition}`));
 }
 
+interface ClaimFlags {
+  force: boolean;
+  tick: boolean;
+}
+const CLAIM_GROUPS: readonly ClaimFlags[] = [false, true].flatMap((force) => [false, true].map((tick) => ({ force, tick })));
+
 async function claimBatch(sql: Sql, requests: ClaimRequest[], worker: string, staleAfterSeconds: number): Promise<ClaimResult[]> {
   // Two claims of one partition in a batch would make ON CONFLICT touch a row twice: send the first only.
   const keyOf = (r: ClaimRequest) => `${r.job}\u0000${r.partition}`;
   const first = new Map<string, ClaimRequest>();
   for (const r of requests) if (!first.has(keyOf(r))) first.set(keyOf(r), r);
   const unique = [...first.values()];
-  const [plain, forced] = await Promise.all([
-    claimGroup(sql, unique.filter((r) => !r.force), worker, staleAfterSeconds, false),
-    claimGroup(sql, unique.filter((r) => r.force), worker, staleAfterSeconds, true),
-  ]);
-  const claimed = new Set([...plain, ...forced]);
+  const groups = await Promise.all(
+    CLAIM_GROUPS.map((flags) =>
+      claimGroup(sql, unique.filter((r) => r.force === flags.force && (r.tick ?? false) === flags.tick), worker, staleAfterSeconds, flags),
+    ),
+  );
+  const claimed = new Set(groups.flatMap((group) => [...group]));
   // Why a claim failed is only needed on the rare path where one did.
   const lost = unique.filter((r) => !claimed.has(keyOf(r)));
   const prior = new Map<string, { status: RunStatus; job_id: string | null }>();
@@ -191,9 +205,11 @@ export function createRunRecorder(sql: Sql, options: RunRecorderOptions): RunRec
       // Only a tick's first run may be dropped or buffered. A partition that already has a row is
       // run again (a retry, a stall, a re-run, a buffered tick's next look): it waits, unless it
       // is done and not forced, which it will not be run again for anyway.
-      const [existing] = await tx<{ status: RunStatus; job_id: string | null }[]>`
-        select status, job_id from ops.job_runs where job = ${request.job} and partition = ${request.partition}`;
-      if (existing && (existing.status === 'succeeded' || existing.status === 'skipped') && !request.force) {
+      const [existing] = await tx<{ status: RunStatus; job_id: string | null; early: boolean }[]>`
+        select status, job_id, coalesce(status = 'succeeded' and finished_at < ${request.scheduledFor}::timestamptz, false) as early
+        from ops.job_runs where job = ${request.job} and partition = ${request.partition}`;
+      const done = existing && (existing.status === 'succeeded' || existing.status === 'skipped') && !(request.tick === true && existing.early);
+      if (done && !request.force) {
         return { claimed: false, status: existing.status, jobId: existing.job_id };
       }
       if (overlap === 'wait' || existing) return { claimed: false, status: 'overlap-waiting', activePartition: active.partition };

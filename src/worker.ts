@@ -22,6 +22,11 @@ const ENRICHMENT_MAX_STALLS = 25;
 
 /** How long a tick held back by overlap `buffer-one` waits before looking again. */
 const BUFFER_POLL_MS = 2000;
+/**
+ * How far ahead of its instant a schedule's tick may run before it counts as promoted (Bull
+ * Board) rather than fired: room for clock skew between the hosts of Redis' clients.
+ */
+const EARLY_TICK_TOLERANCE_MS = 60_000;
 
 export interface WorkerRuntime {
   readonly config: Config;
@@ -115,6 +120,16 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
     }
     const runLog = runtime.logger.child({ job: definition.name, jobId, attempt, partition });
 
+    const early = job.repeatJobKey ? Date.parse(scheduledFor) - Date.now() : 0;
+    if (early > EARLY_TICK_TOLERANCE_MS) {
+      // A tick promoted before its time would build its partition on partial data and mark it
+      // done, so the tick itself would never run. It is put off to its instant instead, under the
+      // id catch-up would give it (the scheduler has already made the schedule's next job).
+      const deferred = await enqueueRun(runtime.queues, definition, { catchup: true }, { scheduledFor: new Date(scheduledFor), delayMs: early });
+      runLog.warn({ scheduledFor, deferredJobId: deferred.jobId }, 'tick started before its time (promoted?): deferred to its time, not run now');
+      return { deferred: 'started before its tick', partition, scheduledFor, jobId: deferred.jobId };
+    }
+
     if (definition.schedule?.calendar === 'nyse' && isDatePartition(partition) && !isTradingDay(partition)) {
       const reason = nyseHoliday(partition) ?? 'weekend';
       await recordSkippedRun(runtime.db, {
@@ -140,6 +155,7 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
       attempt,
       scheduledFor,
       force: payload.force === true,
+      tick: Boolean(job.repeatJobKey) || payload.catchup === true,
     };
     // A schedule's overlap policy is for its ticks. Any other run of a scheduled job (enqueued by
     // hand or by another job, or caught up) waits for the active run instead of being dropped;

@@ -176,6 +176,30 @@ describe('run recording', () => {
     expect(retried!.started_at!.getTime()).toBeGreaterThan(first!.started_at.getTime());
   });
 
+  it("runs a tick whose partition succeeded before the tick's instant (by hand, on data not yet complete); not one done after it", async () => {
+    const hourAgo = new Date(Date.now() - 3_600_000).toISOString();
+    const run = (jobId: string, extra: { tick?: boolean; scheduledFor?: string } = {}) =>
+      ({ job: 'probe-early', partition: 'today', queue: 'reports', jobId, attempt: 1, scheduledFor: hourAgo, force: false, ...extra });
+    expect(await rt.recorder.claim(run('probe-early@today'))).toEqual({ claimed: true });
+    await rt.recorder.finish({ ...run('probe-early@today'), status: 'succeeded', summary: {}, error: null });
+    await rt.recorder.drain();
+    await rt.db.sql`update ops.job_runs set finished_at = now() - interval '2 hours' where job = 'probe-early'`;
+    // Another hand-made run is not run again, however early the first was.
+    expect(await rt.recorder.claim(run('probe-early@today@again'))).toMatchObject({ claimed: false, status: 'succeeded' });
+    // While another run of the job is active, the tick waits for it instead of being told "done".
+    await rt.db.sql`
+      insert into ops.job_runs (job, partition, queue, job_id, status, attempts, heartbeat_at)
+      values ('probe-early', 'active', 'reports', 'j-active', 'running', 1, now())`;
+    expect(await rt.recorder.claimScheduled(run('repeat:probe-early:1', { tick: true }), 'skip')).toMatchObject({ claimed: false, status: 'overlap-waiting' });
+    await rt.db.sql`delete from ops.job_runs where job = 'probe-early' and partition = 'active'`;
+    expect(await rt.recorder.claimScheduled(run('repeat:probe-early:1', { tick: true }), 'skip')).toEqual({ claimed: true });
+    await rt.recorder.finish({ ...run('repeat:probe-early:1'), status: 'succeeded', summary: {}, error: null });
+    await rt.recorder.drain();
+    expect(await loadRun(rt.db.sql, 'probe-early', 'today')).toMatchObject({ status: 'succeeded', run_count: 2, job_id: 'repeat:probe-early:1' });
+    // Done after its instant now: the same tick run again (a retry of the completed job) is not run.
+    expect(await rt.recorder.claim(run('repeat:probe-early:1', { tick: true }))).toMatchObject({ claimed: false, status: 'succeeded' });
+  });
+
   it('records a failure whose message holds a NUL character, and the runs written with it', async () => {
     // PostgreSQL text cannot hold U+0000; one such message used to fail every record of its group.
     const runs = ['nul-ok', 'nul-bad'].map((partition) => ({ job: 'probe-nul', partition, queue: 'maintenance', jobId: `probe-nul@${partition}`, attempt: 1, scheduledFor: null, force: false }));
@@ -453,6 +477,33 @@ describe('schedule reconciler', () => {
     const { removed } = await registerSchedules(rt.queues, resolveSchedules([nightly, weekdays], { scheduleOverrides: { 'probe-weekdays': 'off' } }), logger);
     expect(removed).toEqual(['rs/probe-weekdays']);
     expect(await rt.queues.get('rs')!.getJobScheduler('probe-weekdays')).toBeUndefined();
+  });
+});
+
+describe('a tick promoted before its time', () => {
+  const logger = createLogger({ level: 'silent', pretty: false });
+
+  it('is deferred to its instant under its catch-up id, not run on partial data', async () => {
+    const schedules = resolveSchedules([nightly], { scheduleOverrides: {} });
+    await registerSchedules(rt.queues, schedules, logger);
+    const queue = rt.queues.get('reports')!;
+    onTestFinished(() => queue.removeJobScheduler('probe-nightly').then(() => undefined));
+    const [next] = (await queue.getJobs(['delayed'], 0, -1)).filter((j) => j?.repeatJobKey === 'probe-nightly');
+    const tick = next!.opts.prevMillis!;
+    const partition = new Date(tick).toISOString().slice(0, 10);
+
+    // What Bull Board's "Promote" does.
+    await next!.promote();
+    expect(await finished(next!)).toMatchObject({ deferred: 'started before its tick', partition, jobId: `probe-nightly@${partition}` });
+    expect(await loadRun(rt.db.sql, 'probe-nightly', partition)).toBeUndefined();
+    const deferred = await queue.getJob(`probe-nightly@${partition}`);
+    onTestFinished(() => deferred?.remove().then(() => undefined));
+    expect(await deferred!.getState()).toBe('delayed');
+    expect(deferred!.timestamp + deferred!.opts.delay!).toBeGreaterThanOrEqual(tick - 1_000);
+    expect(deferred!.timestamp + deferred!.opts.delay!).toBeLessThanOrEqual(tick + 1_000);
+    expect(deferred!.data).toMatchObject({ scheduledFor: new Date(tick).toISOString(), catchup: true });
+    // The schedule keeps exactly one next job of its own.
+    expect(await reconcileSchedules({ db: rt.db.sql, queues: rt.queues, logger, metrics: rt.metrics }, schedules)).toEqual([]);
   });
 });
 
