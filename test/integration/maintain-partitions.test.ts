@@ -82,5 +82,5 @@ it('creates months while a trade ETL batch reads fact_trades, and that batch the
   expect(parts.map((p) => p.relname)).toEqual(['fact_trades_2026_11', 'fact_trades_2026_12', 'fact_trades_2027_01', 'fact_trades_2027_02', 'fact_trades_2031_05']);
   // An attached month is a partition like any other: its rows land there, with the parent's keys and indexes.
   const indexes = await sql<{ n: number }[]>`select count(*)::int as n from pg_indexes where schemaname = 'warehouse' and tablename = 'fact_trades_2031_05'`;
-  expect(indexes[0]?.n).toBe(4);
+  expect(indexes[0]?.n).toBe(5);
 });

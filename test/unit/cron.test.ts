@@ -33,7 +33,8 @@ describe('a 02:30 America/New_York schedule across DST', () => {
 
 describe('listTicks, read day by day from its memo', () => {
   // The catalogue's patterns and some more, in zones with and without DST, over windows that
-  // start and end anywhere (2026's DST changes included): the same ticks as one walk of the parser.
+  // start and end anywhere (2026's DST changes included): the same ticks as one walk of the parser
+  // through the window.
   const CRONS = ['*/20 * * * *', '30 2 * * *', '30 1 * * *', '0 18 * * 1-5', '50 23 * * *', '15 0 * * *', '0 */4 * * *', '0 0 1 * *', '*/30 1-2 * * 0'];
   const ZONES = [NY, 'UTC', 'Europe/London', 'Asia/Kolkata', 'Australia/Lord_Howe'];
   const YEAR_START = Date.parse('2026-01-01T00:00:00Z');
@@ -48,7 +49,10 @@ describe('listTicks, read day by day from its memo', () => {
         (cron, tz, startSecond, lengthSeconds) => {
           const from = new Date(YEAR_START + startSecond * 1000);
           const to = new Date(from.getTime() + lengthSeconds * 1000);
-          expect(listTicks(cron, tz, from, to).map((t) => t.toISOString())).toEqual(walkTicks(cron, tz, from, to).map((t) => t.toISOString()));
+          // The walk starts a day early, as BullMQ walks from its previous tick: one starting inside
+          // a repeated local half hour (Lord Howe's fall-back) would list a tick the walk through it skips.
+          const walked = walkTicks(cron, tz, new Date(from.getTime() - 86_400_000), to).filter((t) => t.getTime() > from.getTime());
+          expect(listTicks(cron, tz, from, to).map((t) => t.toISOString())).toEqual(walked.map((t) => t.toISOString()));
         },
       ),
       { numRuns: 200 },
