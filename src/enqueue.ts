@@ -17,6 +17,16 @@ export interface EnqueueOptions {
   deduplicationId?: string;
   /** See ContextEnqueueOptions.delayMs. */
   delayMs?: number;
+  /**
+   * Gives the run the id `<name>@<partition>@tick-<ms>` of the tick it stands for: a tick whose
+   * partition was run ahead of it, under the plain id, is owed a run of its own.
+   */
+  ownTickId?: boolean;
+}
+
+/** The id of a run standing for the tick at `tick` of a partition whose plain id is taken (see EnqueueOptions.ownTickId). */
+export function tickRunId(name: string, partition: string, tick: Date): string {
+  return `${createJobId(name, partition)}@tick-${tick.getTime()}`;
 }
 
 export interface Enqueued {
@@ -53,7 +63,11 @@ export async function enqueueRun(
   const payload = parsePayload(definition, withMeta);
   const partition = definition.partition(payload);
   // A forced re-run needs an id of its own: BullMQ would hand back the stored earlier job.
-  const jobId = options.force ? `${createJobId(definition.name, partition)}@force-${now.getTime()}` : createJobId(definition.name, partition);
+  const jobId = options.force
+    ? `${createJobId(definition.name, partition)}@force-${now.getTime()}`
+    : options.ownTickId
+      ? tickRunId(definition.name, partition, new Date(String(withMeta.scheduledFor)))
+      : createJobId(definition.name, partition);
   const queue = queues.get(definition.queue);
   if (!queue) throw new Error(`no queue ${definition.queue} for job ${definition.name}`);
   const added = await queue.add(definition.name, withMeta, {

@@ -316,6 +316,17 @@ export async function loadJobPartitionStatuses(sql: Sql, wanted: ReadonlyMap<str
   return result;
 }
 
+/** Those of some partitions of one job, each with its tick, whose success came before that tick: run ahead of it. */
+export async function loadEarlyPartitions(sql: Sql, job: string, ticks: ReadonlyArray<{ partition: string; tick: Date }>): Promise<Set<string>> {
+  if (ticks.length === 0) return new Set();
+  const rows = await sql<{ partition: string }[]>`
+    select r.partition from ops.job_runs r
+    join unnest(${ticks.map((t) => t.partition)}::text[], ${ticks.map((t) => t.tick.toISOString())}::timestamptz[]) as t(partition, tick)
+      on r.job = ${job} and r.partition = t.partition
+    where r.status = 'succeeded' and r.finished_at < t.tick`;
+  return new Set(rows.map((r) => r.partition));
+}
+
 export interface JobHistory {
   job: string;
   last_success_at: Date | null;

@@ -14,13 +14,13 @@ import { isTradingDay } from './analytics/calendar.ts';
 import type { Config } from './config.ts';
 import { listTicks, nextTicks, schedulePeriodMs } from './cron.ts';
 import type { Sql } from './db.ts';
-import { enqueueRun } from './enqueue.ts';
+import { enqueueRun, tickRunId } from './enqueue.ts';
 import { ConfigError } from './errors.ts';
 import type { CatchupPolicy, Deadline, JobDefinition, OverlapPolicy } from './job-definition.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { createJobId, type QueueMap } from './queues.ts';
-import { closeStaleRun, dropBufferedRun, loadJobHistory, loadJobPartitionStatuses, loadOldBufferedRuns, loadPartitionStatuses, loadStaleRuns, type RunStatus } from './runs.ts';
+import { closeStaleRun, dropBufferedRun, loadEarlyPartitions, loadJobHistory, loadJobPartitionStatuses, loadOldBufferedRuns, loadPartitionStatuses, loadStaleRuns, type RunStatus } from './runs.ts';
 
 /** A tick younger than this is not "missed" yet: its own job may still be on its way. */
 const MISSED_GRACE_MS = 60_000;
@@ -168,11 +168,17 @@ export async function catchUp(runtime: CatchupRuntime, schedules: readonly Sched
     const from = new Date(now.getTime() - policy.windowHours * 3600 * 1000);
     const expected = expectedPartitions(schedule, from, new Date(now.getTime() - MISSED_GRACE_MS));
     const statuses = await loadPartitionStatuses(runtime.db, schedule.id, expected.map((e) => e.partition));
+    // A partition run by hand ahead of its tick does not stand in for it: the tick is still owed,
+    // under an id of its own (the plain one is the early run's).
+    const early = await loadEarlyPartitions(runtime.db, schedule.id, expected.filter((e) => statuses.get(e.partition) === 'succeeded'));
+    for (const partition of early) statuses.delete(partition);
     const queue = queueOf(runtime.queues, schedule);
     for (const missed of selectMissed(expected, statuses, policy)) {
       const tickId = `repeat:${schedule.id}:${missed.tick.getTime()}`;
-      if (await isKnownToRedis(queue, [tickId, createJobId(schedule.id, missed.partition)])) continue;
-      const result = await enqueueRun(runtime.queues, schedule.definition, { catchup: true }, { scheduledFor: missed.tick });
+      const ownTickId = early.has(missed.partition);
+      const runId = ownTickId ? tickRunId(schedule.id, missed.partition, missed.tick) : createJobId(schedule.id, missed.partition);
+      if (await isKnownToRedis(queue, [tickId, runId])) continue;
+      const result = await enqueueRun(runtime.queues, schedule.definition, { catchup: true }, { scheduledFor: missed.tick, ownTickId });
       runtime.metrics.catchupEnqueued.inc({ schedule: schedule.id });
       runtime.logger.info({ schedule: schedule.id, partition: result.partition, jobId: result.jobId, tick: missed.tick.toISOString() }, 'missed tick enqueued by catch-up');
       enqueued.push({ schedule: schedule.id, partition: result.partition, jobId: result.jobId });

@@ -125,7 +125,11 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
       // A tick promoted before its time would build its partition on partial data and mark it
       // done, so the tick itself would never run. It is put off to its instant instead, under the
       // id catch-up would give it (the scheduler has already made the schedule's next job).
-      const deferred = await enqueueRun(runtime.queues, definition, { catchup: true }, { scheduledFor: new Date(scheduledFor), delayMs: early });
+      const defer = (ownTickId: boolean) =>
+        enqueueRun(runtime.queues, definition, { catchup: true }, { scheduledFor: new Date(scheduledFor), delayMs: early, ownTickId });
+      let deferred = await defer(false);
+      // The plain id is taken by a run of the partition made by hand ahead of the tick: the tick still is owed one.
+      if (!deferred.created) deferred = await defer(true);
       runLog.warn({ scheduledFor, deferredJobId: deferred.jobId }, 'tick started before its time (promoted?): deferred to its time, not run now');
       return { deferred: 'started before its tick', partition, scheduledFor, jobId: deferred.jobId };
     }

@@ -406,6 +406,23 @@ describe('catch-up', () => {
     expect((await rt.db.sql`select sum(run_count)::int as runs from ops.job_runs where job = 'probe-nightly'`)[0]?.runs).toBe(3);
   });
 
+  it('runs a tick again whose partition was run by hand ahead of it, under an id of its own, once', async () => {
+    const schedules = resolveSchedules([nightly], { scheduleOverrides: {} });
+    const now = new Date('2026-10-10T12:00:00Z');
+    await rt.db.sql`
+      insert into ops.job_runs (job, partition, queue, job_id, status, attempts, run_count, started_at, finished_at)
+      values ('probe-nightly', '2026-10-07', 'reports', 'probe-nightly@2026-10-07', 'succeeded', 1, 1, '2026-10-08T00:00:00Z', '2026-10-08T00:10:00Z'),
+             ('probe-nightly', '2026-10-08', 'reports', 'probe-nightly@2026-10-08', 'succeeded', 1, 1, '2026-10-08T12:00:00Z', '2026-10-08T12:01:00Z')`;
+    const tick = Date.parse('2026-10-08T23:50:00Z');
+    const first = await catchUp(runtime(), schedules, now);
+    expect(first.map((e) => e.jobId)).toEqual([`probe-nightly@2026-10-08@tick-${tick}`, 'probe-nightly@2026-10-09']);
+    expect(await catchUp(runtime(), schedules, now)).toEqual([]);
+    const queue = rt.queues.get('reports')!;
+    for (const { jobId } of first) await finished((await queue.getJob(jobId))!);
+    expect(await loadRun(rt.db.sql, 'probe-nightly', '2026-10-08')).toMatchObject({ status: 'succeeded', run_count: 2, job_id: `probe-nightly@2026-10-08@tick-${tick}` });
+    expect(await catchUp(runtime(), schedules, now)).toEqual([]);
+  });
+
   it('follows the NYSE calendar: weekends and holidays are not missed', async () => {
     const schedules = resolveSchedules([weekdays], { scheduleOverrides: {} });
     // Monday after Thanksgiving week: the sessions were Mon–Wed and Friday.
@@ -504,6 +521,20 @@ describe('a tick promoted before its time', () => {
     expect(deferred!.data).toMatchObject({ scheduledFor: new Date(tick).toISOString(), catchup: true });
     // The schedule keeps exactly one next job of its own.
     expect(await reconcileSchedules({ db: rt.db.sql, queues: rt.queues, logger, metrics: rt.metrics }, schedules)).toEqual([]);
+
+    // The next tick's partition is run by hand ahead of it (its plain id taken), then the tick is promoted.
+    const [after] = (await queue.getJobs(['delayed'], 0, -1)).filter((j) => j?.repeatJobKey === 'probe-nightly');
+    const nextTick = after!.opts.prevMillis!;
+    const nextPartition = new Date(nextTick).toISOString().slice(0, 10);
+    const byHand = await enqueueRun(rt.queues, nightly, { date: nextPartition });
+    await finished(byHand.job);
+    onTestFinished(() => byHand.job.remove().then(() => undefined));
+    await after!.promote();
+    const ownId = `probe-nightly@${nextPartition}@tick-${nextTick}`;
+    expect(await finished(after!)).toMatchObject({ deferred: 'started before its tick', jobId: ownId });
+    const owed = await queue.getJob(ownId);
+    onTestFinished(() => owed?.remove().then(() => undefined));
+    expect(await owed!.getState()).toBe('delayed');
   });
 });
 
