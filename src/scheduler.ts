@@ -18,6 +18,7 @@ import { enqueueRun, tickRunId } from './enqueue.ts';
 import { ConfigError } from './errors.ts';
 import type { CatchupPolicy, Deadline, JobDefinition, OverlapPolicy } from './job-definition.ts';
 import type { Logger } from './logger.ts';
+import { installedAt } from './migrate.ts';
 import type { Metrics } from './metrics.ts';
 import { createJobId, type QueueMap } from './queues.ts';
 import { closeStaleRun, dropBufferedRun, loadEarlyPartitions, loadJobHistory, loadJobPartitionStatuses, loadOldBufferedRuns, loadPartitionStatuses, loadStaleRuns, type RunStatus } from './runs.ts';
@@ -299,12 +300,15 @@ export interface DeadlineMiss {
  */
 export async function checkDeadlines(runtime: CatchupRuntime, schedules: readonly Schedule[], now: Date, reported: Set<string>): Promise<DeadlineMiss[]> {
   const misses: DeadlineMiss[] = [];
+  // A tick from before the deployment began was never owed to anyone: a first start past a
+  // deadline catches that partition up without paging for it.
+  const since = schedules.some((s) => s.deadline) ? ((await installedAt(runtime.db))?.getTime() ?? -Infinity) : -Infinity;
   for (const schedule of schedules) {
     const deadline = schedule.deadline;
     if (!deadline) continue;
-    // Only the last day's deadlines page: older misses (say, before bullpen was first started) are history, not alerts.
+    // Only the last two days' deadlines page: older misses are history, not alerts.
     const due = expectedPartitions(schedule, new Date(now.getTime() - DEADLINE_WINDOW_MS), now)
-      .filter((e) => /^\d{4}-\d{2}-\d{2}$/.test(e.partition))
+      .filter((e) => /^\d{4}-\d{2}-\d{2}$/.test(e.partition) && e.tick.getTime() > since)
       .map((e) => ({ partition: e.partition, dueAt: deadlineFor(e.partition, deadline) }))
       .filter((e) => e.dueAt.getTime() <= now.getTime());
     const statuses = await loadPartitionStatuses(runtime.db, schedule.id, due.map((d) => d.partition));

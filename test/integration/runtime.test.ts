@@ -437,6 +437,8 @@ describe('deadlines', () => {
     const runtime = { db: rt.db.sql, queues: rt.queues, logger, metrics: rt.metrics };
     const schedules = resolveSchedules([withDeadline], { scheduleOverrides: {} });
     const reported = new Set<string>();
+    // Installed on the 1st (this database's migrations ran today).
+    await rt.db.sql`update ops.schema_migrations set applied_at = '2026-11-01T00:00:00Z'`;
     // Every earlier night of the week looked back on was done; at 00:20 UTC the 20th is not due yet.
     await rt.db.sql`
       insert into ops.job_runs (job, partition, queue, status)
@@ -452,6 +454,18 @@ describe('deadlines', () => {
     await rt.db.sql`insert into ops.job_runs (job, partition, queue, status) values ('probe-deadline', '2026-11-20', 'reports', 'succeeded')`;
     expect(await checkDeadlines(runtime, schedules, new Date('2026-11-21T00:45:00Z'), reported)).toEqual([]);
     expect(await value('deadlineMissed')).toBe(0);
+  });
+
+  it('does not page for a tick from before the deployment began', async () => {
+    const logger = createLogger({ level: 'silent', pretty: false });
+    const runtime = { db: rt.db.sql, queues: rt.queues, logger, metrics: rt.metrics };
+    const schedules = resolveSchedules([withDeadline], { scheduleOverrides: {} });
+    // First started at 00:35, after the 3rd's tick (23:50 on the 3rd) and its deadline (00:30).
+    await rt.db.sql`update ops.schema_migrations set applied_at = '2026-12-04T00:35:00Z'`;
+    expect(await checkDeadlines(runtime, schedules, new Date('2026-12-04T00:40:00Z'), new Set())).toEqual([]);
+    // The next night's tick came after it: that one is owed.
+    const misses = await checkDeadlines(runtime, schedules, new Date('2026-12-05T00:40:00Z'), new Set());
+    expect(misses.map((m) => m.partition)).toEqual(['2026-12-04']);
   });
 });
 
