@@ -52,19 +52,29 @@ export const refreshRs = defineJob({
         from enrichment.backfills b where b.requested_by = ${tag} order by b.created_at desc limit 1`;
       const active = request !== undefined && ['queued', 'in_progress', 'cancelling'].includes(request.status);
       // Asked once per attempt: a request of an earlier attempt or run that ended without the bar
-      // says nothing of now (the provider may have it since), so a retry asks again.
+      // says nothing of now (the provider may have it since), so a retry asks again. The first ask
+      // is for the universe, chunks already stored skipped; a retry's is for the missing benchmarks
+      // alone, every chunk fetched anew: one fetched before the vendor published the day's bar is
+      // complete as far as its ledger knows.
       if (!request || (!active && request.earlier)) {
-        const symbols = await ctx.db<{ symbol: string; asset_class: AssetClass }[]>`select symbol, asset_class from market.sector_mapping order by symbol`;
+        const again = request !== undefined;
+        const universe = await ctx.db<{ symbol: string; asset_class: AssetClass }[]>`select symbol, asset_class from market.sector_mapping order by symbol`;
         const plan = planBackfill(
-          // 'failed': chunks an earlier request could not fetch are tried again, stored ones are skipped.
-          { symbols: symbols.map((s) => s.symbol), timeframes: '1d', from: addCalendarDays(asOf, -HISTORY_DAYS), to: asOf, reprocess: 'failed', requested_by: tag },
-          { defaultSource: ctx.config.marketDataSource, maxBars: Number.MAX_SAFE_INTEGER, now: Date.now(), assetClasses: new Map(symbols.map((s) => [s.symbol, s.asset_class])) },
+          {
+            symbols: again ? missing : universe.map((s) => s.symbol),
+            timeframes: '1d',
+            from: addCalendarDays(asOf, -HISTORY_DAYS),
+            to: asOf,
+            reprocess: again ? 'all' : 'missing',
+            requested_by: tag,
+          },
+          { defaultSource: ctx.config.marketDataSource, maxBars: Number.MAX_SAFE_INTEGER, now: Date.now(), assetClasses: new Map(universe.map((s) => [s.symbol, s.asset_class])) },
         );
         const created = await createBackfill(
           { db: ctx.db, enqueue: createContextEnqueuer(ctx.enqueueFlow) },
           plan,
         );
-        ctx.logger.info({ missing, backfillId: created.backfillId }, 'benchmarks have no bar for the date yet: enrichment asked for the universe, waiting');
+        ctx.logger.info({ missing, backfillId: created.backfillId, again }, `benchmarks have no bar for the date yet: enrichment asked for ${again ? 'them again' : 'the universe'}, waiting`);
         return ctx.requeue(FRESHNESS_POLL_MS);
       }
       if (active) return ctx.requeue(FRESHNESS_POLL_MS);

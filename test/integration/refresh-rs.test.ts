@@ -198,18 +198,28 @@ describe('refresh-rs', () => {
     expect(bars?.n).toBe(sessions);
   });
 
-  it('fails retryably naming the benchmark when the enrichment cannot bring its bar', async () => {
-    const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'bullpen-rs-csv-'));
-    dirs.push(empty);
-    runtime = await createTestRuntime('rs-missing', [refreshRs, enrichmentBackfill], { MARKET_DATA_SOURCE: 'csv', MARKET_DATA_CSV_DIR: empty, JOB_ATTEMPTS: '2' });
-    runtime.startWorkers();
-    const sql = runtime.db.sql;
-    await universe(sql, [
+  /**
+   * SPY and AAA (bars stored) on workers whose market data is an empty CSV directory, two attempts
+   * per run: SPY's bar has to come from there.
+   */
+  async function withoutSpyBars(name: string, env: Record<string, string> = {}): Promise<{ rt: TestRuntime; dir: string }> {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bullpen-rs-csv-'));
+    dirs.push(dir);
+    const rt = await createTestRuntime(name, [refreshRs, enrichmentBackfill], { MARKET_DATA_SOURCE: 'csv', MARKET_DATA_CSV_DIR: dir, JOB_ATTEMPTS: '2', ...env });
+    runtime = rt;
+    rt.startWorkers();
+    await universe(rt.db.sql, [
       ['SPY', 'Benchmark', null, 'etf'],
       ['AAA', 'Information Technology', null, 'stock'],
     ]);
-    await insertBars(sql, 'AAA', UP);
-    const run = await runJob(runtime);
+    await insertBars(rt.db.sql, 'AAA', UP);
+    return { rt, dir };
+  }
+
+  it('fails retryably naming the benchmark when the enrichment cannot bring its bar', async () => {
+    const { rt } = await withoutSpyBars('rs-missing');
+    const sql = rt.db.sql;
+    const run = await runJob(rt);
     expect(run.status).toBe('failed');
     expect(run.error).toMatch(new RegExp(`no 1d bar for ${AS_OF} of SPY \\(enrichment request .* ended failed without it\\); the data may arrive later`));
     // Retryable: the first attempt was retried, not failed for good at once.
@@ -220,32 +230,25 @@ describe('refresh-rs', () => {
     expect(requests.map((r) => r.status)).toEqual(['failed', 'failed']);
   });
 
-  it('asks again on its retry, and scores with the benchmark bars the provider has by then', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bullpen-rs-csv-'));
-    dirs.push(dir);
-    runtime = await createTestRuntime('rs-later', [refreshRs, enrichmentBackfill], {
-      MARKET_DATA_SOURCE: 'csv',
-      MARKET_DATA_CSV_DIR: dir,
-      JOB_ATTEMPTS: '2',
-      JOB_BACKOFF_MS: '3000',
-    });
-    runtime.startWorkers();
-    const sql = runtime.db.sql;
-    await universe(sql, [
-      ['SPY', 'Benchmark', null, 'etf'],
-      ['AAA', 'Information Technology', null, 'stock'],
-    ]);
-    await insertBars(sql, 'AAA', UP);
-    const run = enqueueRun(runtime.queues, refreshRs, { date: AS_OF });
+  it("asks again on its retry, for the benchmark alone and fetched anew, and scores with the day's bar the vendor published since", async () => {
+    const { rt, dir } = await withoutSpyBars('rs-later', { JOB_BACKOFF_MS: '3000' });
+    const sql = rt.db.sql;
+    // The vendor's SPY file holds the year but not yet the day (AAA has none: its chunk fails).
+    const line = (back: number) => `${sessionTs(back).getTime()},100,100,100,100,1000`;
+    const spyFile = path.join(dir, 'SPY', '1d.csv');
+    fs.mkdirSync(path.dirname(spyFile));
+    fs.writeFileSync(spyFile, ['timestamp,open,high,low,close,volume', ...Array.from({ length: 259 }, (_, i) => line(259 - i))].join('\n') + '\n');
+    const run = enqueueRun(rt.queues, refreshRs, { date: AS_OF });
     await waitFor(
       async () => (await sql`select 1 from ops.job_run_events where job = 'refresh-rs' and outcome = 'retrying'`).length > 0,
       30_000,
       () => 'the first attempt to fail',
     );
-    // The vendor's SPY file arrives while the run backs off.
-    const lines = Array.from({ length: 260 }, (_, i) => 259 - i).map((back) => `${sessionTs(back).getTime()},100,100,100,100,1000`);
-    fs.mkdirSync(path.join(dir, 'SPY'));
-    fs.writeFileSync(path.join(dir, 'SPY', '1d.csv'), ['timestamp,open,high,low,close,volume', ...lines].join('\n') + '\n');
+    // SPY's chunk was fetched whole as far as its ledger knows: only a fetch anew brings the day.
+    const [chunk] = await sql<{ status: string }[]>`select status from enrichment.chunks where symbol = 'SPY' and timeframe = '1d' order by chunk_start desc limit 1`;
+    expect(chunk?.status).toBe('completed');
+    // The day's bar is published while the run backs off.
+    fs.appendFileSync(spyFile, `${line(0)}\n`);
     const { partition, jobId } = await run;
     let row: { status: string; summary: Record<string, unknown> | null } | undefined;
     await waitFor(
@@ -258,9 +261,13 @@ describe('refresh-rs', () => {
       () => `the retry to end: ${JSON.stringify(row)}`,
     );
     expect(row).toMatchObject({ status: 'succeeded', summary: { symbols: 2, scored: 2 } });
-    // Two requests, one per attempt (both end failed: the directory has no AAA file); the second brought SPY.
-    const requests = await sql<{ status: string }[]>`select status from enrichment.backfills where requested_by = ${`refresh-rs@${AS_OF}`} order by created_at`;
-    expect(requests.map((r) => r.status)).toEqual(['failed', 'failed']);
+    // One request per attempt: the universe (failed: no AAA file), then SPY alone.
+    const requests = await sql<{ status: string; symbols: string[]; reprocess: string }[]>`
+      select status, symbols, reprocess from enrichment.backfills where requested_by = ${`refresh-rs@${AS_OF}`} order by created_at`;
+    expect(requests.map((r) => ({ ...r }))).toEqual([
+      { status: 'failed', symbols: ['AAA', 'SPY'], reprocess: 'missing' },
+      { status: 'completed', symbols: ['SPY'], reprocess: 'all' },
+    ]);
     const [spy] = await sql<{ n: number }[]>`select count(*)::int as n from market.bars where symbol = 'SPY' and timeframe = '1d' and source = 'csv'`;
     expect(spy?.n).toBe(260);
   });
