@@ -75,6 +75,12 @@ export interface RunRecorderOptions {
   staleAfterSeconds?: number;
 }
 
+/**
+ * How far a tick may run ahead of its instant and still be that tick, not a run ahead of it:
+ * room for clock skew between PostgreSQL and the hosts of Redis' clients.
+ */
+export const TICK_SKEW_MS = 60_000;
+
 /** One statement claims every request of a batch that shares its `force` and `tick` flags. */
 async function claimGroup(sql: Sql, requests: ClaimRequest[], worker: string, staleAfterSeconds: number, { force, tick }: ClaimFlags): Promise<Set<string>> {
   if (requests.length === 0) return new Set();
@@ -92,12 +98,12 @@ async function claimGroup(sql: Sql, requests: ClaimRequest[], worker: string, st
     on conflict (job, partition) do update set
       status = 'running', queue = excluded.queue, job_id = excluded.job_id, attempts = excluded.attempts,
       run_count = case when ${continuing} then r.run_count else r.run_count + 1 end,
-      scheduled_for = coalesce(r.scheduled_for, excluded.scheduled_for),
+      scheduled_for = case when ${tick}::boolean then coalesce(excluded.scheduled_for, r.scheduled_for) else coalesce(r.scheduled_for, excluded.scheduled_for) end,
       started_at = case when ${continuing} then r.started_at else now() end,
       finished_at = null, heartbeat_at = now(), worker = excluded.worker,
       summary = null, error = null, updated_at = now()
     where (r.status not in ('succeeded', 'skipped') or ${force}::boolean
-           or (${tick}::boolean and r.status = 'succeeded' and r.finished_at < excluded.scheduled_for))
+           or (${tick}::boolean and r.status = 'succeeded' and r.finished_at < excluded.scheduled_for - make_interval(secs => ${TICK_SKEW_MS / 1000})))
       -- A live run of another BullMQ job owns the partition; the same job id is its own retry or stall recovery.
       and (r.status <> 'running' or r.job_id = excluded.job_id
            or r.heartbeat_at < now() - make_interval(secs => ${staleAfterSeconds}))
@@ -206,7 +212,8 @@ export function createRunRecorder(sql: Sql, options: RunRecorderOptions): RunRec
       // run again (a retry, a stall, a re-run, a buffered tick's next look): it waits, unless it
       // is done and not forced, which it will not be run again for anyway.
       const [existing] = await tx<{ status: RunStatus; job_id: string | null; early: boolean }[]>`
-        select status, job_id, coalesce(status = 'succeeded' and finished_at < ${request.scheduledFor}::timestamptz, false) as early
+        select status, job_id,
+          coalesce(status = 'succeeded' and finished_at < ${request.scheduledFor}::timestamptz - make_interval(secs => ${TICK_SKEW_MS / 1000}), false) as early
         from ops.job_runs where job = ${request.job} and partition = ${request.partition}`;
       const done = existing && (existing.status === 'succeeded' || existing.status === 'skipped') && !(request.tick === true && existing.early);
       if (done && !request.force) {
@@ -323,7 +330,7 @@ export async function loadEarlyPartitions(sql: Sql, job: string, ticks: Readonly
     select r.partition from ops.job_runs r
     join unnest(${ticks.map((t) => t.partition)}::text[], ${ticks.map((t) => t.tick.toISOString())}::timestamptz[]) as t(partition, tick)
       on r.job = ${job} and r.partition = t.partition
-    where r.status = 'succeeded' and r.finished_at < t.tick`;
+    where r.status = 'succeeded' and r.finished_at < t.tick - make_interval(secs => ${TICK_SKEW_MS / 1000})`;
   return new Set(rows.map((r) => r.partition));
 }
 

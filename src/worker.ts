@@ -15,18 +15,13 @@ import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { BACKOFF_TYPE, DEFAULT_CONCURRENCY, computeBackoffMs, type QueueMap, type QueueName } from './queues.ts';
 import { redactError } from './redact.ts';
-import { recordSkippedRun, type RunRecorder } from './runs.ts';
+import { recordSkippedRun, TICK_SKEW_MS, type RunRecorder } from './runs.ts';
 
 /** Stalls (worker crashes) a backfill series survives over its whole life before it fails. */
 const ENRICHMENT_MAX_STALLS = 25;
 
 /** How long a tick held back by overlap `buffer-one` waits before looking again. */
 const BUFFER_POLL_MS = 2000;
-/**
- * How far ahead of its instant a schedule's tick may run before it counts as promoted (Bull
- * Board) rather than fired: room for clock skew between the hosts of Redis' clients.
- */
-const EARLY_TICK_TOLERANCE_MS = 60_000;
 
 export interface WorkerRuntime {
   readonly config: Config;
@@ -121,7 +116,7 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
     const runLog = runtime.logger.child({ job: definition.name, jobId, attempt, partition });
 
     const early = job.repeatJobKey ? Date.parse(scheduledFor) - Date.now() : 0;
-    if (early > EARLY_TICK_TOLERANCE_MS) {
+    if (early > TICK_SKEW_MS) {
       // A tick promoted before its time would build its partition on partial data and mark it
       // done, so the tick itself would never run. It is put off to its instant instead, under the
       // id catch-up would give it (the scheduler has already made the schedule's next job).

@@ -575,13 +575,14 @@ export async function requestRollups(tx: Tx, requestedBy: string, now: Date): Pr
 /**
  * Up to `limit` order ids, after `afterId` in bigint order, of facts loaded under the
  * 'unassigned' strategy (key 0) although they name an order: it, or its strategy, was not known
- * when they loaded. An index-only scan of sql/017's partial index; nothing unassigned costs just this.
+ * when they loaded. sql/017's partial index, one index-only scan per month partition.
  */
 export async function loadUnassignedOrders(sql: Sql, afterId: string | null, limit: number): Promise<string[]> {
   const rows = await sql<{ id: string }[]>`
     select order_id::text as id from (
       select distinct order_id from warehouse.fact_trades
-      where strategy_key = 0 and order_id is not null and (${afterId}::bigint is null or order_id > ${afterId}::bigint)
+      -- coalesce, not "is null or": the bound stays an index condition, so each slice seeks to its start.
+      where strategy_key = 0 and order_id is not null and order_id > coalesce(${afterId}::bigint, '-9223372036854775808'::bigint)
       order by order_id limit ${Math.trunc(limit)}
     ) o order by order_id`;
   return rows.map((r) => r.id);

@@ -180,7 +180,9 @@ describe('run recording', () => {
     const hourAgo = new Date(Date.now() - 3_600_000).toISOString();
     const run = (jobId: string, extra: { tick?: boolean; scheduledFor?: string } = {}) =>
       ({ job: 'probe-early', partition: 'today', queue: 'reports', jobId, attempt: 1, scheduledFor: hourAgo, force: false, ...extra });
-    expect(await rt.recorder.claim(run('probe-early@today'))).toEqual({ claimed: true });
+    // Run by hand (asked for three hours ago, done two hours ago) ahead of the tick an hour ago.
+    const byHand = new Date(Date.now() - 3 * 3_600_000).toISOString();
+    expect(await rt.recorder.claim(run('probe-early@today', { scheduledFor: byHand }))).toEqual({ claimed: true });
     await rt.recorder.finish({ ...run('probe-early@today'), status: 'succeeded', summary: {}, error: null });
     await rt.recorder.drain();
     await rt.db.sql`update ops.job_runs set finished_at = now() - interval '2 hours' where job = 'probe-early'`;
@@ -198,6 +200,11 @@ describe('run recording', () => {
     expect(await loadRun(rt.db.sql, 'probe-early', 'today')).toMatchObject({ status: 'succeeded', run_count: 2, job_id: 'repeat:probe-early:1' });
     // Done after its instant now: the same tick run again (a retry of the completed job) is not run.
     expect(await rt.recorder.claim(run('repeat:probe-early:1', { tick: true }))).toMatchObject({ claimed: false, status: 'succeeded' });
+    // The row now names the tick's instant, not the hand-made run's.
+    expect(await loadRun(rt.db.sql, 'probe-early', 'today')).toMatchObject({ scheduled_for: new Date(hourAgo) });
+    // A success less than a minute before a tick is that tick on a clock running ahead: not run again.
+    await rt.db.sql`update ops.job_runs set finished_at = now() - interval '30 seconds' where job = 'probe-early'`;
+    expect(await rt.recorder.claim(run('repeat:probe-early:2', { tick: true, scheduledFor: new Date().toISOString() }))).toMatchObject({ claimed: false, status: 'succeeded' });
   });
 
   it('records a failure whose message holds a NUL character, and the runs written with it', async () => {
