@@ -58,17 +58,17 @@ export const refreshRs = defineJob({
       // complete as far as its ledger knows.
       if (!request || (!active && request.earlier)) {
         const again = request !== undefined;
-        const universe = await ctx.db<{ symbol: string; asset_class: AssetClass }[]>`select symbol, asset_class from market.sector_mapping order by symbol`;
+        const members = await ctx.db<{ symbol: string; asset_class: AssetClass }[]>`select symbol, asset_class from market.sector_mapping order by symbol`;
         const plan = planBackfill(
           {
-            symbols: again ? missing : universe.map((s) => s.symbol),
+            symbols: again ? missing : members.map((s) => s.symbol),
             timeframes: '1d',
             from: addCalendarDays(asOf, -HISTORY_DAYS),
             to: asOf,
             reprocess: again ? 'all' : 'missing',
             requested_by: tag,
           },
-          { defaultSource: ctx.config.marketDataSource, maxBars: Number.MAX_SAFE_INTEGER, now: Date.now(), assetClasses: new Map(universe.map((s) => [s.symbol, s.asset_class])) },
+          { defaultSource: ctx.config.marketDataSource, maxBars: Number.MAX_SAFE_INTEGER, now: Date.now(), assetClasses: new Map(members.map((s) => [s.symbol, s.asset_class])) },
         );
         const created = await createBackfill(
           { db: ctx.db, enqueue: createContextEnqueuer(ctx.enqueueFlow) },

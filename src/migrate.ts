@@ -102,17 +102,17 @@ interface LedgerRow {
   checksum: string;
 }
 
-/**
- * Brings the database up to date with the migration files, in one transaction. Safe to
- * call from several processes at once: the advisory lock makes the others wait, and they
- * then find nothing left to apply.
- */
 /** When this database was first migrated: when the deployment began. */
 export async function installedAt(sql: Sql): Promise<Date | null> {
   const [row] = await sql<{ at: Date | null }[]>`select min(applied_at) as at from ops.schema_migrations`;
   return row?.at ?? null;
 }
 
+/**
+ * Brings the database up to date with the migration files, in one transaction. Safe to
+ * call from several processes at once: the advisory lock makes the others wait, and they
+ * then find nothing left to apply.
+ */
 export async function migrate(sql: Sql, options: MigrateOptions = {}): Promise<MigrateResult> {
   const dir = options.dir ?? DEFAULT_MIGRATIONS_DIR;
   const logger = options.logger;

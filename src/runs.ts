@@ -4,6 +4,7 @@
  * guard against running it twice: a BullMQ job id dedupes only while the job is stored,
  * and Redis may lose its data.
  */
+import type { PendingQuery, Row } from 'postgres';
 import { createDb, type Sql } from './db.ts';
 import type { OverlapPolicy } from './job-definition.ts';
 import { createBatcher } from './batcher.ts';
@@ -81,6 +82,14 @@ export interface RunRecorderOptions {
  */
 export const TICK_SKEW_MS = 60_000;
 
+/**
+ * The tick rule, as SQL: the run row `row` succeeded more than TICK_SKEW_MS before the instant
+ * `tick`, i.e. ahead of that tick (ClaimRequest.tick).
+ */
+function succeededAhead(sql: Sql, row: string, tick: PendingQuery<Row[]>): PendingQuery<Row[]> {
+  return sql`${sql.unsafe(row)}.status = 'succeeded' and ${sql.unsafe(row)}.finished_at < ${tick} - make_interval(secs => ${TICK_SKEW_MS / 1000})`;
+}
+
 /** One statement claims every request of a batch that shares its `force` and `tick` flags. */
 async function claimGroup(sql: Sql, requests: ClaimRequest[], worker: string, staleAfterSeconds: number, { force, tick }: ClaimFlags): Promise<Set<string>> {
   if (requests.length === 0) return new Set();
@@ -103,7 +112,7 @@ async function claimGroup(sql: Sql, requests: ClaimRequest[], worker: string, st
       finished_at = null, heartbeat_at = now(), worker = excluded.worker,
       summary = null, error = null, updated_at = now()
     where (r.status not in ('succeeded', 'skipped') or ${force}::boolean
-           or (${tick}::boolean and r.status = 'succeeded' and r.finished_at < excluded.scheduled_for - make_interval(secs => ${TICK_SKEW_MS / 1000})))
+           or (${tick}::boolean and ${succeededAhead(sql, 'r', sql`excluded.scheduled_for`)}))
       -- A live run of another BullMQ job owns the partition; the same job id is its own retry or stall recovery.
       and (r.status <> 'running' or r.job_id = excluded.job_id
            or r.heartbeat_at < now() - make_interval(secs => ${staleAfterSeconds}))
@@ -211,10 +220,10 @@ export function createRunRecorder(sql: Sql, options: RunRecorderOptions): RunRec
       // Only a tick's first run may be dropped or buffered. A partition that already has a row is
       // run again (a retry, a stall, a re-run, a buffered tick's next look): it waits, unless it
       // is done and not forced, which it will not be run again for anyway.
+      const tq = tx as unknown as Sql;
       const [existing] = await tx<{ status: RunStatus; job_id: string | null; early: boolean }[]>`
-        select status, job_id,
-          coalesce(status = 'succeeded' and finished_at < ${request.scheduledFor}::timestamptz - make_interval(secs => ${TICK_SKEW_MS / 1000}), false) as early
-        from ops.job_runs where job = ${request.job} and partition = ${request.partition}`;
+        select r.status, r.job_id, coalesce(${succeededAhead(tq, 'r', tq`${request.scheduledFor}::timestamptz`)}, false) as early
+        from ops.job_runs r where r.job = ${request.job} and r.partition = ${request.partition}`;
       const done = existing && (existing.status === 'succeeded' || existing.status === 'skipped') && !(request.tick === true && existing.early);
       if (done && !request.force) {
         return { claimed: false, status: existing.status, jobId: existing.job_id };
@@ -330,7 +339,7 @@ export async function loadEarlyPartitions(sql: Sql, job: string, ticks: Readonly
     select r.partition from ops.job_runs r
     join unnest(${ticks.map((t) => t.partition)}::text[], ${ticks.map((t) => t.tick.toISOString())}::timestamptz[]) as t(partition, tick)
       on r.job = ${job} and r.partition = t.partition
-    where r.status = 'succeeded' and r.finished_at < t.tick - make_interval(secs => ${TICK_SKEW_MS / 1000})`;
+    where ${succeededAhead(sql, 'r', sql`t.tick`)}`;
   return new Set(rows.map((r) => r.partition));
 }
 
