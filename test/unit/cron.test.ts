@@ -38,6 +38,10 @@ describe('listTicks, read day by day from its memo', () => {
   const CRONS = ['*/20 * * * *', '30 2 * * *', '30 1 * * *', '0 18 * * 1-5', '50 23 * * *', '15 0 * * *', '0 */4 * * *', '0 0 1 * *', '*/30 1-2 * * 0'];
   const ZONES = [NY, 'UTC', 'Europe/London', 'Asia/Kolkata', 'Australia/Lord_Howe'];
   const YEAR_START = Date.parse('2026-01-01T00:00:00Z');
+  // Lord Howe's fall-back (02:00 → 01:30 local): a cron-parser walk that crosses it lists no tick
+  // after it (one from 2026-04-03 stops at 04-04T13:00Z; one started after it goes on at 17:30Z),
+  // so there is no walk to compare a window across it with.
+  const LORD_HOWE_FALL_BACK = Date.parse('2026-04-04T15:00:00Z');
 
   it('lists what one walk from `from` to `to` lists', () => {
     fc.assert(
@@ -49,6 +53,7 @@ describe('listTicks, read day by day from its memo', () => {
         (cron, tz, startSecond, lengthSeconds) => {
           const from = new Date(YEAR_START + startSecond * 1000);
           const to = new Date(from.getTime() + lengthSeconds * 1000);
+          fc.pre(!(tz === 'Australia/Lord_Howe' && from.getTime() - 86_400_000 <= LORD_HOWE_FALL_BACK && LORD_HOWE_FALL_BACK <= to.getTime()));
           // The walk starts a day early, as BullMQ walks from its previous tick: one starting inside
           // a repeated local half hour (Lord Howe's fall-back) would list a tick the walk through it skips.
           const walked = walkTicks(cron, tz, new Date(from.getTime() - 86_400_000), to).filter((t) => t.getTime() > from.getTime());
