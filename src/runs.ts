@@ -84,10 +84,14 @@ export const TICK_SKEW_MS = 60_000;
 
 /**
  * The tick rule, as SQL: the run row `row` succeeded more than TICK_SKEW_MS before the instant
- * `tick`, i.e. ahead of that tick (ClaimRequest.tick).
+ * `tick`, i.e. ahead of that tick (ClaimRequest.tick). A run that stood for that tick or a later
+ * one (its scheduled_for, on the clock that fired the tick) is never ahead of it, whatever
+ * PostgreSQL's clock said when it finished: a database clock running behind the workers' must
+ * not make a tick's own run look early and owe the tick again.
  */
 function succeededAhead(sql: Sql, row: string, tick: PendingQuery<Row[]>): PendingQuery<Row[]> {
-  return sql`${sql.unsafe(row)}.status = 'succeeded' and ${sql.unsafe(row)}.finished_at < ${tick} - make_interval(secs => ${TICK_SKEW_MS / 1000})`;
+  const r = sql.unsafe(row);
+  return sql`${r}.status = 'succeeded' and greatest(${r}.finished_at, ${r}.scheduled_for) < ${tick} - make_interval(secs => ${TICK_SKEW_MS / 1000})`;
 }
 
 /** One statement claims every request of a batch that shares its `force` and `tick` flags. */

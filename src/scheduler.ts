@@ -109,30 +109,47 @@ export async function registerSchedules(queues: QueueMap, schedules: readonly Sc
   return { removed };
 }
 
-/** Partitions expected for a schedule's ticks in (from, to], with each partition's tick. */
-export function expectedPartitions(schedule: Schedule, from: Date, to: Date): { tick: Date; partition: string }[] {
-  const result: { tick: Date; partition: string }[] = [];
-  const seen = new Set<string>();
+/** A partition a schedule's ticks name: its first tick in the window, and every one. */
+export interface ExpectedPartition {
+  partition: string;
+  /** The first tick naming it (from when it is owed). */
+  tick: Date;
+  /** Every tick naming it, in order (more than one when a schedule ticks several times a partition). */
+  ticks: Date[];
+}
+
+/** The latest tick naming a partition: the one a run of it must not be ahead of (the tick rule). */
+export const lastTick = (e: ExpectedPartition): Date => e.ticks[e.ticks.length - 1] as Date;
+
+/** Partitions expected for a schedule's ticks in (from, to], in order of their first tick. */
+export function expectedPartitions(schedule: Schedule, from: Date, to: Date): ExpectedPartition[] {
+  const result = new Map<string, ExpectedPartition>();
   for (const tick of listTicks(schedule.cron, schedule.tz, from, to)) {
     const payload = schedule.definition.payload.parse({ scheduledFor: tick.toISOString() });
     const partition = schedule.definition.partition(payload as never);
     // A missed Saturday is not a missed trading day.
     if (schedule.calendar === 'nyse' && /^\d{4}-\d{2}-\d{2}$/.test(partition) && !isTradingDay(partition)) continue;
-    if (seen.has(partition)) continue;
-    seen.add(partition);
-    result.push({ tick, partition });
+    const seen = result.get(partition);
+    if (seen) seen.ticks.push(tick);
+    else result.set(partition, { partition, tick, ticks: [tick] });
   }
-  return result;
+  return [...result.values()];
+}
+
+/**
+ * Of some expected partitions, those whose success came ahead of their latest tick (run by hand
+ * before it, or at an earlier tick of a schedule ticking several times a partition): not done
+ * for that tick, which is still owed.
+ */
+async function loadAheadOfTick(db: Sql, schedule: Schedule, expected: readonly ExpectedPartition[], statuses: ReadonlyMap<string, RunStatus>): Promise<Set<string>> {
+  const succeeded = expected.filter((e) => statuses.get(e.partition) === 'succeeded');
+  return loadEarlyPartitions(db, schedule.id, succeeded.map((e) => ({ partition: e.partition, tick: lastTick(e) })));
 }
 
 const DONE: ReadonlySet<RunStatus> = new Set(['succeeded', 'skipped']);
 
 /** Picks what catch-up should enqueue from expected ticks and their recorded statuses. Pure. */
-export function selectMissed(
-  expected: readonly { tick: Date; partition: string }[],
-  statuses: ReadonlyMap<string, RunStatus>,
-  policy: CatchupPolicy,
-): { tick: Date; partition: string }[] {
+export function selectMissed<E extends { partition: string }>(expected: readonly E[], statuses: ReadonlyMap<string, RunStatus>, policy: CatchupPolicy): E[] {
   if (policy.mode === 'none' || expected.length === 0) return [];
   if (policy.mode === 'latest') {
     const latest = expected[expected.length - 1]!;
@@ -150,9 +167,15 @@ export interface CatchupRuntime {
   readonly metrics: Metrics;
 }
 
-/** Whether Redis still holds a job under any of these ids (adding it again would be a no-op). */
-async function isKnownToRedis(queue: Queue, ids: string[]): Promise<boolean> {
-  for (const id of ids) if (await queue.getJob(id)) return true;
+const PENDING: ReadonlySet<string> = new Set(['waiting', 'delayed', 'active', 'prioritized', 'waiting-children']);
+
+/**
+ * Whether a job under one of these ids is still to run or running. A finished one (BullMQ keeps
+ * them for days) is not: a tick that overlap `skip` dropped completed without running its
+ * partition, and that partition is what catch-up is for.
+ */
+async function isPendingInRedis(queue: Queue, ids: string[]): Promise<boolean> {
+  for (const id of ids) if (PENDING.has(await queue.getJobState(id))) return true;
   return false;
 }
 
@@ -169,23 +192,35 @@ export async function catchUp(runtime: CatchupRuntime, schedules: readonly Sched
     const from = new Date(now.getTime() - policy.windowHours * 3600 * 1000);
     const expected = expectedPartitions(schedule, from, new Date(now.getTime() - MISSED_GRACE_MS));
     const statuses = await loadPartitionStatuses(runtime.db, schedule.id, expected.map((e) => e.partition));
-    // A partition run by hand ahead of its tick does not stand in for it: the tick is still owed,
+    // A partition run ahead of its latest tick does not stand in for it: the tick is still owed,
     // under an id of its own (the plain one is the early run's).
-    const early = await loadEarlyPartitions(runtime.db, schedule.id, expected.filter((e) => statuses.get(e.partition) === 'succeeded'));
+    const early = await loadAheadOfTick(runtime.db, schedule, expected, statuses);
     for (const partition of early) statuses.delete(partition);
     const queue = queueOf(runtime.queues, schedule);
     for (const missed of selectMissed(expected, statuses, policy)) {
-      const tickId = `repeat:${schedule.id}:${missed.tick.getTime()}`;
+      const tick = lastTick(missed);
+      const tickId = `repeat:${schedule.id}:${tick.getTime()}`;
       const ownTickId = early.has(missed.partition);
-      const runId = ownTickId ? tickRunId(schedule.id, missed.partition, missed.tick) : createJobId(schedule.id, missed.partition);
-      if (await isKnownToRedis(queue, [tickId, runId])) continue;
-      const result = await enqueueRun(runtime.queues, schedule.definition, { catchup: true }, { scheduledFor: missed.tick, ownTickId });
+      const runId = ownTickId ? tickRunId(schedule.id, missed.partition, tick) : createJobId(schedule.id, missed.partition);
+      if (await isPendingInRedis(queue, [tickId, runId])) continue;
+      // A finished job under the run's id would be handed back instead of a new run.
+      await queue.remove(runId);
+      const result = await enqueueRun(runtime.queues, schedule.definition, { catchup: true }, { scheduledFor: tick, ownTickId });
       runtime.metrics.catchupEnqueued.inc({ schedule: schedule.id });
-      runtime.logger.info({ schedule: schedule.id, partition: result.partition, jobId: result.jobId, tick: missed.tick.toISOString() }, 'missed tick enqueued by catch-up');
+      runtime.logger.info({ schedule: schedule.id, partition: result.partition, jobId: result.jobId, tick: tick.toISOString() }, 'missed tick enqueued by catch-up');
       enqueued.push({ schedule: schedule.id, partition: result.partition, jobId: result.jobId });
     }
   }
   return enqueued;
+}
+
+/**
+ * A Job Scheduler's job that has not started: its next tick. A tick that has (a retry waiting
+ * out its backoff, a buffered tick, a re-run waiting for the active run) is also delayed and also
+ * carries the scheduler's key, but it is a run in progress, not a second next job.
+ */
+export function isNextTickJob(job: Job): boolean {
+  return job.repeatJobKey !== undefined && job.attemptsStarted === 0 && job.attemptsMade === 0;
 }
 
 export interface Repair {
@@ -213,7 +248,7 @@ export async function reconcileSchedules(runtime: CatchupRuntime, schedules: rea
       continue;
     }
     const pending = (await queue.getJobs(['delayed', 'waiting', 'prioritized'], 0, -1)).filter(
-      (job): job is Job => Boolean(job) && job.repeatJobKey === schedule.id,
+      (job): job is Job => Boolean(job) && isNextTickJob(job) && job.repeatJobKey === schedule.id,
     );
     if (pending.length === 0) {
       // Re-creating the scheduler makes BullMQ compute and add the next job again.
@@ -309,14 +344,16 @@ export async function checkDeadlines(runtime: CatchupRuntime, schedules: readonl
     // Only the last two days' deadlines page: older misses are history, not alerts.
     const due = expectedPartitions(schedule, new Date(now.getTime() - DEADLINE_WINDOW_MS), now)
       .filter((e) => /^\d{4}-\d{2}-\d{2}$/.test(e.partition) && e.tick.getTime() > since)
-      .map((e) => ({ partition: e.partition, dueAt: deadlineFor(e.partition, deadline) }))
+      .map((e) => ({ ...e, dueAt: deadlineFor(e.partition, deadline) }))
       .filter((e) => e.dueAt.getTime() <= now.getTime());
     const statuses = await loadPartitionStatuses(runtime.db, schedule.id, due.map((d) => d.partition));
+    // A success ahead of the tick (a report run by hand at noon) is not the partition done.
+    for (const partition of await loadAheadOfTick(runtime.db, schedule, due, statuses)) statuses.delete(partition);
     const late = due.filter((d) => !DONE.has(statuses.get(d.partition) as RunStatus));
     const latest = due[due.length - 1];
     runtime.metrics.deadlineMissed.set({ schedule: schedule.id }, latest && late.includes(latest) ? 1 : 0);
     for (const miss of late) {
-      misses.push({ schedule: schedule.id, ...miss });
+      misses.push({ schedule: schedule.id, partition: miss.partition, dueAt: miss.dueAt });
       const key = `${schedule.id}@${miss.partition}`;
       if (reported.has(key)) continue;
       reported.add(key);

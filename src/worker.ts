@@ -115,7 +115,9 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
     }
     const runLog = runtime.logger.child({ job: definition.name, jobId, attempt, partition });
 
-    const early = job.repeatJobKey ? Date.parse(scheduledFor) - Date.now() : 0;
+    // A run standing for a tick: the scheduler's own job, or one catch-up made or a promoted tick was deferred to.
+    const standsForTick = Boolean(job.repeatJobKey) || payload.catchup === true;
+    const early = standsForTick ? Date.parse(scheduledFor) - Date.now() : 0;
     if (early > TICK_SKEW_MS) {
       // A tick promoted before its time would build its partition on partial data and mark it
       // done, so the tick itself would never run. It is put off to its instant instead, under the
@@ -123,9 +125,15 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
       const defer = (ownTickId: boolean) =>
         enqueueRun(runtime.queues, definition, { catchup: true }, { scheduledFor: new Date(scheduledFor), delayMs: early, ownTickId });
       let deferred = await defer(false);
-      // The plain id is taken by a run of the partition made by hand ahead of the tick: the tick still is owed one.
+      // The plain id is taken by a run of the partition made by hand ahead of the tick (or is this
+      // deferred run itself, promoted again): the tick still is owed one.
       if (!deferred.created) deferred = await defer(true);
-      runLog.warn({ scheduledFor, deferredJobId: deferred.jobId }, 'tick started before its time (promoted?): deferred to its time, not run now');
+      if (!deferred.created) {
+        // Both ids are this job's or pending ones': none can hold the tick. Catch-up owes it once its instant is past.
+        runLog.warn({ scheduledFor, heldBy: deferred.jobId }, 'run for a tick started before its time (promoted?): not run now; catch-up runs the tick after its time');
+        return { deferred: 'started before its tick', partition, scheduledFor, jobId: null };
+      }
+      runLog.warn({ scheduledFor, deferredJobId: deferred.jobId }, 'run for a tick started before its time (promoted?): deferred to its time, not run now');
       return { deferred: 'started before its tick', partition, scheduledFor, jobId: deferred.jobId };
     }
 

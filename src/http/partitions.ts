@@ -39,7 +39,7 @@ import { BadInputError } from '../errors.ts';
 import type { JobDefinition } from '../job-definition.ts';
 import type { Logger } from '../logger.ts';
 import { createJobId, type QueueMap } from '../queues.ts';
-import { expectedPartitions, resolveSchedules, type Schedule } from '../scheduler.ts';
+import { expectedPartitions, isNextTickJob, resolveSchedules, type Schedule } from '../scheduler.ts';
 import { GRID_JOBS, loadPartitionCell, loadPartitionGrid } from '../status/partitions.ts';
 import { isSafeEqual, parseBasicAuthorization } from './auth.ts';
 import { crossSiteRefusal } from './cross-site.ts';
@@ -136,7 +136,7 @@ function tickJobIds(schedule: Schedule | undefined, date: string): string[] {
   const day = new Date(`${date}T00:00:00Z`).getTime();
   return expectedPartitions(schedule, new Date(day - 2 * 86_400_000), new Date(day + 3 * 86_400_000))
     .filter((e) => e.partition === date)
-    .map((e) => `repeat:${schedule.id}:${e.tick.getTime()}`);
+    .flatMap((e) => e.ticks.map((tick) => `repeat:${schedule.id}:${tick.getTime()}`));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -189,8 +189,7 @@ export function createPartitionsRouter(deps: PartitionsRouterDeps): express.Rout
         // By watermark: one normal run now loads whatever the day left behind.
         // Delayed too: a run waiting out its retry backoff, or queued behind an active run, will still
         // run. Not the schedule's next tick, which its Job Scheduler always keeps delayed.
-        const isNextTick = (j: Job) => j.repeatJobKey !== undefined && j.attemptsStarted === 0 && j.attemptsMade === 0;
-        const busy = (await queue.getJobs([...PENDING_STATE_LIST], 0, 100)).find((j) => j?.name === job && !isNextTick(j));
+        const busy = (await queue.getJobs([...PENDING_STATE_LIST], 0, 100)).find((j) => j?.name === job && !isNextTickJob(j));
         if (busy) throw new ConflictError(`a ${job} run is already queued or running (${busy.id}); it loads what ${date} left behind`);
         const enqueued = await enqueueRun(deps.queues, definition, {});
         deps.logger.info({ job, date, jobId: enqueued.jobId, user }, 'partition re-run enqueued from the grid');

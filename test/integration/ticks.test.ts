@@ -1,0 +1,284 @@
+/**
+ * Ticks at the edges of the scheduling runtime: a tick dropped by overlap `skip` and caught up
+ * later, the reconciler beside a tick that is retrying or buffered, a deferred tick promoted
+ * again, catch-up of a schedule ticking several times a partition or whose database clock runs
+ * behind, and deadlines beside a run made ahead of its tick. Each states what README.md promises.
+ */
+import type { Job, Queue } from 'bullmq';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { z } from 'zod';
+import { tickPartition } from '../../src/cron.ts';
+import { enqueueRun } from '../../src/enqueue.ts';
+import { basePayload, defineJob, scheduledInstant, type JobDefinition } from '../../src/job-definition.ts';
+import { createLogger } from '../../src/logger.ts';
+import { loadRun } from '../../src/runs.ts';
+import { catchUp, checkDeadlines, reconcileSchedules, resolveSchedules, type Schedule } from '../../src/scheduler.ts';
+import { waitFor } from '../helpers/processes.ts';
+import { createTestRuntime, type TestRuntime } from '../helpers/runtime.ts';
+
+const gates = new Map<string, () => void>();
+function gate(key: string): Promise<void> {
+  return new Promise((resolve) => gates.set(key, resolve));
+}
+
+/** Every 5 s, overlap skip, catch-up latest: a tick while a run is active is dropped. */
+const rvSkip = defineJob({
+  name: 'rv-skip',
+  queue: 'maintenance',
+  description: 'review: a frequent schedule with overlap skip and catch-up latest',
+  payload: basePayload.extend({ key: z.string().optional() }),
+  schedule: { cron: '*/5 * * * * *', tz: 'UTC', calendar: 'all', overlap: 'skip' },
+  partition: (p) => p.key ?? tickPartition(scheduledInstant(p)),
+  catchup: { mode: 'latest', windowHours: 1 },
+  process: async (ctx) => {
+    if (ctx.payload.key === 'hold') await gate('rv-skip/hold');
+    return { partition: ctx.partition };
+  },
+}) as unknown as JobDefinition;
+
+/** Every 5 s, overlap skip: the first tick fails its first attempt (a retryable error). */
+let firstRetryTick: string | null = null;
+const rvRetry = defineJob({
+  name: 'rv-retry',
+  queue: 'rs',
+  description: 'review: a tick whose first attempt fails and is retried after a backoff',
+  payload: basePayload,
+  schedule: { cron: '*/5 * * * * *', tz: 'UTC', calendar: 'all', overlap: 'skip' },
+  partition: (p) => tickPartition(scheduledInstant(p)),
+  catchup: { mode: 'none' },
+  process: async (ctx) => {
+    firstRetryTick ??= ctx.partition;
+    if (ctx.partition === firstRetryTick && ctx.attempt === 1) throw Object.assign(new Error('review: connection lost'), { code: 'ECONNRESET' });
+    return { partition: ctx.partition };
+  },
+}) as unknown as JobDefinition;
+
+/** Every 5 s, overlap buffer-one. */
+const rvBuffer = defineJob({
+  name: 'rv-buffer',
+  queue: 'reports',
+  description: 'review: a frequent schedule with overlap buffer-one',
+  payload: basePayload.extend({ key: z.string().optional() }),
+  schedule: { cron: '*/5 * * * * *', tz: 'UTC', calendar: 'all', overlap: 'buffer-one' },
+  partition: (p) => p.key ?? tickPartition(scheduledInstant(p)),
+  catchup: { mode: 'none' },
+  process: async (ctx) => {
+    if (ctx.payload.key === 'hold') await gate('rv-buffer/hold');
+    return { partition: ctx.partition };
+  },
+}) as unknown as JobDefinition;
+
+/** Nightly, partitioned by UTC date, like nightly-report. */
+const rvNightly = defineJob({
+  name: 'rv-nightly',
+  queue: 'etl',
+  description: 'review: nightly partitioned by UTC date',
+  payload: basePayload.extend({ date: z.iso.date().optional() }),
+  schedule: { cron: '50 23 * * *', tz: 'UTC', calendar: 'all', overlap: 'skip' },
+  partition: (p) => p.date ?? p.scheduledFor!.slice(0, 10),
+  catchup: { mode: 'all', windowHours: 72, max: 7 },
+  process: async (ctx) => ({ date: ctx.partition }),
+}) as unknown as JobDefinition;
+
+/** nightly-report's schedule and deadline (00:30 UTC the next day). */
+const rvDeadline = defineJob({
+  name: 'rv-deadline',
+  queue: 'reports',
+  description: 'review: nightly with a deadline',
+  payload: basePayload.extend({ date: z.iso.date().optional() }),
+  schedule: { cron: '50 23 * * *', tz: 'UTC', calendar: 'all', overlap: 'skip', deadline: { by: '00:30', tz: 'UTC', dayOffset: 1 } },
+  partition: (p) => p.date ?? p.scheduledFor!.slice(0, 10),
+  catchup: { mode: 'all', windowHours: 7 * 24, max: 7 },
+  process: async () => ({}),
+}) as unknown as JobDefinition;
+
+/** A date-partitioned job ticking four times a day (README: SCHEDULE_NIGHTLY_REPORT='0 *\/6 * * *'). */
+const rvSixHourly = defineJob({
+  name: 'rv-six-hourly',
+  queue: 'etl',
+  description: 'review: several ticks per partition',
+  payload: basePayload.extend({ date: z.iso.date().optional() }),
+  schedule: { cron: '0 */6 * * *', tz: 'UTC', calendar: 'all', overlap: 'skip' },
+  partition: (p) => p.date ?? p.scheduledFor!.slice(0, 10),
+  catchup: { mode: 'all', windowHours: 48, max: 7 },
+  process: async (ctx) => ({ date: ctx.partition }),
+}) as unknown as JobDefinition;
+
+const DEFINITIONS = [rvSkip, rvRetry, rvBuffer, rvNightly, rvDeadline, rvSixHourly];
+
+let rt: TestRuntime;
+const logger = createLogger({ level: 'silent', pretty: false });
+const runtime = () => ({ db: rt.db.sql, queues: rt.queues, logger, metrics: rt.metrics });
+const scheduleOf = (definition: JobDefinition): Schedule => resolveSchedules([definition], { scheduleOverrides: {} })[0]!;
+const queueOf = (definition: JobDefinition): Queue => rt.queues.get(definition.queue)!;
+
+async function startSchedule(definition: JobDefinition): Promise<void> {
+  const schedule = scheduleOf(definition);
+  const queue = queueOf(definition);
+  await queue.upsertJobScheduler(schedule.id, { pattern: schedule.cron, tz: schedule.tz }, { name: definition.name, data: {} });
+  onTestFinished(() => queue.removeJobScheduler(schedule.id).then(() => undefined));
+}
+
+/** Polls a job until it completes (or fails); answers its return value. */
+async function finished(queue: Queue, id: string, timeoutMs = 20_000): Promise<unknown> {
+  let job: Job | undefined;
+  await waitFor(async () => {
+    job = await queue.getJob(id);
+    const state = job ? await job.getState() : 'missing';
+    return state === 'completed' || state === 'failed';
+  }, timeoutMs, () => `job ${id} finished`);
+  await rt.recorder.drain();
+  return (await queue.getJob(id))?.returnvalue;
+}
+
+beforeAll(async () => {
+  // A 20 s backoff base: a tick's first retry waits 10-20 s in BullMQ's delayed set (production: 5 s base, doubling per attempt, up to an hour).
+  rt = await createTestRuntime('ticks', DEFINITIONS, { CONCURRENCY_MAINTENANCE: '4', CONCURRENCY_REPORTS: '4', JOB_BACKOFF_MS: '20000' });
+  rt.startWorkers();
+});
+
+afterAll(async () => {
+  for (const release of gates.values()) release();
+  await rt?.close();
+});
+
+describe('catch-up and overlap skip', () => {
+  it('runs a tick that overlap skip dropped once the active run is over (README: "catch-up (where the schedule has it) runs it")', async () => {
+    const queue = queueOf(rvSkip);
+    const byHand = await enqueueRun(rt.queues, rvSkip, { key: 'hold' });
+    await waitFor(() => gates.has('rv-skip/hold'), 10_000, () => 'hand run active');
+
+    // The schedule ticks while the hand run is active: each tick is dropped (overlap skip).
+    await startSchedule(rvSkip);
+    let skipped: Job[] = [];
+    await waitFor(async () => {
+      skipped = (await queue.getJobs(['completed'], 0, -1)).filter((j) => j?.repeatJobKey === 'rv-skip' && (j.returnvalue as { skipped?: string } | null)?.skipped === 'overlap');
+      return skipped.length > 0;
+    }, 15_000, () => 'a tick dropped by overlap skip');
+    await queue.removeJobScheduler('rv-skip');
+    gates.get('rv-skip/hold')!();
+    await finished(queue, byHand.jobId);
+
+    const tick = Math.max(...skipped.map((j) => j.opts.prevMillis!));
+    const partition = tickPartition(new Date(tick));
+    expect(await loadRun(rt.db.sql, 'rv-skip', partition)).toBeUndefined();
+
+    // A pass of the scheduler loop once that tick is past its grace minute: it is the newest missed tick.
+    const enqueued = await catchUp(runtime(), [scheduleOf(rvSkip)], new Date(tick + 61_000));
+    const held = await queue.getJob(`repeat:rv-skip:${tick}`);
+    const why = `the dropped tick's own job is still in Redis (${held ? await held.getState() : 'gone'}, returned ${JSON.stringify(held?.returnvalue)})`;
+    expect(enqueued.map((e) => e.partition), why).toEqual([partition]);
+  });
+});
+
+describe('schedule reconciler', () => {
+  it("leaves a tick's retry alone while it waits out its backoff (a retried tick must still run)", async () => {
+    const queue = queueOf(rvRetry);
+    await startSchedule(rvRetry);
+    // The first tick fails its first attempt and waits 10-20 s in the delayed set for its retry.
+    let retry: Job | undefined;
+    await waitFor(async () => {
+      retry = (await queue.getJobs(['delayed'], 0, -1)).find((j) => j?.repeatJobKey === 'rv-retry' && j.attemptsMade >= 1);
+      return retry !== undefined;
+    }, 20_000, () => 'a tick waiting for its retry');
+    expect(await loadRun(rt.db.sql, 'rv-retry', firstRetryTick!)).toMatchObject({ status: 'retrying' });
+
+    // The scheduler loop's reconciler passes meanwhile.
+    const repairs = await reconcileSchedules(runtime(), [scheduleOf(rvRetry)]);
+    // The retry must still be there: nothing else would ever run it (its row says 'retrying', so
+    // catch-up does not count it as missed, and the reaper only settles 'running' rows).
+    expect(await queue.getJob(retry!.id!), `reconciler: ${JSON.stringify(repairs)}`).toBeDefined();
+  });
+
+  it('leaves a tick held by buffer-one alone: it runs once the active run ends', async () => {
+    const queue = queueOf(rvBuffer);
+    const byHand = await enqueueRun(rt.queues, rvBuffer, { key: 'hold' });
+    await waitFor(() => gates.has('rv-buffer/hold'), 10_000, () => 'hand run active');
+    await startSchedule(rvBuffer);
+    let buffered: string | undefined;
+    await waitFor(async () => {
+      const [row] = await rt.db.sql<{ partition: string }[]>`select partition from ops.job_runs where job = 'rv-buffer' and status = 'buffered'`;
+      buffered = row?.partition;
+      return buffered !== undefined;
+    }, 15_000, () => 'a tick buffered');
+
+    const repairs = await reconcileSchedules(runtime(), [scheduleOf(rvBuffer)]);
+    gates.get('rv-buffer/hold')!();
+    await finished(queue, byHand.jobId);
+    // README: "buffer-one holds one tick until the active run ends".
+    await waitFor(async () => (await loadRun(rt.db.sql, 'rv-buffer', buffered!))?.status === 'succeeded', 15_000, () => `buffered tick ${buffered} run (reconciler: ${JSON.stringify(repairs)})`);
+  });
+});
+
+describe('a tick promoted before its time', () => {
+  it('is not run early when its deferred run is promoted in Bull Board too', async () => {
+    const queue = queueOf(rvNightly);
+    await startSchedule(rvNightly);
+    const [next] = (await queue.getJobs(['delayed'], 0, -1)).filter((j) => j?.repeatJobKey === 'rv-nightly');
+    const tick = next!.opts.prevMillis!;
+    const partition = new Date(tick).toISOString().slice(0, 10);
+    expect(tick - Date.now()).toBeGreaterThan(2 * 60_000);
+
+    // Promote (Bull Board): deferred to its instant under rv-nightly@<partition>.
+    await next!.promote();
+    expect(await finished(queue, next!.id!)).toMatchObject({ deferred: 'started before its tick', jobId: `rv-nightly@${partition}` });
+    const deferred = (await queue.getJob(`rv-nightly@${partition}`))!;
+    onTestFinished(() => deferred.remove().catch(() => undefined));
+    expect(await deferred.getState()).toBe('delayed');
+
+    // The operator promotes the delayed run they now see in Bull Board as well.
+    await deferred.promote();
+    await finished(queue, deferred.id!);
+    // It still stands for the tick, hours away: it must not build the partition now, on partial data.
+    expect(await loadRun(rt.db.sql, 'rv-nightly', partition)).toBeUndefined();
+  });
+});
+
+describe('catch-up of a schedule ticking several times per partition', () => {
+  it("counts a later tick of a partition as missed when the partition's last success came before it", async () => {
+    // The 1st was refreshed at each of its ticks; on the 2nd only the 00:00 tick ran (workers down from 05:00).
+    await rt.db.sql`
+      insert into ops.job_runs (job, partition, queue, job_id, status, attempts, run_count, scheduled_for, started_at, finished_at)
+      values ('rv-six-hourly', '2026-10-01', 'etl', 'repeat:rv-six-hourly:1', 'succeeded', 1, 4, '2026-10-01T18:00:00Z', '2026-10-01T18:00:00Z', '2026-10-01T18:01:00Z'),
+             ('rv-six-hourly', '2026-10-02', 'etl', 'repeat:rv-six-hourly:2', 'succeeded', 1, 1, '2026-10-02T00:00:00Z', '2026-10-02T00:00:00Z', '2026-10-02T00:01:00Z')`;
+    // 20:00 on the 2nd: the 06:00, 12:00 and 18:00 ticks never ran; the partition is as it was at 00:01.
+    // By the tick rule each of them would refresh it (a success before the tick's instant); catch-up
+    // should owe at least the newest (18:00), under its own tick id.
+    const enqueued = await catchUp(runtime(), [scheduleOf(rvSixHourly)], new Date('2026-10-02T20:00:00Z'));
+    expect(enqueued.map((e) => e.partition)).toContain('2026-10-02');
+  });
+});
+
+describe("catch-up with PostgreSQL's clock behind the workers", () => {
+  it("does not owe again a tick whose own run finished, by the database's clock, minutes before the tick", async () => {
+    // The 23:50 tick ran and succeeded; PostgreSQL's clock was 5 minutes behind the scheduler's.
+    await rt.db.sql`
+      insert into ops.job_runs (job, partition, queue, job_id, status, attempts, run_count, scheduled_for, started_at, finished_at)
+      values ('rv-nightly', '2026-10-05', 'etl', 'repeat:rv-nightly:1', 'succeeded', 1, 1, '2026-10-05T23:50:00Z', '2026-10-05T23:45:00Z', '2026-10-05T23:46:00Z')`;
+    const enqueued = await catchUp(runtime(), [scheduleOf(rvNightly)], new Date('2026-10-06T00:10:00Z'));
+    expect(enqueued.map((e) => e.partition)).not.toContain('2026-10-05');
+  });
+});
+
+describe('deadlines', () => {
+  it("pages for a partition whose only success was a run by hand ahead of its tick (the tick never ran)", async () => {
+    const schedule = scheduleOf(rvDeadline);
+    await rt.db.sql`update ops.schema_migrations set applied_at = '2026-11-01T00:00:00Z'`;
+    await rt.db.sql`
+      insert into ops.job_runs (job, partition, queue, job_id, status, attempts, run_count, scheduled_for, started_at, finished_at)
+      select 'rv-deadline', d::date::text, 'reports', 'rv-deadline@' || d::date::text, 'succeeded', 1, 1,
+             d + interval '23 hours 50 minutes', d + interval '23 hours 50 minutes', d + interval '23 hours 51 minutes'
+      from generate_series('2026-11-10'::date, '2026-11-19', '1 day') d`;
+    // The 20th's report was run by hand at noon (half a day of data); the 23:50 tick never ran (workers down).
+    await rt.db.sql`
+      insert into ops.job_runs (job, partition, queue, job_id, status, attempts, run_count, scheduled_for, started_at, finished_at)
+      values ('rv-deadline', '2026-11-20', 'reports', 'rv-deadline@2026-11-20', 'succeeded', 1, 1, '2026-11-20T12:00:00Z', '2026-11-20T12:00:00Z', '2026-11-20T12:01:00Z')`;
+    const now = new Date('2026-11-21T00:31:00Z');
+    // Catch-up agrees the tick is owed ...
+    const owed = await catchUp(runtime(), [schedule], now);
+    expect(owed.map((e) => e.partition)).toContain('2026-11-20');
+    // ... but the deadline says the partition was done by 00:30.
+    const misses = await checkDeadlines(runtime(), [schedule], now, new Set());
+    expect(misses.map((m) => m.partition)).toEqual(['2026-11-20']);
+  });
+});
