@@ -66,7 +66,8 @@ export const DIMENSIONS: readonly DimensionSpec[] = [
       ['lot_size', 'integer'],
       ['is_active', 'boolean'],
     ],
-    affectsRollups: false,
+    // fact_instrument_daily and fact_positions_daily carry the instrument version (and positions mark at its symbol's bars).
+    affectsRollups: true,
     keyedByDate: false,
   },
   {
