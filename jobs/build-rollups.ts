@@ -11,10 +11,10 @@
  *   {"full": true}              everything
  *   nothing (the nightly tick)  the tick's date in New York (its partition), so every curve reaches it
  * Every run also marks earlier positions whose 1d bar has arrived since (their close was NULL).
- * Partition: that scope. A rebuild replaces rows, so a rerun is harmless.
+ * Partition: that scope (a restatement's with when it was asked for). A rebuild replaces rows, so a rerun is harmless.
  */
 import { z } from 'zod';
-import { tickDate } from '../src/cron.ts';
+import { tickDate, tickPartition } from '../src/cron.ts';
 import { BadInputError } from '../src/errors.ts';
 import { basePayload, defineJob, payloadDate, scheduledInstant } from '../src/job-definition.ts';
 import { rebuildRollups, type RollupScope } from '../src/rollups.ts';
@@ -46,10 +46,13 @@ export const buildRollups = defineJob({
   description: 'Daily/monthly performance, equity curve, drawdown, metrics, positions, time buckets, materialized views',
   payload,
   schedule: { cron: '30 23 * * *', tz: SCHEDULE_TZ, calendar: 'all', overlap: 'skip' },
+  // A restatement (everything, a range) is asked for when something changed that the runs before
+  // it did not see (a starting capital, a fix): each request runs, named by when it was made (one
+  // asked for twice within a second is one run). A date is its nightly tick's partition.
   partition: (p) => {
-    if (p.full) return 'full';
+    if (p.full) return `full@${tickPartition(scheduledInstant(p))}`;
     if (p.pending) return `pending@${p.trigger ?? scheduledInstant(p)}`;
-    if (p.from || p.to) return `${p.from ?? 'start'}..${p.to ?? 'end'}`;
+    if (p.from || p.to) return `${p.from ?? 'start'}..${p.to ?? 'end'}@${tickPartition(scheduledInstant(p))}`;
     return p.date ?? tickDate(scheduledInstant(p), SCHEDULE_TZ);
   },
   catchup: { mode: 'latest', windowHours: 48 },

@@ -57,7 +57,8 @@ export async function loadRollupCoverageRuns(sql: Sql, window: { from: string; t
     select distinct on (named, summary->>'from', summary->>'to', summary->>'scope') ${COLUMNS(sql)}, summary
     from (
       select ${COLUMNS(sql)}, run_id,
-        case when partition = 'full' or partition like '%..%' then partition else '' end as named,
+        -- A restatement's partition names its scope, then when it was asked for (full@…, a..b@…).
+        case when partition = 'full' or partition like 'full@%' or partition like '%..%' then split_part(partition, '@', 1) else '' end as named,
         jsonb_strip_nulls(jsonb_build_object('from', summary->'from', 'to', summary->'to', 'scope', summary->'scope', 'as_of', summary->'as_of')) as summary
       from ops.job_runs
       where job = 'build-rollups' and status = 'succeeded' and finished_at >= ${window.since}

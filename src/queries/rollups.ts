@@ -79,15 +79,18 @@ export async function takePendingRequests(tx: Tx): Promise<WorkSet> {
 
 /**
  * Every (date, account) in from..to that has facts or rollup rows (the latter so removed
- * facts disappear); pending requests inside the range are covered and dropped.
+ * facts disappear), and the pending requests inside the range, which it takes: one may name a
+ * day without either (an account's new version restates its curve from the day before it).
  */
 export async function addRangeWork(tx: Tx, from: string, to: string): Promise<WorkSet> {
   return toWorkSet(await tx<{ trade_date: string; account_id: string }[]>`
-    with covered as (delete from ops.rollup_requests where trade_date between ${from} and ${to})
+    with covered as (delete from ops.rollup_requests where trade_date between ${from} and ${to} returning trade_date, account_id)
     select trade_date::text, account_id::text from (
       select trade_date, account_id from warehouse.fact_trades where trade_date between ${from} and ${to}
       union
       select trade_date, account_id from warehouse.fact_performance_daily where trade_date between ${from} and ${to}
+      union
+      select trade_date, account_id from covered
     ) w order by 1, 2`);
 }
 

@@ -297,8 +297,10 @@ function coverageOf(run: GridRun, tz: string): [string, string][] {
   const s = run.summary ?? {};
   const asOf = typeof s.as_of === 'string' ? s.as_of : run.finished_at ? todayIn(tz, run.finished_at) : '';
   if (typeof s.from === 'string' && typeof s.to === 'string') ranges.push([s.from, s.to]);
-  if (s.scope === 'full' || run.partition === 'full') ranges.push(['', asOf]);
-  const named = /^(\d{4}-\d{2}-\d{2}|start)\.\.(\d{4}-\d{2}-\d{2}|end)$/.exec(run.partition);
+  // A restatement's partition is its scope, then when it was asked for (`full@…`, `a..b@…`).
+  const scope = run.partition.split('@')[0] as string;
+  if (s.scope === 'full' || scope === 'full') ranges.push(['', asOf]);
+  const named = /^(\d{4}-\d{2}-\d{2}|start)\.\.(\d{4}-\d{2}-\d{2}|end)$/.exec(scope);
   if (named) ranges.push([named[1] === 'start' ? '' : (named[1] as string), named[2] === 'end' ? asOf : (named[2] as string)]);
   return ranges;
 }
