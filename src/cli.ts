@@ -106,10 +106,16 @@ interface RunResult {
 async function enqueueJob(services: Services, jobName: string, data: Record<string, unknown>, force: boolean | undefined): Promise<{ definition: JobDefinition; enqueued: Enqueued }> {
   const definition = services.definitions.get(jobName);
   if (!definition) throw new BadInputError(`no job named "${jobName}"; jobs are ${[...services.definitions.keys()].join(', ')}`);
-  const enqueued = await enqueueRun(services.queues, definition, data, { force });
+  let enqueued = await enqueueRun(services.queues, definition, data, { force });
   if (!enqueued.created && (await retryIfFailed(enqueued.job))) {
     out(`retrying ${definition.name} partition ${enqueued.partition}: its job ${enqueued.jobId} on queue ${definition.queue} had failed`);
     return { definition, enqueued };
+  }
+  if (!enqueued.created && (await enqueued.job.getState()) === 'completed') {
+    // An earlier run's finished job, kept for a while under the same id: it would answer with its
+    // old outcome. The run is made anew, and its claim decides (a partition done is not run again).
+    await enqueued.job.remove();
+    enqueued = await enqueueRun(services.queues, definition, data, { force });
   }
   out(`${enqueued.created ? 'enqueued' : 'already queued'} ${definition.name} partition ${enqueued.partition} as job ${enqueued.jobId} on queue ${definition.queue}`);
   return { definition, enqueued };

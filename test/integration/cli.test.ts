@@ -69,7 +69,7 @@ describe('bullpen CLI', () => {
       expect(code, cli.output()).toBe(0);
       expect(cli.output()).toContain('"status": "succeeded"');
       // Not a terminal: plain progress lines while it went on (build-rollups reports no progress of its own).
-      expect(cli.output()).toMatch(/^build-rollups full: running \d+s$/m);
+      expect(cli.output()).toMatch(/^build-rollups full@\S+: running \d+s$/m);
       const [run] = await rt.db.sql<{ status: string; worker: string }[]>`select status, worker from ops.job_runs where job = 'build-rollups'`;
       expect(run).toMatchObject({ status: 'succeeded', worker: expect.stringMatching(/^cli:/) });
     } finally {
