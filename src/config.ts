@@ -31,6 +31,15 @@ export function isValidCron(pattern: string, tz = 'UTC'): boolean {
 const positiveInt = (what: string) =>
   z.coerce.number({ error: `must be ${what}` }).int(`must be ${what}`).positive(`must be ${what}`);
 
+/** Node's longest timer: a longer delay fires after 1 ms (TimeoutOverflowWarning). */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** A delay bullpen sets a timer with: `min` (1, or 0 where none is allowed) to MAX_TIMER_MS. */
+const milliseconds = (min: 0 | 1 = 1) => {
+  const what = `a whole number of milliseconds from ${min} to ${MAX_TIMER_MS} (about 24.8 days, the longest timer Node keeps)`;
+  return z.coerce.number({ error: `must be ${what}` }).int(`must be ${what}`).min(min, `must be ${what}`).max(MAX_TIMER_MS, `must be ${what}`);
+};
+
 const urlWithScheme = (schemes: string[]) =>
   z
     .string()
@@ -99,13 +108,13 @@ const EnvSchema = z.object({
     .int('must be a whole number ≥ 0 (0: no limit)')
     .min(0, 'must be a whole number ≥ 0 (0: no limit)')
     .optional(),
-  ENRICHMENT_RATE_WINDOW_MS: positiveInt('a whole number of milliseconds ≥ 1').default(60000),
+  ENRICHMENT_RATE_WINDOW_MS: milliseconds().default(60000),
   ENRICHMENT_CHUNK_RETRIES: z.coerce
     .number({ error: 'must be a whole number ≥ 0' })
     .int('must be a whole number ≥ 0')
     .min(0, 'must be a whole number ≥ 0')
     .default(3),
-  ENRICHMENT_RETRY_BASE_MS: positiveInt('a whole number of milliseconds ≥ 1').default(1000),
+  ENRICHMENT_RETRY_BASE_MS: milliseconds().default(1000),
   ENRICHMENT_MAX_BARS: positiveInt('a whole number ≥ 1').default(50_000_000),
   ENRICHMENT_TRIGGER_RATE: z.coerce
     .number({ error: 'must be a whole number of requests per minute ≥ 0 (0: no limit)' })
@@ -123,16 +132,12 @@ const EnvSchema = z.object({
     })
     .default('info'),
   JOB_ATTEMPTS: positiveInt('a whole number ≥ 1').default(5),
-  JOB_BACKOFF_MS: positiveInt('a whole number of milliseconds ≥ 1').default(5000),
-  ROLLUP_DEBOUNCE_MS: z.coerce
-    .number({ error: 'must be a whole number of milliseconds ≥ 0' })
-    .int('must be a whole number of milliseconds ≥ 0')
-    .min(0, 'must be a whole number of milliseconds ≥ 0')
-    .default(30000),
-  SHUTDOWN_TIMEOUT_MS: positiveInt('a whole number of milliseconds ≥ 1').default(30000),
-  SCHEDULER_INTERVAL_MS: positiveInt('a whole number of milliseconds ≥ 1').default(120000),
-  LOCK_DURATION_MS: positiveInt('a whole number of milliseconds ≥ 1').default(30000),
-  STALLED_INTERVAL_MS: positiveInt('a whole number of milliseconds ≥ 1').default(30000),
+  JOB_BACKOFF_MS: milliseconds().default(5000),
+  ROLLUP_DEBOUNCE_MS: milliseconds(0).default(30000),
+  SHUTDOWN_TIMEOUT_MS: milliseconds().default(30000),
+  SCHEDULER_INTERVAL_MS: milliseconds().default(120000),
+  LOCK_DURATION_MS: milliseconds().default(30000),
+  STALLED_INTERVAL_MS: milliseconds().default(30000),
   JOB_MAX_STALLS: positiveInt('a whole number ≥ 1').default(2),
 });
 

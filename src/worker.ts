@@ -81,8 +81,9 @@ export type JobProcessor = (job: Job, token?: string, signal?: AbortSignal) => P
  */
 export function createProcessor(runtime: WorkerRuntime): JobProcessor {
   const { metrics, recorder } = runtime;
-  // Well inside the recorder's stale threshold (at least 90 s), so a live run never looks dead.
-  const heartbeatIntervalMs = Math.max(10_000, Math.floor(runtime.config.lockDurationMs / 2));
+  // Well inside the recorder's stale threshold (at least 90 s), so a live run never looks dead,
+  // however long the BullMQ lock is.
+  const heartbeatIntervalMs = Math.max(10_000, Math.min(30_000, Math.floor(runtime.config.lockDurationMs / 2)));
 
   return async function processJob(job: Job, token?: string, signal?: AbortSignal): Promise<JobSummary> {
     const definition = runtime.definitions.get(job.name);

@@ -103,6 +103,16 @@ describe('loadConfig', () => {
     expect(config.boardViewerPassword).toBe('pw\t');
   });
 
+  // Node fires a longer timer after 1 ms: a 30-day shutdown grace would abort every job at once,
+  // a 30-day scheduler interval would loop.
+  it.each(['SHUTDOWN_TIMEOUT_MS', 'SCHEDULER_INTERVAL_MS', 'LOCK_DURATION_MS', 'STALLED_INTERVAL_MS', 'JOB_BACKOFF_MS', 'ROLLUP_DEBOUNCE_MS', 'ENRICHMENT_RATE_WINDOW_MS', 'ENRICHMENT_RETRY_BASE_MS'])(
+    'refuses a %s longer than the longest timer Node keeps (2^31 − 1 ms)',
+    (key) => {
+      expect(problems({ [key]: String(30 * 24 * 3600 * 1000) })).toContain(`${key}: must be a whole number of milliseconds from ${key === 'ROLLUP_DEBOUNCE_MS' ? 0 : 1} to 2147483647 (about 24.8 days, the longest timer Node keeps)`);
+      expect(loadConfig({ [key]: '2147483647' })).toBeDefined();
+    },
+  );
+
   it('validates cron patterns with and without seconds', () => {
     expect(isValidCron('*/5 * * * *')).toBe(true);
     expect(isValidCron('*/2 * * * * *')).toBe(true);
