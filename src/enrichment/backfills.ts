@@ -322,6 +322,34 @@ export function progressPct(done: number, total: number): number {
   return total === 0 ? 100 : Math.round((done / total) * 1000) / 10;
 }
 
+/** Backfill statuses still running: a cancelling request stops at its next chunk boundary. */
+const RUNNING_BACKFILL: ReadonlySet<BackfillRow['status']> = new Set(['in_progress', 'cancelling']);
+
+/**
+ * A request's pace: bars written per second of wall time since it started (until it finished),
+ * and, while it runs, the seconds left at its chunk rate so far. Neither after a resume: the time
+ * since the first start then includes the pause, which would understate the rate and inflate the
+ * ETA by all of it. The one rule of the report and the list, so both answer the same.
+ */
+export function backfillPace(p: {
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  /** The clock's now, for a request still going. */
+  now: Date;
+  resumes: number;
+  status: BackfillRow['status'];
+  barsWritten: number;
+  chunksDone: number;
+  chunksTotal: number;
+}): { barsPerSecond: number | null; etaSeconds: number | null } {
+  if (p.startedAt === null || p.resumes > 0) return { barsPerSecond: null, etaSeconds: null };
+  const seconds = Math.max(((p.finishedAt ?? p.now).getTime() - p.startedAt.getTime()) / 1000, 0.001);
+  return {
+    barsPerSecond: Math.round((p.barsWritten / seconds) * 10) / 10,
+    etaSeconds: !RUNNING_BACKFILL.has(p.status) || p.chunksDone === 0 ? null : Math.round(((p.chunksTotal - p.chunksDone) * seconds) / p.chunksDone),
+  };
+}
+
 export function progressOf(states: readonly SeriesProgressRow[]): BackfillProgress {
   const p: BackfillProgress = { series: states.length, chunksTotal: 0, chunksDone: 0, chunksFailed: 0, chunksSkipped: 0, barsWritten: 0, barsRejected: 0 };
   for (const s of states) {
@@ -385,9 +413,16 @@ export async function describeBackfill(db: Sql, backfillId: string): Promise<Bac
   if (!backfill) return undefined;
   const states = await loadSeriesStates(db, backfillId);
   const progress = progressOf(states);
-  const started = backfill.started_at?.getTime();
-  const end = backfill.finished_at?.getTime() ?? Date.now();
-  const seconds = started ? Math.max(0.001, (end - started) / 1000) : null;
+  const pace = backfillPace({
+    startedAt: backfill.started_at,
+    finishedAt: backfill.finished_at,
+    now: new Date(),
+    resumes: backfill.resumes,
+    status: backfill.status,
+    barsWritten: progress.barsWritten,
+    chunksDone: progress.chunksDone,
+    chunksTotal: progress.chunksTotal,
+  });
   // The request is through the earliest date every series has reached (none until each has one).
   const lastDates = states.map((s) => s.last_successful_date);
   const through = lastDates.length > 0 && lastDates.every((d) => d !== null) ? (lastDates as string[]).sort()[0] : null;
@@ -410,8 +445,7 @@ export async function describeBackfill(db: Sql, backfillId: string): Promise<Bac
     progress_pct: progressPct(progress.chunksDone, progress.chunksTotal),
     bars_written: progress.barsWritten,
     bars_rejected: progress.barsRejected,
-    // Only for a request that ran in one go: after a resume the elapsed time includes the pause.
-    bars_per_second: seconds && backfill.resumes === 0 ? Math.round(progress.barsWritten / seconds) : null,
+    bars_per_second: pace.barsPerSecond,
     last_successful_date: through ?? null,
     resumes: backfill.resumes,
     error: backfill.error,

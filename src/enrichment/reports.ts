@@ -10,15 +10,25 @@
  */
 import { enrichmentStatus } from '../analytics/data-quality.ts';
 import { calendarOf, type AssetClass } from '../analytics/timeframes.ts';
+import type { PendingQuery, Row } from 'postgres';
 import type { Sql } from '../db.ts';
 import type { BackfillStatus } from '../queries/enrichment.ts';
 import { sessionsBehind } from './series-step.ts';
-import { progressPct, type BackfillReport } from './backfills.ts';
+import { backfillPace, progressPct, type BackfillReport } from './backfills.ts';
 
 const num = (value: unknown): number | null => (value === null || value === undefined ? null : Number(value));
 const round = (value: number | null, places: number): number | null => (value === null ? null : Math.round(value * 10 ** places) / 10 ** places);
 const iso = (value: Date | null | undefined): string | null => (value ? value.toISOString() : null);
 
+/**
+ * The validation rate of a set of quality rows, in %: validated bars over delivered ones, not the
+ * mean of the rows' rates, which would weigh a day's one 1d bar like its seven 1h bars and answer
+ * a rate its own record counts contradict. Rows without bars rate 0, as the pipeline stores them;
+ * no rows, no rate.
+ */
+function validationRate(db: Sql): PendingQuery<Row[]> {
+  return db`(case when sum(total_records) > 0 then sum(validated_records) * 100.0 / sum(total_records) when count(*) > 0 then 0 end)::float8`;
+}
 
 /** A line of the backfill list: the report's request and progress fields, and an ETA. */
 export interface BackfillListItem
@@ -42,14 +52,11 @@ export interface BackfillListItem
     | 'started_at'
     | 'finished_at'
   > {
-  /** Bars written per second of wall time since it started (until it finished); null before it starts. */
+  /** Bars written per second of wall time since it started (until it finished); null before it starts and after a resume. */
   bars_per_second: number | null;
-  /** Seconds left at the chunk rate so far, while it runs and once a chunk is handled; null otherwise. */
+  /** Seconds left at the chunk rate so far, while it runs and once a chunk is handled, unless resumed; null otherwise. */
   eta_seconds: number | null;
 }
-
-/** Backfill statuses still running: a cancelling request stops at its next chunk boundary. */
-const RUNNING_BACKFILL: ReadonlySet<BackfillStatus> = new Set(['in_progress', 'cancelling']);
 
 /** Recent backfill requests, newest first, with their progress. */
 export async function listBackfills(db: Sql, options: { status?: BackfillStatus; limit: number }): Promise<BackfillListItem[]> {
@@ -59,13 +66,14 @@ export async function listBackfills(db: Sql, options: { status?: BackfillStatus;
       created_at: Date;
       started_at: Date | null;
       finished_at: Date | null;
-      elapsed_seconds: number | null;
+      db_now: Date;
+      resumes: number;
     })[]
   >`
     select b.backfill_id::text, b.status, b.symbols, b.timeframes, b.asset_class, b.from_date::text as from, b.to_date::text as to,
-      b.source, b.requested_by, b.created_at, b.started_at, b.finished_at,
+      b.source, b.requested_by, b.created_at, b.started_at, b.finished_at, b.resumes,
       -- The database's clock, the one started_at and finished_at were written with.
-      extract(epoch from coalesce(b.finished_at, now()) - b.started_at)::float8 as elapsed_seconds,
+      now() as db_now,
       t.chunks_total, t.chunks_done, t.chunks_failed, t.bars_written
     -- The newest requests first, then only their series summed: summing every request ever made
     -- before the limit grew with history (the status page asks every few seconds).
@@ -84,9 +92,17 @@ export async function listBackfills(db: Sql, options: { status?: BackfillStatus;
     ) t
     order by b.created_at desc, b.backfill_id`;
   return rows.map((r) => {
-    const elapsed = r.elapsed_seconds === null ? null : Math.max(r.elapsed_seconds, 0.001);
     const bars = Number(r.bars_written);
-    const remaining = r.chunks_total - r.chunks_done;
+    const pace = backfillPace({
+      startedAt: r.started_at,
+      finishedAt: r.finished_at,
+      now: r.db_now,
+      resumes: r.resumes,
+      status: r.status,
+      barsWritten: bars,
+      chunksDone: r.chunks_done,
+      chunksTotal: r.chunks_total,
+    });
     return {
       backfill_id: r.backfill_id,
       status: r.status,
@@ -105,10 +121,8 @@ export async function listBackfills(db: Sql, options: { status?: BackfillStatus;
       created_at: r.created_at.toISOString(),
       started_at: iso(r.started_at),
       finished_at: iso(r.finished_at),
-      bars_per_second: elapsed === null ? null : round(bars / elapsed, 1),
-      // Chunks so far per second of wall time, projected over the chunks left.
-      eta_seconds:
-        elapsed === null || !RUNNING_BACKFILL.has(r.status) || r.chunks_done === 0 ? null : Math.round((remaining * elapsed) / r.chunks_done),
+      bars_per_second: pace.barsPerSecond,
+      eta_seconds: pace.etaSeconds,
     };
   });
 }
@@ -147,7 +161,7 @@ export async function loadEnrichmentStatus(db: Sql, symbol: string, options: { n
     };
   }
   const [quality] = await db<{ quality_score: number | null; validation_rate: number | null }[]>`
-    select avg(q.avg_quality_score)::float8 as quality_score, avg(q.validation_rate)::float8 as validation_rate
+    select avg(q.avg_quality_score)::float8 as quality_score, ${validationRate(db)} as validation_rate
     from enrichment.data_quality_metrics q
     where q.symbol = ${symbol}
       and q.metric_date > (select max(metric_date) from enrichment.data_quality_metrics where symbol = ${symbol}) - 7`;
@@ -190,7 +204,7 @@ export async function loadEnrichmentMetrics(db: Sql, now: number): Promise<Recor
     from enrichment.compute_log where created_at > ${at}::timestamptz - interval '24 hours'`;
   const [quality] = await db<{ symbols: number; validation_rate: number | null; quality_score: number | null }[]>`
     select (select count(*)::int from enrichment.status) as symbols,
-      avg(validation_rate)::float8 as validation_rate, avg(avg_quality_score)::float8 as quality_score
+      ${validationRate(db)} as validation_rate, avg(avg_quality_score)::float8 as quality_score
     from enrichment.data_quality_metrics
     where metric_date > (${at}::timestamptz at time zone 'America/New_York')::date - 7`;
   const counts = await db<{ status: BackfillStatus; n: number }[]>`select status, count(*)::int as n from enrichment.backfills group by status`;
@@ -244,7 +258,7 @@ export async function loadQualityReport(db: Sql, symbol: string, days: number, n
         }[]
       >`
         select metric_date::text as date, sum(total_records)::int as total_records, sum(validated_records)::int as validated_records,
-          avg(validation_rate)::float8 as validation_rate, sum(gaps_detected)::int as gaps_detected,
+          ${validationRate(db)} as validation_rate, sum(gaps_detected)::int as gaps_detected,
           sum(anomalies_detected)::int as anomalies_detected, avg(avg_quality_score)::float8 as avg_quality_score,
           avg(data_completeness)::float8 as data_completeness
         from enrichment.data_quality_metrics
@@ -253,7 +267,7 @@ export async function loadQualityReport(db: Sql, symbol: string, days: number, n
     : [];
   const [summary] = latest
     ? await db<{ validation_rate: number | null; quality_score: number | null; gaps: number; anomalies: number }[]>`
-        select avg(validation_rate)::float8 as validation_rate, avg(avg_quality_score)::float8 as quality_score,
+        select ${validationRate(db)} as validation_rate, avg(avg_quality_score)::float8 as quality_score,
           coalesce(sum(gaps_detected), 0)::int as gaps, coalesce(sum(anomalies_detected), 0)::int as anomalies
         from enrichment.data_quality_metrics
         where symbol = ${symbol} and metric_date > ${latest}::date - ${days}::int`

@@ -41,6 +41,7 @@ import {
   recordChunkSkipped,
   recordRetry,
   replaceFeatures,
+  skippedThrough,
   writeChunk,
   insertFetchLog,
   type BackfillRow,
@@ -174,10 +175,11 @@ export async function runSeriesStep(deps: StepDeps, key: SeriesKey): Promise<Ste
 
     const chunk = state.chunks[state.next_chunk] as ChunkSpan;
     const to = fetchEnd(chunk, backfill);
-    if (!needsFetch(await loadLedger(db, state.symbol, state.timeframe, chunk.start), to, backfill.reprocess, backfill.source)) {
+    const ledger = await loadLedger(db, state.symbol, state.timeframe, chunk.start);
+    if (!needsFetch(ledger, to, backfill.reprocess, backfill.source)) {
       // Stored before the chunk this series just wrote: its features were computed without it.
       if (state.feature_state) await refreshFollowingFeatures(deps, log, state, dayNumberOfIsoDate(chunk.start));
-      await recordChunkSkipped(db, state);
+      await recordChunkSkipped(db, state, skippedThrough(ledger, to));
       deps.onChunk?.('skipped');
       continue;
     }

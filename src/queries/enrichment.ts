@@ -167,14 +167,24 @@ export function needsFetch(ledger: LedgerRow | undefined, to: string, reprocess:
 }
 
 /**
+ * The last date a skipped chunk's stored bars make good for the series, fetched through `to`: all
+ * of it when the ledger has it complete (needsFetch then found it covered through `to`), none for
+ * a failed chunk passed over (reprocess `missing` leaves those be): its bars are not there.
+ */
+export function skippedThrough(ledger: LedgerRow | undefined, to: string): string | null {
+  return ledger?.status === 'completed' ? to : null;
+}
+
+/**
  * A chunk already done elsewhere: the series moves past it, and its feature state must be rebuilt from stored bars.
  * Only from the chunk the caller read: another run of the series (a stalled job re-run while its first holder still
- * runs) may have moved on, and advancing again would pass over a chunk nobody fetched.
+ * runs) may have moved on, and advancing again would pass over a chunk nobody fetched. Its stored bars count as the
+ * series' own (`through`, see skippedThrough): a request for data all there is done through its last date.
  */
-export async function recordChunkSkipped(sql: Sql, state: Pick<SeriesStateRow, 'id' | 'next_chunk'>): Promise<void> {
+export async function recordChunkSkipped(sql: Tx, state: Pick<SeriesStateRow, 'id' | 'next_chunk'>, through: string | null): Promise<void> {
   await sql`
     update enrichment.backfill_state set next_chunk = next_chunk + 1, chunks_skipped = chunks_skipped + 1, feature_state = null,
-      state_through = null, status = 'in_progress', updated_at = now()
+      state_through = null, last_successful_date = greatest(last_successful_date, ${through}::date), status = 'in_progress', updated_at = now()
     where id = ${state.id} and next_chunk = ${state.next_chunk}`;
 }
 
@@ -376,11 +386,9 @@ export async function writeChunk(sql: Sql, w: ChunkWrite): Promise<ChunkWriteRes
     // is still current writes; the other would store the chunk twice and pass over the next one.
     const [current] = await tx<{ next_chunk: number }[]>`select next_chunk from enrichment.backfill_state where id = ${state.id} for update`;
     if (current?.next_chunk !== state.next_chunk) return { written: false, superseded: true, inserted: 0, replaced: 0, corrections: 0 };
-    if (w.reprocess === 'missing' && !needsFetch(await loadLedger(tx as Tx, symbol, timeframe, chunk.start), w.fetchedTo, 'missing', w.source)) {
-      await tx`
-        update enrichment.backfill_state set next_chunk = next_chunk + 1, chunks_skipped = chunks_skipped + 1, feature_state = null,
-          state_through = null, updated_at = now()
-        where id = ${state.id}`;
+    const ledger = w.reprocess === 'missing' ? await loadLedger(tx as Tx, symbol, timeframe, chunk.start) : undefined;
+    if (w.reprocess === 'missing' && !needsFetch(ledger, w.fetchedTo, 'missing', w.source)) {
+      await recordChunkSkipped(tx as Tx, state, skippedThrough(ledger, w.fetchedTo));
       return { written: false, superseded: false, inserted: 0, replaced: 0, corrections: 0 };
     }
 

@@ -1,8 +1,10 @@
 /**
  * The enrichment API as a client sees it: trigger (the seed's query-string form and JSON), the
  * backfill report and list, cancel/resume answers, and the seed's status, metrics and quality
- * shapes after small synthetic backfills run by real workers.
+ * shapes after small synthetic backfills run by real workers. Last, figures that must agree with
+ * each other: rates against their own record counts, and the report against the list.
  */
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DateTime } from 'luxon';
 import { JOBS } from '../../jobs/index.ts';
@@ -314,5 +316,80 @@ describe('the seed’s read endpoints', () => {
     }
     expect((await call('GET', '/api/v1/data/quality/AAPL?days=365')).status).toBe(200);
     expect(await call('GET', '/api/v1/data/quality/QQQQ')).toMatchObject({ status: 200, body: { daily_metrics: [], recent_fetch_logs: [], period_end: null } });
+  });
+});
+
+// After the metrics above, which count every request, symbol and fetch made before them.
+describe('figures that agree with each other', () => {
+  it("GET /data/quality/:symbol: a rate is validated over delivered records, over every timeframe and day; so is the status's", async () => {
+    // Two days of one symbol: each day's 1d bar valid; 6, then 7, of its 7 1h bars valid (rates as the pipeline stores them).
+    await rt.db.sql`
+      insert into enrichment.data_quality_metrics (symbol, timeframe, metric_date, total_records, validated_records, validation_rate,
+        gaps_detected, anomalies_detected, avg_quality_score, data_completeness, features_rate, freshness)
+      values ('QLTY', '1d', '2024-06-03', 1, 1, 100.00, 0, 0, 0.95, 1.00, 1.00, 1.00),
+             ('QLTY', '1h', '2024-06-03', 7, 6, 85.71, 0, 0, 0.90, 1.00, 1.00, 1.00),
+             ('QLTY', '1d', '2024-06-04', 1, 1, 100.00, 0, 0, 0.95, 1.00, 1.00, 1.00),
+             ('QLTY', '1h', '2024-06-04', 7, 7, 100.00, 0, 0, 0.95, 1.00, 1.00, 1.00)`;
+    await rt.db.sql`
+      insert into enrichment.status (symbol, asset_class, status, last_enrichment_time, latest_bar_ts, records_available, timeframes_available)
+      values ('QLTY', 'stock', 'healthy', now(), '2024-06-04T19:00:00Z', 16, ${['1d', '1h']})`;
+
+    const { status, body } = await call('GET', '/api/v1/data/quality/QLTY?days=7');
+    expect(status).toBe(200);
+    const daily = body.daily_metrics as Record<string, unknown>[];
+    expect(daily.map((d) => d.date)).toEqual(['2024-06-04', '2024-06-03']);
+    // 7 / 8 = 87.5 %, not 92.86, the mean of 100 and 85.71.
+    expect(daily[1]).toMatchObject({ total_records: 8, validated_records: 7, validation_rate: 87.5 });
+    expect(daily[0]).toMatchObject({ total_records: 8, validated_records: 8, validation_rate: 100 });
+    // 15 / 16 = 93.75 %, not 96.43, the mean of the four rows.
+    expect(body.summary).toMatchObject({ avg_validation_rate: 93.75 });
+    expect((await call('GET', '/api/v1/enrichment/status/QLTY')).body).toMatchObject({ validation_rate: 93.75 });
+  });
+
+  it('GET /backfills/:id: a request whose chunks were all stored already is through its last date', async () => {
+    const query = 'symbol=INTC&timeframes=1d&from=2024-03-01&to=2024-03-28';
+    const run = async () => {
+      const { status, body } = await call('POST', `/api/v1/enrichment/trigger?${query}`);
+      expect(status).toBe(202);
+      return waitForBackfill(String(body.backfill_id));
+    };
+    expect(await run()).toMatchObject({ status: 'completed', chunks_skipped: 0, last_successful_date: '2024-03-28' });
+    const again = await run();
+    expect(again).toMatchObject({ status: 'completed', chunks_failed: 0, last_successful_date: '2024-03-28' });
+    expect(again.chunks_skipped).toBe(again.chunks_total); // nothing fetched twice
+    expect((again.series as Record<string, unknown>[])[0]).toMatchObject({ last_successful_date: '2024-03-28' });
+  });
+
+  it('GET /backfills/:id: a failed chunk passed over (reprocess missing) is no successful date', async () => {
+    await rt.db.sql`
+      insert into enrichment.chunks (symbol, timeframe, chunk_start, chunk_end, status, covered_to, source, error)
+      values ('HOLE', '1d', '2024-01-01', '2024-12-31', 'failed', null, 'synthetic', 'HTTP 500')`;
+    const { status, body } = await call('POST', '/api/v1/enrichment/trigger?symbol=HOLE&timeframes=1d&from=2024-03-01&to=2024-03-28');
+    expect(status).toBe(202);
+    expect(await waitForBackfill(String(body.backfill_id))).toMatchObject({ status: 'completed', chunks_skipped: 1, last_successful_date: null });
+  });
+
+  it('GET /backfills and GET /backfills/:id answer the same pace, resumed or not', async () => {
+    // Ran 50 of 100 chunks in its first minute, a day ago; cancelled; resumed just now and running.
+    const id = randomUUID();
+    const sql = rt.db.sql;
+    await sql`
+      insert into enrichment.backfills (backfill_id, symbols, timeframes, asset_class, from_date, to_date, source, reprocess, requested_by,
+        status, job_id, resumes, created_at, started_at)
+      values (${id}, ${['ZZZ']}, ${['1m']}, 'stock', '2016-01-01', '2024-04-30', 'synthetic', 'missing', 'test',
+        'in_progress', ${`enrichment-backfill@${id}`}, 1, now() - interval '1 day 1 minute', now() - interval '1 day')`;
+    const chunks = Array.from({ length: 100 }, (_, i) => ({ start: `2016-01-${String((i % 28) + 1).padStart(2, '0')}`, end: '2016-01-28' }));
+    await sql`
+      insert into enrichment.backfill_state (backfill_job_id, symbol, asset_class, timeframe, status, chunks, next_chunk, chunks_done, bars_written, last_successful_date)
+      values (${id}, 'ZZZ', 'stock', '1m', 'in_progress', ${sql.json(chunks)}, 50, 50, 390000, '2020-01-31')`;
+
+    const list = (await call('GET', '/api/v1/backfills?limit=100')).body.backfills as Record<string, unknown>[];
+    // Its elapsed time includes the day it stood still: ~4.5 bars/s and an ETA of a day would be made up.
+    expect((await call('GET', `/api/v1/backfills/${id}`)).body.bars_per_second).toBeNull();
+    expect(list.find((b) => b.backfill_id === id)).toMatchObject({ bars_per_second: null, eta_seconds: null });
+    // One that ran in one go and finished: the same figure from both.
+    const finished = (await call('GET', `/api/v1/backfills/${ids.aapl}`)).body.bars_per_second;
+    expect(finished).toBeGreaterThan(0);
+    expect(list.find((b) => b.backfill_id === ids.aapl)?.bars_per_second).toBe(finished);
   });
 });
