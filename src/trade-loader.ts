@@ -2,18 +2,18 @@
  * The trade ETL: OLTP executions into the warehouse star schema, batch by batch.
  *
  * A run loads batches of executions in watermark order (ingested_at, execution_id), up to the
- * instant it started. Each batch is one transaction that first merges the source's accounts,
- * instruments and strategies into the type-2 dimensions (small tables: a member the source adds
- * during a run is there before the fills that use it are judged), then reads and judges the
- * rows, quarantines bad ones, audits and retires amended ones, re-matches FIFO lots for every
- * account × instrument it touches (restating later fills when a late or amended one lands
- * before them), writes facts, fact keys, positions and rollup requests, and advances the
+ * instant it started. Each batch is one transaction that first reads the source's accounts,
+ * instruments and strategies under the ETL lock and merges them into the type-2 dimensions (small
+ * tables: a member the source adds during a run is there before the fills that use it are judged),
+ * then reads and judges the rows, quarantines bad ones, audits and retires amended ones, re-matches
+ * FIFO lots for every account × instrument it touches (restating later fills when a late or amended
+ * one lands before them), writes facts, fact keys, positions and rollup requests, and advances the
  * watermark. A crash loses at most the batch in flight, which the next run reads again; a rerun
  * over rows already loaded finds them unchanged by hash and writes nothing. Then the rows of open
  * rejects whose unknown account or instrument has appeared since (an eventually consistent source
  * may stamp a fill before its member exists) are read again by id and go through the same batch
- * path, so they load and their rejects are resolved. Rows ingested at +infinity, which no
- * watermark window reaches, are then read by id and quarantined once.
+ * path, so they load and their rejects are resolved. Rows ingested at ±infinity, which no watermark
+ * window reads, are then read by id and quarantined once.
  */
 import { pipeline } from 'node:stream/promises';
 import type { Sql, TransactionSql } from 'postgres';
@@ -214,7 +214,7 @@ export async function loadTrades(options: LoadTradesOptions): Promise<LoadSummar
     if (orders.length < batchSize) break;
     afterId = orders.at(-1) ?? null;
   }
-  // Then the rows ingested at +infinity, a slice at a time by id; only new ones count.
+  // Then the rows ingested at ±infinity, a slice at a time by id; only new ones count.
   // (Not bounded by maxBatches: it is small, and the watermark pass has finished.)
   for (let afterId: string | null = null; !halted(false); ) {
     const { batch, read, lastId } = await loadBatch(options, { kind: 'not-finite', afterId }, batchSize, now(), sameDatabase, summary);
@@ -256,17 +256,21 @@ export function copyTextField(value: unknown): string {
 }
 
 /**
- * Merges the three source dimensions inside the batch's transaction, before its rows are read,
- * and adds what changed to `totals`. The rows read were ingested before the run started, so
- * a member the source committed before stamping its fills is in the members read here.
+ * Merges the three source dimensions, read from `source` (`tx` itself when it is this database),
+ * inside the batch's transaction before its rows are read, and adds what changed to `totals`.
+ * Read under the ETL lock the caller holds: a copy read before it could predate a change another
+ * run has merged since, and merging it would undo that change. The rows read were ingested
+ * before the run started, so a member the source committed before stamping its fills is in the
+ * members read here.
  */
 async function syncDimensions(
   tx: TransactionSql<Record<string, never>>,
-  members: ReadonlyArray<readonly Record<string, unknown>[]>,
+  source: Sql | TransactionSql<Record<string, never>>,
   now: Date,
   runPartition: string,
   totals: DimensionSyncResult[],
 ): Promise<void> {
+  const members = await Promise.all(DIMENSIONS.map((spec) => loadSourceMembers(source, spec)));
   for (const [i, spec] of DIMENSIONS.entries()) {
     const result = await syncDimension(tx, spec, members[i] ?? [], now, runPartition);
     const total = totals.find((t) => t.dimension === result.dimension);
@@ -282,7 +286,7 @@ async function syncDimensions(
 
 /**
  * Which rows a batch reads: the watermark window up to the run's start, the rows of open rejects
- * to retry, or a slice of the rows ingested at +infinity.
+ * to retry, or a slice of the rows ingested at ±infinity.
  */
 type BatchPass = { kind: 'watermark'; until: Date } | { kind: 'retry'; ids: readonly string[] } | { kind: 'not-finite'; afterId: string | null };
 
@@ -307,12 +311,10 @@ async function loadBatch(
     phaseMs[name] = (phaseMs[name] ?? 0) + Number(t - mark) / 1e6;
     mark = t;
   };
-  // Members are read before the transaction (the source may be another database); the passes
-  // by id follow a watermark batch that has just merged them.
-  const members = pass.kind === 'watermark' ? await Promise.all(DIMENSIONS.map((spec) => loadSourceMembers(sourceDb, spec))) : null;
   const result = await db.begin(async (tx) => {
     await lockEtl(tx);
-    if (members !== null) await syncDimensions(tx, members, now, runPartition, totals.dimensions);
+    // The passes by id follow a watermark batch that has just merged the members.
+    if (pass.kind === 'watermark') await syncDimensions(tx, sameDatabase ? tx : sourceDb, now, runPartition, totals.dimensions);
     phase('dimensions');
     const window: BatchWindow =
       pass.kind === 'watermark'

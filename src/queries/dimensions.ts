@@ -99,14 +99,14 @@ export interface DimensionSyncResult {
 }
 
 /** Reads one dimension's source rows, timestamps as text so microseconds survive the trip. */
-export async function loadSourceMembers(sourceDb: Sql, spec: DimensionSpec): Promise<Record<string, unknown>[]> {
+export async function loadSourceMembers(sourceDb: Sql | Tx, spec: DimensionSpec): Promise<Record<string, unknown>[]> {
   const columns = [spec.id, ...spec.attributes.map(([name]) => name)].join(', ');
   return sourceDb.unsafe(`SELECT ${columns}, updated_at::text AS updated_at FROM ${spec.source}`);
 }
 
 /**
  * Merges source members into a type-2 dimension inside `tx` and re-points facts; returns
- * what changed. `now` stands in for a changed row's missing updated_at. Stale rollup
+ * what changed. `now` stands in for a changed row's missing or infinite updated_at. Stale rollup
  * partitions of re-pointed facts are recorded in ops.rollup_requests, and for a member keyed
  * by date (an account) the partition where its new version starts, so that the next pending
  * build-rollups run restates its curve and metrics from there even if it never trades again.
@@ -127,12 +127,17 @@ export async function syncDimension(
   await tx.unsafe(`CREATE TEMP TABLE dim_source (${recordType}) ON COMMIT DROP`);
   await tx.unsafe(`INSERT INTO dim_source SELECT * FROM jsonb_to_recordset($1::text::jsonb) AS s(${recordType})`, [JSON.stringify(members)]);
   // A member changed at the source: the new version starts at its updated_at (never before the
-  // current version's own start, so versions stay ordered even with a skewed source clock).
+  // current version's own start, so versions stay ordered even with a skewed source clock). An
+  // infinite updated_at counts as a missing one: ±infinity + 1 µs is ±infinity, so the new
+  // version would start where the current one does and collide with it (UNIQUE (id,
+  // effective_from)), failing every run. So every start but a first version's -infinity is
+  // finite, and a new one is finite and after its current version's.
   // (CREATE TABLE AS takes no bind parameters; the one value inlined is our own Date.)
   await tx.unsafe(
     `CREATE TEMP TABLE dim_changed ON COMMIT DROP AS
      SELECT d.${spec.key} AS old_key, s.*,
-            greatest(coalesce(s.updated_at, ${timestampLiteral(now)}), d.effective_from + interval '1 microsecond') AS starts_at
+            greatest(CASE WHEN isfinite(s.updated_at) THEN s.updated_at ELSE ${timestampLiteral(now)} END,
+                     d.effective_from + interval '1 microsecond') AS starts_at
      FROM dim_source s JOIN ${spec.target} d ON d.${spec.id} = s.${spec.id} AND d.is_current
      WHERE ${tuple('d')} IS DISTINCT FROM ${tuple('s')}`,
   );

@@ -36,11 +36,13 @@ export interface Watermark {
 /**
  * Which source rows a batch reads. `watermark`: after the watermark and ingested at or before
  * `until` (the run's start, one finite bound for the whole run), oldest ingestion first; a row
- * stamped later (a skewed source clock, a typo like 2099) waits for a run that starts after
- * it, instead of carrying the watermark past every row ingested before it. `not-finite`: the
- * rows ingested at +infinity, which no finite bound ever reaches; they are read by id, only to
- * quarantine them. `retry`: the rows of open rejects whose account or instrument has appeared
- * since (loadRetryableRejects), by id, whatever their ingested_at.
+ * stamped later (a skewed source clock, a typo like 2099) waits for a run that starts after it,
+ * instead of carrying the watermark past every row ingested before it; rows ingested at -infinity
+ * are left out of it. `not-finite`: the rows ingested at ±infinity, which the window never reads
+ * (no finite bound reaches +infinity, and -infinity sorts before any watermark that has moved: a
+ * row stamped so after the first run would never be read); they are read by id, only to quarantine
+ * them. `retry`: the rows of open rejects whose account or instrument has appeared since
+ * (loadRetryableRejects), by id, whatever their ingested_at.
  */
 export type BatchWindow =
   | { kind: 'watermark'; after: Watermark | null; until: Date; limit: number }
@@ -51,12 +53,16 @@ export type BatchWindow =
 export function sourceBatchQuery(window: BatchWindow): string {
   let inner: string;
   if (window.kind === 'watermark') {
-    const until = `e.ingested_at <= '${window.until.toISOString()}'::timestamptz`;
+    const until = `e.ingested_at <= '${window.until.toISOString()}'::timestamptz AND e.ingested_at > '-infinity'`;
     const after = window.after === null ? '' : ` AND (e.ingested_at, e.execution_id) > (${literalTimestamp(window.after.ingestedAt)}, ${literalBigint(window.after.executionId)})`;
     inner = `SELECT * FROM oltp.executions e WHERE ${until}${after} ORDER BY e.ingested_at, e.execution_id LIMIT ${Math.trunc(window.limit)}`;
   } else if (window.kind === 'not-finite') {
+    // not isfinite(ingested_at), as the two ends of the watermark index, each read in id order:
+    // the index serves an equality on ingested_at, not the function.
     const after = window.afterId === null ? '' : ` AND e.execution_id > ${literalBigint(window.afterId)}`;
-    inner = `SELECT * FROM oltp.executions e WHERE e.ingested_at = 'infinity'${after} ORDER BY e.execution_id LIMIT ${Math.trunc(window.limit)}`;
+    const limit = `ORDER BY e.execution_id LIMIT ${Math.trunc(window.limit)}`;
+    const end = (value: string) => `(SELECT * FROM oltp.executions e WHERE e.ingested_at = '${value}'${after} ${limit})`;
+    inner = `SELECT * FROM (${end('-infinity')} UNION ALL ${end('infinity')}) e ${limit}`;
   } else {
     // Ids from our own ops.etl_rejects, each checked to be a bigint: primary-key probes.
     const ids = window.ids.map(checkedBigint).join(',');
@@ -73,8 +79,9 @@ export function sourceBatchQuery(window: BatchWindow): string {
 
 // The query is spliced as text into other statements (the classification, the cross-database
 // cursor), so the watermark is inlined; both values come from our own ops.etl_watermarks row and
-// are checked to be what they claim. '-infinity' and BC instants are valid watermarks: such rows
-// are read (and quarantined) before the others.
+// are checked to be what they claim. BC instants are valid watermarks (such rows are read, and
+// quarantined, before the others), and so is '-infinity', which runs saved when the window still
+// read the rows ingested then.
 function literalTimestamp(value: string): string {
   if (!/^(-infinity|[0-9: .+-]+( BC)?)$/.test(value)) throw new Error(`watermark timestamp ${JSON.stringify(value)} is not a PostgreSQL timestamptz`);
   return `'${value}'::timestamptz`;
@@ -179,7 +186,7 @@ export async function classifyBatch(
     -- Everything src/analytics/fifo.ts and insertFacts would refuse is refused here first: one
     -- row they throw on would roll back its whole batch, run after run.
     cross join lateral (select case
-      -- ±infinity has no place in the watermark order (+infinity is only read to be quarantined).
+      -- ±infinity has no place in the watermark order (such rows are only read to be quarantined).
       when not isfinite(s.ingested_at) then 'ingested_at_not_finite'
       when s.quantity is null then 'quantity_missing'
       when s.quantity in ('NaN', 'Infinity', '-Infinity') then 'quantity_not_a_number'
@@ -216,7 +223,7 @@ export async function classifyBatch(
 }
 
 /**
- * The not-finite pass reads every row ingested at +infinity on every run: drops those already
+ * The not-finite pass reads every row ingested at ±infinity on every run: drops those already
  * quarantined as they are now (same raw row), so each is reported once. Returns the largest
  * id read (where the next slice starts), or null when nothing was read.
  */

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Sql } from '../../src/db.ts';
 import { loadTrades, type LoadTradesOptions } from '../../src/trade-loader.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { insertExecutions, loadFacts, seedReference, snapshotWarehouse } from '../helpers/oltp.ts';
@@ -145,6 +146,38 @@ describe('trading dates and dimensions', () => {
     expect(versions.map((r) => ({ ...r }))).toEqual([
       { effective_from: '-infinity', effective_to: '2026-03-04 00:00:00+00' },
       { effective_from: '2026-03-04 00:00:00+00', effective_to: 'infinity' },
+    ]);
+  });
+
+  it('opens a changed member’s new version now when its updated_at is -infinity, instead of failing every run', async () => {
+    // ±infinity + 1 µs is ±infinity: the new version would start where the current one does.
+    await db.sql`update oltp.accounts set updated_at = '-infinity' where account_id = 1`;
+    await insertExecutions(db.sql, [{ execution_id: 1, executed_at: at(0) }]);
+    await load();
+    await db.sql`update oltp.accounts set risk_tier = 'high' where account_id = 1`;
+    await insertExecutions(db.sql, [{ execution_id: 2, account_id: 2, order_id: 300, executed_at: at(0, '2026-03-03') }]);
+    expect(await load()).toMatchObject({ loaded: 1 });
+    expect((await loadFacts(db.sql)).map((f) => f.execution_id)).toEqual(['1', '2']);
+    const versions = await db.sql`select risk_tier, effective_from::text from warehouse.dim_account where account_id = 1 order by effective_from`;
+    expect(versions.map((v) => [v.risk_tier, v.effective_from])).toEqual([
+      ['low', '-infinity'],
+      ['high', '2026-11-20 21:00:00+00'],
+    ]);
+  });
+
+  it('opens each new version of a member stamped updated_at infinity after the last, finite', async () => {
+    await insertExecutions(db.sql, [{ execution_id: 1, executed_at: at(0) }]);
+    await load();
+    await db.sql`update oltp.strategies set risk_tier = 'high', updated_at = 'infinity' where strategy_id = 1`;
+    await load();
+    await db.sql`update oltp.strategies set risk_tier = 'extreme' where strategy_id = 1`;
+    await insertExecutions(db.sql, [{ execution_id: 2, account_id: 2, order_id: 300, executed_at: at(0, '2026-03-03') }]);
+    expect(await load()).toMatchObject({ loaded: 1 });
+    const versions = await db.sql`select risk_tier, effective_from::text from warehouse.dim_strategy where strategy_id = 1 order by effective_from`;
+    expect(versions.map((v) => [v.risk_tier, v.effective_from])).toEqual([
+      ['medium', '-infinity'],
+      ['high', '2026-11-20 21:00:00+00'],
+      ['extreme', '2026-11-20 21:00:00.000001+00'],
     ]);
   });
 
@@ -530,6 +563,20 @@ describe('the watermark', () => {
     const [mark] = await db.sql`select last_ingested_at::text as at from ops.etl_watermarks`;
     expect(mark?.at).toBe('2026-03-02 15:02:01+00');
   });
+
+  it('quarantines a row ingested at -infinity after the first run, though it sorts before the watermark', async () => {
+    await insertExecutions(db.sql, [{ execution_id: 1, executed_at: at(0) }]);
+    expect(await load()).toMatchObject({ loaded: 1 });
+    await insertExecutions(db.sql, [{ execution_id: 2, executed_at: at(1) }]);
+    await db.sql`update oltp.executions set ingested_at = '-infinity' where execution_id = 2`;
+    expect(await load()).toMatchObject({ rejected: 1, rejectsByReason: { ingested_at_not_finite: 1 } });
+    const rejects = await db.sql`select source_key, reason, detail from ops.etl_rejects`;
+    expect(rejects.map((r) => ({ ...r }))).toEqual([{ source_key: '2', reason: 'ingested_at_not_finite', detail: 'ingested_at is -infinity' }]);
+    // Reported once, and the watermark stays where the finite rows put it.
+    expect(await load()).toMatchObject({ extracted: 0, rejected: 0 });
+    const [mark] = await db.sql`select last_ingested_at::text as at from ops.etl_watermarks`;
+    expect(mark?.at).toBe('2026-03-02 15:00:01+00');
+  });
 });
 
 describe('execution ids', () => {
@@ -612,6 +659,79 @@ describe('a source in another database', () => {
     } finally {
       await source.drop();
     }
+  });
+});
+
+describe('two runs at once', () => {
+  /** This database passed as another one (the cross-database path), with `hook` run once right after the accounts are read. */
+  function sourceWithHook(sql: Sql, hook: () => Promise<void>): Sql {
+    let pending: (() => Promise<void>) | null = hook;
+    return new Proxy(sql, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        if (prop !== 'unsafe') return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        return (query: string, ...rest: unknown[]) => {
+          const q = (target.unsafe as (...a: unknown[]) => Promise<unknown[]>)(query, ...rest);
+          if (pending === null || !query.includes('FROM oltp.accounts')) return q;
+          const run = pending;
+          pending = null;
+          return q.then(async (rows) => {
+            await run();
+            return rows;
+          });
+        };
+      },
+    });
+  }
+
+  /** Resolves once `run` has settled or waits for an advisory lock (the ETL's) in this database. */
+  async function settledOrWaitingForLock(sql: Sql, run: Promise<unknown>): Promise<void> {
+    let settled = false;
+    run.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    while (!settled) {
+      const [lock] = await sql`
+        select exists (select 1 from pg_locks where locktype = 'advisory' and not granted
+          and database = (select oid from pg_database where datname = current_database())) as waiting`;
+      if (lock?.waiting === true) return;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
+  it('a run never merges members read before another run merged a change to them', async () => {
+    await insertExecutions(db.sql, [
+      { execution_id: 1, executed_at: at(0, '2026-03-02') },
+      { execution_id: 2, executed_at: at(0, '2026-03-05') },
+    ]);
+    await load();
+    await insertExecutions(db.sql, [{ execution_id: 3, account_id: 2, order_id: 300, executed_at: at(0, '2026-03-06') }]);
+
+    // Run A reads the accounts; then the source changes account 1 and run B (say the scheduled run
+    // beside a forced one) starts, and A goes on once B has merged the change or waits for A's lock.
+    // Read before the lock, A's copy would be stale and undo B's change (a version with the old
+    // attributes, the fill of the 5th moved to it).
+    let runB: Promise<unknown> = Promise.resolve();
+    await load({
+      sourceDb: sourceWithHook(db.sql, async () => {
+        await db.sql`update oltp.accounts set risk_tier = 'high', updated_at = '2026-03-04T00:00:00Z' where account_id = 1`;
+        runB = load();
+        await settledOrWaitingForLock(db.sql, runB);
+      }),
+    });
+    await runB;
+
+    // Account 1 changed once at the source: two versions, and the fill of the 5th carries the new one.
+    const versions = await db.sql`select risk_tier, effective_from::text from warehouse.dim_account where account_id = 1 order by effective_from`;
+    const [fill2] = await db.sql`select a.risk_tier from warehouse.fact_trades f join warehouse.dim_account a using (account_key) where f.execution_id = 2`;
+    expect({ fill2: fill2?.risk_tier, versions: versions.map((v) => [v.risk_tier, v.effective_from]) }).toEqual({
+      fill2: 'high',
+      versions: [
+        ['low', '-infinity'],
+        ['high', '2026-03-04 00:00:00+00'],
+      ],
+    });
   });
 });
 
