@@ -12,7 +12,7 @@
  *
  * Only the identifiers and time zone below are spliced into SQL text, never row data.
  */
-import type { Sql, TransactionSql } from 'postgres';
+import type { PendingQuery, Row, Sql, TransactionSql } from 'postgres';
 
 type Tx = TransactionSql<Record<string, never>>;
 
@@ -134,6 +134,22 @@ export async function batchWatermark(tx: Tx): Promise<Watermark | null> {
 }
 
 /**
+ * The hash of source row `s` as loaded, with `strategy` for its order's strategy: 64 bits over the
+ * values (not their text: equal numbers hash equal, and no formatting cost); an amendment going
+ * unnoticed would need a collision between two versions of one execution.
+ */
+const rowHash = (tx: Tx, strategy: PendingQuery<Row[]>) => tx`
+  hash_record_extended(row(s.order_id, s.account_id, s.instrument_id, s.executed_at, s.side, s.quantity, s.price,
+    s.commission, s.fees, s.liquidity_flag, s.venue, s.reported_at, ${strategy}), 0)`;
+
+/**
+ * A reject `r` of batch row `b` as it stands: the same raw row, or the same one read while its
+ * order had no strategy (the raw row carries the order's strategy; the execution did not change).
+ */
+const sameRaw = (tx: Tx) => tx`
+  (r.raw_hash = md5(b.raw::text) or (b.strategy_id is not null and r.raw_hash = md5((b.raw || '{"strategy_id": null}'::jsonb)::text)))`;
+
+/**
  * Reads the batch and judges every row (DESIGN.md "Rejected": one reason code each, first
  * failing check wins), resolves its dimension keys as of executed_at, and compares it with what
  * is loaded. `source`: read straight from oltp when it is in this database (no landing table),
@@ -160,18 +176,16 @@ export async function classifyBatch(
       case when r.reason is not null then case when k.execution_id is null then 'rejected' else 'removed' end
            when k.execution_id is null then 'new'
            when k.row_hash = h.row_hash then 'unchanged'
+           -- Loaded while its order had no strategy (hashed with none): the row is the same, and the
+           -- reassign pass moves the fact to the strategy its order has now.
+           when s.strategy_id is not null and k.row_hash = ${rowHash(tx, tx`null::bigint`)} then 'unchanged'
            else 'amended' end,
       t.local_at, t.local_at::date,
       a.account_key, i.instrument_key, coalesce(st.strategy_key, 0),
       null, null, null, k.trade_date, k.row_hash
     from ${rows} s
     cross join lateral (select s.executed_at at time zone ${tz} as local_at) t
-    cross join lateral (
-      -- 64 bits over the values (not their text: equal numbers hash equal, and no formatting cost);
-      -- an amendment going unnoticed would need a collision between two versions of one execution.
-      select hash_record_extended(row(s.order_id, s.account_id, s.instrument_id, s.executed_at, s.side, s.quantity, s.price,
-                     s.commission, s.fees, s.liquidity_flag, s.venue, s.reported_at, s.strategy_id), 0) as row_hash
-    ) h
+    cross join lateral (select ${rowHash(tx, tx`s.strategy_id`)} as row_hash) h
     left join warehouse.dim_account a
       on a.account_id = s.account_id and s.executed_at >= a.effective_from and s.executed_at < a.effective_to
     left join warehouse.dim_instrument i
@@ -238,7 +252,7 @@ async function dropAlreadyQuarantined(tx: Tx): Promise<void> {
   await tx`
     delete from etl_batch b using ops.etl_rejects r
     where b.reason is not null and r.source = ${EXECUTIONS_SOURCE} and r.source_key = b.execution_id::text
-      and r.raw_hash = md5(b.raw::text)`;
+      and ${sameRaw(tx)}`;
 }
 
 /**
@@ -287,7 +301,7 @@ export async function dropRequarantined(tx: Tx, now: Date): Promise<void> {
     update ops.etl_rejects r set reason = b.reason, detail = ${rejectDetail(tx, now)}
     from etl_batch b
     where b.reason is not null and r.source = ${EXECUTIONS_SOURCE} and r.source_key = b.execution_id::text
-      and r.raw_hash = md5(b.raw::text) and r.resolved_at is null and r.reason <> b.reason`;
+      and ${sameRaw(tx)} and r.resolved_at is null and r.reason <> b.reason`;
   await dropAlreadyQuarantined(tx);
 }
 
