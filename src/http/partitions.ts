@@ -30,7 +30,7 @@
  * `bullpen run <job> --data …`.
  */
 import { createHmac } from 'node:crypto';
-import type { Job, JobType } from 'bullmq';
+import type { JobType } from 'bullmq';
 import express, { type RequestHandler } from 'express';
 import type { Config } from '../config.ts';
 import type { Sql } from '../db.ts';
