@@ -274,11 +274,11 @@ describe('deadlines', () => {
       insert into ops.job_runs (job, partition, queue, job_id, status, attempts, run_count, scheduled_for, started_at, finished_at)
       values ('rv-deadline', '2026-11-20', 'reports', 'rv-deadline@2026-11-20', 'succeeded', 1, 1, '2026-11-20T12:00:00Z', '2026-11-20T12:00:00Z', '2026-11-20T12:01:00Z')`;
     const now = new Date('2026-11-21T00:31:00Z');
-    // Catch-up agrees the tick is owed ...
-    const owed = await catchUp(runtime(), [schedule], now);
-    expect(owed.map((e) => e.partition)).toContain('2026-11-20');
-    // ... but the deadline says the partition was done by 00:30.
+    // The partition was not done by 00:30 ...
     const misses = await checkDeadlines(runtime(), [schedule], now, new Set());
     expect(misses.map((m) => m.partition)).toEqual(['2026-11-20']);
+    // ... and catch-up agrees the tick is owed (checked second: a worker runs what it enqueues).
+    const owed = await catchUp(runtime(), [schedule], now);
+    expect(owed.map((e) => e.partition)).toContain('2026-11-20');
   });
 });
