@@ -2,7 +2,7 @@
  * Queue names, default job options and the deterministic job-id helper. One queue per
  * kind of work, so each gets its own concurrency and a slow backfill never holds up the ETL.
  */
-import { Queue, type ConnectionOptions, type DefaultJobOptions } from 'bullmq';
+import { Queue, type ConnectionOptions, type DefaultJobOptions, type JobType } from 'bullmq';
 import { RateLimitedError } from './errors.ts';
 
 export const QUEUE_NAMES = ['etl', 'rollups', 'rs', 'enrichment', 'reports', 'maintenance'] as const;
@@ -60,6 +60,10 @@ export function createJobId(name: string, partition: string): string {
   if (partition.length === 0) throw new Error(`empty partition for job ${name}`);
   return `${name}@${partition.replace(/:/g, '.')}`;
 }
+
+/** BullMQ states in which a job will still run (or runs): adding the run again would duplicate it. */
+export const PENDING_STATE_LIST = ['waiting', 'delayed', 'active', 'prioritized', 'waiting-children'] as const satisfies readonly JobType[];
+export const PENDING_STATES: ReadonlySet<string> = new Set(PENDING_STATE_LIST);
 
 export type QueueMap = ReadonlyMap<QueueName, Queue>;
 

@@ -20,7 +20,7 @@ import type { CatchupPolicy, Deadline, JobDefinition, OverlapPolicy } from './jo
 import type { Logger } from './logger.ts';
 import { installedAt } from './migrate.ts';
 import type { Metrics } from './metrics.ts';
-import { createJobId, type QueueMap } from './queues.ts';
+import { createJobId, PENDING_STATES, type QueueMap } from './queues.ts';
 import { closeStaleRun, dropBufferedRun, loadEarlyPartitions, loadJobHistory, loadJobPartitionStatuses, loadOldBufferedRuns, loadPartitionStatuses, loadStaleRuns, type RunStatus } from './runs.ts';
 
 /** A tick younger than this is not "missed" yet: its own job may still be on its way. */
@@ -167,15 +167,13 @@ export interface CatchupRuntime {
   readonly metrics: Metrics;
 }
 
-const PENDING: ReadonlySet<string> = new Set(['waiting', 'delayed', 'active', 'prioritized', 'waiting-children']);
-
 /**
  * Whether a job under one of these ids is still to run or running. A finished one (BullMQ keeps
  * them for days) is not: a tick that overlap `skip` dropped completed without running its
  * partition, and that partition is what catch-up is for.
  */
 async function isPendingInRedis(queue: Queue, ids: string[]): Promise<boolean> {
-  for (const id of ids) if (PENDING.has(await queue.getJobState(id))) return true;
+  for (const id of ids) if (PENDING_STATES.has(await queue.getJobState(id))) return true;
   return false;
 }
 

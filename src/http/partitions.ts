@@ -30,7 +30,6 @@
  * `bullpen run <job> --data …`.
  */
 import { createHmac } from 'node:crypto';
-import type { JobType } from 'bullmq';
 import express, { type RequestHandler } from 'express';
 import type { Config } from '../config.ts';
 import type { Sql } from '../db.ts';
@@ -38,7 +37,7 @@ import { enqueueRun, retryIfFailed } from '../enqueue.ts';
 import { BadInputError } from '../errors.ts';
 import type { JobDefinition } from '../job-definition.ts';
 import type { Logger } from '../logger.ts';
-import { createJobId, type QueueMap } from '../queues.ts';
+import { createJobId, PENDING_STATE_LIST, PENDING_STATES, type QueueMap } from '../queues.ts';
 import { expectedPartitions, isNextTickJob, resolveSchedules, type Schedule } from '../scheduler.ts';
 import { GRID_JOBS, loadPartitionCell, loadPartitionGrid } from '../status/partitions.ts';
 import { isSafeEqual, parseBasicAuthorization } from './auth.ts';
@@ -48,10 +47,6 @@ import { assertDateParam } from './params.ts';
 
 /** The header a mutating request from the status page carries its token in. */
 export const CSRF_HEADER = 'X-CSRF-Token';
-
-/** BullMQ states in which a job will still run (or runs): a re-run would duplicate it. */
-const PENDING_STATE_LIST = ['waiting', 'delayed', 'active', 'prioritized', 'waiting-children'] as const satisfies readonly JobType[];
-const PENDING_STATES: ReadonlySet<string> = new Set(PENDING_STATE_LIST);
 
 /** A request refused as cross-site (403). */
 export class CrossSiteRequestError extends Error {
