@@ -25,7 +25,7 @@ function gate(key: string): Promise<void> {
 const rvSkip = defineJob({
   name: 'rv-skip',
   queue: 'maintenance',
-  description: 'review: a frequent schedule with overlap skip and catch-up latest',
+  description: 'test: a frequent schedule with overlap skip and catch-up latest',
   payload: basePayload.extend({ key: z.string().optional() }),
   schedule: { cron: '*/5 * * * * *', tz: 'UTC', calendar: 'all', overlap: 'skip' },
   partition: (p) => p.key ?? tickPartition(scheduledInstant(p)),
@@ -41,14 +41,14 @@ let firstRetryTick: string | null = null;
 const rvRetry = defineJob({
   name: 'rv-retry',
   queue: 'rs',
-  description: 'review: a tick whose first attempt fails and is retried after a backoff',
+  description: 'test: a tick whose first attempt fails and is retried after a backoff',
   payload: basePayload,
   schedule: { cron: '*/5 * * * * *', tz: 'UTC', calendar: 'all', overlap: 'skip' },
   partition: (p) => tickPartition(scheduledInstant(p)),
   catchup: { mode: 'none' },
   process: async (ctx) => {
     firstRetryTick ??= ctx.partition;
-    if (ctx.partition === firstRetryTick && ctx.attempt === 1) throw Object.assign(new Error('review: connection lost'), { code: 'ECONNRESET' });
+    if (ctx.partition === firstRetryTick && ctx.attempt === 1) throw Object.assign(new Error('test: connection lost'), { code: 'ECONNRESET' });
     return { partition: ctx.partition };
   },
 }) as unknown as JobDefinition;
@@ -57,7 +57,7 @@ const rvRetry = defineJob({
 const rvBuffer = defineJob({
   name: 'rv-buffer',
   queue: 'reports',
-  description: 'review: a frequent schedule with overlap buffer-one',
+  description: 'test: a frequent schedule with overlap buffer-one',
   payload: basePayload.extend({ key: z.string().optional() }),
   schedule: { cron: '*/5 * * * * *', tz: 'UTC', calendar: 'all', overlap: 'buffer-one' },
   partition: (p) => p.key ?? tickPartition(scheduledInstant(p)),
@@ -72,7 +72,7 @@ const rvBuffer = defineJob({
 const rvNightly = defineJob({
   name: 'rv-nightly',
   queue: 'etl',
-  description: 'review: nightly partitioned by UTC date',
+  description: 'test: nightly partitioned by UTC date',
   payload: basePayload.extend({ date: z.iso.date().optional() }),
   schedule: { cron: '50 23 * * *', tz: 'UTC', calendar: 'all', overlap: 'skip' },
   partition: (p) => p.date ?? p.scheduledFor!.slice(0, 10),
@@ -84,7 +84,7 @@ const rvNightly = defineJob({
 const rvDeadline = defineJob({
   name: 'rv-deadline',
   queue: 'reports',
-  description: 'review: nightly with a deadline',
+  description: 'test: nightly with a deadline',
   payload: basePayload.extend({ date: z.iso.date().optional() }),
   schedule: { cron: '50 23 * * *', tz: 'UTC', calendar: 'all', overlap: 'skip', deadline: { by: '00:30', tz: 'UTC', dayOffset: 1 } },
   partition: (p) => p.date ?? p.scheduledFor!.slice(0, 10),
@@ -96,7 +96,7 @@ const rvDeadline = defineJob({
 const rvSixHourly = defineJob({
   name: 'rv-six-hourly',
   queue: 'etl',
-  description: 'review: several ticks per partition',
+  description: 'test: several ticks per partition',
   payload: basePayload.extend({ date: z.iso.date().optional() }),
   schedule: { cron: '0 */6 * * *', tz: 'UTC', calendar: 'all', overlap: 'skip' },
   partition: (p) => p.date ?? p.scheduledFor!.slice(0, 10),
