@@ -137,13 +137,20 @@ export function expectedPartitions(schedule: Schedule, from: Date, to: Date): Ex
 }
 
 /**
- * Of some expected partitions, those whose success came ahead of their latest tick (run by hand
- * before it, or at an earlier tick of a schedule ticking several times a partition): not done
- * for that tick, which is still owed.
+ * The recorded status of some expected partitions as their latest tick sees it: a success ahead
+ * of that tick (run by hand before it, or at an earlier tick of a schedule ticking several times
+ * a partition) is left out, as not done for the tick, which is still owed; `early` names those.
  */
-async function loadAheadOfTick(db: Sql, schedule: Schedule, expected: readonly ExpectedPartition[], statuses: ReadonlyMap<string, RunStatus>): Promise<Set<string>> {
+async function loadTickStatuses(
+  db: Sql,
+  schedule: Schedule,
+  expected: readonly ExpectedPartition[],
+): Promise<{ statuses: Map<string, RunStatus>; early: Set<string> }> {
+  const statuses = await loadPartitionStatuses(db, schedule.id, expected.map((e) => e.partition));
   const succeeded = expected.filter((e) => statuses.get(e.partition) === 'succeeded');
-  return loadEarlyPartitions(db, schedule.id, succeeded.map((e) => ({ partition: e.partition, tick: lastTick(e) })));
+  const early = await loadEarlyPartitions(db, schedule.id, succeeded.map((e) => ({ partition: e.partition, tick: lastTick(e) })));
+  for (const partition of early) statuses.delete(partition);
+  return { statuses, early };
 }
 
 const DONE: ReadonlySet<RunStatus> = new Set(['succeeded', 'skipped']);
@@ -189,11 +196,9 @@ export async function catchUp(runtime: CatchupRuntime, schedules: readonly Sched
     if (policy.mode === 'none') continue;
     const from = new Date(now.getTime() - policy.windowHours * 3600 * 1000);
     const expected = expectedPartitions(schedule, from, new Date(now.getTime() - MISSED_GRACE_MS));
-    const statuses = await loadPartitionStatuses(runtime.db, schedule.id, expected.map((e) => e.partition));
     // A partition run ahead of its latest tick does not stand in for it: the tick is still owed,
     // under an id of its own (the plain one is the early run's).
-    const early = await loadAheadOfTick(runtime.db, schedule, expected, statuses);
-    for (const partition of early) statuses.delete(partition);
+    const { statuses, early } = await loadTickStatuses(runtime.db, schedule, expected);
     const queue = queueOf(runtime.queues, schedule);
     for (const missed of selectMissed(expected, statuses, policy)) {
       const tick = lastTick(missed);
@@ -201,6 +206,9 @@ export async function catchUp(runtime: CatchupRuntime, schedules: readonly Sched
       const ownTickId = early.has(missed.partition);
       const runId = ownTickId ? tickRunId(schedule.id, missed.partition, tick) : createJobId(schedule.id, missed.partition);
       if (await isPendingInRedis(queue, [tickId, runId])) continue;
+      // Read again after Redis: a run that finished since the statuses were read has written its
+      // row (a claim precedes every run) and is done, not missed.
+      if ((await loadTickStatuses(runtime.db, schedule, [missed])).statuses.has(missed.partition)) continue;
       // A finished job under the run's id would be handed back instead of a new run.
       await queue.remove(runId);
       const result = await enqueueRun(runtime.queues, schedule.definition, { catchup: true }, { scheduledFor: tick, ownTickId });
@@ -344,9 +352,8 @@ export async function checkDeadlines(runtime: CatchupRuntime, schedules: readonl
       .filter((e) => /^\d{4}-\d{2}-\d{2}$/.test(e.partition) && e.tick.getTime() > since)
       .map((e) => ({ ...e, dueAt: deadlineFor(e.partition, deadline) }))
       .filter((e) => e.dueAt.getTime() <= now.getTime());
-    const statuses = await loadPartitionStatuses(runtime.db, schedule.id, due.map((d) => d.partition));
     // A success ahead of the tick (a report run by hand at noon) is not the partition done.
-    for (const partition of await loadAheadOfTick(runtime.db, schedule, due, statuses)) statuses.delete(partition);
+    const { statuses } = await loadTickStatuses(runtime.db, schedule, due);
     const late = due.filter((d) => !DONE.has(statuses.get(d.partition) as RunStatus));
     const latest = due[due.length - 1];
     runtime.metrics.deadlineMissed.set({ schedule: schedule.id }, latest && late.includes(latest) ? 1 : 0);
