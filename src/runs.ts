@@ -308,43 +308,52 @@ export async function loadRun(sql: Sql, job: string, partition: string): Promise
   return row;
 }
 
-/** Statuses of the given partitions of one job (absent: never recorded). */
-export async function loadPartitionStatuses(sql: Sql, job: string, partitions: string[]): Promise<Map<string, RunStatus>> {
-  return (await loadJobPartitionStatuses(sql, new Map([[job, partitions]]))).get(job) ?? new Map();
+/** A partition of a job, with the latest tick that names it. */
+export interface PartitionTick {
+  partition: string;
+  tick: Date;
 }
 
-/** The recorded status of each of some jobs' partitions, by job, in one query. */
-export async function loadJobPartitionStatuses(sql: Sql, wanted: ReadonlyMap<string, readonly string[]>): Promise<Map<string, Map<string, RunStatus>>> {
+/**
+ * The recorded status of some jobs' partitions as each one's tick sees it, by job, in one query
+ * (absent: never recorded). A success ahead of the tick (run by hand before it, or at an earlier
+ * tick of a schedule ticking several times a partition) is left out of `statuses`, as not done
+ * for the tick, which is still owed; `early` names those partitions, each with when it was done.
+ */
+export async function loadTickStatuses(
+  sql: Sql,
+  wanted: ReadonlyMap<string, readonly PartitionTick[]>,
+): Promise<{ statuses: Map<string, Map<string, RunStatus>>; early: Map<string, Map<string, Date>> }> {
   const jobs: string[] = [];
   const partitions: string[] = [];
+  const ticks: string[] = [];
   for (const [job, list] of wanted) {
-    for (const partition of list) {
+    for (const { partition, tick } of list) {
       jobs.push(job);
       partitions.push(partition);
+      ticks.push(tick.toISOString());
     }
   }
-  const result = new Map<string, Map<string, RunStatus>>();
-  if (jobs.length === 0) return result;
-  const rows = await sql<{ job: string; partition: string; status: RunStatus }[]>`
-    select job, partition, status from ops.job_runs
-    where (job, partition) in (select * from unnest(${jobs}::text[], ${partitions}::text[]))`;
+  const statuses = new Map<string, Map<string, RunStatus>>();
+  const early = new Map<string, Map<string, Date>>();
+  if (jobs.length === 0) return { statuses, early };
+  const rows = await sql<{ job: string; partition: string; status: RunStatus; early: boolean; done_at: Date | null }[]>`
+    select r.job, r.partition, r.status, ${succeededAhead(sql, 'r', sql`t.tick`)} as early,
+           greatest(r.finished_at, r.scheduled_for) as done_at
+    from unnest(${jobs}::text[], ${partitions}::text[], ${ticks}::timestamptz[]) as t(job, partition, tick)
+    join ops.job_runs r on r.job = t.job and r.partition = t.partition`;
   for (const row of rows) {
-    let statuses = result.get(row.job);
-    if (!statuses) result.set(row.job, (statuses = new Map()));
-    statuses.set(row.partition, row.status);
+    if (row.early) {
+      let byPartition = early.get(row.job);
+      if (!byPartition) early.set(row.job, (byPartition = new Map()));
+      byPartition.set(row.partition, row.done_at as Date);
+      continue;
+    }
+    let byPartition = statuses.get(row.job);
+    if (!byPartition) statuses.set(row.job, (byPartition = new Map()));
+    byPartition.set(row.partition, row.status);
   }
-  return result;
-}
-
-/** Those of some partitions of one job, each with its tick, whose success came before that tick: run ahead of it. */
-export async function loadEarlyPartitions(sql: Sql, job: string, ticks: ReadonlyArray<{ partition: string; tick: Date }>): Promise<Set<string>> {
-  if (ticks.length === 0) return new Set();
-  const rows = await sql<{ partition: string }[]>`
-    select r.partition from ops.job_runs r
-    join unnest(${ticks.map((t) => t.partition)}::text[], ${ticks.map((t) => t.tick.toISOString())}::timestamptz[]) as t(partition, tick)
-      on r.job = ${job} and r.partition = t.partition
-    where ${succeededAhead(sql, 'r', sql`t.tick`)}`;
-  return new Set(rows.map((r) => r.partition));
+  return { statuses, early };
 }
 
 export interface JobHistory {

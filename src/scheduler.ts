@@ -21,7 +21,7 @@ import type { Logger } from './logger.ts';
 import { installedAt } from './migrate.ts';
 import type { Metrics } from './metrics.ts';
 import { createJobId, PENDING_STATES, type QueueMap } from './queues.ts';
-import { closeStaleRun, dropBufferedRun, loadEarlyPartitions, loadJobHistory, loadJobPartitionStatuses, loadOldBufferedRuns, loadPartitionStatuses, loadStaleRuns, type RunStatus } from './runs.ts';
+import { closeStaleRun, dropBufferedRun, loadJobHistory, loadOldBufferedRuns, loadStaleRuns, loadTickStatuses, type PartitionTick, type RunStatus } from './runs.ts';
 
 /** A tick younger than this is not "missed" yet: its own job may still be on its way. */
 const MISSED_GRACE_MS = 60_000;
@@ -136,21 +136,17 @@ export function expectedPartitions(schedule: Schedule, from: Date, to: Date): Ex
   return [...result.values()];
 }
 
-/**
- * The recorded status of some expected partitions as their latest tick sees it: a success ahead
- * of that tick (run by hand before it, or at an earlier tick of a schedule ticking several times
- * a partition) is left out, as not done for the tick, which is still owed; `early` names those.
- */
-async function loadTickStatuses(
+/** The partitions a schedule owes, each with the latest tick naming it (what a run must not be ahead of). */
+const owedTicks = (expected: readonly ExpectedPartition[]): PartitionTick[] => expected.map((e) => ({ partition: e.partition, tick: lastTick(e) }));
+
+/** The recorded status of one schedule's expected partitions as their latest tick sees it (see loadTickStatuses). */
+async function loadScheduleTickStatuses(
   db: Sql,
   schedule: Schedule,
   expected: readonly ExpectedPartition[],
-): Promise<{ statuses: Map<string, RunStatus>; early: Set<string> }> {
-  const statuses = await loadPartitionStatuses(db, schedule.id, expected.map((e) => e.partition));
-  const succeeded = expected.filter((e) => statuses.get(e.partition) === 'succeeded');
-  const early = await loadEarlyPartitions(db, schedule.id, succeeded.map((e) => ({ partition: e.partition, tick: lastTick(e) })));
-  for (const partition of early) statuses.delete(partition);
-  return { statuses, early };
+): Promise<{ statuses: Map<string, RunStatus>; early: Map<string, Date> }> {
+  const { statuses, early } = await loadTickStatuses(db, new Map([[schedule.id, owedTicks(expected)]]));
+  return { statuses: statuses.get(schedule.id) ?? new Map(), early: early.get(schedule.id) ?? new Map() };
 }
 
 const DONE: ReadonlySet<RunStatus> = new Set(['succeeded', 'skipped']);
@@ -198,7 +194,7 @@ export async function catchUp(runtime: CatchupRuntime, schedules: readonly Sched
     const expected = expectedPartitions(schedule, from, new Date(now.getTime() - MISSED_GRACE_MS));
     // A partition run ahead of its latest tick does not stand in for it: the tick is still owed,
     // under an id of its own (the plain one is the early run's).
-    const { statuses, early } = await loadTickStatuses(runtime.db, schedule, expected);
+    const { statuses, early } = await loadScheduleTickStatuses(runtime.db, schedule, expected);
     const queue = queueOf(runtime.queues, schedule);
     for (const missed of selectMissed(expected, statuses, policy)) {
       const tick = lastTick(missed);
@@ -208,7 +204,7 @@ export async function catchUp(runtime: CatchupRuntime, schedules: readonly Sched
       if (await isPendingInRedis(queue, [tickId, runId])) continue;
       // Read again after Redis: a run that finished since the statuses were read has written its
       // row (a claim precedes every run) and is done, not missed.
-      if ((await loadTickStatuses(runtime.db, schedule, [missed])).statuses.has(missed.partition)) continue;
+      if ((await loadScheduleTickStatuses(runtime.db, schedule, [missed])).statuses.has(missed.partition)) continue;
       // A finished job under the run's id would be handed back instead of a new run.
       await queue.remove(runId);
       const result = await enqueueRun(runtime.queues, schedule.definition, { catchup: true }, { scheduledFor: tick, ownTickId });
@@ -353,7 +349,7 @@ export async function checkDeadlines(runtime: CatchupRuntime, schedules: readonl
       .map((e) => ({ ...e, dueAt: deadlineFor(e.partition, deadline) }))
       .filter((e) => e.dueAt.getTime() <= now.getTime());
     // A success ahead of the tick (a report run by hand at noon) is not the partition done.
-    const { statuses } = await loadTickStatuses(runtime.db, schedule, due);
+    const { statuses } = await loadScheduleTickStatuses(runtime.db, schedule, due);
     const late = due.filter((d) => !DONE.has(statuses.get(d.partition) as RunStatus));
     const latest = due[due.length - 1];
     runtime.metrics.deadlineMissed.set({ schedule: schedule.id }, latest && late.includes(latest) ? 1 : 0);
@@ -401,9 +397,20 @@ export function computeLagSeconds(expected: readonly { tick: Date; partition: st
   let oldestPending: Date | undefined;
   for (const e of expected) {
     if (DONE.has(statuses.get(e.partition) as RunStatus)) oldestPending = undefined;
-    else oldestPending ??= e.tick;
+    else if (oldestPending === undefined || e.tick < oldestPending) oldestPending = e.tick;
   }
   return oldestPending ? Math.max(0, Math.round((now.getTime() - oldestPending.getTime()) / 1000)) : 0;
+}
+
+/**
+ * When each expected partition became owed: its first tick, or for one done ahead of its latest
+ * tick (`early`: when it was done), the first tick after that run.
+ */
+function owedSince(expected: readonly ExpectedPartition[], early: ReadonlyMap<string, Date> | undefined): { partition: string; tick: Date }[] {
+  return expected.map((e) => {
+    const doneAt = early?.get(e.partition);
+    return { partition: e.partition, tick: doneAt === undefined ? e.tick : (e.ticks.find((t) => t > doneAt) ?? lastTick(e)) };
+  });
 }
 
 export async function listScheduleStatus(runtime: CatchupRuntime, schedules: readonly Schedule[], now: Date): Promise<ScheduleStatus[]> {
@@ -418,7 +425,8 @@ export async function listScheduleStatus(runtime: CatchupRuntime, schedules: rea
   // those waits added up to seconds.
   const [history, statuses, redisState] = await Promise.all([
     loadJobHistory(runtime.db, schedules.map((s) => s.id)),
-    loadJobPartitionStatuses(runtime.db, new Map([...expected].map(([job, list]) => [job, list.map((e) => e.partition)]))),
+    // As deadlines and catch-up see them: a partition done ahead of its tick is still owed.
+    loadTickStatuses(runtime.db, new Map([...expected].map(([job, list]) => [job, owedTicks(list)]))),
     Promise.all(
       schedules.map((schedule) => {
         const queue = queueOf(runtime.queues, schedule);
@@ -449,7 +457,7 @@ export async function listScheduleStatus(runtime: CatchupRuntime, schedules: rea
       last_failure_partition: h?.last_failure_partition ?? null,
       last_failure_error: h?.last_failure_error ?? null,
       running: h?.running ?? 0,
-      lag_seconds: computeLagSeconds(expected.get(schedule.id) ?? [], statuses.get(schedule.id) ?? new Map(), now),
+      lag_seconds: computeLagSeconds(owedSince(expected.get(schedule.id) ?? [], statuses.early.get(schedule.id)), statuses.statuses.get(schedule.id) ?? new Map(), now),
     };
   });
 }

@@ -2,7 +2,7 @@
  * Ticks at the edges of the scheduling runtime: a tick dropped by overlap `skip` and caught up
  * later, the reconciler beside a tick that is retrying or buffered, a deferred tick promoted
  * again, catch-up of a schedule ticking several times a partition or whose database clock runs
- * behind, and deadlines beside a run made ahead of its tick. Each states what README.md promises.
+ * behind, and deadlines and lag beside a run made ahead of its tick. Each states what README.md promises.
  */
 import type { Job, Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
@@ -12,7 +12,7 @@ import { enqueueRun } from '../../src/enqueue.ts';
 import { basePayload, defineJob, scheduledInstant, type JobDefinition } from '../../src/job-definition.ts';
 import { createLogger } from '../../src/logger.ts';
 import { loadRun } from '../../src/runs.ts';
-import { catchUp, checkDeadlines, reconcileSchedules, resolveSchedules, type Schedule } from '../../src/scheduler.ts';
+import { catchUp, checkDeadlines, listScheduleStatus, reconcileSchedules, resolveSchedules, type Schedule } from '../../src/scheduler.ts';
 import { waitFor } from '../helpers/processes.ts';
 import { createTestRuntime, type TestRuntime } from '../helpers/runtime.ts';
 
@@ -280,5 +280,31 @@ describe('deadlines', () => {
     // ... and catch-up agrees the tick is owed (checked second: a worker runs what it enqueues).
     const owed = await catchUp(runtime(), [schedule], now);
     expect(owed.map((e) => e.partition)).toContain('2026-11-20');
+  });
+});
+
+describe('lag', () => {
+  const lagOf = async (definition: JobDefinition, now: Date) => (await listScheduleStatus(runtime(), [scheduleOf(definition)], now))[0]!.lag_seconds;
+
+  it("counts a partition run by hand ahead of its tick as owed from the tick, as deadlines and catch-up do", async () => {
+    await rt.db.sql`
+      insert into ops.job_runs (job, partition, queue, job_id, status, attempts, run_count, scheduled_for, started_at, finished_at)
+      select 'rv-nightly', d::date::text, 'etl', 'rv-nightly@' || d::date::text, 'succeeded', 1, 1,
+             d + interval '23 hours 50 minutes', d + interval '23 hours 50 minutes', d + interval '23 hours 51 minutes'
+      from generate_series('2026-10-10'::date, '2026-10-12', '1 day') d`;
+    // The 13th was run by hand at noon; its 23:50 tick never ran.
+    await rt.db.sql`
+      insert into ops.job_runs (job, partition, queue, job_id, status, attempts, run_count, scheduled_for, started_at, finished_at)
+      values ('rv-nightly', '2026-10-13', 'etl', 'rv-nightly@2026-10-13', 'succeeded', 1, 1, '2026-10-13T12:00:00Z', '2026-10-13T12:00:00Z', '2026-10-13T12:01:00Z')`;
+    expect(await lagOf(rvNightly, new Date('2026-10-14T00:30:00Z'))).toBe(40 * 60);
+  });
+
+  it('counts a partition ticked several times from the first tick its last success came before', async () => {
+    // The 00:00 tick of the 20th ran; the 06:00, 12:00 and 18:00 ones did not.
+    await rt.db.sql`
+      insert into ops.job_runs (job, partition, queue, job_id, status, attempts, run_count, scheduled_for, started_at, finished_at)
+      values ('rv-six-hourly', '2026-10-19', 'etl', 'repeat:rv-six-hourly:19', 'succeeded', 1, 4, '2026-10-19T18:00:00Z', '2026-10-19T18:00:00Z', '2026-10-19T18:01:00Z'),
+             ('rv-six-hourly', '2026-10-20', 'etl', 'repeat:rv-six-hourly:20', 'succeeded', 1, 1, '2026-10-20T00:00:00Z', '2026-10-20T00:00:00Z', '2026-10-20T00:01:00Z')`;
+    expect(await lagOf(rvSixHourly, new Date('2026-10-20T20:00:00Z'))).toBe(14 * 3600);
   });
 });
