@@ -388,20 +388,30 @@ export interface StaleRun {
   partition: string;
   queue: string;
   job_id: string | null;
+  /** `running`, or `retrying` for a run waiting out a backoff. */
+  status: RunStatus;
 }
 
-/** Rows still marked running whose heartbeat stopped more than `staleAfterSeconds` ago. */
+/**
+ * Rows whose job is to be looked for in BullMQ: those still marked running whose heartbeat
+ * stopped more than `staleAfterSeconds` ago, and those retrying untouched for as long (their
+ * retry waits in BullMQ's delayed set, which Redis may have lost).
+ */
 export async function loadStaleRuns(sql: Sql, staleAfterSeconds: number, limit = 200): Promise<StaleRun[]> {
   return sql<StaleRun[]>`
-    select job, partition, queue, job_id from ops.job_runs
-    where status = 'running' and heartbeat_at < now() - make_interval(secs => ${staleAfterSeconds})
-    order by heartbeat_at limit ${limit}`;
+    (select job, partition, queue, job_id, status from ops.job_runs
+     where status = 'running' and heartbeat_at < now() - make_interval(secs => ${staleAfterSeconds})
+     order by heartbeat_at limit ${limit})
+    union all
+    (select job, partition, queue, job_id, status from ops.job_runs
+     where status = 'retrying' and updated_at < now() - make_interval(secs => ${staleAfterSeconds})
+     order by updated_at limit ${limit})`;
 }
 
 /** Buffered ticks untouched for this long: their jobs are to be looked for in BullMQ. */
 export async function loadOldBufferedRuns(sql: Sql, olderThanSeconds: number, limit = 200): Promise<StaleRun[]> {
   return sql<StaleRun[]>`
-    select job, partition, queue, job_id from ops.job_runs
+    select job, partition, queue, job_id, status from ops.job_runs
     where status = 'buffered' and updated_at < now() - make_interval(secs => ${olderThanSeconds})
     order by updated_at limit ${limit}`;
 }
@@ -424,7 +434,7 @@ export async function closeStaleRun(
   const rows = await sql`
     update ops.job_runs set status = ${outcome.status}, summary = ${outcome.summary === null ? null : sql.json(outcome.summary as never)},
       error = ${outcome.error}, finished_at = coalesce(${outcome.finishedAt}, now()), heartbeat_at = null, updated_at = now()
-    where job = ${run.job} and partition = ${run.partition} and status = 'running' and job_id is not distinct from ${run.job_id}
+    where job = ${run.job} and partition = ${run.partition} and status = ${run.status} and job_id is not distinct from ${run.job_id}
     returning run_id`;
   return rows.length > 0;
 }

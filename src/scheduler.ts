@@ -272,15 +272,16 @@ export async function reconcileSchedules(runtime: CatchupRuntime, schedules: rea
   return repairs;
 }
 
-/** A running row with no heartbeat for this long belongs to a worker that is gone. */
+/** A running row with no heartbeat for this long belongs to a worker that is gone; a retrying row untouched as long is looked for in BullMQ. */
 const REAP_AFTER_SECONDS = 180;
 
 /**
- * Settles ops.job_runs rows left "running" by a worker that died: a success whose record was
- * still buffered takes BullMQ's outcome; a job Redis no longer has is marked failed, so the
- * partition shows up as failed (and can be re-run) instead of running forever. A job still
- * active or waiting in BullMQ is left alone: its stall recovery re-runs it. Also drops the rows
- * of buffered ticks whose jobs BullMQ lost.
+ * Settles ops.job_runs rows left "running" by a worker that died, or "retrying" for a retry
+ * Redis lost: a success whose record was still buffered takes BullMQ's outcome; a job Redis no
+ * longer has is marked failed, so the partition shows up as failed (and can be re-run) instead
+ * of running or retrying forever. A job still active, waiting or delayed in BullMQ is left
+ * alone: its stall recovery or its retry runs it. Also drops the rows of buffered ticks whose
+ * jobs BullMQ lost.
  */
 export async function reapStaleRuns(runtime: CatchupRuntime, staleAfterSeconds = REAP_AFTER_SECONDS): Promise<{ job: string; partition: string; status: string }[]> {
   const reaped: { job: string; partition: string; status: string }[] = [];
@@ -289,7 +290,8 @@ export async function reapStaleRuns(runtime: CatchupRuntime, staleAfterSeconds =
     const job = queue && run.job_id ? await queue.getJob(run.job_id) : undefined;
     let outcome: Parameters<typeof closeStaleRun>[2] | undefined;
     if (!job) {
-      outcome = { status: 'failed', summary: null, error: 'worker lost and the job is no longer in Redis; re-run the partition', finishedAt: null };
+      const error = run.status === 'retrying' ? 'its retry is no longer in Redis; re-run the partition' : 'worker lost and the job is no longer in Redis; re-run the partition';
+      outcome = { status: 'failed', summary: null, error, finishedAt: null };
     } else if (await job.isCompleted()) {
       const value = job.returnvalue as Record<string, unknown> | null;
       outcome = { status: 'succeeded', summary: value && typeof value === 'object' ? value : null, error: null, finishedAt: job.finishedOn ? new Date(job.finishedOn) : null };

@@ -272,6 +272,25 @@ describe('stale runs', () => {
   });
 });
 
+describe('lost retries', () => {
+  it('settles a retrying row whose retry Redis lost as failed; keeps one whose retry still waits', async () => {
+    const waiting = await enqueueRun(rt.queues, def('probe-sleep'), { key: 'retry-waiting' }, { delayMs: 3_600_000 });
+    await rt.db.sql`
+      insert into ops.job_runs (job, partition, queue, job_id, status, attempts, updated_at)
+      values ('probe-sleep', 'retry-lost', 'maintenance', 'probe-sleep@retry-lost', 'retrying', 1, now() - interval '10 minutes'),
+             ('probe-sleep', 'retry-waiting', 'maintenance', ${waiting.jobId}, 'retrying', 1, now() - interval '10 minutes'),
+             ('probe-sleep', 'retry-fresh', 'maintenance', 'probe-sleep@retry-fresh', 'retrying', 1, now())`;
+    const logger = createLogger({ level: 'silent', pretty: false });
+    const reaped = await reapStaleRuns({ db: rt.db.sql, queues: rt.queues, logger, metrics: rt.metrics });
+    expect(reaped.filter((r) => r.partition.startsWith('retry-'))).toEqual([{ job: 'probe-sleep', partition: 'retry-lost', status: 'failed' }]);
+    expect(await loadRun(rt.db.sql, 'probe-sleep', 'retry-lost')).toMatchObject({ status: 'failed', error: expect.stringContaining('retry is no longer in Redis') });
+    expect(await loadRun(rt.db.sql, 'probe-sleep', 'retry-waiting')).toMatchObject({ status: 'retrying' });
+    expect(await loadRun(rt.db.sql, 'probe-sleep', 'retry-fresh')).toMatchObject({ status: 'retrying' });
+    await waiting.job.remove();
+    await rt.db.sql`delete from ops.job_runs where job = 'probe-sleep' and partition in ('retry-waiting', 'retry-fresh')`;
+  });
+});
+
 describe('lost buffered ticks', () => {
   it('drops the row of a buffered tick whose job BullMQ lost, so catch-up can run it; keeps one still waiting', async () => {
     const waiting = await enqueueRun(rt.queues, def('probe-buffer'), { key: 'still-waiting' }, { delayMs: 3_600_000 });
