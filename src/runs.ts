@@ -153,9 +153,12 @@ async function claimBatch(sql: Sql, requests: ClaimRequest[], worker: string, st
   }
   return requests.map((r) => {
     const key = keyOf(r);
-    // A second claim of the same partition in one batch loses to the first.
-    if (first.get(key) !== r) return { claimed: false, status: 'running', jobId: null };
-    if (claimed.has(key)) return { claimed: true };
+    const winner = first.get(key) as ClaimRequest;
+    if (claimed.has(key)) {
+      // A second claim of the same partition in one batch loses to the first, now running it.
+      return winner === r ? { claimed: true } : { claimed: false, status: 'running', jobId: winner.jobId };
+    }
+    // Where the first lost, the second loses to what the first lost to.
     const row = prior.get(key);
     return { claimed: false, status: row?.status ?? 'running', jobId: row?.job_id ?? null };
   });

@@ -207,6 +207,23 @@ describe('run recording', () => {
     expect(await rt.recorder.claim(run('repeat:probe-early:2', { tick: true, scheduledFor: new Date().toISOString() }))).toMatchObject({ claimed: false, status: 'succeeded' });
   });
 
+  it('answers two claims of one partition in one batch with what each lost to', async () => {
+    const run = (partition: string, jobId: string) => ({ job: 'probe-pair', partition, queue: 'maintenance', jobId, attempt: 1, scheduledFor: null, force: false });
+    // A fresh partition: the first claim wins, the second loses to its running job.
+    expect(await Promise.all([rt.recorder.claim(run('fresh', 'j-a')), rt.recorder.claim(run('fresh', 'j-b'))])).toEqual([
+      { claimed: true },
+      { claimed: false, status: 'running', jobId: 'j-a' },
+    ]);
+    // A partition already done: both lose to its success.
+    await rt.db.sql`
+      insert into ops.job_runs (job, partition, queue, job_id, status, attempts, finished_at)
+      values ('probe-pair', 'done', 'maintenance', 'j-done', 'succeeded', 1, now())`;
+    expect(await Promise.all([rt.recorder.claim(run('done', 'j-c')), rt.recorder.claim(run('done', 'j-d'))])).toEqual([
+      { claimed: false, status: 'succeeded', jobId: 'j-done' },
+      { claimed: false, status: 'succeeded', jobId: 'j-done' },
+    ]);
+  });
+
   it('records a failure whose message holds a NUL character, and the runs written with it', async () => {
     // PostgreSQL text cannot hold U+0000; one such message used to fail every record of its group.
     const runs = ['nul-ok', 'nul-bad'].map((partition) => ({ job: 'probe-nul', partition, queue: 'maintenance', jobId: `probe-nul@${partition}`, attempt: 1, scheduledFor: null, force: false }));
