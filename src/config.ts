@@ -17,9 +17,16 @@ export function isLoopbackHost(host: string): boolean {
   return LOOPBACK_HOSTS.has(host) || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
-/** Checks a cron pattern (5 fields, or 6 with seconds) the way BullMQ will parse it. */
+/**
+ * Checks a cron pattern (5 fields, or 6 with seconds) the way BullMQ will parse it. cron-parser's
+ * `H` (a value hashed at random on every parse) is refused: BullMQ and bullpen's own walkers
+ * (catch-up, lag, deadlines) would each pick a different time for the same schedule.
+ */
 export function isValidCron(pattern: string, tz = 'UTC'): boolean {
-  if (pattern.trim().split(/\s+/).length < 5) return false;
+  const fields = pattern.trim().split(/\s+/);
+  if (fields.length < 5) return false;
+  // No month or weekday name starts with H.
+  if (fields.some((field) => field.split(',').some((item) => /^h/i.test(item)))) return false;
   try {
     CronExpressionParser.parse(pattern, { tz });
     return true;
@@ -251,7 +258,7 @@ export function loadConfig(rawEnv: Readonly<Record<string, string | undefined>>)
     const value = raw.trim();
     if (key.startsWith('SCHEDULE_')) {
       if (value === 'off' || isValidCron(value, tz)) scheduleOverrides[envKeyToName(key, 'SCHEDULE_')] = value;
-      else problems.push(`${key}: must be a cron pattern ("*/5 * * * *", seconds optional) or "off" (got "${raw}")`);
+      else problems.push(`${key}: must be a cron pattern ("*/5 * * * *", seconds optional, no random "H" fields) or "off" (got "${raw}")`);
     } else if (key.startsWith('CONCURRENCY_')) {
       const queue = envKeyToName(key, 'CONCURRENCY_');
       const n = Number(value);

@@ -118,5 +118,10 @@ describe('loadConfig', () => {
     expect(isValidCron('*/2 * * * * *')).toBe(true);
     expect(isValidCron('61 * * * *')).toBe(false);
     expect(isValidCron('* *')).toBe(false);
+    // cron-parser's hashed "H" picks a random value on every parse: BullMQ and bullpen would disagree.
+    expect(isValidCron('H 2 * * *')).toBe(false);
+    expect(isValidCron('0 H/4 * * *')).toBe(false);
+    expect(isValidCron('0,H(0-29) * * * *')).toBe(false);
+    expect(isValidCron('0 9 * * THU')).toBe(true);
   });
 });
