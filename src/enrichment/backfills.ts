@@ -100,6 +100,13 @@ function barsPerSession(timeframe: Timeframe, assetClass: AssetClass): number {
   return expectedBarOpens(19725, timeframe, calendar).length;
 }
 
+/** The same date a calendar year earlier (29 February: the 28th). Pure. */
+export function yearBefore(date: string): string {
+  const [year, month, day] = date.split('-');
+  const previous = String(Number(year) - 1).padStart(4, '0');
+  return month === '02' && day === '29' ? `${previous}-02-28` : `${previous}-${month}-${day}`;
+}
+
 /** Parses and checks a request; a problem is a BadInputError naming the field. Pure apart from the clock in options. */
 export function planBackfill(input: unknown, options: PlanOptions): BackfillPlan {
   const parsed = backfillRequestSchema.safeParse(input);
@@ -107,9 +114,9 @@ export function planBackfill(input: unknown, options: PlanOptions): BackfillPlan
   const r = parsed.data;
   const today = isoDateOfDayNumber(dayNumberOf(options.now, calendarOf(r.asset_class)));
   const to = r.to ?? today;
-  const from = r.from ?? isoDateOfDayNumber(dayNumberOf(Date.parse(`${to}T12:00:00Z`), '24x7') - 365);
-  assertIsoDate(from);
   assertIsoDate(to);
+  const from = r.from ?? yearBefore(to);
+  assertIsoDate(from);
   if (from > to) throw new BadInputError(`from: ${from} is after to ${to}`);
   if (from < '1970-01-01') throw new BadInputError(`from: ${from} is before 1970-01-01`);
   if (from > today) throw new BadInputError(`from: ${from} is in the future (today is ${today})`);
