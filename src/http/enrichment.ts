@@ -28,6 +28,7 @@ import type { Logger } from '../logger.ts';
 import { loadBackfill, type BackfillStatus } from '../queries/enrichment.ts';
 import { parseBasicAuthorization } from './auth.ts';
 import { createDetailErrorHandler, wrapAsync } from './error-handler.ts';
+import { parseBoundedInt, singleParam } from './params.ts';
 
 /** The job whose schedule `next_enrichment` reports. */
 const DAILY_JOB = 'enrichment-daily';
@@ -148,26 +149,16 @@ export function nextEnrichment(definitions: readonly JobDefinition[], config: Pi
 // ---------------------------------------------------------------------------------------------
 // Router
 
-function parseDays(raw: unknown): number {
-  if (raw === undefined) return 7;
-  const days = typeof raw === 'string' && /^\d{1,3}$/.test(raw) ? Number(raw) : NaN;
-  if (!(days >= 1 && days <= 365)) throw new BadInputError(`days: must be a whole number from 1 to 365 (got ${JSON.stringify(raw)})`);
-  return days;
-}
-
-function parseLimit(raw: unknown): number {
-  if (raw === undefined) return 20;
-  const limit = typeof raw === 'string' && /^\d{1,3}$/.test(raw) ? Number(raw) : NaN;
-  if (!(limit >= 1 && limit <= 500)) throw new BadInputError(`limit: must be a whole number from 1 to 500 (got ${JSON.stringify(raw)})`);
-  return limit;
-}
+const parseDays = (raw: unknown): number => parseBoundedInt(raw, 'days', 1, 365, 7);
+const parseLimit = (raw: unknown): number => parseBoundedInt(raw, 'limit', 1, 500, 20);
 
 function parseStatusFilter(raw: unknown): BackfillStatus | undefined {
-  if (raw === undefined || raw === '') return undefined;
-  if (typeof raw !== 'string' || !(BACKFILL_STATUSES as readonly string[]).includes(raw)) {
-    throw new BadInputError(`status: must be one of ${BACKFILL_STATUSES.join(', ')} (got ${JSON.stringify(raw)})`);
+  const value = singleParam(raw, 'status');
+  if (value === undefined) return undefined;
+  if (!(BACKFILL_STATUSES as readonly string[]).includes(value)) {
+    throw new BadInputError(`status: must be one of ${BACKFILL_STATUSES.join(', ')} (got ${JSON.stringify(value)})`);
   }
-  return raw as BackfillStatus;
+  return value as BackfillStatus;
 }
 
 /** Who asked, for enrichment.backfills.requested_by: `api:<basic-auth user>`. */

@@ -43,7 +43,7 @@ import { GRID_JOBS, loadPartitionCell, loadPartitionGrid } from '../status/parti
 import { isSafeEqual, parseBasicAuthorization } from './auth.ts';
 import { crossSiteRefusal } from './cross-site.ts';
 import { createDetailErrorHandler, wrapAsync } from './error-handler.ts';
-import { assertDateParam } from './params.ts';
+import { parseDateParam, singleParam } from './params.ts';
 
 /** The header a mutating request from the status page carries its token in. */
 export const CSRF_HEADER = 'X-CSRF-Token';
@@ -103,22 +103,9 @@ export interface PartitionsRouterDeps {
 // ---------------------------------------------------------------------------------------------
 // Values
 
-/** A query parameter given once; an empty value counts as absent (`?job=&from=`). */
-function single(raw: unknown, field: string): string | undefined {
-  if (raw === undefined || raw === '') return undefined;
-  if (typeof raw !== 'string') throw new BadInputError(`${field}: give it once, as a single value (got ${JSON.stringify(raw)})`);
-  return raw;
-}
-
-/** `YYYY-MM-DD`, a real calendar date, or a BadInputError naming `field`. */
-export function parseGridDate(raw: unknown, field: string): string | undefined {
-  const value = single(raw, field);
-  return value === undefined ? undefined : assertDateParam(value, field);
-}
-
 /** A grid job this process knows, or a BadInputError naming `job` and listing them. */
 export function parseGridJob(raw: unknown, definitions: readonly JobDefinition[]): string | undefined {
-  const value = single(raw, 'job');
+  const value = singleParam(raw, 'job');
   if (value === undefined) return undefined;
   const known = GRID_JOBS.map((j) => j.job).filter((name) => definitions.some((d) => d.name === name));
   if (!known.includes(value)) throw new BadInputError(`job: unknown job ${JSON.stringify(value)}; the grid's jobs are ${known.join(', ')}`);
@@ -150,8 +137,8 @@ export function createPartitionsRouter(deps: PartitionsRouterDeps): express.Rout
     '/partitions',
     wrapAsync(async (req, res) => {
       const job = parseGridJob(req.query.job, deps.definitions);
-      const from = parseGridDate(req.query.from, 'from');
-      const to = parseGridDate(req.query.to, 'to');
+      const from = parseDateParam(req.query.from, 'from');
+      const to = parseDateParam(req.query.to, 'to');
       res.json(await loadPartitionGrid(deps.db, { from, to, job, now: now(), definitions: deps.definitions, schedules: schedulesOf(), tz }));
     }),
   );
@@ -166,7 +153,7 @@ export function createPartitionsRouter(deps: PartitionsRouterDeps): express.Rout
       if (input.job === undefined || input.job === '') throw new BadInputError('job: required');
       const job = parseGridJob(input.job, deps.definitions) as string;
       if (input.date === undefined || input.date === '') throw new BadInputError('date: required');
-      const date = parseGridDate(input.date, 'date') as string;
+      const date = parseDateParam(input.date, 'date') as string;
       const definition = deps.definitions.find((d) => d.name === job) as JobDefinition;
       const spec = GRID_JOBS.find((j) => j.job === job);
 

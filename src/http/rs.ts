@@ -14,7 +14,7 @@ import type { Logger } from '../logger.ts';
 import { hasRsDate, loadLatestRsDate, loadRsHistory, loadRsTable, loadSectors, loadUniverseMember } from '../queries/rs-read.ts';
 import { parseSymbol } from './enrichment.ts';
 import { createDetailErrorHandler, wrapAsync } from './error-handler.ts';
-import { assertDateParam } from './params.ts';
+import { parseBoundedInt, parseDateParam, singleParam } from './params.ts';
 
 /** Rows a table answer holds at most, and by default. */
 export const RS_MAX_LIMIT = 5000;
@@ -39,29 +39,13 @@ export interface RsRouterDeps {
 // ---------------------------------------------------------------------------------------------
 // Values (shared with `bullpen rs`)
 
-function single(raw: unknown, field: string): string | undefined {
-  if (raw === undefined) return undefined;
-  if (typeof raw !== 'string') throw new BadInputError(`${field}: give it once, as a single value (got ${JSON.stringify(raw)})`);
-  return raw;
-}
-
 /** `YYYY-MM-DD`, a real calendar date, or a BadInputError naming `field`; undefined when absent. */
 export function parseRsDate(raw: unknown, field = 'date'): string | undefined {
-  const value = single(raw, field);
-  return value === undefined ? undefined : assertDateParam(value, field);
-}
-
-/** A whole number from `min` to `max`, `fallback` when absent, or a BadInputError naming `field`. */
-export function parseBoundedInt(raw: unknown, field: string, min: number, max: number, fallback: number): number {
-  const value = single(raw, field);
-  if (value === undefined) return fallback;
-  const n = /^\d{1,9}$/.test(value) ? Number(value) : NaN;
-  if (!(n >= min && n <= max)) throw new BadInputError(`${field}: must be a whole number from ${min} to ${max} (got ${JSON.stringify(value)})`);
-  return n;
+  return parseDateParam(raw, field);
 }
 
 function parseLeaders(raw: unknown): boolean {
-  const value = single(raw, 'leaders');
+  const value = singleParam(raw, 'leaders');
   if (value === undefined || value === 'false') return false;
   if (value === 'true') return true;
   throw new BadInputError(`leaders: must be true or false (got ${JSON.stringify(value)})`);
@@ -106,7 +90,7 @@ export function createRsRouter(deps: RsRouterDeps): express.Router {
     wrapAsync(async (req, res) => {
       // Every field is checked before the database is asked anything about dates.
       const asked = parseRsDate(req.query.date);
-      const sector = single(req.query.sector, 'sector');
+      const sector = singleParam(req.query.sector, 'sector');
       const leadersOnly = parseLeaders(req.query.leaders);
       const limit = parseBoundedInt(req.query.limit, 'limit', 1, RS_MAX_LIMIT, RS_DEFAULT_LIMIT);
       if (sector !== undefined) await assertKnownSector(deps.db, sector);

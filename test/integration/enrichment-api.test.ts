@@ -218,6 +218,10 @@ describe('backfill requests', () => {
     expect((completed.body.backfills as unknown[]).length).toBe(1);
     expect(await call('GET', '/api/v1/backfills?status=done')).toMatchObject({ status: 400, body: { detail: expect.stringMatching(/^status: must be one of/) } });
     expect((await call('GET', '/api/v1/backfills?limit=0')).status).toBe(400);
+    // An empty parameter (a blank form field) is absent, as on every route: the defaults apply.
+    const blank = await call('GET', '/api/v1/backfills?status=&limit=');
+    expect(blank.status).toBe(200);
+    expect(blank.body.backfills).toEqual((await call('GET', '/api/v1/backfills?limit=20')).body.backfills);
   });
 });
 
@@ -315,6 +319,7 @@ describe('the seed’s read endpoints', () => {
       expect(await call('GET', `/api/v1/data/quality/AAPL?days=${days}`)).toMatchObject({ status: 400, body: { detail: expect.stringMatching(/^days: must be a whole number from 1 to 365/) } });
     }
     expect((await call('GET', '/api/v1/data/quality/AAPL?days=365')).status).toBe(200);
+    expect((await call('GET', '/api/v1/data/quality/AAPL?days=')).status).toBe(200);
     expect(await call('GET', '/api/v1/data/quality/QQQQ')).toMatchObject({ status: 200, body: { daily_metrics: [], recent_fetch_logs: [], period_end: null } });
   });
 });

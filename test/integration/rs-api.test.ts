@@ -135,6 +135,10 @@ describe('GET /api/v1/rs', () => {
     expect(stocks.every((r) => r.rs_rating === 1 && r.is_sector_leader === true)).toBe(true);
     const limited = await get('/api/v1/rs?limit=2');
     expect(symbolsOf(limited.body)).toEqual(['FFF', 'AAA']);
+    // Empty parameters are absent, as on every route: the latest date, every sector, the default limit.
+    const blank = await get('/api/v1/rs?date=&sector=&leaders=&limit=');
+    expect(blank.status).toBe(200);
+    expect(blank.body.as_of_date).not.toBe(PREVIOUS);
   });
 
   it('filters by exact sector name and by sector leaders', async () => {
