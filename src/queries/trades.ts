@@ -389,7 +389,7 @@ export async function retireAmended(tx: Tx, partition: string, now: Date): Promi
     from etl_batch b
     join warehouse.fact_trades f on f.trade_date = b.old_trade_date and f.execution_id = b.execution_id
     where b.status in ('amended', 'removed')
-    on conflict (source, execution_id, previous_hash, current_hash) do nothing`;
+    on conflict (source, execution_id, previous_hash, current_hash, amended_at) do nothing`;
   await tx`
     delete from warehouse.fact_trades f using etl_batch b
     where b.status in ('amended', 'removed') and f.trade_date = b.old_trade_date and f.execution_id = b.execution_id`;

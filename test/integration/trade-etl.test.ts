@@ -304,6 +304,18 @@ describe('late fills and amendments', () => {
     expect(await snapshotWithoutRejects()).toEqual(await cleanLoadSnapshot());
   });
 
+  it('audits an amendment made again after it was undone (A→B, B→A, A→B: three rows)', async () => {
+    await insertExecutions(db.sql, [{ execution_id: 1, side: 'BUY', quantity: '100', price: '10', executed_at: at(0) }]);
+    await load();
+    for (const [price, ingested] of [['10.5', '12:00'], ['10', '13:00'], ['10.5', '14:00']] as const) {
+      await insertExecutions(db.sql, [{ execution_id: 1, side: 'BUY', quantity: '100', price, executed_at: at(0), ingested_at: `2026-03-03T${ingested}:00Z` }]);
+      // Each by a run of its own, a minute after the row came in.
+      expect(await load({ now: () => new Date(Date.parse(`2026-03-03T${ingested}:00Z`) + 60_000) })).toMatchObject({ amended: 1 });
+    }
+    const audit = await db.sql`select previous->>'price' as was, current->>'price' as now from ops.etl_amendments order by amendment_id`;
+    expect(audit.map((r) => [r.was, r.now])).toEqual([['10', '10.5'], ['10.5', '10'], ['10', '10.5']]);
+  });
+
   it('moves an amended execution to another date and account', async () => {
     await insertExecutions(db.sql, [
       { execution_id: 1, side: 'BUY', quantity: '10', price: '10', executed_at: at(0) },
