@@ -847,6 +847,23 @@ describe('reassigned facts and reruns', () => {
     });
     expect(await db.sql`select count(*)::int as n from ops.etl_amendments`).toEqual([{ n: 0 }]);
   });
+
+  it('applies an order moved to another strategy when its fills are read again, not before', async () => {
+    await db.sql`insert into oltp.orders (order_id, account_id, instrument_id, strategy_id) values (999, 1, 1, 2)`;
+    await insertExecutions(db.sql, [
+      { execution_id: 1, order_id: 999, side: 'BUY', quantity: '10', price: '10', executed_at: '2026-03-02T15:00:00Z' },
+      { execution_id: 2, order_id: 999, side: 'SELL', quantity: '10', price: '12', executed_at: '2026-03-03T15:00:00Z' },
+    ]);
+    await load();
+    expect((await loadFacts(db.sql)).map((f) => f.strategy_name)).toEqual(['mean-reversion', 'mean-reversion']);
+    await db.sql`update oltp.orders set strategy_id = 1 where order_id = 999`;
+    expect(await load()).toMatchObject({ amended: 0, reassigned: 0 });
+    await db.sql`delete from ops.etl_watermarks`;
+    expect(await load()).toMatchObject({ amended: 2 });
+    const moved = (await loadFacts(db.sql)).map((f) => f.strategy_name);
+    expect(new Set(moved).size).toBe(1);
+    expect(moved[0]).not.toBe('mean-reversion');
+  });
 });
 
 describe('rejects of fills whose order appears later', () => {
