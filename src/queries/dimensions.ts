@@ -30,6 +30,12 @@ interface DimensionSpec {
    * new version restates the member's rollups from its start even when no fact moved.
    */
   keyedByDate: boolean;
+  /**
+   * fact_positions_daily carries the version in force at the end of each date (and marks at its
+   * symbol's bars), so a new version restates the positions of every account holding the member
+   * from its start, even when no fact moved.
+   */
+  heldByDate: boolean;
 }
 
 export const DIMENSIONS: readonly DimensionSpec[] = [
@@ -48,6 +54,7 @@ export const DIMENSIONS: readonly DimensionSpec[] = [
     ],
     affectsRollups: true,
     keyedByDate: true,
+    heldByDate: false,
   },
   {
     source: 'oltp.instruments',
@@ -66,9 +73,10 @@ export const DIMENSIONS: readonly DimensionSpec[] = [
       ['lot_size', 'integer'],
       ['is_active', 'boolean'],
     ],
-    // fact_instrument_daily and fact_positions_daily carry the instrument version (and positions mark at its symbol's bars).
+    // fact_instrument_daily carries the version of each fill, fact_positions_daily the one in force each date.
     affectsRollups: true,
     keyedByDate: false,
+    heldByDate: true,
   },
   {
     source: 'oltp.strategies',
@@ -84,6 +92,7 @@ export const DIMENSIONS: readonly DimensionSpec[] = [
     ],
     affectsRollups: true,
     keyedByDate: false,
+    heldByDate: false,
   },
 ];
 
@@ -189,6 +198,19 @@ export async function syncDimension(
         `INSERT INTO ops.rollup_requests (trade_date, account_id, requested_at, requested_by)
          SELECT DISTINCT (least(c.starts_at, $1::timestamptz) AT TIME ZONE 'UTC')::date - 1, c.${spec.id}, $1::timestamptz, $2
          FROM dim_changed c
+         ON CONFLICT (trade_date, account_id) DO UPDATE SET requested_at = excluded.requested_at, requested_by = excluded.requested_by`,
+        [now, requestedBy],
+      );
+    }
+    if (spec.heldByDate) {
+      // The accounts holding it in the week before the start or since (positions rows exist on
+      // curve dates only, so the day before may be a weekend): rebuilt from the day before, as above.
+      await tx.unsafe(
+        `INSERT INTO ops.rollup_requests (trade_date, account_id, requested_at, requested_by)
+         SELECT DISTINCT v.day_before, p.account_id, $1::timestamptz, $2
+         FROM dim_changed c
+         CROSS JOIN LATERAL (SELECT (least(c.starts_at, $1::timestamptz) AT TIME ZONE 'UTC')::date - 1 AS day_before) v
+         JOIN warehouse.fact_positions_daily p ON p.instrument_id = c.${spec.id} AND p.trade_date >= v.day_before - 6
          ON CONFLICT (trade_date, account_id) DO UPDATE SET requested_at = excluded.requested_at, requested_by = excluded.requested_by`,
         [now, requestedBy],
       );

@@ -647,12 +647,19 @@ export async function insertPositions(tx: Tx, full: boolean, work: AccountWork, 
              coalesce(lead(e.trade_date) over (partition by e.account_id, e.instrument_id order by e.trade_date), 'infinity') as next_date
       from eod e join rollup_accounts a on a.account_id = e.account_id
     )
-    select s.account_id, s.instrument_id, e.date, e.date_key, s.account_key, s.instrument_key, s.quantity,
+    select s.account_id, s.instrument_id, e.date, e.date_key, s.account_key, di.instrument_key, s.quantity,
            case when s.quantity > 0 then 'LONG' else 'SHORT' end, s.cost_basis, s.cost_basis / abs(s.quantity),
            bar.close, s.quantity * bar.close, s.quantity * bar.close - sign(s.quantity) * s.cost_basis
     from spans s
     join warehouse.equity_curve e on e.account_id = s.account_id and e.date >= s.from_date and e.date < s.next_date
-    join warehouse.dim_instrument di on di.instrument_key = s.instrument_key
+    join warehouse.dim_instrument fill_di on fill_di.instrument_key = s.instrument_key
+    -- The instrument as it is at the end of the date: the version of the last fill, unless a new
+    -- one has started since (a ticker rename while the position is held: marked at the new
+    -- symbol's bars from then on). Looked up only then, so the plan stays the one without it.
+    cross join lateral (select ((e.date + 1)::timestamp at time zone ${tz}) as day_end) d
+    join warehouse.dim_instrument di on di.instrument_key = case when fill_di.effective_to >= d.day_end then fill_di.instrument_key else (
+      select v.instrument_key from warehouse.dim_instrument v
+      where v.instrument_id = s.instrument_id and v.effective_from < d.day_end order by v.effective_from desc limit 1) end
     left join closes bar on bar.symbol = di.symbol and bar.date = e.date
     where s.quantity <> 0`;
   return result.count;

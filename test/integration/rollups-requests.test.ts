@@ -6,7 +6,8 @@
  *     request an account's new version leaves (the day before it starts, usually a day without
  *     fills) still restates that account's curve under the new version.
  *  2. An instrument's new version (a ticker rename) re-points facts and requests their rollups:
- *     fact_instrument_daily is keyed by the version and positions mark at its symbol's bars.
+ *     fact_instrument_daily is keyed by the version of each fill; positions by the version in
+ *     force each date, marked at its symbol's bars, so the accounts holding it are restated too.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { rebuildRollups, type RollupScope } from '../../src/rollups.ts';
@@ -92,5 +93,36 @@ describe('rollup requests of dimension changes', () => {
     ]);
     expect(full.positions).toContainEqual({ trade_date: '2026-03-05', symbol: 'AAPX', quantity: 50, close_price: 11.5 });
     expect(incremental).toEqual(full);
+  });
+
+  it('a position held through a ticker rename, with no fill after it, is the new symbol and marked at its bars from the rename on', async () => {
+    db = await createTestDatabase();
+    await seedReference(db.sql);
+    await insertExecutions(db.sql, [{ execution_id: 1, executed_at: at('2026-03-02'), side: 'BUY', quantity: '100', price: '10' }]);
+    // Closes under the old ticker up to the rename, under the new one after it (as a provider serves them).
+    await db.sql`
+      insert into market.bars values
+        ('AAPL', '1d', '2026-03-02 00:00:00-05', 10, 10, 10, 10.1, 1000, 'test'),
+        ('AAPL', '1d', '2026-03-03 00:00:00-05', 10, 10, 10, 10.2, 1000, 'test'),
+        ('AAPX', '1d', '2026-03-04 00:00:00-05', 10, 10, 10, 10.4, 1000, 'test'),
+        ('AAPX', '1d', '2026-03-05 00:00:00-05', 10, 10, 10, 10.5, 1000, 'test')`;
+    await load(db.sql);
+    await rebuild(db.sql, { kind: 'full' }, '2026-03-05');
+    // AAPL becomes AAPX at midnight New York on 03-04, seen by the ETL after the rollups were built.
+    await db.sql`update oltp.instruments set symbol = 'AAPX', updated_at = '2026-03-04T05:00:00Z' where instrument_id = 1`;
+    await load(db.sql);
+    await rebuild(db.sql, { kind: 'pending' });
+    const positions = (sql: Sql) => sql`
+      select p.trade_date::text, d.symbol, p.close_price::float8
+      from warehouse.fact_positions_daily p join warehouse.dim_instrument d using (instrument_key) order by 1`;
+    const incremental = await positions(db.sql);
+    await rebuild(db.sql, { kind: 'full' });
+    expect(await positions(db.sql)).toEqual([
+      { trade_date: '2026-03-02', symbol: 'AAPL', close_price: 10.1 },
+      { trade_date: '2026-03-03', symbol: 'AAPL', close_price: 10.2 },
+      { trade_date: '2026-03-04', symbol: 'AAPX', close_price: 10.4 },
+      { trade_date: '2026-03-05', symbol: 'AAPX', close_price: 10.5 },
+    ]);
+    expect(incremental).toEqual(await positions(db.sql));
   });
 });
