@@ -8,7 +8,7 @@ import { FlowProducer, type DefaultJobOptions, type Worker } from 'bullmq';
 import { JOBS } from '../jobs/index.ts';
 import { createRefreshingCache } from './cache.ts';
 import type { Config } from './config.ts';
-import { openDb, type Sql } from './db.ts';
+import { createDb, openDb, type Sql } from './db.ts';
 import { seedDemoIfEmbeddedAndEmpty } from './demo/seed-if-empty.ts';
 import { ensureLocalRedis, startEmbeddedPostgres } from './embedded.ts';
 import { createFlowEnqueuer } from './enrichment/backfills.ts';
@@ -180,12 +180,15 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
     const full = role === 'all' || role === 'web';
     if (wantsHttp && (full || config.portExplicit)) {
       const backfillJob = services.definitions.get('enrichment-backfill');
+      const probeDb = createDb(services.databaseUrl, { max: 1, applicationName: 'bullpen-probe' });
+      releasers.push(() => probeDb.end({ timeout: 5 }));
       const app = createHttpApp({
         config,
         logger,
         metrics,
         queues: services.queues,
         db: services.db,
+        probeDb,
         redis: services.redis,
         credentials: full ? resolveCredentials(config, logger) : { user: '', password: '' },
         viewerCredentials:

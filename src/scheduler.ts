@@ -21,6 +21,7 @@ import type { Logger } from './logger.ts';
 import { installedAt } from './migrate.ts';
 import type { Metrics } from './metrics.ts';
 import { createJobId, PENDING_STATES, type QueueMap } from './queues.ts';
+import { withTimeout } from './timeout.ts';
 import { closeStaleRun, dropBufferedRun, loadJobHistory, loadOldBufferedRuns, loadStaleRuns, loadTickStatuses, type PartitionTick, type RunStatus } from './runs.ts';
 
 /** A tick younger than this is not "missed" yet: its own job may still be on its way. */
@@ -415,6 +416,25 @@ function owedSince(expected: readonly ExpectedPartition[], early: ReadonlyMap<st
   });
 }
 
+/**
+ * Lag is measured over the window's expected partitions; where none of them is done, from the
+ * first tick after the schedule's last success (or its installation), which comes before them:
+ * lag keeps growing while a schedule stays broken for longer than its window.
+ */
+function owedBeforeWindow(
+  schedule: Schedule,
+  owed: { partition: string; tick: Date }[],
+  statuses: ReadonlyMap<string, RunStatus>,
+  since: Date | null,
+): { partition: string; tick: Date }[] {
+  const first = owed[0];
+  if (!first || since === null || since >= first.tick || owed.some((e) => DONE.has(statuses.get(e.partition) as RunStatus))) return owed;
+  // The first tick after `since` is within a period of it; a week bounds the walk.
+  const until = new Date(Math.min(first.tick.getTime(), since.getTime() + HISTORY_WINDOW_MS));
+  const before = expectedPartitions(schedule, since, until)[0];
+  return before && before.tick < first.tick ? [{ partition: before.partition, tick: before.tick }, ...owed] : owed;
+}
+
 export async function listScheduleStatus(runtime: CatchupRuntime, schedules: readonly Schedule[], now: Date): Promise<ScheduleStatus[]> {
   const expected = new Map(
     schedules.map((schedule) => {
@@ -425,7 +445,7 @@ export async function listScheduleStatus(runtime: CatchupRuntime, schedules: rea
   );
   // Every read at once: under load each waits its turn for a pooled connection, and in a row
   // those waits added up to seconds.
-  const [history, statuses, redisState] = await Promise.all([
+  const [history, statuses, redisState, installed] = await Promise.all([
     loadJobHistory(runtime.db, schedules.map((s) => s.id)),
     // As deadlines and catch-up see them: a partition done ahead of its tick is still owed.
     loadTickStatuses(runtime.db, new Map([...expected].map(([job, list]) => [job, owedTicks(list)]))),
@@ -435,6 +455,7 @@ export async function listScheduleStatus(runtime: CatchupRuntime, schedules: rea
         return Promise.all([queue.getJobScheduler(schedule.id), queue.isPaused()]);
       }),
     ),
+    installedAt(runtime.db),
   ]);
   return schedules.map((schedule, i) => {
     const [scheduler, paused] = redisState[i]!;
@@ -459,7 +480,11 @@ export async function listScheduleStatus(runtime: CatchupRuntime, schedules: rea
       last_failure_partition: h?.last_failure_partition ?? null,
       last_failure_error: h?.last_failure_error ?? null,
       running: h?.running ?? 0,
-      lag_seconds: computeLagSeconds(owedSince(expected.get(schedule.id) ?? [], statuses.early.get(schedule.id)), statuses.statuses.get(schedule.id) ?? new Map(), now),
+      lag_seconds: (() => {
+        const done = statuses.statuses.get(schedule.id) ?? new Map<string, RunStatus>();
+        const owed = owedSince(expected.get(schedule.id) ?? [], statuses.early.get(schedule.id));
+        return computeLagSeconds(owedBeforeWindow(schedule, owed, done, h?.last_success_at ?? installed ?? null), done, now);
+      })(),
     };
   });
 }
@@ -480,20 +505,30 @@ export interface SchedulerLoop {
 }
 
 /** Runs catch-up, the reconciler and deadline checks at start and every `intervalMs`. */
+/** The least a scheduler step is waited for before the pass goes on without it. */
+const STEP_TIMEOUT_FLOOR_MS = 30_000;
+
 export function startSchedulerLoop(runtime: CatchupRuntime, schedules: readonly Schedule[], intervalMs: number, clock: () => Date = () => new Date()): SchedulerLoop {
   const reported = new Set<string>();
   let current: Promise<void> | null = null;
   let stopped = false;
+  // Each step on its own: one that fails, or hangs on a Redis that does not answer (its commands
+  // wait for it to come back), must not keep the others from running. Deadlines go first: they
+  // need only PostgreSQL, and a Redis in trouble is when a report is most likely not made.
+  const stepTimeoutMs = Math.max(intervalMs, STEP_TIMEOUT_FLOOR_MS);
+  const step = async (name: string, work: () => Promise<unknown>): Promise<void> => {
+    try {
+      await withTimeout(work(), stepTimeoutMs, `scheduler ${name}`);
+    } catch (err) {
+      runtime.logger.error({ err, step: name }, `scheduler ${name} failed; trying again next interval`);
+    }
+  };
   const pass = async (): Promise<void> => {
     const now = clock();
-    try {
-      await reconcileSchedules(runtime, schedules);
-      await reapStaleRuns(runtime);
-      await catchUp(runtime, schedules, now);
-      await checkDeadlines(runtime, schedules, now, reported);
-    } catch (err) {
-      runtime.logger.error({ err }, 'scheduler pass failed; trying again next interval');
-    }
+    await step('deadlines', () => checkDeadlines(runtime, schedules, now, reported));
+    await step('reconcile', () => reconcileSchedules(runtime, schedules));
+    await step('reap', () => reapStaleRuns(runtime));
+    await step('catch-up', () => catchUp(runtime, schedules, now));
   };
   const runOnce = (): Promise<void> => {
     current ??= pass().finally(() => {

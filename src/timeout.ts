@@ -17,3 +17,18 @@ export async function answersWithin(probe: () => Promise<boolean>, timeoutMs: nu
     clearTimeout(timer);
   }
 }
+
+/** Resolves with `work`, or rejects after `ms` (the work itself carries on, unobserved). */
+export async function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      work,
+      new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -138,9 +138,26 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
       return { deferred: 'started before its tick', partition, scheduledFor, jobId: deferred.jobId };
     }
 
+    // What is written before the run starts (a skip, the claim) can fail too (PostgreSQL down):
+    // counted like a failed run, retried by BullMQ, or failed for good after the last attempt.
+    const beforeStart = async <T>(write: () => Promise<T>): Promise<T> => {
+      try {
+        return await write();
+      } catch (thrown) {
+        const error = redactError(coerceError(thrown));
+        const permanent = classifyError(error) === 'permanent';
+        const finalAttempt = permanent || attempt >= (job.opts.attempts ?? 1);
+        metrics.jobsTotal.inc({ ...labels, outcome: finalAttempt ? 'failed' : 'retrying' });
+        if (finalAttempt) runLog.error({ err: error, permanent }, 'run failed before it started: its ops.job_runs row could not be written');
+        else runLog.warn({ err: error }, 'run failed before it started (its ops.job_runs row could not be written): will retry');
+        if (permanent) throw new UnrecoverableError(error.message);
+        throw error;
+      }
+    };
+
     if (definition.schedule?.calendar === 'nyse' && isDatePartition(partition) && !isTradingDay(partition)) {
       const reason = nyseHoliday(partition) ?? 'weekend';
-      await recordSkippedRun(runtime.db, {
+      await beforeStart(() => recordSkippedRun(runtime.db, {
         job: definition.name,
         partition,
         queue: definition.queue,
@@ -149,7 +166,7 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
         status: 'skipped',
         summary: { skipped: 'not an NYSE session', reason },
         error: null,
-      });
+      }));
       metrics.ticksSkipped.inc({ schedule: definition.name, reason: 'not-a-session' });
       runLog.info({ reason }, 'not an NYSE trading day: nothing to do');
       return { skipped: 'not an NYSE session', partition, reason };
@@ -170,7 +187,7 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
     // so does a tick that runs again (a retry, a stall, Bull Board): claimScheduled knows it by
     // its partition's row.
     const overlap = !definition.schedule ? 'allow' : job.repeatJobKey && payload.catchup !== true ? definition.schedule.overlap : 'wait';
-    const claim = await recorder.claimScheduled(request, overlap);
+    const claim = await beforeStart(() => recorder.claimScheduled(request, overlap));
     if (!claim.claimed) {
       if (claim.status === 'overlap-buffered' || claim.status === 'overlap-waiting') {
         runLog.info({ active: claim.activePartition }, `previous run still active: ${claim.status === 'overlap-buffered' ? 'tick buffered' : 'this run waits for it'}`);

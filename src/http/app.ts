@@ -48,6 +48,11 @@ export interface HttpDeps {
   metrics: Metrics;
   queues: QueueMap;
   db: Sql;
+  /**
+   * The pool /readyz asks PostgreSQL through: one of its own, since `select 1` on the jobs' pool
+   * waits behind them and would call a busy pool PostgreSQL down. @defaultValue db
+   */
+  probeDb?: Sql;
   redis: Redis;
   /** Basic-auth credentials for Bull Board, the status page and mutating API calls. */
   credentials: BasicCredentials;
@@ -81,7 +86,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   const csrfToken = deps.csrfToken ?? createCsrfToken(deps.credentials);
   app.locals.csrfToken = csrfToken;
 
-  app.use(createProbeRouter({ logger, metrics: deps.metrics, db: deps.db, redis: deps.redis, beforeScrape: deps.beforeScrape }));
+  app.use(createProbeRouter({ logger, metrics: deps.metrics, db: deps.probeDb ?? deps.db, redis: deps.redis, beforeScrape: deps.beforeScrape }));
 
   if (deps.mode === 'full') {
     const requireAuth = createBasicAuth({ admin: deps.credentials, viewer: deps.viewerCredentials });

@@ -7,6 +7,7 @@ import { isDbReady, type Sql } from '../db.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { isRedisReady, type Redis } from '../redis.ts';
+import { withTimeout } from '../timeout.ts';
 import { wrapAsync } from './error-handler.ts';
 
 /** How long /readyz waits for each service: well inside a typical 5 s probe timeout. */
@@ -14,21 +15,6 @@ export const READINESS_TIMEOUT_MS = 1500;
 
 /** How long /metrics waits for `beforeScrape`: inside Prometheus' default 10 s scrape timeout. */
 export const SCRAPE_REFRESH_TIMEOUT_MS = 3000;
-
-/** Resolves with `work`, or rejects after `ms` (the work itself carries on, unobserved). */
-async function withTimeout(work: Promise<void>, ms: number, what: string): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([
-      work,
-      new Promise<never>((_resolve, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 export interface ProbeDeps {
   logger: Logger;
