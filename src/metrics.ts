@@ -54,7 +54,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     }),
     jobsTotal: new Counter({
       name: 'bullpen_jobs_total',
-      help: 'Job runs by queue, job and outcome (succeeded, failed, retried, skipped)',
+      help: 'Job runs by queue, job and outcome (succeeded, failed, retrying, skipped: a partition already done or running elsewhere)',
       labelNames: ['queue', 'job', 'outcome'],
       registers,
     }),
