@@ -5,17 +5,19 @@
  * a rerun is harmless) and, when it is the newest date scored, the current values in
  * sector_mapping.
  *
- * Fresh data first: when a benchmark has no bar for the date yet, the run asks the enrichment
- * pipeline for the universe's 1d bars through that date (one backfill request, tagged with this
- * partition) and goes back on its queue until that request ends. Still missing then, the run
- * fails retryably naming the benchmarks: the data may arrive later, and each attempt asks again.
+ * Fresh data first: when a member (crypto aside: it is not scored) has no bar for the date yet,
+ * the run asks the enrichment pipeline for the universe's 1d bars through that date (one
+ * backfill request, tagged with this partition) and goes back on its queue until that request
+ * ends. A benchmark still missing then fails the run retryably, naming it: the data may arrive
+ * later, and each attempt asks again. A stock still missing is scored NULL with a note (a halt,
+ * a delisting: waiting would not help), keeping its current values in sector_mapping.
  */
 import { addCalendarDays, type AssetClass } from '../src/analytics/timeframes.ts';
 import { createBackfill, createContextEnqueuer, planBackfill } from '../src/enrichment/backfills.ts';
 import { UpstreamUnavailableError } from '../src/errors.ts';
 import { basePayload, defineJob, payloadDate, scheduledInstant } from '../src/job-definition.ts';
 import { tickDate } from '../src/cron.ts';
-import { loadMissingBenchmarks, loadUnscored, publishCurrentScores, scoreRelativeStrength } from '../src/queries/rs.ts';
+import { loadLateMembers, loadUnscored, publishCurrentScores, scoreRelativeStrength } from '../src/queries/rs.ts';
 
 const TZ = 'America/New_York';
 /** How often a run waiting for its enrichment request looks again. */
@@ -41,8 +43,8 @@ export const refreshRs = defineJob({
     const [universe] = await ctx.db<{ n: number }[]>`select count(*)::int as n from market.sector_mapping`;
     if (!universe?.n) return { asOf, symbols: 0, note: 'market.sector_mapping is empty: nothing to score' };
 
-    const missing = await loadMissingBenchmarks(ctx.db, asOf, TZ);
-    if (missing.length > 0) {
+    const late = await loadLateMembers(ctx.db, asOf, TZ);
+    if (late.length > 0) {
       const tag = `refresh-rs@${asOf}`;
       // The latest request for the date, and whether this attempt made it: ops.job_runs.started_at
       // is when the attempt (or run) began, kept while it waits on its queue between looks.
@@ -53,17 +55,20 @@ export const refreshRs = defineJob({
       const active = request !== undefined && ['queued', 'in_progress', 'cancelling'].includes(request.status);
       // Asked once per attempt: a request of an earlier attempt or run that ended without the bar
       // says nothing of now (the provider may have it since), so a retry asks again. The first ask
-      // is for the universe, chunks already stored skipped; a retry's is for the missing benchmarks
-      // alone, every chunk fetched anew: one fetched before the vendor published the day's bar is
-      // complete as far as its ledger knows.
+      // is for the universe over the scoring window, chunks already stored skipped (a new member's
+      // history comes with it); a retry's is for the members still without the day's bar, the
+      // chunk holding the date fetched anew: one fetched before the vendor published the day's
+      // bar is complete as far as its ledger knows, and a chunk fetches its whole cell.
       if (!request || (!active && request.earlier)) {
         const again = request !== undefined;
+        // A date not come yet (a payload may name one) has nothing to fetch past today.
+        const today = tickDate(new Date(), TZ);
         const members = await ctx.db<{ symbol: string; asset_class: AssetClass }[]>`select symbol, asset_class from market.sector_mapping order by symbol`;
         const plan = planBackfill(
           {
-            symbols: again ? missing : members.map((s) => s.symbol),
+            symbols: again ? late.map((m) => m.symbol) : members.map((s) => s.symbol),
             timeframes: '1d',
-            from: addCalendarDays(asOf, -HISTORY_DAYS),
+            from: again ? (asOf < today ? asOf : today) : addCalendarDays(asOf, -HISTORY_DAYS),
             to: asOf,
             reprocess: again ? 'all' : 'missing',
             requested_by: tag,
@@ -74,13 +79,20 @@ export const refreshRs = defineJob({
           { db: ctx.db, enqueue: createContextEnqueuer(ctx.enqueueFlow) },
           plan,
         );
-        ctx.logger.info({ missing, backfillId: created.backfillId, again }, `benchmarks have no bar for the date yet: enrichment asked for ${again ? 'them again' : 'the universe'}, waiting`);
+        ctx.logger.info(
+          { late: late.slice(0, LISTED_UNSCORED).map((m) => m.symbol), lateCount: late.length, backfillId: created.backfillId, again },
+          `${late.length} ${late.length === 1 ? 'member has' : 'members have'} no bar for the date yet: enrichment asked for ${again ? 'them again' : 'the universe'}, waiting`,
+        );
         return ctx.requeue(FRESHNESS_POLL_MS);
       }
       if (active) return ctx.requeue(FRESHNESS_POLL_MS);
-      throw new UpstreamUnavailableError(
-        `no 1d bar for ${asOf} of ${missing.join(', ')} (enrichment request ${request.backfill_id} ended ${request.status} without it); the data may arrive later`,
-      );
+      const missing = late.filter((m) => m.benchmark).map((m) => m.symbol);
+      if (missing.length > 0) {
+        throw new UpstreamUnavailableError(
+          `no 1d bar for ${asOf} of ${missing.join(', ')} (enrichment request ${request.backfill_id} ended ${request.status} without it); the data may arrive later`,
+        );
+      }
+      // Stocks still without the bar after this attempt's request: scored NULL with a note.
     }
 
     const { counts, published, unscored } = await ctx.db.begin(async (tx) => {

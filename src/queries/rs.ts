@@ -28,23 +28,36 @@ export const MARKET_BENCHMARK = 'SPY';
 /** Calendar days of 1d bars read before the as-of date: 252 sessions are about 365 days, with room for holidays. */
 const WINDOW_DAYS = 400;
 
-/** Benchmarks (SPY and the sector ETFs the universe's stocks name) without a 1d bar on the as-of date. */
-export async function loadMissingBenchmarks(sql: Sql, asOf: string, tz: string): Promise<string[]> {
-  const rows = await sql<{ symbol: string }[]>`
+/** A member of the universe without a 1d bar on the as-of date. */
+export interface LateMember {
+  symbol: string;
+  /** SPY or a sector ETF in use: without its bar no score (or no sector score) can be computed. */
+  benchmark: boolean;
+}
+
+/**
+ * The members refresh-rs waits for: every non-crypto member of market.sector_mapping without a 1d
+ * bar on the as-of date (crypto is not scored), flagged when it is a benchmark — SPY when it is a
+ * member (without it every score is NULL with a note, and no bar will come for a symbol the
+ * enrichment no longer fetches), and the sector ETFs the stocks name that are members.
+ */
+export async function loadLateMembers(sql: Sql, asOf: string, tz: string): Promise<LateMember[]> {
+  return sql<LateMember[]>`
     with benchmarks as (
-      select ${MARKET_BENCHMARK}::text as symbol
+      select m.symbol from market.sector_mapping m where m.symbol = ${MARKET_BENCHMARK}
       union
       select distinct m.sector_etf from market.sector_mapping m
       where m.asset_class = 'stock' and m.sector_etf is not null
         and exists (select 1 from market.sector_mapping e where e.symbol = m.sector_etf)
     )
-    select bm.symbol from benchmarks bm
-    where not exists (
-      select 1 from market.bars b
-      where b.symbol = bm.symbol and b.timeframe = '1d'
-        and b.ts >= (${asOf}::date::timestamp at time zone ${tz}) and b.ts < ((${asOf}::date + 1)::timestamp at time zone ${tz}))
+    select m.symbol, exists (select 1 from benchmarks bm where bm.symbol = m.symbol) as benchmark
+    from market.sector_mapping m
+    where (m.asset_class <> 'crypto' or m.symbol in (select symbol from benchmarks))
+      and not exists (
+        select 1 from market.bars b
+        where b.symbol = m.symbol and b.timeframe = '1d'
+          and b.ts >= (${asOf}::date::timestamp at time zone ${tz}) and b.ts < ((${asOf}::date + 1)::timestamp at time zone ${tz}))
     order by 1`;
-  return rows.map((r) => r.symbol);
 }
 
 export interface RsRunCounts {
@@ -219,7 +232,11 @@ export async function scoreRelativeStrength(sql: Sql, asOf: string, tz: string):
 /**
  * Copies a date's scores to market.sector_mapping when it is the newest date scored and SPY
  * was scored that day: without the benchmark every score is NULL (the notes say why), and the
- * current values stay as they were. rs_score is rounded to the column's 4 decimals.
+ * current values stay as they were. A symbol without a bar on the date (late, halted, delisted)
+ * keeps its current values too, `last_updated` saying from when: the missing bar says nothing
+ * of its strength, and a NULL would read as "no rating" in `bullpen universe list`. A symbol
+ * with the bar but no score (a short history, crypto) gets its NULLs: that is its state today.
+ * rs_score is rounded to the column's 4 decimals.
  */
 export async function publishCurrentScores(sql: Sql, asOf: string): Promise<number> {
   const result = await sql`
@@ -227,6 +244,7 @@ export async function publishCurrentScores(sql: Sql, asOf: string): Promise<numb
     set rs_score = round(s.rs_score::numeric, 4), rs_rating = s.rs_rating, is_sector_leader = s.is_sector_leader, last_updated = now()
     from market.rs_scores s
     where s.symbol = m.symbol and s.as_of_date = ${asOf}::date
+      and (s.close is not null or m.asset_class = 'crypto')
       and ${asOf}::date >= (select max(as_of_date) from market.rs_scores)
       and exists (select 1 from market.rs_scores b where b.symbol = ${MARKET_BENCHMARK} and b.as_of_date = ${asOf}::date and b.rs_score is not null)`;
   return result.count;

@@ -2,7 +2,9 @@
  * refresh-rs against hand-built bars: RS, ratings (ties included) and sector leaders worked out
  * by hand for a small universe; a sector with fewer than five members; a symbol listed
  * mid-window; an idempotent rerun; missing benchmark data fetched first, or failing retryably
- * naming the benchmark, asking again on the retry; lookbacks on SPY's sessions whatever gaps a symbol has; crypto members
+ * naming the benchmark, asking again on the retry for every member still without the day's bar;
+ * a stock without the day's bar asked for, then left unscored with its current rating kept; SPY
+ * not in the universe; lookbacks on SPY's sessions whatever gaps a symbol has; crypto members
  * left unscored; a score too large for sector_mapping's old numeric(10,4); a benchmark without a
  * year of history; history kept when an older date is scored again.
  */
@@ -230,7 +232,7 @@ describe('refresh-rs', () => {
     expect(requests.map((r) => r.status)).toEqual(['failed', 'failed']);
   });
 
-  it("asks again on its retry, for the benchmark alone and fetched anew, and scores with the day's bar the vendor published since", async () => {
+  it("asks again on its retry, for the members still without the day's bar, fetched anew, and scores with the bar the vendor published since", async () => {
     const { rt, dir } = await withoutSpyBars('rs-later', { JOB_BACKOFF_MS: '3000' });
     const sql = rt.db.sql;
     // The vendor's SPY file holds the year but not yet the day (AAA has none: its chunk fails).
@@ -261,15 +263,140 @@ describe('refresh-rs', () => {
       () => `the retry to end: ${JSON.stringify(row)}`,
     );
     expect(row).toMatchObject({ status: 'succeeded', summary: { symbols: 2, scored: 2 } });
-    // One request per attempt: the universe (failed: no AAA file), then SPY alone.
-    const requests = await sql<{ status: string; symbols: string[]; reprocess: string }[]>`
-      select status, symbols, reprocess from enrichment.backfills where requested_by = ${`refresh-rs@${AS_OF}`} order by created_at`;
+    // One request per attempt: the universe (failed: no AAA file), then SPY alone (AAA has the
+    // day's bar), from the date: the chunk holding it is fetched whole.
+    const requests = await sql<{ status: string; symbols: string[]; reprocess: string; from_date: string }[]>`
+      select status, symbols, reprocess, from_date::text from enrichment.backfills where requested_by = ${`refresh-rs@${AS_OF}`} order by created_at`;
     expect(requests.map((r) => ({ ...r }))).toEqual([
-      { status: 'failed', symbols: ['AAA', 'SPY'], reprocess: 'missing' },
-      { status: 'completed', symbols: ['SPY'], reprocess: 'all' },
+      { status: 'failed', symbols: ['AAA', 'SPY'], reprocess: 'missing', from_date: '2025-10-16' },
+      { status: 'completed', symbols: ['SPY'], reprocess: 'all', from_date: AS_OF },
     ]);
     const [spy] = await sql<{ n: number }[]>`select count(*)::int as n from market.bars where symbol = 'SPY' and timeframe = '1d' and source = 'csv'`;
     expect(spy?.n).toBe(260);
+  });
+
+  /** The refresh-rs run `jobId` of `partition` once it has ended. */
+  async function endedRun(rt: TestRuntime, partition: string, jobId: string): Promise<{ status: string; summary: Record<string, unknown> | null; error: string | null }> {
+    let row: { status: string; summary: Record<string, unknown> | null; error: string | null } | undefined;
+    await waitFor(
+      async () => {
+        [row] = await rt.db.sql<{ status: string; summary: Record<string, unknown> | null; error: string | null }[]>`
+          select status, summary, error from ops.job_runs where job = 'refresh-rs' and partition = ${partition} and job_id = ${jobId}`;
+        return row?.status === 'succeeded' || row?.status === 'failed';
+      },
+      30_000,
+      () => `refresh-rs to end: ${JSON.stringify(row)}`,
+    );
+    return row as { status: string; summary: Record<string, unknown> | null; error: string | null };
+  }
+
+  it("re-asks on its retry for every member still without the day's bar, not for the benchmarks alone, and scores them", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bullpen-rs-csv-'));
+    dirs.push(dir);
+    const rt = await createTestRuntime('rs-late-stock', [refreshRs, enrichmentBackfill], {
+      MARKET_DATA_SOURCE: 'csv',
+      MARKET_DATA_CSV_DIR: dir,
+      JOB_ATTEMPTS: '2',
+      JOB_BACKOFF_MS: '3000',
+    });
+    runtime = rt;
+    rt.startWorkers();
+    const sql = rt.db.sql;
+    await universe(sql, [
+      ['SPY', 'Benchmark', null, 'etf'],
+      ['AAA', 'Information Technology', null, 'stock'],
+    ]);
+    // The vendor's files hold the year but not yet the day, for SPY and for AAA alike.
+    const line = (back: number, close: number) => `${sessionTs(back).getTime()},${close},${close},${close},${close},1000`;
+    const files: Record<string, string> = {};
+    for (const symbol of ['SPY', 'AAA']) {
+      const file = path.join(dir, symbol, '1d.csv');
+      fs.mkdirSync(path.dirname(file));
+      fs.writeFileSync(file, ['timestamp,open,high,low,close,volume', ...Array.from({ length: 259 }, (_, i) => line(259 - i, 100))].join('\n') + '\n');
+      files[symbol] = file;
+    }
+    const run = enqueueRun(rt.queues, refreshRs, { date: AS_OF });
+    await waitFor(
+      async () => (await sql`select 1 from ops.job_run_events where job = 'refresh-rs' and outcome = 'retrying'`).length > 0,
+      30_000,
+      () => 'the first attempt to fail',
+    );
+    // The day's bars are published while the run backs off: SPY +10%, AAA +30%.
+    fs.appendFileSync(files.SPY as string, `${line(0, 110)}\n`);
+    fs.appendFileSync(files.AAA as string, `${line(0, 130)}\n`);
+    const { partition, jobId } = await run;
+    const row = await endedRun(rt, partition, jobId);
+    expect(row.status).toBe('succeeded');
+    expect(row.summary).toMatchObject({ scored: 2, unscored: 0, current: true });
+    const by = await loadScores(sql);
+    expect(by.AAA?.note).toBeNull();
+    expect(by.AAA?.rs_score).toBeCloseTo(20, 9);
+    const [current] = await sql<{ rs_rating: number | null }[]>`select rs_rating from market.sector_mapping where symbol = 'AAA'`;
+    expect(current?.rs_rating).toBe(1);
+    const requests = await sql<{ symbols: string[]; reprocess: string; from_date: string }[]>`
+      select symbols, reprocess, from_date::text from enrichment.backfills where requested_by = ${`refresh-rs@${AS_OF}`} order by created_at`;
+    expect(requests.map((r) => ({ ...r }))).toEqual([
+      { symbols: ['AAA', 'SPY'], reprocess: 'missing', from_date: '2025-10-16' },
+      { symbols: ['AAA', 'SPY'], reprocess: 'all', from_date: AS_OF },
+    ]);
+  });
+
+  it("asks for a stock's missing bar even when the benchmarks have theirs, then leaves it unscored with its current rating kept", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bullpen-rs-csv-'));
+    dirs.push(dir);
+    // An empty CSV directory: the request for the day's bars ends failed, bringing nothing.
+    const rt = await createTestRuntime('rs-halted', [refreshRs, enrichmentBackfill], { MARKET_DATA_SOURCE: 'csv', MARKET_DATA_CSV_DIR: dir, JOB_ATTEMPTS: '1' });
+    runtime = rt;
+    rt.startWorkers();
+    const sql = rt.db.sql;
+    await universe(sql, [
+      ['SPY', 'Benchmark', null, 'etf'],
+      ['AAA', 'Information Technology', null, 'stock'],
+      ['BBB', 'Information Technology', null, 'stock'],
+      ['BTC-USD', 'Crypto', null, 'crypto'],
+    ]);
+    await insertBars(sql, 'SPY', { 0: 110 });
+    await insertBars(sql, 'AAA', UP);
+    // BBB: halted on the date (no bar), a strong close the session before.
+    await insertSeries(sql, 'BBB', (back) => (back === 0 ? null : back === 1 ? 200 : 100));
+    const older = addTradingDays(AS_OF, -1);
+    expect((await runJob(rt, older)).status).toBe('succeeded');
+    const [before] = await sql<{ rs_rating: number | null; is_sector_leader: boolean | null; last_updated: Date | null }[]>`
+      select rs_rating, is_sector_leader, last_updated from market.sector_mapping where symbol = 'BBB'`;
+    expect(before).toMatchObject({ rs_rating: 99, is_sector_leader: true });
+
+    const run = await runJob(rt);
+    expect(run.status, run.error ?? '').toBe('succeeded');
+    expect(run.summary).toMatchObject({ symbols: 4, scored: 2, unscored: 2, current: true });
+    const by = await loadScores(sql);
+    expect(by.BBB).toMatchObject({ rs_score: null, note: `no 1d bar on ${AS_OF} (last ${older})` });
+    // Asked for once (the coin is not scored, so never waited for), then scored without it.
+    const requests = await sql<{ status: string; symbols: string[] }[]>`select status, symbols from enrichment.backfills where requested_by = ${`refresh-rs@${AS_OF}`}`;
+    expect(requests.map((r) => ({ ...r }))).toEqual([{ status: 'failed', symbols: ['AAA', 'BBB', 'BTC-USD', 'SPY'] }]);
+    // A missing bar says nothing of BBB's strength: its current values stay those of its last scored date.
+    const current = await sql<{ symbol: string; rs_rating: number | null; is_sector_leader: boolean | null; last_updated: Date | null }[]>`
+      select symbol, rs_rating, is_sector_leader, last_updated from market.sector_mapping order by symbol`;
+    expect(current.find((c) => c.symbol === 'BBB')).toEqual({ symbol: 'BBB', ...before });
+    expect(current.find((c) => c.symbol === 'AAA')).toMatchObject({ rs_rating: 1, is_sector_leader: true });
+  });
+
+  it('with SPY not in the universe, writes the NULL rows naming it instead of waiting on enrichment and failing as if the data were late', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bullpen-rs-csv-'));
+    dirs.push(dir);
+    const rt = await createTestRuntime('rs-no-spy', [refreshRs, enrichmentBackfill], { MARKET_DATA_SOURCE: 'csv', MARKET_DATA_CSV_DIR: dir, JOB_ATTEMPTS: '1' });
+    runtime = rt;
+    rt.startWorkers();
+    const sql = rt.db.sql;
+    // `bullpen universe remove SPY`: enrichment-daily no longer fetches it, so it has no bar for the day.
+    await universe(sql, [['AAA', 'Information Technology', null, 'stock']]);
+    await insertBars(sql, 'AAA', UP);
+
+    const run = await runJob(rt);
+    expect(run.error).toBeNull();
+    expect(run.status).toBe('succeeded');
+    expect(run.summary).toMatchObject({ symbols: 1, scored: 0, current: false });
+    expect((await loadScores(sql)).AAA?.note).toBe('benchmark SPY is not in market.sector_mapping');
+    expect(await sql`select 1 from enrichment.backfills where requested_by = ${`refresh-rs@${AS_OF}`}`).toHaveLength(0);
   });
 
   it("starts every lookback at SPY's session, whatever bars a symbol lacks: the close on or before that date", async () => {
