@@ -12,7 +12,7 @@ import { startEmbeddedPostgres } from './embedded.ts';
 import { SYMBOL_PATTERN } from './enrichment/backfills.ts';
 import { BadInputError } from './errors.ts';
 import { parseSymbol } from './http/enrichment.ts';
-import { assertKnownSector, parseRsDate, resolveRsDate, RS_MAX_LIMIT, RS_REFRESH_HINT, RsNotFoundError } from './http/rs.ts';
+import { assertKnownSector, assertScoredSector, parseRsDate, resolveRsDate, RS_MAX_LIMIT, RS_REFRESH_HINT, RsNotFoundError } from './http/rs.ts';
 import type { Logger } from './logger.ts';
 import { migrate } from './migrate.ts';
 import { MARKET_BENCHMARK } from './queries/rs.ts';
@@ -127,7 +127,6 @@ interface RsOptions {
 async function commandRs(ctx: RsCommandContext, options: RsOptions): Promise<number> {
   const asked = parseRsDate(options.date, '--date');
   return withDatabase(ctx, async (db) => {
-    if (options.sector !== undefined) await assertKnownSector(db, options.sector, '--sector');
     let asOf: string;
     try {
       asOf = await resolveRsDate(db, asked);
@@ -141,6 +140,8 @@ async function commandRs(ctx: RsCommandContext, options: RsOptions): Promise<num
       }
       throw new BadInputError(error.message, { cause: error });
     }
+    // The sector a row was scored in that day: a date before a rename is asked for by its name then.
+    if (options.sector !== undefined) await assertScoredSector(db, asOf, options.sector, '--sector');
     const leadersOnly = Boolean(options.leaders);
     const rows = await loadRsTable(db, { date: asOf, sector: options.sector, leadersOnly, limit: options.top });
     if (options.json) {

@@ -2,16 +2,27 @@
  * The relative-strength API (DESIGN.md "HTTP"; issue 6): a scored date's table and one
  * symbol's history, from market.rs_scores. Mounted under /api/v1 on the authenticated API
  * router. Errors answer `{ "detail": "…" }` as the enrichment routes do: 400 names the query
- * field, 404 a date never scored (or nothing scored at all) and an unknown symbol.
+ * field (a sector: one of the date's rows), 404 a date never scored (or nothing scored at all)
+ * and an unknown symbol.
  *
  *   GET /api/v1/rs?sector=&leaders=true&date=YYYY-MM-DD&limit=100
  *   GET /api/v1/rs/:symbol?days=30
  */
 import express from 'express';
+import { describeDate, isTradingDay } from '../analytics/calendar.ts';
 import type { Sql } from '../db.ts';
 import { BadInputError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { hasRsDate, loadLatestRsDate, loadRsHistory, loadRsTable, loadSectors, loadUniverseMember } from '../queries/rs-read.ts';
+import {
+  hasRsDate,
+  loadLatestRsDate,
+  loadLatestRsDateOnOrBefore,
+  loadRsHistory,
+  loadRsSectors,
+  loadRsTable,
+  loadSectors,
+  loadUniverseMember,
+} from '../queries/rs-read.ts';
 import { parseSymbol } from './enrichment.ts';
 import { createDetailErrorHandler, wrapAsync } from './error-handler.ts';
 import { parseBoundedInt, parseDateParam, singleParam } from './params.ts';
@@ -51,7 +62,7 @@ function parseLeaders(raw: unknown): boolean {
   throw new BadInputError(`leaders: must be true or false (got ${JSON.stringify(value)})`);
 }
 
-/** A sector name of market.sector_mapping (exact), or a BadInputError naming `field` and listing the sectors. */
+/** A sector name of market.sector_mapping (exact), or a BadInputError naming `field` and listing the sectors. For the universe as it is now. */
 export async function assertKnownSector(db: Sql, sector: string, field = 'sector'): Promise<void> {
   const sectors = await loadSectors(db);
   if (!sectors.includes(sector)) {
@@ -60,8 +71,29 @@ export async function assertKnownSector(db: Sql, sector: string, field = 'sector
 }
 
 /**
+ * A sector of the rows scored on `date` (exact), or a BadInputError naming `field` and listing
+ * them. The table filters on the sector a row was scored in, so a date before a sector was
+ * renamed is asked for by its name then, not by today's universe.
+ */
+export async function assertScoredSector(db: Sql, date: string, sector: string, field = 'sector'): Promise<void> {
+  const sectors = await loadRsSectors(db, date);
+  if (!sectors.includes(sector)) {
+    throw new BadInputError(`${field}: unknown sector ${JSON.stringify(sector)} for ${date}; sectors scored that date: ${sectors.join(', ') || 'none'}`);
+  }
+}
+
+/** "a Saturday", "Thanksgiving Day": why NYSE had no session on a date that is not a trading day. */
+function closedBecause(date: string): string {
+  const d = describeDate(date);
+  if (d.isWeekend) return d.dayOfWeek === 6 ? 'a Saturday' : 'a Sunday';
+  return d.holidayName ?? 'a closure';
+}
+
+/**
  * The date a table answer is for: the asked one when it was scored, else the newest scored.
- * RsNotFoundError when that date was not scored, or nothing ever was.
+ * RsNotFoundError when that date was not scored, or nothing ever was. A date that is no NYSE
+ * session is never scored (refresh-rs skips it), so its answer names the scored date before it
+ * rather than telling the user to score it.
  */
 export async function resolveRsDate(db: Sql, asked: string | undefined): Promise<string> {
   if (asked === undefined) {
@@ -71,10 +103,17 @@ export async function resolveRsDate(db: Sql, asked: string | undefined): Promise
   }
   if (await hasRsDate(db, asked)) return asked;
   const latest = await loadLatestRsDate(db);
+  if (latest === null) throw new RsNotFoundError(`no relative-strength scores yet: ${RS_REFRESH_HINT}`);
+  if (!isTradingDay(asked)) {
+    const before = await loadLatestRsDateOnOrBefore(db, asked);
+    throw new RsNotFoundError(
+      `no relative-strength scores for ${asked}: it is not an NYSE session (${closedBecause(asked)}); ${
+        before === null ? `no date on or before it was scored (newest scored date: ${latest})` : `the newest scored date on or before it is ${before}`
+      }`,
+    );
+  }
   throw new RsNotFoundError(
-    latest === null
-      ? `no relative-strength scores yet: ${RS_REFRESH_HINT}`
-      : `no relative-strength scores for ${asked} (newest scored date: ${latest}); score it with bullpen run refresh-rs --data '{"date":"${asked}"}' --wait`,
+    `no relative-strength scores for ${asked} (newest scored date: ${latest}); score it with bullpen run refresh-rs --data '{"date":"${asked}"}' --wait`,
   );
 }
 
@@ -88,13 +127,14 @@ export function createRsRouter(deps: RsRouterDeps): express.Router {
   router.get(
     '/rs',
     wrapAsync(async (req, res) => {
-      // Every field is checked before the database is asked anything about dates.
+      // Every field's form is checked before the database is asked anything about dates; the
+      // sector is one of the date's, so it is checked once the date is known.
       const asked = parseRsDate(req.query.date);
       const sector = singleParam(req.query.sector, 'sector');
       const leadersOnly = parseLeaders(req.query.leaders);
       const limit = parseBoundedInt(req.query.limit, 'limit', 1, RS_MAX_LIMIT, RS_DEFAULT_LIMIT);
-      if (sector !== undefined) await assertKnownSector(deps.db, sector);
       const date = await resolveRsDate(deps.db, asked);
+      if (sector !== undefined) await assertScoredSector(deps.db, date, sector);
       const symbols = await loadRsTable(deps.db, { date, sector, leadersOnly, limit });
       res.json({ as_of_date: date, sector: sector ?? null, leaders_only: leadersOnly, symbols });
     }),

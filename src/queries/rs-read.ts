@@ -83,6 +83,19 @@ export async function loadSectors(sql: Sql): Promise<string[]> {
   return rows.map((r) => r.sector_name);
 }
 
+/** The sector names of a scored date's rows (as scored that day, whatever the universe says now), in order. */
+export async function loadRsSectors(sql: Sql, date: string): Promise<string[]> {
+  const rows = await sql<{ sector_name: string }[]>`
+    select distinct sector_name from market.rs_scores where as_of_date = ${date}::date and sector_name is not null order by 1`;
+  return rows.map((r) => r.sector_name);
+}
+
+/** The newest scored as-of date on or before `date`, or null. */
+export async function loadLatestRsDateOnOrBefore(sql: Sql, date: string): Promise<string | null> {
+  const [row] = await sql<{ d: string | null }[]>`select max(as_of_date)::text as d from market.rs_scores where as_of_date <= ${date}::date`;
+  return row?.d ?? null;
+}
+
 /** How many symbols a date has, and how many of them are scored and rated (for headers). */
 export async function loadRsDateCounts(sql: Sql, date: string): Promise<{ symbols: number; scored: number; rated: number }> {
   const [row] = await sql<{ symbols: number; scored: number; rated: number }[]>`

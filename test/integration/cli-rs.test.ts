@@ -1,7 +1,7 @@
 /**
  * `bullpen rs` and `bullpen universe` as a user runs them: the note before anything is scored,
- * the table of a small scored universe (filters, JSON, a date never scored), and adding,
- * changing, listing and removing symbols, bad input refused with exit code 1.
+ * the table of a small scored universe (filters, JSON, a date never scored, a sector renamed
+ * since), and adding, changing, listing and removing symbols, bad input refused with exit code 1.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addTradingDays } from '../../src/analytics/calendar.ts';
@@ -146,8 +146,21 @@ describe('bullpen rs', () => {
     expect(notScored.code).toBe(1);
     expect(notScored.output).toContain(`bullpen: no relative-strength scores for 2026-11-13 (newest scored date: ${AS_OF})`);
     expect(badSector.code).toBe(1);
-    expect(badSector.output).toContain('bullpen: --sector: unknown sector "Tech"; sectors in market.sector_mapping: Benchmark, Energy, Information Technology');
+    expect(badSector.output).toContain(`bullpen: --sector: unknown sector "Tech" for ${AS_OF}; sectors scored that date: Benchmark, Energy, Information Technology`);
     expect(badDate.code).toBe(1);
     expect(badDate.output).toContain('bullpen: --date: must be a date YYYY-MM-DD (got "2026-13-01")');
+  });
+
+  it('filters a date by the sector its rows were scored in, even after the universe renamed that sector', async () => {
+    await rt.db.sql`update market.sector_mapping set sector_name = 'Energy & Utilities' where sector_name = 'Energy'`;
+    const [old, renamed] = await Promise.all([
+      bullpen(['rs', '--date', AS_OF, '--sector', 'Energy']),
+      bullpen(['rs', '--date', AS_OF, '--sector', 'Energy & Utilities']),
+    ]);
+    expect(old.code, old.output).toBe(0);
+    expect(old.output).toMatch(/^\s+1\s+FFF\s+Energy\s+99\s/m);
+    expect(old.output).not.toMatch(/AAA/);
+    expect(renamed.code).toBe(1);
+    expect(renamed.output).toContain(`bullpen: --sector: unknown sector "Energy & Utilities" for ${AS_OF}; sectors scored that date: Benchmark, Energy, Information Technology`);
   });
 });

@@ -1,8 +1,9 @@
 /**
  * GET /api/v1/rs and /api/v1/rs/:symbol as a client sees them, over a small universe scored for
  * two dates by the real statement: the newest date by default, a chosen date, sector and
- * leaders filters, the limit, 404s (a date not scored, nothing scored, an unknown symbol), 400s
- * naming the field, a symbol's history.
+ * leaders filters (a date's sectors as scored, whatever the universe says since), the limit,
+ * 404s (a date not scored, a date that is no NYSE session, nothing scored, an unknown symbol),
+ * 400s naming the field, a symbol's history.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JOBS } from '../../jobs/index.ts';
@@ -158,7 +159,7 @@ describe('GET /api/v1/rs', () => {
     ['a malformed date', 'date=20-11-2026', /^date: must be a date YYYY-MM-DD \(got "20-11-2026"\)$/],
     ['an impossible date', 'date=2026-02-30', /^date: must be a date YYYY-MM-DD/],
     ['a date given twice', `date=${AS_OF}&date=${PREVIOUS}`, /^date: give it once/],
-    ['an unknown sector', 'sector=Tech', /^sector: unknown sector "Tech"; sectors in market.sector_mapping: Benchmark, Energy, Information Technology$/],
+    ['an unknown sector', 'sector=Tech', /^sector: unknown sector "Tech" for 2026-11-20; sectors scored that date: Benchmark, Energy, Information Technology$/],
     ['leaders neither true nor false', 'leaders=yes', /^leaders: must be true or false/],
     ['a limit of 0', 'limit=0', /^limit: must be a whole number from 1 to 5000/],
     ['a limit above 5000', 'limit=5001', /^limit: must be a whole number from 1 to 5000/],
@@ -174,6 +175,42 @@ describe('GET /api/v1/rs', () => {
     const { status, body } = await get('/api/v1/rs?date=2026-11-13');
     expect(status).toBe(404);
     expect(body).toEqual({ detail: `no relative-strength scores for 2026-11-13 (newest scored date: ${AS_OF}); score it with bullpen run refresh-rs --data '{"date":"2026-11-13"}' --wait` });
+  });
+
+  it('filters a date by the sector its rows were scored in, even after the universe renamed that sector', async () => {
+    const sql = rt.db.sql;
+    await sql`update market.sector_mapping set sector_name = 'Energy & Utilities' where sector_name = 'Energy'`;
+    try {
+      for (const query of [`date=${PREVIOUS}&sector=Energy`, 'sector=Energy']) {
+        const { status, body } = await get(`/api/v1/rs?${query}`);
+        expect(body.detail, query).toBeUndefined();
+        expect(status).toBe(200);
+        expect(symbolsOf(body), query).toEqual(['FFF', 'GGG', 'XLE', 'NEW']);
+      }
+      // Today's name was no sector of that date: the answer lists the date's.
+      const renamed = await get(`/api/v1/rs?date=${PREVIOUS}&sector=${encodeURIComponent('Energy & Utilities')}`);
+      expect(renamed).toEqual({
+        status: 400,
+        body: { detail: `sector: unknown sector "Energy & Utilities" for ${PREVIOUS}; sectors scored that date: Benchmark, Energy, Information Technology` },
+      });
+    } finally {
+      await sql`update market.sector_mapping set sector_name = 'Energy' where sector_name = 'Energy & Utilities'`;
+    }
+  });
+
+  it('answers 404 for a date that is no NYSE session naming the scored date before it, not telling to score it', async () => {
+    const saturday = await get('/api/v1/rs?date=2026-11-21');
+    expect(saturday).toEqual({
+      status: 404,
+      body: { detail: `no relative-strength scores for 2026-11-21: it is not an NYSE session (a Saturday); the newest scored date on or before it is ${AS_OF}` },
+    });
+    const thanksgiving = await get('/api/v1/rs?date=2026-11-26');
+    expect(thanksgiving.body.detail).toBe(`no relative-strength scores for 2026-11-26: it is not an NYSE session (Thanksgiving Day); the newest scored date on or before it is ${AS_OF}`);
+    const laborDay = await get('/api/v1/rs?date=2026-09-07');
+    expect(laborDay).toEqual({
+      status: 404,
+      body: { detail: `no relative-strength scores for 2026-09-07: it is not an NYSE session (Labor Day); no date on or before it was scored (newest scored date: ${AS_OF})` },
+    });
   });
 
   it('asks for credentials', async () => {
