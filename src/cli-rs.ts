@@ -241,12 +241,21 @@ async function commandUniverseAdd(ctx: RsCommandContext, rawSymbol: string, opti
     } else if (!(await loadUniverseMember(db, after.sector_etf))) {
       out(`note: ${after.sector_etf} is not in the universe, so ${symbol} is scored against ${MARKET_BENCHMARK} only until it is added (bullpen universe add ${after.sector_etf} --sector "${after.sector_name}" --asset-class etf)`);
     }
+    // RS compares closes of NYSE sessions: a 24x7 series is fetched, never scored (its row says so).
+    const crypto = after.asset_class === 'crypto';
+    if (crypto) out(`note: ${symbol} is crypto: it is kept for enrichment but not scored by refresh-rs (RS compares closes of NYSE sessions)`);
     if (before) {
       out('the change shows from the next refresh-rs run (bullpen run refresh-rs --wait)');
     } else {
       // A score needs 253 sessions: about 400 calendar days of 1d bars (refresh-rs's window).
+      // The class goes with the command: without it the backfill plans the symbol as a stock
+      // (NYSE sessions), which for a coin stamps the wrong days.
       const from = new Date(Date.now() - HISTORY_DAYS * 86_400_000).toISOString().slice(0, 10);
-      out(`its 1d bars come with enrichment-daily, its scores with the next refresh-rs run; to fetch its history now: bullpen backfill --symbols ${symbol} --from ${from} --timeframes 1d --wait`);
+      const assetClass = after.asset_class === 'stock' ? '' : ` --asset-class ${after.asset_class}`;
+      const backfill = `bullpen backfill --symbols ${symbol} --from ${from} --timeframes 1d${assetClass} --wait`;
+      out(crypto
+        ? `its 1d bars come with enrichment-daily; to fetch its history now: ${backfill}`
+        : `its 1d bars come with enrichment-daily, its scores with the next refresh-rs run; to fetch its history now: ${backfill}`);
     }
     return 0;
   });

@@ -1,7 +1,8 @@
 /**
  * `bullpen rs` and `bullpen universe` as a user runs them: the note before anything is scored,
  * the table of a small scored universe (filters, JSON, a date never scored, a sector renamed
- * since), and adding, changing, listing and removing symbols, bad input refused with exit code 1.
+ * since), and adding, changing, listing and removing symbols (a coin: not scored, its backfill
+ * command fetching it as crypto), bad input refused with exit code 1.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addTradingDays } from '../../src/analytics/calendar.ts';
@@ -81,6 +82,23 @@ describe('bullpen universe', () => {
     expect(unknown.code).toBe(1);
     expect(unknown.output).toContain('bullpen: PLTR is not in the universe (market.sector_mapping)');
     expect(await rt.db.sql`select 1 from market.sector_mapping where symbol in ('BAD$SYM', 'NOSEC')`).toHaveLength(0);
+  });
+});
+
+describe('bullpen universe add of a non-stock', () => {
+  it('says a coin is not scored, and prints a backfill command with its asset class', async () => {
+    const coin = await bullpen(['universe', 'add', 'BTC-USD', '--sector', 'Crypto', '--asset-class', 'crypto']);
+    expect(coin.code).toBe(0);
+    expect(coin.output).toContain('added BTC-USD to the universe: Crypto, no sector ETF, crypto');
+    expect(coin.output).toContain('note: BTC-USD is crypto: it is kept for enrichment but not scored by refresh-rs (RS compares closes of NYSE sessions)');
+    expect(coin.output).not.toContain('its scores with the next refresh-rs run');
+    // Without --asset-class, `bullpen backfill` plans the symbol as a stock (NYSE sessions, New York midnight stamps).
+    expect(coin.output).toMatch(/its 1d bars come with enrichment-daily; to fetch its history now: bullpen backfill --symbols BTC-USD --from \d{4}-\d{2}-\d{2} --timeframes 1d --asset-class crypto --wait/);
+
+    const etf = await bullpen(['universe', 'add', 'XBI', '--sector', 'Health Care', '--asset-class', 'etf']);
+    expect(etf.code).toBe(0);
+    expect(etf.output).toMatch(/its scores with the next refresh-rs run; to fetch its history now: bullpen backfill --symbols XBI --from \S+ --timeframes 1d --asset-class etf --wait/);
+    await rt.db.sql`delete from market.sector_mapping where symbol in ('BTC-USD', 'XBI')`;
   });
 });
 
