@@ -44,12 +44,13 @@ export async function recordQueueDepth(metrics: Metrics, queues: QueueMap): Prom
 }
 
 /**
- * Sets `bullpen_enrichment_symbols{status}` for every status (0 when none). Each symbol's status
- * is derived at `now` as GET /api/v1/enrichment/status/:symbol derives it (stored error flag,
+ * Symbols per enrichment status, every status present (0 when none). Each symbol's status is
+ * derived at `now` as GET /api/v1/enrichment/status/:symbol derives it (stored error flag,
  * sessions behind, mean quality of its last 7 metric days), so a symbol turns stale while
- * nothing enriches it. One query: two index probes per symbol.
+ * nothing enriches it; the status stored at its last enrichment says only how it was then.
+ * One query: two index probes per symbol.
  */
-export async function recordEnrichmentStatus(metrics: Metrics, db: Sql, now: number): Promise<void> {
+export async function loadEnrichmentStatusCounts(db: Sql, now: number): Promise<Map<EnrichmentStatus, number>> {
   const rows = await db<{ asset_class: AssetClass; status: string; latest_bar_ts: Date | null; quality_score: number | null }[]>`
     select s.asset_class, s.status, s.latest_bar_ts, q.quality_score
     from enrichment.status s
@@ -69,5 +70,10 @@ export async function recordEnrichmentStatus(metrics: Metrics, db: Sql, now: num
     });
     counts.set(status, (counts.get(status) ?? 0) + 1);
   }
-  for (const [status, n] of counts) metrics.enrichmentSymbols.set({ status }, n);
+  return counts;
+}
+
+/** Sets `bullpen_enrichment_symbols{status}` for every status (0 when none), as derived at `now`. */
+export async function recordEnrichmentStatus(metrics: Metrics, db: Sql, now: number): Promise<void> {
+  for (const [status, n] of await loadEnrichmentStatusCounts(db, now)) metrics.enrichmentSymbols.set({ status }, n);
 }

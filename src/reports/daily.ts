@@ -8,6 +8,7 @@
  */
 import { windowMetrics, type CurveRow } from '../analytics/metrics.ts';
 import type { Sql } from '../db.ts';
+import { loadEnrichmentStatusCounts } from '../queue-metrics.ts';
 import type { AccountSection, DailyReport, Freshness, HourBucket, Mover, Position, ReportSection } from './types.ts';
 
 /** Best and worst instruments and strategies listed. */
@@ -16,6 +17,14 @@ const MOVERS = 3;
 const CURVE_ROWS = 250;
 const DAILY_PNL_ROWS = 30;
 const SHARPE_WINDOW = 30;
+/** Failed jobs the freshness section lists (all of them are counted). */
+const FAILED_JOBS_LISTED = 50;
+
+/**
+ * An instrument's label: its symbol, else `#<instrument_id>`. The source judges nothing but
+ * primary keys, so a symbol can be NULL, and such an instrument must still get its rows.
+ */
+const symbolOf = (db: Sql) => db`coalesce(i.symbol, '#' || i.instrument_id::text)`;
 
 interface CurveDbRow {
   account_id: string;
@@ -102,17 +111,20 @@ export async function buildDailyReport(db: Sql, options: { date: string; now: Da
     order by account_id, window_name, as_of_date desc`;
 
   const strategies = await db<{ account_id: string; name: string; trades: number; net_pnl: string }[]>`
-    select p.account_id::text, coalesce(s.strategy_name, 'unassigned') as name, sum(p.total_trades)::int as trades, sum(p.net_pnl)::text as net_pnl
+    select p.account_id::text,
+           -- Unnamed strategies by their id: only the unassigned member (key 0) is 'unassigned'.
+           case when p.strategy_key = 0 then 'unassigned' else coalesce(s.strategy_name, '#' || s.strategy_id::text) end as name,
+           sum(p.total_trades)::int as trades, sum(p.net_pnl)::text as net_pnl
     from warehouse.fact_performance_daily p join warehouse.dim_strategy s on s.strategy_key = p.strategy_key
     where p.trade_date = ${date}::date group by p.account_id, name`;
 
   const instruments = await db<{ account_id: string; name: string; trades: number; net_pnl: string }[]>`
-    select a.account_id::text, i.symbol as name, count(*)::int as trades,
+    select a.account_id::text, ${symbolOf(db)} as name, count(*)::int as trades,
            sum(coalesce(t.realized_pnl, 0) - t.commission - t.fees)::text as net_pnl
     from warehouse.fact_trades t
     join warehouse.dim_account a on a.account_key = t.account_key
     join warehouse.dim_instrument i on i.instrument_key = t.instrument_key
-    where t.trade_date = ${date}::date group by a.account_id, i.symbol`;
+    where t.trade_date = ${date}::date group by a.account_id, ${symbolOf(db)}`;
 
   const hours = await db<{ account_id: string; hour: number; trades: number; net_pnl: string }[]>`
     select account_id::text, hour_of_day::int as hour, sum(total_trades)::int as trades, sum(net_pnl)::text as net_pnl
@@ -124,10 +136,10 @@ export async function buildDailyReport(db: Sql, options: { date: string; now: Da
   // lots must not show on every later report.
   const positionDates = lastCurveDates(accounts.map((a) => a.account_id), curves);
   const positions = await db<{ account_id: string; symbol: string; quantity: string; avg_price: string | null; close: string | null; market_value: string | null; unrealized_pnl: string | null }[]>`
-    select p.account_id::text, i.symbol, p.quantity::text, trim_scale(p.avg_entry_price)::text as avg_price, p.close_price::text as close,
+    select p.account_id::text, ${symbolOf(db)} as symbol, p.quantity::text, trim_scale(p.avg_entry_price)::text as avg_price, p.close_price::text as close,
            p.market_value::text, p.unrealized_pnl::text
     from ${positionsAt(db, positionDates)}
-    order by i.symbol`;
+    order by symbol`;
 
   const sections: AccountSection[] = accounts.map((account) => {
     const id = account.account_id;
@@ -279,12 +291,14 @@ async function firmSection(
   const firmHours = await db<HourBucket[]>`
     select hour_of_day::int as hour, sum(total_trades)::int as trades, sum(net_pnl)::text as net_pnl
     from warehouse.fact_performance_buckets where trade_date = ${date}::date group by hour_of_day order by hour_of_day`;
+  // Every symbol some account holds, flat firm-wide or not: accounts long and short the same
+  // symbol net to 0 shares but not to 0 unrealized PnL (each account's rows are non-zero).
   const firmPositions = await db<Position[]>`
-    select i.symbol, sum(p.quantity)::text as quantity, null::text as avg_price, max(p.close_price)::text as close,
+    select ${symbolOf(db)} as symbol, sum(p.quantity)::text as quantity, null::text as avg_price, max(p.close_price)::text as close,
            case when bool_and(p.market_value is not null) then sum(p.market_value)::text end as market_value,
            case when bool_and(p.unrealized_pnl is not null) then sum(p.unrealized_pnl)::text end as unrealized_pnl
     from ${positionsAt(db, positionDates)}
-    group by i.symbol having sum(p.quantity) <> 0 order by i.symbol`;
+    group by ${symbolOf(db)} order by symbol`;
   return {
     ...sectionTotals(day ?? ZERO_TOTALS),
     sharpe_30d: m30?.sharpe ?? null,
@@ -337,15 +351,19 @@ async function loadFreshness(db: Sql, now: Date): Promise<Freshness> {
   const [etl] = await db<{ last_ingested_at: Date | null; last_success: Date | null }[]>`
     select (select max(last_ingested_at) from ops.etl_watermarks) as last_ingested_at,
            (select max(finished_at) from ops.job_runs where job = 'trade-etl' and status = 'succeeded') as last_success`;
-  const statuses = await db<{ status: string; n: number }[]>`select status, count(*)::int as n from enrichment.status group by status order by status`;
-  const failed = await db<{ job: string; partition: string; error: string | null; at: Date }[]>`
-    select job, partition, error, coalesce(finished_at, updated_at) as at from ops.job_runs
+  // Derived now, as the status API and the bullpen_enrichment_symbols metric derive them: the
+  // status stored at a symbol's last enrichment does not turn stale while nothing enriches it.
+  const statuses = await loadEnrichmentStatusCounts(db, now.getTime());
+  // count(*) over () is taken before the limit: every failure is counted, the latest listed.
+  const failed = await db<{ job: string; partition: string; error: string | null; at: Date; total: number }[]>`
+    select job, partition, error, coalesce(finished_at, updated_at) as at, (count(*) over ())::int as total from ops.job_runs
     where status = 'failed' and coalesce(finished_at, updated_at) > ${now}::timestamptz - interval '24 hours'
-    order by at desc limit 50`;
+    order by at desc limit ${FAILED_JOBS_LISTED}`;
   return {
     etl_lag_seconds: etl?.last_ingested_at ? Math.max(0, Math.round((now.getTime() - etl.last_ingested_at.getTime()) / 1000)) : null,
     etl_last_success: etl?.last_success?.toISOString() ?? null,
-    enrichment_status: Object.fromEntries(statuses.map((s) => [s.status, s.n])),
+    enrichment_status: Object.fromEntries([...statuses].filter(([, n]) => n > 0)),
+    failed_jobs_24h_count: failed[0]?.total ?? 0,
     failed_jobs_24h: failed.map((f) => ({ job: f.job, partition: f.partition, error: f.error, at: f.at.toISOString() })),
   };
 }

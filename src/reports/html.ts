@@ -406,6 +406,13 @@ function rsSection(rs: DailyReport['rs_leaders'], reportDate: string): string {
 
 const ENRICHMENT_ORDER = ['healthy', 'warning', 'stale', 'error'];
 
+/** "60 failed jobs in 24 h (50 listed)": the count is every failure, the list stops at 50. */
+function failedJobsLine(f: Freshness): string {
+  const total = f.failed_jobs_24h_count;
+  const listed = total > f.failed_jobs_24h.length ? ` (${f.failed_jobs_24h.length} listed)` : '';
+  return `${total} failed job${total === 1 ? '' : 's'} in 24 h${listed}`;
+}
+
 function freshnessSection(f: Freshness): string {
   const statuses = [...ENRICHMENT_ORDER.filter((k) => k in f.enrichment_status), ...Object.keys(f.enrichment_status).filter((k) => !ENRICHMENT_ORDER.includes(k)).sort()];
   const enrichment = statuses.length
@@ -418,10 +425,11 @@ function freshnessSection(f: Freshness): string {
         [false, false, false, false],
       )
     : '<p class="none">No failed jobs in the last 24 h.</p>';
+  const more = f.failed_jobs_24h_count > f.failed_jobs_24h.length ? `<p class="note">The latest ${f.failed_jobs_24h.length} of ${f.failed_jobs_24h_count} are listed.</p>` : '';
   return (
     `<section class="freshness" id="freshness"><h2>Data freshness</h2>` +
     `<dl class="figures"><div><dt>ETL lag</dt><dd>${esc(humanizeSeconds(f.etl_lag_seconds))}</dd></div><div><dt>Last ETL success</dt><dd>${esc(formatTimestamp(f.etl_last_success))}</dd></div></dl>` +
-    `<h3>Enrichment status</h3>${enrichment}<h3>Failed jobs, last 24 h</h3>${failed}</section>`
+    `<h3>Enrichment status</h3>${enrichment}<h3>Failed jobs, last 24 h</h3>${failed}${more}</section>`
   );
 }
 
@@ -490,7 +498,7 @@ export function renderDailyReportHtml(report: DailyReport): string {
   const header =
     `<header><h1>Daily report ${esc(date)}</h1>` +
     `<p class="meta">Generated ${esc(formatTimestamp(report.generated_at))} · ETL lag ${esc(humanizeSeconds(f.etl_lag_seconds))} · ` +
-    `${f.failed_jobs_24h.length} failed job${f.failed_jobs_24h.length === 1 ? '' : 's'} in 24 h</p>` +
+    `${failedJobsLine(f)}</p>` +
     `<p class="links"><a href="${esc(reportFileName(date, 'json'))}">JSON</a> · <a href="./">All reports</a></p>${banner}</header>`;
   const nav =
     `<nav aria-label="Sections"><ul><li><a href="#firm">Firm-wide</a></li>` +

@@ -87,8 +87,11 @@ export interface Freshness {
   /** Seconds between the report's generation and the newest source row the trade ETL has loaded; null before any load. */
   etl_lag_seconds: number | null;
   etl_last_success: string | null;
-  /** Symbols per enrichment status (healthy, warning, stale, error). */
+  /** Symbols per enrichment status (healthy, warning, stale, error) as derived at generation, statuses with none left out. */
   enrichment_status: Record<string, number>;
+  /** Jobs (runs of a partition) failed for good in the 24 h before the report was generated. */
+  failed_jobs_24h_count: number;
+  /** The latest 50 of them, newest first. */
   failed_jobs_24h: { job: string; partition: string; error: string | null; at: string }[];
 }
 

@@ -1,7 +1,9 @@
 /**
  * nightly-report: the JSON of a fixture day checked against the warehouse tables it reads; an
- * account that did not trade; a date with no data at all; files replaced atomically and recorded;
- * three missed nights caught up once each, oldest first.
+ * account that did not trade; a date with no data at all; an instrument without a symbol;
+ * accounts long and short the same symbol; freshness as derived now and every failed job
+ * counted; files replaced atomically and recorded; three missed nights caught up once each,
+ * oldest first.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -9,8 +11,10 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { nightlyReport } from '../../jobs/nightly-report.ts';
 import type { Sql } from '../../src/db.ts';
+import { loadEnrichmentStatus } from '../../src/enrichment/reports.ts';
 import { createLogger } from '../../src/logger.ts';
 import { addDecimals, buildDailyReport } from '../../src/reports/daily.ts';
+import { renderDailyReportHtml } from '../../src/reports/html.ts';
 import type { DailyReport } from '../../src/reports/types.ts';
 import { rebuildRollups } from '../../src/rollups.ts';
 import { catchUp, resolveSchedules } from '../../src/scheduler.ts';
@@ -192,6 +196,122 @@ describe('accounts that go flat or start later', () => {
     const mean = r.reduce((a, b) => a + b, 0) / r.length;
     const std = Math.sqrt(r.reduce((a, b) => a + (b - mean) ** 2, 0) / (r.length - 1));
     expect(sunday.firm.sharpe_30d).toBeCloseTo((mean / std) * Math.sqrt(252), 9);
+  });
+});
+
+describe('reports of unusual data', () => {
+  const databases: TestDatabase[] = [];
+  async function database(): Promise<TestDatabase> {
+    const created = await createTestDatabase();
+    databases.push(created);
+    return created;
+  }
+  afterAll(async () => {
+    for (const created of databases.splice(0)) await created.drop();
+  });
+
+  it('labels an instrument without a symbol and a strategy without a name by their ids, and renders them', async () => {
+    const db = await database();
+    await seedReference(db.sql);
+    // The source judges nothing but primary keys (DESIGN.md): rows without a symbol or a name
+    // are loaded by the ETL like any other, and so are their fills.
+    await db.sql`
+      insert into oltp.instruments (instrument_id, symbol, exchange, instrument_type, full_name, sector, industry, currency, tick_size, lot_size, is_active, updated_at)
+      values (4, null, 'OTC', 'stock', 'No Symbol Corp', null, null, 'USD', 0.01, 1, true, '2020-01-01T00:00:00Z')`;
+    await db.sql`
+      insert into oltp.strategies (strategy_id, strategy_name, strategy_type, risk_tier, version, is_active, updated_at)
+      values (3, null, 'trend', 'low', 1, true, '2020-01-01T00:00:00Z')`;
+    await db.sql`
+      insert into oltp.orders (order_id, account_id, instrument_id, strategy_id, side, quantity, limit_price, created_at)
+      values (500, 1, 4, 3, 'BUY', 1000, null, '2026-01-01T00:00:00Z')`;
+    await insertExecutions(db.sql, [
+      { execution_id: 1, order_id: 500, account_id: 1, instrument_id: 4, executed_at: at('2026-03-02'), side: 'BUY', quantity: '10', price: '5' },
+      // No order: the unassigned strategy, which the unnamed one must not be merged into.
+      { execution_id: 2, order_id: null, account_id: 1, instrument_id: 4, executed_at: at('2026-03-02', '16:00:00'), side: 'BUY', quantity: '10', price: '5', commission: '2' },
+    ]);
+    const loaded = await loadTrades({ db: db.sql, sourceDb: db.sql, tz: TZ, runPartition: 'test' });
+    expect(loaded.loaded).toBe(2);
+    await rebuildRollups({ db: db.sql, tz: TZ, startingCapital: 100000, scope: { kind: 'full' }, asOf: '2026-03-02' });
+
+    const report = await buildDailyReport(db.sql, { date: '2026-03-02', now: NOW });
+    const alpha = report.accounts[0]!;
+    expect(alpha.positions.map((p) => [p.symbol, p.quantity])).toEqual([['#4', '20']]);
+    expect(report.firm.positions.map((p) => [p.symbol, p.quantity])).toEqual([['#4', '20']]);
+    expect(alpha.worst_instruments.map((m) => [m.name, m.trades])).toEqual([['#4', 2]]);
+    expect(alpha.worst_strategies.map((m) => [m.name, m.trades, m.net_pnl])).toEqual([
+      ['unassigned', 1, '-2.1'],
+      ['#3', 1, '-1.1'],
+    ]);
+    // A NULL label made escapeHtml throw, failing the job every night the position stayed open.
+    const html = renderDailyReportHtml(report);
+    expect(html).toContain('<td>#4</td>');
+  });
+
+  it('keeps the unrealized PnL of accounts long and short the same symbol, listed at net quantity 0', async () => {
+    const db = await database();
+    await seedReference(db.sql);
+    // Account 1 buys 10 XOM at 50; account 2 shorts 10 XOM at 60; XOM closes at 55.
+    await insertExecutions(db.sql, [
+      { execution_id: 1, order_id: null, account_id: 1, instrument_id: 2, executed_at: at('2026-03-02'), side: 'BUY', quantity: '10', price: '50' },
+      { execution_id: 2, order_id: 300, account_id: 2, instrument_id: 2, executed_at: at('2026-03-02'), side: 'SELL', quantity: '10', price: '60' },
+    ]);
+    await db.sql`insert into market.bars (symbol, timeframe, ts, open, high, low, close, volume, source) values
+      ('XOM', '1d', '2026-03-02 00:00:00-05', 54, 56, 53, 55, 1000000, 'test')`;
+    await loadTrades({ db: db.sql, sourceDb: db.sql, tz: TZ, runPartition: 'test' });
+    await rebuildRollups({ db: db.sql, tz: TZ, startingCapital: 100000, scope: { kind: 'full' }, asOf: '2026-03-02' });
+
+    const report = await buildDailyReport(db.sql, { date: '2026-03-02', now: NOW });
+    // Each account's position is open and marked: +50 each.
+    expect(report.accounts.flatMap((a) => a.positions).map((p) => [p.symbol, p.quantity, p.unrealized_pnl])).toEqual([
+      ['XOM', '10', '50'],
+      ['XOM', '-10', '50'],
+    ]);
+    expect(report.firm.positions).toEqual([{ symbol: 'XOM', quantity: '0', avg_price: null, close: '55', market_value: '0', unrealized_pnl: '100' }]);
+  });
+});
+
+describe('data freshness in the report', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await db.drop();
+  });
+
+  it('counts enrichment statuses as derived now, as the status API and the metric do, not as stored at the last enrichment', async () => {
+    // AAPL was enriched (healthy at the time) with its last bar on 2026-02-02 and nothing since:
+    // on 2026-03-10 it is 25 sessions behind, i.e. stale.
+    await db.sql`
+      insert into enrichment.status (symbol, asset_class, status, last_enrichment_time, latest_bar_ts, records_available, timeframes_available)
+      values ('AAPL', 'stock', 'healthy', '2026-02-02T22:00:00Z', '2026-02-02T05:00:00Z', 100, '{1d}')`;
+    await db.sql`
+      insert into enrichment.data_quality_metrics (symbol, timeframe, metric_date, total_records, validated_records, validation_rate,
+        gaps_detected, anomalies_detected, avg_quality_score, data_completeness, features_rate, freshness)
+      values ('AAPL', '1d', '2026-02-02', 1, 1, 100, 0, 0, 0.98, 1, 1, 1)`;
+    const api = await loadEnrichmentStatus(db.sql, 'AAPL', { now: NOW.getTime(), nextEnrichment: null });
+    expect(api.status).toBe('stale');
+
+    const report = await buildDailyReport(db.sql, { date: '2026-03-09', now: NOW });
+    expect(report.freshness.enrichment_status).toEqual({ stale: 1 });
+  });
+
+  it('counts every job that failed in the last 24 h, not just the 50 it lists', async () => {
+    // A five-hour outage of the trade ETL: 60 ticks, each its own partition, all failed; and
+    // one failure older than 24 h, not counted.
+    await db.sql`
+      insert into ops.job_runs (job, partition, queue, job_id, status, attempts, run_count, started_at, finished_at, worker, error)
+      select 'trade-etl', 'tick-' || i, 'etl', 'trade-etl@tick-' || i, 'failed', 3, 1,
+             ${NOW}::timestamptz - make_interval(mins => 5 * i), ${NOW}::timestamptz - make_interval(mins => 5 * i), 'test', 'connection refused'
+      from generate_series(1, 60) i
+      union all
+      select 'trade-etl', 'old', 'etl', 'trade-etl@old', 'failed', 3, 1, ${NOW}::timestamptz - interval '25 hours', ${NOW}::timestamptz - interval '25 hours', 'test', 'old'`;
+    const report = await buildDailyReport(db.sql, { date: '2026-03-09', now: NOW });
+    expect(report.freshness.failed_jobs_24h_count).toBe(60);
+    expect(report.freshness.failed_jobs_24h).toHaveLength(50);
+    expect(report.freshness.failed_jobs_24h[0]?.partition).toBe('tick-1');
+    const header = /<p class="meta">[^]*?<\/p>/.exec(renderDailyReportHtml(report))?.[0] ?? '';
+    expect(header).toContain('60 failed jobs in 24 h (50 listed)');
   });
 });
 

@@ -134,6 +134,15 @@ describe('renderDailyReportHtml', () => {
     expect(text).toContain('No trades on 2026-11-20.');
   });
 
+  it('counts every failed job in the header and says how many are listed when the list stops short', () => {
+    const header = (r: DailyReport) => /<p class="meta">[^]*?<\/p>/.exec(renderDailyReportHtml(r))?.[0] ?? '';
+    expect(header(report)).toContain('1 failed job in 24 h</p>');
+    const listed = Array.from({ length: 50 }, (_, i) => ({ job: 'trade-etl', partition: `tick-${i}`, error: 'connection refused', at: '2026-11-20T06:10:00.000Z' }));
+    const outage: DailyReport = { ...report, freshness: { ...report.freshness, failed_jobs_24h_count: 60, failed_jobs_24h: listed } };
+    expect(header(outage)).toContain('60 failed jobs in 24 h (50 listed)</p>');
+    expect(withoutSvg(renderDailyReportHtml(outage))).toContain('The latest 50 of 60 are listed.');
+  });
+
   it('renders a no-trading day with the banner, the equity so far and freshness', () => {
     const quiet = renderDailyReportHtml(buildDailyReport({ hasTrading: false }));
     expect(quiet).toContain('class="banner"');
@@ -177,7 +186,7 @@ describe('renderDailyReportHtml', () => {
       firm: empty,
       accounts: [],
       rs_leaders: { as_of_date: null, leaders: [] },
-      freshness: { etl_lag_seconds: null, etl_last_success: null, enrichment_status: {}, failed_jobs_24h: [] },
+      freshness: { etl_lag_seconds: null, etl_last_success: null, enrichment_status: {}, failed_jobs_24h_count: 0, failed_jobs_24h: [] },
     };
     const out = renderDailyReportHtml(bare);
     for (const kind of ['equity', 'daily-pnl', 'pnl-by-hour']) expect(chartCount(out, kind)).toBe(1);
