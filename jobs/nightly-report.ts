@@ -4,15 +4,29 @@
  * in ops.reports and served under /reports/. Partition: the report date (the UTC date of the
  * 23:50 UTC tick). Reads the warehouse only; files are replaced atomically, so a rerun is harmless.
  * Nights missed while nothing ran are caught up on start, oldest first.
+ *
+ * Rollups first: while rebuilds the trade ETL asked for on the date or before are still to be
+ * made (build-rollups waits out ROLLUP_DEBOUNCE_MS first), the run goes back on its queue and
+ * looks again, rather than store a report that misses fills already loaded (a "no trading" day
+ * with zero trades, for good). Still pending after ROLLUPS_WAIT_MS, it fails retryably. A date
+ * build-rollups restates after its report is stored is reported again (jobs/build-rollups.ts).
  */
 import { tickDate } from '../src/cron.ts';
 import { BadInputError } from '../src/errors.ts';
 import { basePayload, defineJob, payloadDate, scheduledInstant } from '../src/job-definition.ts';
-import { buildDailyReport } from '../src/reports/daily.ts';
+import { buildDailyReport, loadPendingRollups } from '../src/reports/daily.ts';
 import { renderDailyReportHtml } from '../src/reports/html.ts';
 import { storeDailyReport } from '../src/reports/store.ts';
 
 const payload = basePayload.extend({ date: payloadDate.optional() });
+
+/** How often a run waiting for its date's rollups looks again. */
+const ROLLUPS_POLL_MS = 3_000;
+/**
+ * How long a run waits for them (from the start of its attempt): well past the ETL's debounce
+ * and a rebuild, so still pending then, build-rollups is not running and the run says so.
+ */
+const ROLLUPS_WAIT_MS = 10 * 60_000;
 
 export const nightlyReport = defineJob({
   name: 'nightly-report',
@@ -34,6 +48,20 @@ export const nightlyReport = defineJob({
     // trading" report would stand for the real one's partition.
     const today = new Date().toISOString().slice(0, 10);
     if (ctx.partition > today) throw new BadInputError(`bad payload for nightly-report: date ${ctx.partition} is after today (${today} UTC); a future date has nothing to report`);
+    const pending = await loadPendingRollups(ctx.db, ctx.partition);
+    if (pending.requests > 0) {
+      // ops.job_runs.started_at is when this attempt began, kept while it waits on its queue between looks.
+      const [run] = await ctx.db<{ waited_ms: number }[]>`
+        select (extract(epoch from now() - started_at) * 1000)::float8 as waited_ms from ops.job_runs
+        where job = 'nightly-report' and partition = ${ctx.partition}`;
+      const waited = run?.waited_ms ?? 0;
+      if (waited < ROLLUPS_WAIT_MS) {
+        ctx.logger.info({ pending: pending.requests, from: pending.first }, `rollups pending for ${ctx.partition}: waiting for build-rollups`);
+        return ctx.requeue(ROLLUPS_POLL_MS);
+      }
+      const what = `${pending.requests} rollup rebuild${pending.requests === 1 ? '' : 's'} requested from ${pending.first} on`;
+      throw new Error(`rollups pending for ${ctx.partition}: ${what} not made after ${Math.round(waited / 60_000)} min; is build-rollups running?`);
+    }
     const report = await buildDailyReport(ctx.db, { date: ctx.partition, now: new Date() });
     const stored = await storeDailyReport(ctx.db, ctx.config.reportsDir, report, renderDailyReportHtml(report));
     return {

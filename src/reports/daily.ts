@@ -68,6 +68,17 @@ function moversOf(rows: readonly { account_id: string | null; name: string; trad
   };
 }
 
+/**
+ * Rollup rebuilds the trade ETL has asked for (ops.rollup_requests) on `date` or before, which
+ * build-rollups has not made yet: until it has, the rollup tables miss fills already loaded,
+ * and an earlier date's request changes the curve up to `date` too. One primary-key range read.
+ */
+export async function loadPendingRollups(db: Sql, date: string): Promise<{ requests: number; first: string | null }> {
+  const [row] = await db<{ requests: number; first: string | null }[]>`
+    select count(*)::int as requests, min(trade_date)::text as first from ops.rollup_requests where trade_date <= ${date}::date`;
+  return row ?? { requests: 0, first: null };
+}
+
 /** Reads everything and assembles the report of `date` (a calendar date: the trading date reported). */
 export async function buildDailyReport(db: Sql, options: { date: string; now: Date }): Promise<DailyReport> {
   const { date } = options;
@@ -173,6 +184,8 @@ export async function buildDailyReport(db: Sql, options: { date: string; now: Da
   });
 
   const firm = await firmSection(db, date, positionDates, strategies, instruments);
+  // From the facts, not the rollups: a date whose fills are loaded is never called untraded.
+  const [traded] = await db<{ any: boolean }[]>`select exists (select 1 from warehouse.fact_trades where trade_date = ${date}::date) as any`;
   const freshness = await loadFreshness(db, options.now);
   const rs = await db<{ as_of_date: string; symbol: string; sector_name: string; rs_rating: number | null; rs_score: number | null }[]>`
     select as_of_date::text, symbol, sector_name, rs_rating, rs_score from market.rs_scores
@@ -183,7 +196,7 @@ export async function buildDailyReport(db: Sql, options: { date: string; now: Da
     kind: 'daily',
     report_date: date,
     generated_at: options.now.toISOString(),
-    has_trading: totals.some((t) => t.trades > 0),
+    has_trading: traded?.any ?? false,
     firm,
     accounts: sections,
     rs_leaders: { as_of_date: rs[0]?.as_of_date ?? null, leaders: rs.map(({ as_of_date: _, ...l }) => l) },

@@ -100,7 +100,7 @@ export interface DailyReport {
   /** The date reported on (YYYY-MM-DD): fills whose trading date it is. */
   report_date: string;
   generated_at: string;
-  /** False when no account traded that date: the page says "no trading" rather than showing empty tables. */
+  /** False when warehouse.fact_trades has no fill dated that date: the page says "no trading" rather than showing empty tables. */
   has_trading: boolean;
   firm: ReportSection;
   /** Every account with an equity curve up to the date, traded that day or not. */

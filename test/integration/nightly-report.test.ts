@@ -3,7 +3,7 @@
  * account that did not trade; a date with no data at all; an instrument without a symbol;
  * accounts long and short the same symbol; freshness as derived now and every failed job
  * counted; files replaced atomically and recorded; three missed nights caught up once each,
- * oldest first.
+ * oldest first; a date's report waits for its pending rollups.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -11,6 +11,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { nightlyReport } from '../../jobs/nightly-report.ts';
 import type { Sql } from '../../src/db.ts';
+import { enqueueRun } from '../../src/enqueue.ts';
 import { loadEnrichmentStatus } from '../../src/enrichment/reports.ts';
 import { createLogger } from '../../src/logger.ts';
 import { addDecimals, buildDailyReport } from '../../src/reports/daily.ts';
@@ -356,5 +357,44 @@ describe('the nightly-report job', () => {
     // Nothing left over from the atomic writes, and a second catch-up finds nothing missed.
     expect(fs.readdirSync(reports).filter((f) => f.endsWith('.tmp'))).toEqual([]);
     expect(await catchUp({ db: runtime.db.sql, queues: runtime.queues, logger, metrics: runtime.metrics }, schedules, new Date('2026-03-05T12:00:00Z'))).toEqual([]);
+  });
+
+  it('waits for the rollups of fills already loaded for its date instead of storing a "no trading" report', async () => {
+    // Only the reports queue is worked: the rebuild the ETL asked for has not run yet (it waits
+    // out ROLLUP_DEBOUNCE_MS, 30 s by default, on the rollups queue).
+    runtime = await createTestRuntime('report-pending', [nightlyReport]);
+    const { sql } = runtime.db;
+    await seedReference(sql);
+    // Monday: bought, loaded and rolled up.
+    await insertExecutions(sql, [{ execution_id: 1, executed_at: at('2026-03-02'), side: 'BUY', quantity: '100', price: '10' }]);
+    await loadTrades({ db: sql, sourceDb: sql, tz: TZ, runPartition: 'test' });
+    await rebuildRollups({ db: sql, tz: TZ, startingCapital: 100000, scope: { kind: 'full' }, asOf: '2026-03-02' });
+    // Tuesday: two fills loaded, their rollups requested and not made yet.
+    await insertExecutions(sql, [
+      { execution_id: 2, order_id: 200, executed_at: at('2026-03-03'), side: 'SELL', quantity: '60', price: '11' },
+      { execution_id: 3, order_id: 200, executed_at: at('2026-03-03', '16:00:00'), side: 'SELL', quantity: '40', price: '12' },
+    ]);
+    await loadTrades({ db: sql, sourceDb: sql, tz: TZ, runPartition: 'test-2' });
+    const [state] = await sql<{ pending: number; facts: number }[]>`
+      select (select count(*)::int from ops.rollup_requests where trade_date = '2026-03-03') as pending,
+             (select count(*)::int from warehouse.fact_trades where trade_date = '2026-03-03') as facts`;
+    expect(state).toEqual({ pending: 1, facts: 2 });
+    // Built in the gap, the date is still a trading day: that comes from the facts.
+    expect((await buildDailyReport(sql, { date: '2026-03-03', now: NOW })).has_trading).toBe(true);
+
+    runtime.startWorkers();
+    await enqueueRun(runtime.queues, nightlyReport, { date: '2026-03-03' }, { scheduledFor: new Date('2026-03-03T23:50:00Z') });
+    const run = async () => (await sql<{ status: string }[]>`select status from ops.job_runs where job = 'nightly-report' and partition = '2026-03-03'`)[0]?.status;
+    await waitFor(async () => (await run()) !== undefined, 10_000, () => 'the report to start');
+    // Past a look or two it is still waiting, and nothing is stored.
+    await new Promise((resolve) => setTimeout(resolve, 4_000));
+    expect(await run()).toBe('running');
+    expect(await sql`select 1 from ops.reports where report_date = '2026-03-03'`).toHaveLength(0);
+
+    // The rollups are made: the report follows with both fills.
+    await rebuildRollups({ db: sql, tz: TZ, startingCapital: 100000, scope: { kind: 'pending' } });
+    await waitFor(async () => (await run()) === 'succeeded', 15_000, () => 'the report to succeed');
+    const [stored] = await sql<{ summary: { has_trading: boolean; trades: number } }[]>`select summary from ops.reports where report_date = '2026-03-03'`;
+    expect(stored?.summary).toMatchObject({ has_trading: true, trades: 2 });
   });
 });
