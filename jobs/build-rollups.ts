@@ -12,11 +12,14 @@
  *   nothing (the nightly tick)  the tick's date in New York (its partition), so every curve reaches it
  * Every run also marks earlier positions whose 1d bar has arrived since (their close was NULL).
  * Partition: that scope (a restatement's with when it was asked for). A rebuild replaces rows, so a rerun is harmless.
+ * Once committed, a restated date that already has a stored nightly report gets a forced
+ * nightly-report run, so late fills reach its report.
  */
 import { z } from 'zod';
 import { tickDate, tickPartition } from '../src/cron.ts';
 import { BadInputError } from '../src/errors.ts';
 import { basePayload, defineJob, payloadDate, scheduledInstant } from '../src/job-definition.ts';
+import { loadRestatedReportDates } from '../src/reports/store.ts';
 import { rebuildRollups, type RollupScope } from '../src/rollups.ts';
 
 const payload = basePayload.extend({
@@ -89,6 +92,10 @@ export const buildRollups = defineJob({
       logger: ctx.logger,
     });
     ctx.metrics.rollupsBuilt.inc(summary.rowsWritten);
+    // A fresh id each (a flow node with force): the plain nightly-report@<date> id is the
+    // report's earlier run, which BullMQ would hand back instead of running it again.
+    const reports = await loadRestatedReportDates(ctx.db, summary);
+    for (const date of reports) await ctx.enqueueFlow({ job: 'nightly-report', payload: { date } }, [], { force: true });
     return {
       scope: summary.scope,
       partitions: summary.partitions,
@@ -107,6 +114,7 @@ export const buildRollups = defineJob({
         monthly: summary.rows.monthly,
       },
       rows_written: summary.rowsWritten,
+      reports_requested: reports.length,
       phase_ms: summary.phaseMs,
     };
   },

@@ -6,6 +6,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Sql } from '../db.ts';
+import type { RollupSummary } from '../rollups.ts';
 import type { DailyReport } from './types.ts';
 
 export function reportFileBase(date: string): string {
@@ -43,4 +44,19 @@ export async function storeDailyReport(db: Sql, reportsDir: string, report: Dail
     on conflict (report_date, kind) do update set json_path = excluded.json_path, html_path = excluded.html_path,
       summary = excluded.summary, generated_at = excluded.generated_at`;
   return { jsonPath, htmlPath };
+}
+
+/**
+ * Dates whose stored daily report a rollup rebuild has made out of date: every date it restated
+ * at daily grain that has a report (a full rebuild restates them all). A date without one yet
+ * gets its report from its own tick. One read of ops.reports' primary key.
+ */
+export async function loadRestatedReportDates(db: Sql, summary: Pick<RollupSummary, 'scope' | 'promotedToFull' | 'from' | 'to'>): Promise<string[]> {
+  const full = summary.scope === 'full' || summary.promotedToFull;
+  if (!full && (summary.from === null || summary.to === null)) return [];
+  const rows = await db<{ report_date: string }[]>`
+    select report_date::text from ops.reports
+    where kind = 'daily' ${full ? db`` : db`and report_date between ${summary.from}::date and ${summary.to}::date`}
+    order by report_date`;
+  return rows.map((r) => r.report_date);
 }

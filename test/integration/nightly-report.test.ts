@@ -3,19 +3,23 @@
  * account that did not trade; a date with no data at all; an instrument without a symbol;
  * accounts long and short the same symbol; freshness as derived now and every failed job
  * counted; files replaced atomically and recorded; three missed nights caught up once each,
- * oldest first; a date's report waits for its pending rollups.
+ * oldest first; a date's report waits for its pending rollups, and is made again when
+ * build-rollups restates its date.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { buildRollups } from '../../jobs/build-rollups.ts';
 import { nightlyReport } from '../../jobs/nightly-report.ts';
+import { tradeEtl } from '../../jobs/trade-etl.ts';
 import type { Sql } from '../../src/db.ts';
 import { enqueueRun } from '../../src/enqueue.ts';
 import { loadEnrichmentStatus } from '../../src/enrichment/reports.ts';
 import { createLogger } from '../../src/logger.ts';
 import { addDecimals, buildDailyReport } from '../../src/reports/daily.ts';
 import { renderDailyReportHtml } from '../../src/reports/html.ts';
+import { loadRestatedReportDates } from '../../src/reports/store.ts';
 import type { DailyReport } from '../../src/reports/types.ts';
 import { rebuildRollups } from '../../src/rollups.ts';
 import { catchUp, resolveSchedules } from '../../src/scheduler.ts';
@@ -396,5 +400,46 @@ describe('the nightly-report job', () => {
     await waitFor(async () => (await run()) === 'succeeded', 15_000, () => 'the report to succeed');
     const [stored] = await sql<{ summary: { has_trading: boolean; trades: number } }[]>`select summary from ops.reports where report_date = '2026-03-03'`;
     expect(stored?.summary).toMatchObject({ has_trading: true, trades: 2 });
+  });
+
+  it('is made again when build-rollups restates its date after late fills', async () => {
+    runtime = await createTestRuntime('report-restated', [tradeEtl, buildRollups, nightlyReport], { ROLLUP_DEBOUNCE_MS: '0' });
+    const { sql } = runtime.db;
+    await seedReference(sql);
+    await insertExecutions(sql, [
+      { execution_id: 1, executed_at: at('2026-03-03', '14:00:00'), side: 'BUY', quantity: '100', price: '10' },
+      { execution_id: 2, order_id: 200, executed_at: at('2026-03-03', '15:00:00'), side: 'SELL', quantity: '50', price: '11' },
+      { execution_id: 4, executed_at: at('2026-03-02', '15:00:00'), side: 'BUY', quantity: '1', price: '10' },
+    ]);
+    await loadTrades({ db: sql, sourceDb: sql, tz: TZ, runPartition: 'test' });
+    await rebuildRollups({ db: sql, tz: TZ, startingCapital: 100000, scope: { kind: 'full' }, asOf: '2026-03-04' });
+    runtime.startWorkers();
+
+    // The 23:50 UTC reports of Monday and Tuesday.
+    for (const date of ['2026-03-02', '2026-03-03']) {
+      await enqueueRun(runtime.queues, nightlyReport, { date }, { scheduledFor: new Date(`${date}T23:50:00Z`) });
+    }
+    await waitFor(async () => {
+      const [row] = await sql<{ n: number }[]>`select count(*)::int as n from ops.reports`;
+      return row?.n === 2;
+    }, 20_000, () => 'both reports');
+    const stored = await sql<{ report_date: string; json_path: string; generated_at: Date }[]>`select report_date::text, json_path, generated_at from ops.reports order by report_date`;
+    const read = (date: string) => JSON.parse(fs.readFileSync(stored.find((r) => r.report_date === date)!.json_path, 'utf8')) as DailyReport;
+    expect(read('2026-03-03').firm.trades).toBe(2);
+
+    // A fill at 19:55 New York time on Tuesday (after-hours, trading date 2026-03-03, after the
+    // 23:50 UTC = 18:50 EST tick), loaded by the next ETL run, which has Tuesday's rollups rebuilt.
+    await insertExecutions(sql, [
+      { execution_id: 3, order_id: 200, executed_at: '2026-03-04T00:55:00Z', ingested_at: '2026-03-04T00:56:00Z', side: 'SELL', quantity: '50', price: '12' },
+    ]);
+    await enqueueRun(runtime.queues, tradeEtl, {}, { now: new Date('2026-03-04T01:00:00Z') });
+    await waitFor(() => read('2026-03-03').firm.trades === 3, 20_000, () => `daily_20260303.json to show 3 trades (it shows ${read('2026-03-03').firm.trades})`);
+    const [rollups] = await sql<{ summary: { reports_requested: number } }[]>`select summary from ops.job_runs where job = 'build-rollups' and status = 'succeeded'`;
+    expect(rollups?.summary.reports_requested).toBe(1);
+    // Monday was not restated: its report stands as it was.
+    const [monday] = await sql<{ generated_at: Date }[]>`select generated_at from ops.reports where report_date = '2026-03-02'`;
+    expect(monday?.generated_at).toEqual(stored[0]?.generated_at);    // A full rebuild restates every date: each stored report is made again.
+    expect(await loadRestatedReportDates(sql, { scope: 'full', promotedToFull: false, from: null, to: null })).toEqual(['2026-03-02', '2026-03-03']);
+    expect(await loadRestatedReportDates(sql, { scope: 'pending', promotedToFull: false, from: null, to: null })).toEqual([]);
   });
 });
