@@ -307,6 +307,29 @@ describe('polygon provider on crafted bodies', () => {
     expect(error.message).toBe(`polygon AAPL 1m 2024-01-02..2024-01-03: ${message}`);
   });
 
+  it('retries a page holding fewer results than its resultsCount, or none of them, rather than keep it', async () => {
+    // Kept, a page cut short (or one that lost its results array) would be stored as the chunk's
+    // whole answer: the ledger would mark the chunk complete, holes and all, and never fetch it again.
+    const bar = { v: 1000, vw: 10, o: 10, c: 10.5, h: 11, l: 9.5, t: Date.parse('2024-01-02T05:00:00Z'), n: 10 };
+    const request: FetchRequest = { ...AAPL_1M, timeframe: '1d', from: '2024-01-02', to: '2024-01-04' };
+    for (const body of [ok([bar], { queryCount: 3, resultsCount: 3 }), { status: 'OK', request_id: 'x', queryCount: 3, resultsCount: 3 }]) {
+      const error = await failure(createPolygonProvider({ apiKey: SECRET, fetch: stubFetch(body) }).fetchBars(request));
+      expect(error).toBeInstanceOf(UpstreamUnavailableError);
+      expect(classifyError(error)).toBe('retryable');
+      expect(error.message).toMatch(/results/);
+    }
+    // A page holding what it counts is the answer.
+    const whole = createPolygonProvider({ apiKey: SECRET, fetch: stubFetch(ok([bar], { queryCount: 1, resultsCount: 1 })) });
+    expect((await whole.fetchBars(request)).bars).toHaveLength(1);
+  });
+
+  it('says a DELAYED answer’s data runs 15 minutes late, and an OK answer’s nothing', async () => {
+    const delayed = createPolygonProvider({ apiKey: SECRET, fetch: stubFetch(ok([], { status: 'DELAYED' })) });
+    expect((await delayed.fetchBars(AAPL_1M)).dataDelayMs).toBe(15 * 60_000);
+    const current = createPolygonProvider({ apiKey: SECRET, fetch: stubFetch(ok([])) });
+    expect((await current.fetchBars(AAPL_1M)).dataDelayMs).toBeUndefined();
+  });
+
   it('rejects a body that is not an object or has an error status', async () => {
     const array = createPolygonProvider({ apiKey: SECRET, fetch: stubFetch([1, 2]) });
     expect((await failure(array.fetchBars(AAPL_1M))).message).toContain('body is not a JSON object');

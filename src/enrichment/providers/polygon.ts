@@ -14,6 +14,9 @@
  *    Sunday before our Monday), so the request asks for one day more on each side and the
  *    provider keeps the bars whose (normalised) open falls on from..to in our calendar. Like
  *    the synthetic source, a 1w bar belongs to the range holding its Monday.
+ *  - An answer whose status is DELAYED comes from a plan whose data lags real time by 15
+ *    minutes: the result says so (dataDelayMs), so a session that closed within them is not
+ *    taken as final. A page holding fewer results than its resultsCount is retried, not kept.
  *
  * Values are not judged: null, missing or non-numeric fields become NaN (not Number(null),
  * which is 0) and validation rejects the bar. The API key never appears in an error message
@@ -51,6 +54,8 @@ const DEFAULT_TIMEOUT_MS = 30_000;
 /** Used when a 429 comes without Retry-After: polygon's limits are per minute. */
 const DEFAULT_RETRY_AFTER_MS = 60_000;
 const PAGE_LIMIT = 50_000;
+/** How far polygon's data runs behind real time on a plan whose answers say DELAYED. */
+export const POLYGON_DELAYED_MS = 15 * 60_000;
 /** A guard against a next_url that never ends; a month of crypto minutes is one page. */
 const MAX_PAGES = 1_000;
 const DAY_MS = 86_400_000;
@@ -172,6 +177,7 @@ export function createPolygonProvider(options: PolygonProviderOptions): MarketDa
       let requests = 0;
       let responseTimeMs = 0;
       let quotaRemaining: number | null = null;
+      let delayed = false;
       let url: string | null =
         `${baseUrl}/v2/aggs/ticker/${ticker}/range/${multiplier}/${timespan}/` +
         `${isoDateOfDayNumber(fromDay - 1)}/${isoDateOfDayNumber(toDay + 1)}` +
@@ -186,6 +192,7 @@ export function createPolygonProvider(options: PolygonProviderOptions): MarketDa
         assertOk(page, label);
 
         const body = parseBody(page.text, label, redact);
+        delayed ||= body.delayed;
         for (let i = 0; i < body.results.length; i++) {
           const raw = body.results[i];
           if (!isRecord(raw)) throw new ProviderResponseError(`${label}: results[${i}] is not an object`);
@@ -195,7 +202,7 @@ export function createPolygonProvider(options: PolygonProviderOptions): MarketDa
         }
         url = body.nextUrl === null ? null : nextPageUrl(body.nextUrl, label);
       }
-      return { bars, requests, responseTimeMs, quotaRemaining };
+      return { bars, requests, responseTimeMs, quotaRemaining, ...(delayed ? { dataDelayMs: POLYGON_DELAYED_MS } : {}) };
     },
   };
 }
@@ -203,6 +210,8 @@ export function createPolygonProvider(options: PolygonProviderOptions): MarketDa
 interface PolygonBody {
   results: unknown[];
   nextUrl: string | null;
+  /** Status DELAYED: the plan's data lags real time (by 15 minutes). */
+  delayed: boolean;
 }
 
 /** Checks the parts of a 200 body we rely on; anything else is polygon's business. */
@@ -214,17 +223,22 @@ function parseBody(text: string, label: string, redact: (text: string) => string
     throw new ProviderResponseError(`${label}: body is not JSON: ${redact(snippet(text))}`);
   }
   if (!isRecord(body)) throw new ProviderResponseError(`${label}: body is not a JSON object`);
-  const { status, results, next_url: nextUrl } = body;
+  const { status, results, resultsCount, next_url: nextUrl } = body;
   if (status === undefined || status === null) throw new ProviderResponseError(`${label}: body has no status`);
   if (status !== 'OK' && status !== 'DELAYED') {
     throw new ProviderResponseError(`${label}: status ${redact(String(status))}: ${redact(providerMessage(text))}`);
   }
   if (nextUrl !== undefined && nextUrl !== null && typeof nextUrl !== 'string') throw new ProviderResponseError(`${label}: next_url is not a string`);
   const next = typeof nextUrl === 'string' && nextUrl !== '' ? nextUrl : null;
-  // resultsCount 0 comes without `results`.
-  if (results === undefined || results === null) return { results: [], nextUrl: next };
-  if (!Array.isArray(results)) throw new ProviderResponseError(`${label}: results is not an array`);
-  return { results, nextUrl: next };
+  if (results !== undefined && results !== null && !Array.isArray(results)) throw new ProviderResponseError(`${label}: results is not an array`);
+  // resultsCount 0 comes without `results`. A page holding fewer results than it counts was cut
+  // short on the way (or lost its array): taken as it is, the chunk would be stored with holes
+  // and marked complete, never to be fetched again. Asking again may well get the whole page.
+  const got = Array.isArray(results) ? results.length : 0;
+  if (typeof resultsCount === 'number' && resultsCount !== got) {
+    throw new UpstreamUnavailableError(`${label}: the page holds ${got} results where its resultsCount says ${resultsCount}`);
+  }
+  return { results: Array.isArray(results) ? results : [], nextUrl: next, delayed: status === 'DELAYED' };
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

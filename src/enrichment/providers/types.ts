@@ -35,6 +35,12 @@ export interface FetchResult {
   responseTimeMs: number;
   /** Requests left in the source's quota window, when it says. */
   quotaRemaining: number | null;
+  /**
+   * How far behind real time the source's data ran, when it says so (a delayed-data plan): the
+   * bars hold nothing after the fetch's start minus this, so a session that closed within it is
+   * not final in them. Relative, so it holds whatever clock the caller goes by.
+   */
+  dataDelayMs?: number;
 }
 
 export interface MarketDataProvider {
