@@ -197,7 +197,9 @@ export async function runSeriesStep(deps: StepDeps, key: SeriesKey): Promise<Ste
   }
 }
 
+/** Waits `ms`, or less when `signal` aborts; not at all when it already has (its abort event has fired). */
 async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return;
   await new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, ms);
     signal?.addEventListener('abort', () => {
@@ -230,6 +232,9 @@ async function fetchChunk(
         signal: deps.signal,
       });
     } catch (thrown) {
+      // The worker is shutting down: the fetch was cut short, the source did not fail. Nothing
+      // is recorded (no failed fetch, retry or error), and the job goes back on its queue.
+      if (deps.signal?.aborted) throw deps.signal.reason;
       const error = coerceError(thrown);
       const entry = { ...base, fetched: 0, inserted: 0, requests: 1, success: false, responseTimeMs: performance.now() - started, quotaRemaining: null, error: error.message };
       if (error instanceof RateLimitedError) {
@@ -290,6 +295,19 @@ function dayNumbers(bars: readonly Bar[], calendar: MarketCalendar): Int32Array 
   return days;
 }
 
+/**
+ * The newest instant a series' bars hold, for the symbol's status (stored as latest_bar_ts, the
+ * instant sessionsBehind counts from): the newest bar's open, on the day whose session it holds,
+ * except a 1w bar's. That one opens on its Monday but sums every session of its week up to
+ * `currentAt` (when the data was current): counted from its open, a week fetched on Friday
+ * evening would be four sessions behind, "stale" though as current as weekly data can be.
+ */
+export function latestDataTs(latestOpen: number, timeframe: Timeframe, calendar: MarketCalendar, currentAt: number): number {
+  if (timeframe !== '1w') return latestOpen;
+  const weekEnd = utcMsOfLocal((dayNumberOf(latestOpen, calendar) + 7) * DAY_MS, calendar) - 1;
+  return Math.max(latestOpen, Math.min(weekEnd, currentAt));
+}
+
 /** Completed sessions after the day of `ts` up to `now` (the seed's "days old", counted in sessions). */
 export function sessionsBehind(latestTs: number, now: number, calendar: MarketCalendar): number {
   const latestDay = dayNumberOf(latestTs, calendar);
@@ -332,6 +350,10 @@ async function processChunk(
   if (fetched === 'failed') return null;
   if ('kind' in fetched) return fetched;
   const fetchedAt = deps.now?.() ?? Date.now();
+  // A source running late (a delayed-data plan) had the market only up to its delay before the
+  // fetch: a session that closed within it is in the bars partly, and neither final nor fresh.
+  const dataAsOf = fetched.dataDelayMs === undefined ? Infinity : fetchStartedAt - fetched.dataDelayMs;
+  const currentAt = Math.min(fetchedAt, dataAsOf);
 
   const computeStarted = performance.now();
   const { valid, rejects } = validateBars(fetched.bars, { timeframe, calendar, from: chunk.start, to });
@@ -339,13 +361,13 @@ async function processChunk(
   // The state carried from the series' previous chunk, or rebuilt from stored bars when it carries none.
   const initial = state.feature_state ?? (await warmFeatureState(deps.db, state, timeframe, calendar, chunkStartTs));
   const { rows, state: featureState } = computeFeatures(valid, dayNumbers(valid, calendar), timeframe, initial);
-  const quality = dailyQuality({ timeframe, calendar, from: chunk.start, to, valid, features: rows, rejects, fetchedAt });
+  const quality = dailyQuality({ timeframe, calendar, from: chunk.start, to, valid, features: rows, rejects, fetchedAt: currentAt });
   const computeMs = performance.now() - computeStarted;
   const scored = quality.filter((q) => q.totalRecords > 0);
   const meanScore = scored.length > 0 ? scored.reduce((sum, q) => sum + q.qualityScore, 0) / scored.length : null;
-  const latest = valid.length > 0 ? (valid[valid.length - 1] as Bar).ts : null;
+  const latest = valid.length > 0 ? latestDataTs((valid[valid.length - 1] as Bar).ts, timeframe, calendar, currentAt) : null;
   const status = enrichmentStatus({ failed: false, qualityScore: meanScore, sessionsBehind: latest === null ? null : sessionsBehind(latest, fetchedAt, calendar) });
-  const covered = coveredThrough(to, timeframe, calendar, fetchStartedAt);
+  const covered = coveredThrough(to, timeframe, calendar, Math.min(fetchStartedAt, dataAsOf));
 
   if (rejects.length > 0) {
     const reasons: Record<string, number> = {};
@@ -357,6 +379,7 @@ async function processChunk(
     chunk,
     fetchedTo: to,
     coveredTo: covered >= chunk.start ? covered : null,
+    latestTs: latest,
     replaceRange: { fromTs: chunkStartTs, untilTs: utcMsOfLocal((dayNumberOfIsoDate(to) + 1) * DAY_MS, calendar) },
     source: backfill.source,
     reprocess: backfill.reprocess,

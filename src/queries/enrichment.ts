@@ -228,13 +228,18 @@ export async function recordChunkFailed(sql: Sql, state: SeriesStateRow, chunk: 
       returning id`;
     if (advanced.length === 0) return;
     await insertFetchLog(tx, log);
-    await tx`
+    const failed = await tx`
       insert into enrichment.chunks (symbol, timeframe, chunk_start, chunk_end, status, covered_to, source, backfill_job_id, error)
       values (${state.symbol}, ${state.timeframe}, ${chunk.start}, ${chunk.end}, 'failed', null, ${source}, ${state.backfill_job_id}, ${log.error})
       on conflict (symbol, timeframe, chunk_start) do update set status = 'failed', source = excluded.source,
         backfill_job_id = excluded.backfill_job_id, error = excluded.error, updated_at = now()
       -- A chunk once complete stays complete: a failed refetch does not unmake stored bars.
-      where enrichment.chunks.status <> 'completed'`;
+      where enrichment.chunks.status <> 'completed'
+      returning 1`;
+    // The symbol is in error while a chunk of it is failed (writeChunk keeps it so). A complete
+    // chunk refetched in vain is no hole: marked in error, nothing would clear it, since
+    // `--reprocess failed` finds no failed chunk to fetch.
+    if (failed.length === 0) return;
     await tx`
       insert into enrichment.status (symbol, asset_class, status, error_message)
       values (${state.symbol}, ${state.asset_class}, 'error', ${log.error})
@@ -283,6 +288,8 @@ export interface ChunkWrite {
   fetchedTo: string;
   /** The ledger's covered_to: the last of those dates whose bars are final (see coveredThrough); null for none. */
   coveredTo: string | null;
+  /** The newest instant the bars hold (see latestDataTs), for the symbol's latest_bar_ts; null without bars. */
+  latestTs: number | null;
   /** The instants [fromTs, untilTs) the fetch covered: bars another source stored there give way to these. */
   replaceRange: { fromTs: number; untilTs: number };
   source: string;
@@ -442,7 +449,7 @@ export async function writeChunk(sql: Sql, w: ChunkWrite): Promise<ChunkWriteRes
     await tx`
       insert into enrichment.compute_log (symbol, timeframe, backfill_job_id, chunk_start, features_computed, computation_time_ms, success)
       values (${symbol}, ${timeframe}, ${state.backfill_job_id}, ${chunk.start}, ${w.features.length}, ${Math.round(w.computeMs)}, true)`;
-    const latest = w.valid.length > 0 ? new Date((w.valid[w.valid.length - 1] as Bar).ts) : null;
+    const latest = w.latestTs === null ? null : new Date(w.latestTs);
     await tx`
       insert into enrichment.status as s (symbol, asset_class, status, last_enrichment_time, latest_bar_ts, records_available, timeframes_available, error_message)
       values (${symbol}, ${state.asset_class}, ${w.status}, now(), ${latest}, ${w.valid.length - replaced}, ${[timeframe]}, null)
@@ -456,7 +463,7 @@ export async function writeChunk(sql: Sql, w: ChunkWrite): Promise<ChunkWriteRes
         latest_bar_ts = greatest(s.latest_bar_ts, excluded.latest_bar_ts), records_available = s.records_available + excluded.records_available,
         timeframes_available = (select array_agg(distinct t order by t) from unnest(s.timeframes_available || excluded.timeframes_available) t),
         updated_at = now()`;
-    const through = latest ?? state.state_through;
+    const through = w.valid.length > 0 ? new Date((w.valid[w.valid.length - 1] as Bar).ts) : state.state_through;
     await tx`
       update enrichment.backfill_state set next_chunk = next_chunk + 1, chunks_done = chunks_done + 1,
         bars_written = bars_written + ${w.valid.length}, bars_rejected = bars_rejected + ${w.rejects.length},

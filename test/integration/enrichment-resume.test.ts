@@ -1,14 +1,18 @@
 /**
  * Backfills under trouble, against the fake Polygon server: a worker SIGKILLed mid-chunk and
- * resumed equals an uninterrupted run bar for bar; 429s slow a backfill without failing it;
- * garbage fails one chunk with a clear error while the rest go on; cancel, then resume.
+ * resumed equals an uninterrupted run bar for bar; a shutdown mid-fetch is no failure; 429s slow
+ * a backfill without failing it; garbage fails one chunk with a clear error while the rest go
+ * on; cancel, then resume.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { computeFeatures, createFeatureState } from '../../src/analytics/features.ts';
 import { dayNumberOf, type Timeframe } from '../../src/analytics/timeframes.ts';
 import { cancelBackfill, createBackfill, createFlowEnqueuer, describeBackfill, finishBackfill, planBackfill, resumeBackfill, type BackfillReport } from '../../src/enrichment/backfills.ts';
+import { createPolygonProvider } from '../../src/enrichment/providers/polygon.ts';
 import { generateSyntheticBars } from '../../src/enrichment/providers/synthetic.ts';
+import { runSeriesStep, type StepDeps } from '../../src/enrichment/series-step.ts';
 import type { Sql } from '../../src/db.ts';
+import { createLogger } from '../../src/logger.ts';
 import { enrichmentBackfill } from '../../jobs/enrichment-backfill.ts';
 import { fakePolygonBars, startFakePolygon, type FakePolygon } from '../helpers/fake-polygon.ts';
 import { startWorkerProcess, waitFor, type Child } from '../helpers/processes.ts';
@@ -118,6 +122,41 @@ describe('backfills under trouble', () => {
       select metric_date::text as d, total_records, gaps_detected from enrichment.data_quality_metrics where symbol = 'AAPL' and timeframe = '1m' order by 1`;
     expect(quality.filter((q) => q.total_records !== 390 || q.gaps_detected !== 0)).toEqual([]);
     expect(quality).toHaveLength(83); // NYSE sessions January–April 2024
+  });
+
+  it('a worker shutting down during a fetch records no failed fetch, retry or error, and stops at once', async () => {
+    // The answer takes 2 s; the worker shuts down (abort reason "shutdown", as stopWorkers gives it) while it is out.
+    fake = await startFakePolygon({ delayMs: 2000 });
+    runtime = await createTestRuntime('enrich-abort', [enrichmentBackfill], polygonEnv(fake));
+    const sql = runtime.db.sql;
+    // Queued but never taken (no worker runs here): the series' step is run in this process.
+    const id = await request(runtime, { symbols: 'AAPL', timeframes: '1d', from: '2024-01-01', to: '2024-03-28' });
+    const controller = new AbortController();
+    const deps: StepDeps = {
+      db: sql,
+      provider: () => createPolygonProvider({ apiKey: fake!.apiKey, baseUrl: fake!.url }),
+      logger: createLogger({ level: 'silent', pretty: false }),
+      retries: 3,
+      retryBaseMs: 5000,
+      exchangeTz: 'America/New_York',
+      signal: controller.signal,
+    };
+    const step = runSeriesStep(deps, { backfillId: id, symbol: 'AAPL', timeframe: '1d' }).then(
+      () => 'resolved',
+      (error: unknown) => error,
+    );
+    await waitFor(() => fake!.requests.length > 0, 10_000, () => 'the fetch to reach the fake');
+    const aborted = Date.now();
+    controller.abort('shutdown');
+    // It ends with the abort, without finishing the step or sitting out a retry delay (2.5–5 s here).
+    expect(await step).toBe('shutdown');
+    expect(Date.now() - aborted).toBeLessThan(1000);
+    // An interrupted fetch is no failure of the source: none in the fetch log (its failures feed
+    // GET /enrichment/metrics' success rate), no retry counted, no error on the series.
+    expect(await sql`select error from enrichment.fetch_log where not success`).toEqual([]);
+    const [state] = await sql<{ retry_count: number; error_message: string | null }[]>`
+      select retry_count, error_message from enrichment.backfill_state where backfill_job_id = ${id}`;
+    expect(state).toEqual({ retry_count: 0, error_message: null });
   });
 
   it('429s slow a backfill down without failing it or using its attempts', async () => {
@@ -269,6 +308,27 @@ describe('backfills under trouble', () => {
     const features = await sql<{ ts: Date; sma_50: number | null; ema_50: number | null; rsi_14: number | null }[]>`
       select ts, sma_50, ema_50, rsi_14 from market.features where symbol = 'AAPL' and timeframe = '1d' order by ts`;
     expect(features.map((f) => [f.ts.getTime(), f.sma_50, f.ema_50, f.rsi_14])).toEqual(whole.map((f) => [f.ts, f.sma_50, f.ema_50, f.rsi_14]));
+  });
+
+  it('a failed refetch of a complete chunk keeps its bars and leaves the symbol out of error ("reprocess failed" has nothing to clear)', async () => {
+    fake = await startFakePolygon();
+    runtime = await createTestRuntime('enrich-refetch-403', [enrichmentBackfill], polygonEnv(fake));
+    runtime.startWorkers();
+    const sql = runtime.db.sql;
+    const input = { symbols: 'AAPL', timeframes: '1d', from: '2024-01-01', to: '2024-12-31' };
+    expect(await waitForStatus(sql, await request(runtime, input), TERMINAL)).toMatchObject({ status: 'completed' });
+    // Refetched, the stored chunk gets a 403: the request fails, the chunk stays complete.
+    fake.addFaults({ kind: '403' });
+    expect(await waitForStatus(sql, await request(runtime, { ...input, reprocess: 'all' }), TERMINAL)).toMatchObject({ status: 'failed', chunks_failed: 1 });
+    const [ledger] = await sql<{ status: string }[]>`select status from enrichment.chunks where symbol = 'AAPL' and timeframe = '1d'`;
+    expect(ledger?.status).toBe('completed');
+    // Nothing is missing, so the symbol is not in error, which nothing would clear: --reprocess
+    // failed (the README's remedy) finds no failed chunk and fetches nothing.
+    const [status] = await sql<{ status: string }[]>`select status from enrichment.status where symbol = 'AAPL'`;
+    expect(status?.status).not.toBe('error');
+    const requestsBefore = fake.requests.length;
+    expect(await waitForStatus(sql, await request(runtime, { ...input, reprocess: 'failed' }), TERMINAL)).toMatchObject({ status: 'completed', chunks_skipped: 1 });
+    expect(fake.requests.length).toBe(requestsBefore);
   });
 
   it('cancel stops at a chunk boundary keeping the state; resume finishes without fetching a chunk twice', async () => {

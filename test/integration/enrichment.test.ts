@@ -9,8 +9,10 @@ import { computeFeatures, createFeatureState } from '../../src/analytics/feature
 import type { Bar } from '../../src/analytics/bars.ts';
 import { addCalendarDays, barOpen, dayNumberOf, dayNumberOfIsoDate, sessionMinutes, utcMsOfLocal, type Timeframe } from '../../src/analytics/timeframes.ts';
 import { createBackfill, createFlowEnqueuer, describeBackfill, finishBackfill, planBackfill, type BackfillPlan, type BackfillReport } from '../../src/enrichment/backfills.ts';
+import { createPolygonProvider } from '../../src/enrichment/providers/polygon.ts';
 import { generateSyntheticBars } from '../../src/enrichment/providers/synthetic.ts';
 import type { FetchRequest, MarketDataProvider } from '../../src/enrichment/providers/types.ts';
+import { loadEnrichmentStatus } from '../../src/enrichment/reports.ts';
 import { runSeriesStep } from '../../src/enrichment/series-step.ts';
 import type { Sql } from '../../src/db.ts';
 import { createLogger } from '../../src/logger.ts';
@@ -21,18 +23,22 @@ import { replaceFeatures } from '../../src/queries/enrichment.ts';
 import { rebuildRollups } from '../../src/rollups.ts';
 import { loadTrades } from '../../src/trade-loader.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { startFakePolygon, type FakePolygon } from '../helpers/fake-polygon.ts';
 import { insertExecutions, seedReference } from '../helpers/oltp.ts';
 import { waitFor } from '../helpers/processes.ts';
 import { createTestRuntime, type TestRuntime } from '../helpers/runtime.ts';
 
 let runtime: TestRuntime | undefined;
 let testDb: TestDatabase | undefined;
+let fake: FakePolygon | undefined;
 
 afterEach(async () => {
   await runtime?.close();
   runtime = undefined;
   await testDb?.drop();
   testDb = undefined;
+  await fake?.close();
+  fake = undefined;
 });
 
 const NOW = Date.parse('2026-11-20T15:00:00Z');
@@ -93,13 +99,12 @@ function createClockedSource(clock: { now: number }): MarketDataProvider {
   };
 }
 
-/** Plans a request as of `clock.now` and runs its one series step by step in this process, the source as of that instant. */
-async function runClocked(db: TestDatabase, clock: { now: number }, input: Record<string, unknown>): Promise<BackfillReport> {
+/** Plans a request as of `clock.now` and runs its one series step by step in this process, the source (by default a live one) as of that instant. */
+async function runClocked(db: TestDatabase, clock: { now: number }, input: Record<string, unknown>, source = createClockedSource(clock)): Promise<BackfillReport> {
   const created = await createBackfill(
     { db: db.sql, enqueue: async () => ({ jobId: 'not-queued' }) },
     planBackfill(input, { defaultSource: 'synthetic', maxBars: 50_000_000, now: clock.now }),
   );
-  const source = createClockedSource(clock);
   const [symbol, timeframe] = [String(input.symbols), String(input.timeframes) as Timeframe];
   const deps = { db: db.sql, provider: () => source, logger: createLogger({ level: 'silent', pretty: false }), retries: 0, retryBaseMs: 1, exchangeTz: 'America/New_York', now: () => clock.now };
   for (let step = 0; step < 100; step++) {
@@ -333,6 +338,43 @@ describe('enrichment backfills', () => {
     expect(stored.map((b) => ({ ts: b.ts.getTime(), open: b.open, high: b.high, low: b.low, close: b.close, volume: b.volume }))).toEqual(
       generateSyntheticBars({ symbol: 'AAPL', assetClass: 'stock', timeframe: '1m', from: '2024-01-01', to: '2024-02-07' }),
     );
+  });
+
+  it('a day fetched from 15-minute delayed data (polygon DELAYED) within 15 minutes of its close is neither covered nor fresh', async () => {
+    fake = await startFakePolygon({ status: 'DELAYED' });
+    testDb = await createTestDatabase();
+    const sql = testDb.sql;
+    const polygon = createPolygonProvider({ apiKey: fake.apiKey, baseUrl: fake.url });
+    const input = { symbols: 'AAPL', timeframes: '1d', from: '2024-06-03', to: '2024-06-14', source: 'polygon' };
+    const freshnessOf14June = async () => {
+      const [row] = await sql<{ freshness: string }[]>`
+        select freshness::text from enrichment.data_quality_metrics where symbol = 'AAPL' and timeframe = '1d' and metric_date = '2024-06-14'`;
+      return Number(row?.freshness);
+    };
+    // Friday 14 June, 16:05 New York: the plan's data runs to about 15:50, before the close.
+    const clock = { now: Date.parse('2024-06-14T20:05:00Z') };
+    expect(await runClocked(testDb, clock, input, polygon)).toMatchObject({ status: 'completed' });
+    expect(await ledgerCoveredTo(sql, '1d', '2024-01-01')).toBe('2024-06-13');
+    expect(await freshnessOf14June()).toBe(0.5);
+
+    // 16:20: its data runs past the close now, so the chunk is fetched again and Friday is final.
+    clock.now = Date.parse('2024-06-14T20:20:00Z');
+    expect(await runClocked(testDb, clock, input, polygon)).toMatchObject({ status: 'completed', chunks_skipped: 0 });
+    expect(await ledgerCoveredTo(sql, '1d', '2024-01-01')).toBe('2024-06-14');
+    expect(await freshnessOf14June()).toBe(1);
+  });
+
+  it("1w: a series brought to today's close is current, not stale: its newest bar holds every session of its week up to the fetch", async () => {
+    testDb = await createTestDatabase();
+    // Friday 14 June 2024, 17:00 New York. The newest bar opens Monday 10 June; counted from
+    // there, the symbol would be 4 sessions behind, "stale".
+    const clock = { now: Date.parse('2024-06-14T21:00:00Z') };
+    expect(await runClocked(testDb, clock, { symbols: 'AAPL', timeframes: '1w', from: '2019-01-01', to: '2024-06-14' })).toMatchObject({ status: 'completed' });
+    const status = await loadEnrichmentStatus(testDb.sql, 'AAPL', { now: clock.now, nextEnrichment: null });
+    expect(status.quality_score).toBeGreaterThan(0.9);
+    expect(status.status).toBe('healthy');
+    // A week on, nothing fetched since: 4 sessions behind (19 June was a holiday), stale.
+    expect(await loadEnrichmentStatus(testDb.sql, 'AAPL', { now: Date.parse('2024-06-21T21:00:00Z'), nextEnrichment: null })).toMatchObject({ status: 'stale' });
   });
 
   it('1w: a week not over when fetched is fetched again, even when its chunk ends before the week does', async () => {
