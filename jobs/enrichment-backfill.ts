@@ -13,7 +13,10 @@ import { finishBackfill, SYMBOL_PATTERN } from '../src/enrichment/backfills.ts';
 import { createProviderRegistry } from '../src/enrichment/providers/index.ts';
 import type { MarketDataProvider, ProviderName } from '../src/enrichment/providers/types.ts';
 import { runSeriesStep } from '../src/enrichment/series-step.ts';
+import { coerceError } from '../src/errors.ts';
 import { basePayload, defineJob } from '../src/job-definition.ts';
+import { recordSeriesError } from '../src/queries/enrichment.ts';
+import { redactSecrets } from '../src/redact.ts';
 
 const payload = basePayload.extend({
   backfillId: z.uuid({ error: 'must be a backfill id (a UUID)' }),
@@ -53,11 +56,23 @@ export const enrichmentBackfill = defineJob({
         onChunk: (outcome) => ctx.metrics.backfillChunks.inc({ outcome }),
       },
       { backfillId, symbol, timeframe },
-    );
+    ).catch(async (thrown: unknown) => {
+      // A step that throws (a provider it cannot make, a fetch out of retries, PostgreSQL) ends
+      // its series' job should its attempts run out: the request's report must say why, not only
+      // that the job failed. A worker shutting down is no error: the job is put back as it was.
+      if (!ctx.signal.aborted) {
+        const message = redactSecrets(coerceError(thrown).message);
+        await recordSeriesError(ctx.db, backfillId, symbol, timeframe, message).catch((err: unknown) =>
+          ctx.logger.warn({ err }, "could not record the series' error"),
+        );
+      }
+      throw thrown;
+    });
     if (outcome.kind === 'rate-limited') return ctx.rateLimit(outcome.retryAfterMs);
     if (outcome.kind === 'more') {
       await ctx.progress({ chunksDone: outcome.chunksHandled, chunksTotal: outcome.chunksTotal, barsWritten: outcome.barsWritten });
-      return ctx.requeue();
+      // The chunk is handled: the retries it took are its own, the next chunk gets every attempt.
+      return ctx.requeue(0, { resetAttempts: true });
     }
     await ctx.progress(100);
     return outcome.summary;

@@ -71,7 +71,7 @@ export interface JobContext<P> {
    * Ends this step and puts the job back on its queue (after `delayMs`), where the queue's rate
    * limiter and other jobs get their turn before the next step. Never returns.
    */
-  readonly requeue: (delayMs?: number) => Promise<never>;
+  readonly requeue: (delayMs?: number, options?: RequeueOptions) => Promise<never>;
   /**
    * A provider said "too many requests": pauses the job's whole queue for `ms` and puts this job
    * back to wait without using an attempt. Never returns. The pause holds every worker only on a
@@ -80,6 +80,14 @@ export interface JobContext<P> {
   readonly rateLimit: (ms: number) => Promise<never>;
   readonly jobId: string;
   readonly attempt: number;
+}
+
+export interface RequeueOptions {
+  /**
+   * The next step starts with every attempt (JOB_ATTEMPTS) again: this one's work is done, and
+   * the attempts a job of many steps used on earlier ones must not count against later ones.
+   */
+  resetAttempts?: boolean;
 }
 
 export interface ContextEnqueueOptions {

@@ -249,8 +249,16 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
         return enqueueFlow(runtime.flows, node(parent), children.map(node), { force: options?.force, jobOptions: runtime.jobOptions });
       },
       // Both put the job back to go on later: its row is marked first, before another worker can take it.
-      requeue: async (delayMs = 0) => {
+      requeue: async (delayMs = 0, options) => {
         await recorder.suspend(definition.name, partition, jobId);
+        if (options?.resetAttempts && job.attemptsMade > 0 && job.id !== undefined) {
+          // BullMQ keeps the attempts made in field `atm` of the job's hash, and a move to delayed
+          // leaves it be. Written before the move, while this worker still holds the job's lock.
+          const queue = runtime.queues.get(definition.queue);
+          if (!queue) throw new Error(`no queue ${definition.queue}`);
+          const client = await queue.getBackend().client;
+          await client.hset(queue.toKey(job.id), { atm: 0 });
+        }
         await job.moveToDelayed(Date.now() + delayMs, token);
         throw new DelayedError();
       },

@@ -194,6 +194,16 @@ export async function recordRetry(sql: Sql, stateId: string, error: string): Pro
     where id = ${stateId}`;
 }
 
+/**
+ * The error a step of a series ended with (one its job may retry, or fail on): the report of
+ * the request (GET /backfills/:id) then says why a series whose job failed for good did not end.
+ */
+export async function recordSeriesError(sql: Sql, backfillId: string, symbol: string, timeframe: string, error: string): Promise<void> {
+  await sql`
+    update enrichment.backfill_state set error_message = ${error}, updated_at = now()
+    where backfill_job_id = ${backfillId} and symbol = ${symbol} and timeframe = ${timeframe}`;
+}
+
 export interface FetchLogEntry {
   symbol: string;
   timeframe: string;

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DateTime } from 'luxon';
 import { JOBS } from '../../jobs/index.ts';
 import { enrichmentBackfill } from '../../jobs/enrichment-backfill.ts';
-import { createFlowEnqueuer } from '../../src/enrichment/backfills.ts';
+import { createBackfill, createFlowEnqueuer, planBackfill } from '../../src/enrichment/backfills.ts';
 import { createHttpApp, startHttpServer, type HttpDeps, type HttpServer } from '../../src/http/app.ts';
 import { formatBasicAuthorization } from '../../src/http/auth.ts';
 import { createLogger } from '../../src/logger.ts';
@@ -195,6 +195,22 @@ describe('backfill requests', () => {
     // Gone again, so the metrics below count only the other tests' requests.
     await rt.db.sql`delete from enrichment.backfill_state where backfill_job_id = ${id}`;
     await rt.db.sql`delete from enrichment.backfills where backfill_id = ${id}`;
+  });
+
+  it('GET /backfills/:id says why a series whose job failed for good did not end, not only that it failed', async () => {
+    // A web process (or CLI) with POLYGON_API_KEY accepts the request; these workers have none,
+    // so every step of its series throws a ConfigError naming the setting.
+    const plan = planBackfill(
+      { symbols: 'NOKEY', timeframes: '1d', from: '2024-01-01', to: '2024-03-28', source: 'polygon' },
+      { defaultSource: 'synthetic', maxBars: 50_000_000, now: Date.now() },
+    );
+    const { backfillId } = await createBackfill({ db: rt.db.sql, enqueue: createFlowEnqueuer(rt.workerRuntime.flows, enrichmentBackfill, rt.workerRuntime.jobOptions) }, plan);
+    const report = await waitForBackfill(backfillId);
+    expect(report).toMatchObject({ status: 'failed', error: expect.stringMatching(/^NOKEY 1d: .*POLYGON_API_KEY/) });
+    expect(report.errors).toEqual([expect.objectContaining({ error: expect.stringMatching(/POLYGON_API_KEY/) })]);
+    // Gone again, so the metrics below count only the other tests' requests.
+    await rt.db.sql`delete from enrichment.backfill_state where backfill_job_id = ${backfillId}`;
+    await rt.db.sql`delete from enrichment.backfills where backfill_id = ${backfillId}`;
   });
 
   it('lists recent requests, newest first, filtered by status', async () => {

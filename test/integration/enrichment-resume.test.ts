@@ -1,9 +1,11 @@
 /**
  * Backfills under trouble, against the fake Polygon server: a worker SIGKILLed mid-chunk and
  * resumed equals an uninterrupted run bar for bar; a shutdown mid-fetch is no failure; 429s slow
- * a backfill without failing it; garbage fails one chunk with a clear error while the rest go
- * on; cancel, then resume.
+ * a backfill without failing it, and 5xx use the attempts of one chunk only; garbage fails one
+ * chunk with a clear error while the rest go on; cancel, then resume.
  */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { computeFeatures, createFeatureState } from '../../src/analytics/features.ts';
 import { dayNumberOf, type Timeframe } from '../../src/analytics/timeframes.ts';
@@ -21,6 +23,7 @@ import { createTestRuntime, type TestRuntime } from '../helpers/runtime.ts';
 let runtime: TestRuntime | undefined;
 let fake: FakePolygon | undefined;
 let child: Child | undefined;
+let proxy: Server | undefined;
 
 afterEach(async () => {
   child?.kill('SIGKILL');
@@ -30,6 +33,12 @@ afterEach(async () => {
   runtime = undefined;
   await fake?.close();
   fake = undefined;
+  if (proxy) {
+    const server = proxy;
+    proxy = undefined;
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
 });
 
 const NOW = Date.parse('2026-11-20T15:00:00Z');
@@ -157,6 +166,40 @@ describe('backfills under trouble', () => {
     const [state] = await sql<{ retry_count: number; error_message: string | null }[]>`
       select retry_count, error_message from enrichment.backfill_state where backfill_job_id = ${id}`;
     expect(state).toEqual({ retry_count: 0, error_message: null });
+  });
+
+  it("a long backfill's attempts are per chunk: one transient 5xx in every chunk does not fail it", async () => {
+    // Every chunk's first fetch gets a 503, its retry succeeds. With ENRICHMENT_CHUNK_RETRIES=0
+    // each 503 uses one of the job's attempts (JOB_ATTEMPTS 3): three yearly chunks, one series
+    // job, three 503s. Each chunk succeeded at its retry, so the request completes.
+    fake = await startFakePolygon();
+    const upstream = fake.url;
+    const seen = new Set<string>();
+    proxy = createServer((req, res) => {
+      const path = new URL(req.url ?? '/', 'http://proxy').pathname;
+      if (!seen.has(path)) {
+        seen.add(path);
+        res.writeHead(503, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ status: 'ERROR', request_id: 'x', error: 'Service temporarily unavailable' }));
+        return;
+      }
+      fetch(`${upstream}${req.url ?? '/'}`)
+        .then(async (answer) => {
+          res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'application/json' });
+          res.end(await answer.text());
+        })
+        .catch(() => {
+          res.writeHead(502);
+          res.end();
+        });
+    });
+    await new Promise<void>((resolve) => proxy!.listen(0, '127.0.0.1', () => resolve()));
+    const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    runtime = await createTestRuntime('enrich-5xx', [enrichmentBackfill], polygonEnv(fake, { POLYGON_BASE_URL: proxyUrl, ENRICHMENT_CHUNK_RETRIES: '0', JOB_ATTEMPTS: '3' }));
+    runtime.startWorkers();
+    const id = await request(runtime, { symbols: 'AAPL', timeframes: '1d', from: '2021-01-01', to: '2023-12-31' });
+    expect(await waitForStatus(runtime.db.sql, id, TERMINAL)).toMatchObject({ status: 'completed', chunks_total: 3, chunks_done: 3, chunks_failed: 0 });
+    expect(seen.size).toBe(3);
   });
 
   it('429s slow a backfill down without failing it or using its attempts', async () => {
