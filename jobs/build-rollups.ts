@@ -92,10 +92,10 @@ export const buildRollups = defineJob({
       logger: ctx.logger,
     });
     ctx.metrics.rollupsBuilt.inc(summary.rowsWritten);
-    // A fresh id each (a flow node with force): the plain nightly-report@<date> id is the
-    // report's earlier run, which BullMQ would hand back instead of running it again.
+    // Forced (the report's partition is done), one waiting per date however many rebuilds restate
+    // it meanwhile (every few minutes while after-hours fills load).
     const reports = await loadRestatedReportDates(ctx.db, summary);
-    for (const date of reports) await ctx.enqueueFlow({ job: 'nightly-report', payload: { date } }, [], { force: true });
+    for (const date of reports) await ctx.enqueue('nightly-report', { date }, { force: true, deduplicationId: `nightly-report.restated.${date}` });
     return {
       scope: summary.scope,
       partitions: summary.partitions,

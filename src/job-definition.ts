@@ -98,6 +98,11 @@ export interface ContextEnqueueOptions {
   deduplicationId?: string;
   /** Milliseconds before the job may start (a delayed job still deduplicates further adds). */
   delayMs?: number;
+  /**
+   * Runs it even when its partition already succeeded, under an id of its own
+   * (`<job>@<partition>@force-<ms>`): the plain id would hand back the finished earlier run.
+   */
+  force?: boolean;
 }
 
 /** What a run returns; stored as `ops.job_runs.summary`. Keep it small. */

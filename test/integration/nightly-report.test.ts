@@ -438,7 +438,8 @@ describe('the nightly-report job', () => {
     expect(rollups?.summary.reports_requested).toBe(1);
     // Monday was not restated: its report stands as it was.
     const [monday] = await sql<{ generated_at: Date }[]>`select generated_at from ops.reports where report_date = '2026-03-02'`;
-    expect(monday?.generated_at).toEqual(stored[0]?.generated_at);    // A full rebuild restates every date: each stored report is made again.
+    expect(monday?.generated_at).toEqual(stored[0]?.generated_at);
+    // A full rebuild restates every date: each stored report is made again.
     expect(await loadRestatedReportDates(sql, { scope: 'full', promotedToFull: false, from: null, to: null })).toEqual(['2026-03-02', '2026-03-03']);
     expect(await loadRestatedReportDates(sql, { scope: 'pending', promotedToFull: false, from: null, to: null })).toEqual([]);
   });
