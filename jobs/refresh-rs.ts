@@ -6,7 +6,7 @@
  * sector_mapping.
  *
  * Fresh data first: when a member (crypto aside: it is not scored) has no bar for the date yet,
- * the run asks the enrichment pipeline for the universe's 1d bars through that date (one
+ * the run asks the enrichment pipeline for those members' 1d bars through that date (one
  * backfill request, tagged with this partition) and goes back on its queue until that request
  * ends. A benchmark still missing then fails the run retryably, naming it: the data may arrive
  * later, and each attempt asks again. A stock still missing is scored NULL with a note (a halt,
@@ -53,12 +53,14 @@ export const refreshRs = defineJob({
           b.created_at < coalesce((select r.started_at from ops.job_runs r where r.job = 'refresh-rs' and r.partition = ${asOf}), '-infinity') as earlier
         from enrichment.backfills b where b.requested_by = ${tag} order by b.created_at desc limit 1`;
       const active = request !== undefined && ['queued', 'in_progress', 'cancelling'].includes(request.status);
-      // Asked once per attempt: a request of an earlier attempt or run that ended without the bar
-      // says nothing of now (the provider may have it since), so a retry asks again. The first ask
-      // is for the universe over the scoring window, chunks already stored skipped (a new member's
-      // history comes with it); a retry's is for the members still without the day's bar, the
-      // chunk holding the date fetched anew: one fetched before the vendor published the day's
-      // bar is complete as far as its ledger knows, and a chunk fetches its whole cell.
+      // Asked once per attempt, for the members without the day's bar only (in a universe of
+      // thousands a few are halted or delisted on any day: asking for every member would make a
+      // flow of thousands of series each evening). A request of an earlier attempt or run that
+      // ended without the bar says nothing of now (the provider may have it since), so a retry
+      // asks again. The first ask covers the scoring window, chunks already stored skipped (a new
+      // member's history comes with it); a retry's fetches the chunk holding the date anew: one
+      // fetched before the vendor published the day's bar is complete as far as its ledger knows,
+      // and a chunk fetches its whole cell.
       if (!request || (!active && request.earlier)) {
         const again = request !== undefined;
         // A date not come yet (a payload may name one) has nothing to fetch past today.
@@ -66,7 +68,7 @@ export const refreshRs = defineJob({
         const members = await ctx.db<{ symbol: string; asset_class: AssetClass }[]>`select symbol, asset_class from market.sector_mapping order by symbol`;
         const plan = planBackfill(
           {
-            symbols: again ? late.map((m) => m.symbol) : members.map((s) => s.symbol),
+            symbols: late.map((m) => m.symbol),
             timeframes: '1d',
             from: again ? (asOf < today ? asOf : today) : addCalendarDays(asOf, -HISTORY_DAYS),
             to: asOf,
@@ -81,7 +83,7 @@ export const refreshRs = defineJob({
         );
         ctx.logger.info(
           { late: late.slice(0, LISTED_UNSCORED).map((m) => m.symbol), lateCount: late.length, backfillId: created.backfillId, again },
-          `${late.length} ${late.length === 1 ? 'member has' : 'members have'} no bar for the date yet: enrichment asked for ${again ? 'them again' : 'the universe'}, waiting`,
+          `${late.length} ${late.length === 1 ? 'member has' : 'members have'} no bar for the date yet: enrichment asked for ${again ? 'them again' : 'them'}, waiting`,
         );
         return ctx.requeue(FRESHNESS_POLL_MS);
       }

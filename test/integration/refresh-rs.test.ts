@@ -263,12 +263,13 @@ describe('refresh-rs', () => {
       () => `the retry to end: ${JSON.stringify(row)}`,
     );
     expect(row).toMatchObject({ status: 'succeeded', summary: { symbols: 2, scored: 2 } });
-    // One request per attempt: the universe (failed: no AAA file), then SPY alone (AAA has the
-    // day's bar), from the date: the chunk holding it is fetched whole.
+    // One request per attempt, for the member without the day's bar only (AAA has it): over the
+    // scoring window (its stored chunk skipped, so nothing new), then from the date, fetched anew:
+    // the chunk holding it is fetched whole.
     const requests = await sql<{ status: string; symbols: string[]; reprocess: string; from_date: string }[]>`
       select status, symbols, reprocess, from_date::text from enrichment.backfills where requested_by = ${`refresh-rs@${AS_OF}`} order by created_at`;
     expect(requests.map((r) => ({ ...r }))).toEqual([
-      { status: 'failed', symbols: ['AAA', 'SPY'], reprocess: 'missing', from_date: '2025-10-16' },
+      { status: 'completed', symbols: ['SPY'], reprocess: 'missing', from_date: '2025-10-16' },
       { status: 'completed', symbols: ['SPY'], reprocess: 'all', from_date: AS_OF },
     ]);
     const [spy] = await sql<{ n: number }[]>`select count(*)::int as n from market.bars where symbol = 'SPY' and timeframe = '1d' and source = 'csv'`;
@@ -370,9 +371,9 @@ describe('refresh-rs', () => {
     expect(run.summary).toMatchObject({ symbols: 4, scored: 2, unscored: 2, current: true });
     const by = await loadScores(sql);
     expect(by.BBB).toMatchObject({ rs_score: null, note: `no 1d bar on ${AS_OF} (last ${older})` });
-    // Asked for once (the coin is not scored, so never waited for), then scored without it.
+    // Asked for once, alone (the coin is not scored, so never waited for), then scored without it.
     const requests = await sql<{ status: string; symbols: string[] }[]>`select status, symbols from enrichment.backfills where requested_by = ${`refresh-rs@${AS_OF}`}`;
-    expect(requests.map((r) => ({ ...r }))).toEqual([{ status: 'failed', symbols: ['AAA', 'BBB', 'BTC-USD', 'SPY'] }]);
+    expect(requests.map((r) => ({ ...r }))).toEqual([{ status: 'failed', symbols: ['BBB'] }]);
     // A missing bar says nothing of BBB's strength: its current values stay those of its last scored date.
     const current = await sql<{ symbol: string; rs_rating: number | null; is_sector_leader: boolean | null; last_updated: Date | null }[]>`
       select symbol, rs_rating, is_sector_leader, last_updated from market.sector_mapping order by symbol`;
