@@ -200,16 +200,22 @@ describe('refresh-rs', () => {
     expect(bars?.n).toBe(sessions);
   });
 
+  /** Workers running refresh-rs and enrichment whose market data is an empty CSV directory (`dir`). */
+  async function withCsvSource(name: string, env: Record<string, string>): Promise<{ rt: TestRuntime; dir: string }> {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bullpen-rs-csv-'));
+    dirs.push(dir);
+    const rt = await createTestRuntime(name, [refreshRs, enrichmentBackfill], { MARKET_DATA_SOURCE: 'csv', MARKET_DATA_CSV_DIR: dir, ...env });
+    runtime = rt;
+    rt.startWorkers();
+    return { rt, dir };
+  }
+
   /**
    * SPY and AAA (bars stored) on workers whose market data is an empty CSV directory, two attempts
    * per run: SPY's bar has to come from there.
    */
   async function withoutSpyBars(name: string, env: Record<string, string> = {}): Promise<{ rt: TestRuntime; dir: string }> {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bullpen-rs-csv-'));
-    dirs.push(dir);
-    const rt = await createTestRuntime(name, [refreshRs, enrichmentBackfill], { MARKET_DATA_SOURCE: 'csv', MARKET_DATA_CSV_DIR: dir, JOB_ATTEMPTS: '2', ...env });
-    runtime = rt;
-    rt.startWorkers();
+    const { rt, dir } = await withCsvSource(name, { JOB_ATTEMPTS: '2', ...env });
     await universe(rt.db.sql, [
       ['SPY', 'Benchmark', null, 'etf'],
       ['AAA', 'Information Technology', null, 'stock'],
@@ -292,16 +298,7 @@ describe('refresh-rs', () => {
   }
 
   it("re-asks on its retry for every member still without the day's bar, not for the benchmarks alone, and scores them", async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bullpen-rs-csv-'));
-    dirs.push(dir);
-    const rt = await createTestRuntime('rs-late-stock', [refreshRs, enrichmentBackfill], {
-      MARKET_DATA_SOURCE: 'csv',
-      MARKET_DATA_CSV_DIR: dir,
-      JOB_ATTEMPTS: '2',
-      JOB_BACKOFF_MS: '3000',
-    });
-    runtime = rt;
-    rt.startWorkers();
+    const { rt, dir } = await withCsvSource('rs-late-stock', { JOB_ATTEMPTS: '2', JOB_BACKOFF_MS: '3000' });
     const sql = rt.db.sql;
     await universe(sql, [
       ['SPY', 'Benchmark', null, 'etf'],
@@ -343,12 +340,8 @@ describe('refresh-rs', () => {
   });
 
   it("asks for a stock's missing bar even when the benchmarks have theirs, then leaves it unscored with its current rating kept", async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bullpen-rs-csv-'));
-    dirs.push(dir);
     // An empty CSV directory: the request for the day's bars ends failed, bringing nothing.
-    const rt = await createTestRuntime('rs-halted', [refreshRs, enrichmentBackfill], { MARKET_DATA_SOURCE: 'csv', MARKET_DATA_CSV_DIR: dir, JOB_ATTEMPTS: '1' });
-    runtime = rt;
-    rt.startWorkers();
+    const { rt } = await withCsvSource('rs-halted', { JOB_ATTEMPTS: '1' });
     const sql = rt.db.sql;
     await universe(sql, [
       ['SPY', 'Benchmark', null, 'etf'],
@@ -382,11 +375,7 @@ describe('refresh-rs', () => {
   });
 
   it('with SPY not in the universe, writes the NULL rows naming it instead of waiting on enrichment and failing as if the data were late', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bullpen-rs-csv-'));
-    dirs.push(dir);
-    const rt = await createTestRuntime('rs-no-spy', [refreshRs, enrichmentBackfill], { MARKET_DATA_SOURCE: 'csv', MARKET_DATA_CSV_DIR: dir, JOB_ATTEMPTS: '1' });
-    runtime = rt;
-    rt.startWorkers();
+    const { rt } = await withCsvSource('rs-no-spy', { JOB_ATTEMPTS: '1' });
     const sql = rt.db.sql;
     // `bullpen universe remove SPY`: enrichment-daily no longer fetches it, so it has no bar for the day.
     await universe(sql, [['AAA', 'Information Technology', null, 'stock']]);
