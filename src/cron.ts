@@ -63,11 +63,18 @@ export function nextTicks(cron: string, tz: string, after: Date, count: number):
   return interval.take(count).map((tick) => tick.toDate());
 }
 
-/** Rough period of a schedule (gap between its next two ticks), for lag thresholds. */
+/** Rough period of a schedule (the shortest gap between its next ticks), for lag thresholds. */
 export function schedulePeriodMs(cron: string, tz: string, at: Date): number {
-  const [a, b] = nextTicks(cron, tz, at, 2);
-  return a && b ? b.getTime() - a.getTime() : 24 * 3600 * 1000;
+  // The shortest gap among the next ticks, not the next one: a weekday schedule's gap from Friday
+  // to Monday (72 h) would otherwise triple the lag alert's threshold every Thursday evening.
+  const ticks = nextTicks(cron, tz, at, PERIOD_TICKS);
+  let shortest = Infinity;
+  for (let i = 1; i < ticks.length; i++) shortest = Math.min(shortest, (ticks[i] as Date).getTime() - (ticks[i - 1] as Date).getTime());
+  return Number.isFinite(shortest) ? shortest : 24 * 3600 * 1000;
 }
+
+/** Ticks schedulePeriodMs looks at: a week of a weekday schedule. */
+const PERIOD_TICKS = 8;
 
 /** A tick as the schedule's zone shows it, with its UTC offset: "2026-03-08 03:30 EDT (-04:00)". */
 export function formatTick(tick: Date, tz: string): string {

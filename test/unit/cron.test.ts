@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { formatTick, listTicks, nextTicks, walkTicks } from '../../src/cron.ts';
+import { formatTick, listTicks, nextTicks, schedulePeriodMs, walkTicks } from '../../src/cron.ts';
 
 const NY = 'America/New_York';
 
@@ -80,5 +80,17 @@ describe('listTicks, read day by day from its memo', () => {
     expect(ticks.at(-1)).toBe('2026-11-20T11:00:00.000Z');
     expect(ticks).toHaveLength(12);
     expect(listTicks('*/5 * * * *', 'UTC', from, new Date('2026-11-23T00:00:00Z'), 3).map((t) => t.toISOString())).toEqual(ticks.slice(0, 3));
+  });
+});
+
+describe('schedulePeriodMs (the lag alert\'s unit)', () => {
+  const hours = (ms: number) => ms / 3_600_000;
+  it("is a day for a weekday schedule, on a Thursday evening too (the next gap is Friday's 72 h)", () => {
+    // Thursday 2026-11-19 20:00 New York: the next ticks are Friday 18:00, then Monday 18:00.
+    expect(hours(schedulePeriodMs('0 18 * * 1-5', 'America/New_York', new Date('2026-11-20T01:00:00Z')))).toBe(24);
+  });
+  it('is the shortest gap of an uneven schedule, and the period of an even one', () => {
+    expect(hours(schedulePeriodMs('0 9,17 * * *', 'UTC', new Date('2026-11-20T10:00:00Z')))).toBe(8);
+    expect(hours(schedulePeriodMs('*/5 * * * *', 'UTC', new Date('2026-11-20T10:00:00Z')))).toBe(5 / 60);
   });
 });
