@@ -12,7 +12,8 @@ import { startEmbeddedPostgres } from './embedded.ts';
 import { SYMBOL_PATTERN } from './enrichment/backfills.ts';
 import { BadInputError } from './errors.ts';
 import { parseSymbol } from './http/enrichment.ts';
-import { assertKnownSector, assertScoredSector, parseRsDate, resolveRsDate, RS_MAX_LIMIT, RS_REFRESH_HINT, RsNotFoundError } from './http/rs.ts';
+import { parseDateParam } from './http/params.ts';
+import { assertKnownSector, assertScoredSector, resolveRsDate, RS_MAX_LIMIT, RS_REFRESH_HINT, RsNotFoundError } from './http/rs.ts';
 import type { Logger } from './logger.ts';
 import { migrate } from './migrate.ts';
 import { MARKET_BENCHMARK } from './queries/rs.ts';
@@ -125,7 +126,7 @@ interface RsOptions {
 }
 
 async function commandRs(ctx: RsCommandContext, options: RsOptions): Promise<number> {
-  const asked = parseRsDate(options.date, '--date');
+  const asked = parseDateParam(options.date, '--date');
   return withDatabase(ctx, async (db) => {
     let asOf: string;
     try {

@@ -50,11 +50,6 @@ export interface RsRouterDeps {
 // ---------------------------------------------------------------------------------------------
 // Values (shared with `bullpen rs`)
 
-/** `YYYY-MM-DD`, a real calendar date, or a BadInputError naming `field`; undefined when absent. */
-export function parseRsDate(raw: unknown, field = 'date'): string | undefined {
-  return parseDateParam(raw, field);
-}
-
 function parseLeaders(raw: unknown): boolean {
   const value = singleParam(raw, 'leaders');
   if (value === undefined || value === 'false') return false;
@@ -129,7 +124,7 @@ export function createRsRouter(deps: RsRouterDeps): express.Router {
     wrapAsync(async (req, res) => {
       // Every field's form is checked before the database is asked anything about dates; the
       // sector is one of the date's, so it is checked once the date is known.
-      const asked = parseRsDate(req.query.date);
+      const asked = parseDateParam(req.query.date, 'date');
       const sector = singleParam(req.query.sector, 'sector');
       const leadersOnly = parseLeaders(req.query.leaders);
       const limit = parseBoundedInt(req.query.limit, 'limit', 1, RS_MAX_LIMIT, RS_DEFAULT_LIMIT);
