@@ -138,6 +138,16 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
       return { deferred: 'started before its tick', partition, scheduledFor, jobId: deferred.jobId };
     }
 
+    // How a failed attempt ends: for good (a permanent error, or the last attempt), or retried.
+    const failureOf = (error: Error): { permanent: boolean; status: 'failed' | 'retrying' } => {
+      const permanent = classifyError(error) === 'permanent';
+      return { permanent, status: permanent || attempt >= (job.opts.attempts ?? 1) ? 'failed' : 'retrying' };
+    };
+    // Hands the failure to BullMQ: a permanent one is not retried.
+    const rethrow = (error: Error, permanent: boolean): never => {
+      throw permanent ? new UnrecoverableError(error.message) : error;
+    };
+
     // What is written before the run starts (a skip, the claim) can fail too (PostgreSQL down):
     // counted like a failed run, retried by BullMQ, or failed for good after the last attempt.
     const beforeStart = async <T>(write: () => Promise<T>): Promise<T> => {
@@ -145,13 +155,11 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
         return await write();
       } catch (thrown) {
         const error = redactError(coerceError(thrown));
-        const permanent = classifyError(error) === 'permanent';
-        const finalAttempt = permanent || attempt >= (job.opts.attempts ?? 1);
-        metrics.jobsTotal.inc({ ...labels, outcome: finalAttempt ? 'failed' : 'retrying' });
-        if (finalAttempt) runLog.error({ err: error, permanent }, 'run failed before it started: its ops.job_runs row could not be written');
+        const { permanent, status } = failureOf(error);
+        metrics.jobsTotal.inc({ ...labels, outcome: status });
+        if (status === 'failed') runLog.error({ err: error, permanent }, 'run failed before it started: its ops.job_runs row could not be written');
         else runLog.warn({ err: error }, 'run failed before it started (its ops.job_runs row could not be written): will retry');
-        if (permanent) throw new UnrecoverableError(error.message);
-        throw error;
+        return rethrow(error, permanent);
       }
     };
 
@@ -305,18 +313,15 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
         runLog.debug({ reason: error.message }, 'run put back on its queue');
         throw error;
       }
-      const permanent = classifyError(error) === 'permanent';
-      const finalAttempt = permanent || attempt >= (job.opts.attempts ?? 1);
-      const status = finalAttempt ? 'failed' : 'retrying';
+      const { permanent, status } = failureOf(error);
       await recorder
         .finish({ job: definition.name, partition, jobId, attempt, status, summary: null, error: error.message })
         .catch((err: unknown) => runLog.error({ err }, 'could not record the failure in ops.job_runs'));
       metrics.jobDuration.observe({ ...labels, outcome: status }, seconds());
       metrics.jobsTotal.inc({ ...labels, outcome: status });
-      if (finalAttempt) runLog.error({ err: error, permanent }, 'run failed');
+      if (status === 'failed') runLog.error({ err: error, permanent }, 'run failed');
       else runLog.warn({ err: error }, 'run failed: will retry');
-      if (permanent) throw new UnrecoverableError(error.message);
-      throw error;
+      return rethrow(error, permanent);
     }
   };
 }
