@@ -396,7 +396,7 @@ export interface ScheduleStatus {
 }
 
 /** Lag in seconds: how long the oldest not-done expected tick (after the newest done one) has waited. Pure. */
-export function computeLagSeconds(expected: readonly { tick: Date; partition: string }[], statuses: ReadonlyMap<string, RunStatus>, now: Date): number {
+export function computeLagSeconds(expected: readonly PartitionTick[], statuses: ReadonlyMap<string, RunStatus>, now: Date): number {
   let oldestPending: Date | undefined;
   for (const e of expected) {
     if (DONE.has(statuses.get(e.partition) as RunStatus)) oldestPending = undefined;
@@ -409,7 +409,7 @@ export function computeLagSeconds(expected: readonly { tick: Date; partition: st
  * When each expected partition became owed: its first tick, or for one done ahead of its latest
  * tick (`early`: when it was done), the first tick after that run.
  */
-function owedSince(expected: readonly ExpectedPartition[], early: ReadonlyMap<string, Date> | undefined): { partition: string; tick: Date }[] {
+function owedSince(expected: readonly ExpectedPartition[], early: ReadonlyMap<string, Date> | undefined): PartitionTick[] {
   return expected.map((e) => {
     const doneAt = early?.get(e.partition);
     return { partition: e.partition, tick: doneAt === undefined ? e.tick : (e.ticks.find((t) => t > doneAt) ?? lastTick(e)) };
@@ -423,10 +423,10 @@ function owedSince(expected: readonly ExpectedPartition[], early: ReadonlyMap<st
  */
 function owedBeforeWindow(
   schedule: Schedule,
-  owed: { partition: string; tick: Date }[],
+  owed: PartitionTick[],
   statuses: ReadonlyMap<string, RunStatus>,
   since: Date | null,
-): { partition: string; tick: Date }[] {
+): PartitionTick[] {
   const first = owed[0];
   if (!first || since === null || since >= first.tick || owed.some((e) => DONE.has(statuses.get(e.partition) as RunStatus))) return owed;
   // The first tick after `since` is within a period of it; a week bounds the walk.
@@ -504,10 +504,10 @@ export interface SchedulerLoop {
   stop(): Promise<void>;
 }
 
-/** Runs catch-up, the reconciler and deadline checks at start and every `intervalMs`. */
 /** The least a scheduler step is waited for before the pass goes on without it. */
 const STEP_TIMEOUT_FLOOR_MS = 30_000;
 
+/** Runs deadline checks, the reconciler, the reaper and catch-up at start and every `intervalMs`. */
 export function startSchedulerLoop(runtime: CatchupRuntime, schedules: readonly Schedule[], intervalMs: number, clock: () => Date = () => new Date()): SchedulerLoop {
   const reported = new Set<string>();
   let current: Promise<void> | null = null;
