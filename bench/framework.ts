@@ -125,7 +125,8 @@ function watch(workers: readonly Worker[], jobs: number): Promise<Omit<Measureme
 interface Context {
   /** Rows of another job put into ops.job_runs (then ANALYZEd) before each bullpen run. */
   historyRows: number;
-  createRecorder: (sql: Sql, databaseUrl: string) => RunRecorder;
+  /** One for the whole benchmark, as a worker process has one: its pool is warm after the warm-up. */
+  recorder: RunRecorder;
   prefix: string;
   sql: Sql;
   databaseUrl: string;
@@ -172,7 +173,7 @@ async function measureBullpen(ctx: Context, concurrency: number, jobs: number): 
     sourceDb: ctx.sql,
     logger,
     metrics: createMetrics({ defaultMetrics: false }),
-    recorder: ctx.createRecorder(ctx.sql, ctx.databaseUrl),
+    recorder: ctx.recorder,
     queues: ctx.queues,
     definitions: createDefinitionMap([benchNoop]),
     flows: ctx.flows,
@@ -255,7 +256,7 @@ export async function run(options: FrameworkOptions = {}): Promise<void> {
       await flows.close();
       await bareQueue.close();
     });
-    const ctx: Context = { historyRows, createRecorder, prefix, sql, databaseUrl: database.url, queues, flows, jobOptions, bareQueue };
+    const ctx: Context = { historyRows, recorder: createRecorder(sql, database.url), prefix, sql, databaseUrl: database.url, queues, flows, jobOptions, bareQueue };
 
     // Warm-up (untimed): JIT, connection pools, Lua script loading on both sides.
     checkBare(await measureBare(ctx, 50, WARMUP_JOBS), 'warm-up bare');
