@@ -202,6 +202,14 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
         await job.moveToDelayed(Date.now() + BUFFER_POLL_MS, token);
         throw new DelayedError();
       }
+      if (claim.status === 'running' && request.force) {
+        // A forced run is asked for because the partition's inputs changed (restated fills, a
+        // re-run by hand): the live run may have read them before the change, so this one is
+        // still owed. It waits for the partition instead of being dropped as running elsewhere.
+        runLog.info({ owner: claim.jobId }, 'forced run: partition running elsewhere, this run waits for it');
+        await job.moveToDelayed(Date.now() + BUFFER_POLL_MS, token);
+        throw new DelayedError();
+      }
       if (claim.status === 'overlap-skipped') {
         metrics.ticksSkipped.inc({ schedule: definition.name, reason: 'overlap' });
         runLog.warn({ active: claim.activePartition }, 'previous run still active: tick skipped (overlap policy skip)');

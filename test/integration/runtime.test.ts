@@ -156,6 +156,17 @@ describe('run recording', () => {
     expect((await loadRun(rt.db.sql, 'probe-sleep', 'once'))?.run_count).toBe(2);
   });
 
+  it('a forced run of a partition another job is running waits for it, then runs', async () => {
+    const live = await enqueueRun(rt.queues, def('probe-sleep'), { key: 'held', ms: 1500 });
+    await waitFor(async () => (await loadRun(rt.db.sql, 'probe-sleep', 'held'))?.status === 'running', 10_000, () => 'first run active');
+    // The forced run stands for inputs that changed after the live run may have read them.
+    const forced = await enqueueRun(rt.queues, def('probe-sleep'), { key: 'held' }, { force: true });
+    await waitFor(async () => (await forced.job.getState()) === 'delayed', 10_000, () => 'forced run waiting');
+    await finished(live.job);
+    expect(await finished(forced.job)).toMatchObject({ attempt: 1 });
+    expect(await loadRun(rt.db.sql, 'probe-sleep', 'held')).toMatchObject({ status: 'succeeded', run_count: 2, job_id: forced.jobId });
+  });
+
   it('counts a job that requeues itself between steps as one run, from its first step; a stalled re-run or a retry as another', async () => {
     const run = { job: 'probe-steps', partition: 'series', queue: 'maintenance', jobId: 'probe-steps@series', attempt: 1, scheduledFor: null, force: false };
     await rt.recorder.claim(run);
