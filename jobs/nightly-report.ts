@@ -1,9 +1,18 @@
 /**
  * nightly-report: the per-account and firm-wide report of a date, as REPORTS_DIR/daily_YYYYMMDD.json
  * (the trading-loop seed's file) and a self-contained daily_YYYYMMDD.html with its charts, recorded
- * in ops.reports and served under /reports/. Partition: the report date (the UTC date of the
- * 23:50 UTC tick). Reads the warehouse only; files are replaced atomically, so a rerun is harmless.
- * Nights missed while nothing ran are caught up on start, oldest first.
+ * in ops.reports and served under /reports/. Reads the warehouse only; files are replaced
+ * atomically, so a rerun is harmless. Nights missed while nothing ran are caught up on start,
+ * oldest first.
+ *
+ * Partition: the report date, given, or named by the tick: the latest New York calendar date
+ * whose regular NYSE close (16:00 New York) is at or before the tick. The default 23:50 UTC tick
+ * (18:50 EST, 19:50 EDT) names the date just ending, which is also its UTC date, as it always has;
+ * an override after midnight UTC (SCHEDULE_NIGHTLY_REPORT='30 1 * * *', 20:30 or 21:30 New York)
+ * names that same New York date, not the UTC day just begun, and one in the New York morning
+ * names the day before. Calendar dates, weekends and holidays included, as trading dates are
+ * (DESIGN.md: a Sunday with fills is one; a day without is a "no trading" report), so each tick
+ * of a daily schedule names a date of its own.
  *
  * Rollups first: while rebuilds the trade ETL asked for on the date or before are still to be
  * made (build-rollups waits out ROLLUP_DEBOUNCE_MS first), the run goes back on its queue and
@@ -11,6 +20,7 @@
  * with zero trades, for good). Still pending after ROLLUPS_WAIT_MS, it fails retryably. A date
  * build-rollups restates after its report is stored is reported again (jobs/build-rollups.ts).
  */
+import { DateTime } from 'luxon';
 import { tickDate } from '../src/cron.ts';
 import { BadInputError } from '../src/errors.ts';
 import { basePayload, defineJob, payloadDate, scheduledInstant } from '../src/job-definition.ts';
@@ -19,6 +29,24 @@ import { renderDailyReportHtml } from '../src/reports/html.ts';
 import { storeDailyReport } from '../src/reports/store.ts';
 
 const payload = basePayload.extend({ date: payloadDate.optional() });
+
+/**
+ * Where a tick's report date is read: New York whatever EXCHANGE_TZ is (partition() sees the
+ * payload only, not the config), as build-rollups' nightly tick names its date.
+ */
+const CLOSE_TZ = 'America/New_York';
+/**
+ * NYSE's regular close, every day: the 13:00 early close is not used, since a schedule ticking
+ * between 13:00 and 16:00 would then name the early-close day twice and skip the day before it.
+ * After-hours fills of a date reported after its close reach it when build-rollups restates it.
+ */
+const CLOSE_HOUR = 16;
+
+/** The latest New York date whose close is at or before `tick`. */
+function reportDateOf(tick: string): string {
+  const local = DateTime.fromISO(tick, { setZone: true }).setZone(CLOSE_TZ);
+  return tickDate(tick, CLOSE_TZ, local.hour >= CLOSE_HOUR ? 0 : -1);
+}
 
 /** How often a run waiting for its date's rollups looks again. */
 const ROLLUPS_POLL_MS = 3_000;
@@ -38,10 +66,11 @@ export const nightlyReport = defineJob({
     tz: 'UTC',
     calendar: 'all',
     overlap: 'skip',
-    // The trading-loop seed's window: the day's report exists by 00:30 UTC the next day.
+    // The trading-loop seed's window: the day's report exists by 00:30 UTC the next day. An
+    // override ticking after it names a date already past its deadline.
     deadline: { by: '00:30', tz: 'UTC', dayOffset: 1 },
   },
-  partition: (p) => p.date ?? tickDate(scheduledInstant(p), 'UTC'),
+  partition: (p) => p.date ?? reportDateOf(scheduledInstant(p)),
   catchup: { mode: 'all', windowHours: 7 * 24, max: 7 },
   process: async (ctx) => {
     // A report date is a UTC date; one still to come has nothing to report, and its stored "no

@@ -13,6 +13,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildRollups } from '../../jobs/build-rollups.ts';
 import { nightlyReport } from '../../jobs/nightly-report.ts';
 import { tradeEtl } from '../../jobs/trade-etl.ts';
+import { listTicks } from '../../src/cron.ts';
 import type { Sql } from '../../src/db.ts';
 import { enqueueRun } from '../../src/enqueue.ts';
 import { loadEnrichmentStatus } from '../../src/enrichment/reports.ts';
@@ -320,6 +321,37 @@ describe('data freshness in the report', () => {
   });
 });
 
+describe('the report date a tick names', () => {
+  const dateOf = (tick: string) => nightlyReport.partition({ scheduledFor: tick });
+
+  it.each([
+    // The default 23:50 UTC is 18:50 EST / 19:50 EDT: the New York day just ended, weekends included.
+    ['2026-03-03T23:50:00Z', '2026-03-03', 'default tick, winter'],
+    ['2026-07-14T23:50:00Z', '2026-07-14', 'default tick, summer'],
+    ['2026-03-07T23:50:00Z', '2026-03-07', 'default tick on a Saturday'],
+    ['2026-03-08T23:50:00Z', '2026-03-08', 'default tick on spring-forward Sunday'],
+    // SCHEDULE_NIGHTLY_REPORT='30 1 * * *' (UTC): 20:30 EST of the day before.
+    ['2026-03-04T01:30:00Z', '2026-03-03', '01:30 UTC'],
+    ['2026-03-07T01:30:00Z', '2026-03-06', '01:30 UTC on a Saturday: Friday'],
+    ['2026-07-15T01:30:00Z', '2026-07-14', '01:30 UTC in summer'],
+    // 06:00 UTC is 01:00 New York: the date in New York has just turned, its session is hours away.
+    ['2026-03-09T06:00:00Z', '2026-03-08', '01:00 New York'],
+    // Around the 16:00 close: 21:00 UTC is 16:00 EST (closed), 20:30 UTC is 15:30 EST (open), 16:30 EDT (closed).
+    ['2026-03-03T21:00:00Z', '2026-03-03', 'the close itself'],
+    ['2026-03-03T20:30:00Z', '2026-03-02', '15:30 New York, before the close'],
+    ['2026-07-14T20:30:00Z', '2026-07-14', '16:30 New York, after the close'],
+  ])('%s names %s (%s)', (tick, date) => {
+    expect(dateOf(tick)).toBe(date);
+  });
+
+  it('is what the default schedule has always reported: every 23:50 UTC tick of two years names its UTC date', () => {
+    const ticks = listTicks('50 23 * * *', 'UTC', new Date('2025-12-31T23:59:00Z'), new Date('2027-12-31T23:59:00Z'));
+    expect(ticks).toHaveLength(730);
+    const differing = ticks.filter((tick) => dateOf(tick.toISOString()) !== tick.toISOString().slice(0, 10));
+    expect(differing).toEqual([]);
+  });
+});
+
 describe('the nightly-report job', () => {
   let runtime: TestRuntime | undefined;
   const dirs: string[] = [];
@@ -361,6 +393,31 @@ describe('the nightly-report job', () => {
     // Nothing left over from the atomic writes, and a second catch-up finds nothing missed.
     expect(fs.readdirSync(reports).filter((f) => f.endsWith('.tmp'))).toEqual([]);
     expect(await catchUp({ db: runtime.db.sql, queues: runtime.queues, logger, metrics: runtime.metrics }, schedules, new Date('2026-03-05T12:00:00Z'))).toEqual([]);
+  });
+
+  it('with SCHEDULE_NIGHTLY_REPORT after midnight UTC, reports the New York day that ended, not the day just started', async () => {
+    runtime = await createTestRuntime('report-late', [nightlyReport], { SCHEDULE_NIGHTLY_REPORT: '30 1 * * *' });
+    await seedWarehouse(runtime.db.sql);
+    runtime.startWorkers();
+    const logger = createLogger({ level: 'silent', pretty: false });
+    const schedules = resolveSchedules([nightlyReport], runtime.config);
+    expect(schedules.map((s) => [s.cron, s.tz])).toEqual([['30 1 * * *', 'UTC']]);
+    await runtime.db.sql`
+      insert into ops.job_runs (job, partition, queue, job_id, status, attempts, run_count, started_at, finished_at, worker)
+      select 'nightly-report', d::date::text, 'reports', 'earlier-' || d::date, 'succeeded', 1, 1, now(), now(), 'test'
+      from generate_series('2026-02-20'::date, '2026-03-01'::date, interval '1 day') d`;
+    // "Now" is Thursday 03-05 at noon UTC: the ticks of Tuesday, Wednesday and Thursday at 01:30 UTC
+    // came after the New York Monday, Tuesday and Wednesday; Thursday's session has not happened yet.
+    const enqueued = await catchUp({ db: runtime.db.sql, queues: runtime.queues, logger, metrics: runtime.metrics }, schedules, new Date('2026-03-05T12:00:00Z'));
+    const partitions = enqueued.map((e) => e.partition);
+    expect(partitions).toEqual(['2026-03-02', '2026-03-03', '2026-03-04']);
+    await waitFor(async () => {
+      const [row] = await runtime!.db.sql<{ n: number }[]>`select count(*)::int as n from ops.job_runs where job = 'nightly-report' and status = 'succeeded' and partition = any(${partitions})`;
+      return row?.n === partitions.length;
+    }, 30_000, () => 'the three reports');
+    const stored = await runtime.db.sql<{ report_date: string; summary: { has_trading: boolean; trades: number } }[]>`
+      select report_date::text, summary from ops.reports order by report_date`;
+    expect(stored.map((r) => [r.report_date, r.summary.trades])).toEqual([['2026-03-02', 3], ['2026-03-03', 2], ['2026-03-04', 0]]);
   });
 
   it('waits for the rollups of fills already loaded for its date instead of storing a "no trading" report', async () => {
