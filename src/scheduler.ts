@@ -5,7 +5,8 @@
  *   lost everything), enqueued once each with their deterministic job id;
  * - a reconciler that repairs schedulers left with no next job or with two (BullMQ
  *   #3272, #3085, #2988, #2889 under concurrent upserts);
- * - deadlines ("partition D done by HH:MM"), as a metric and a log line to page on;
+ * - deadlines ("partition D done by HH:MM"), as a metric and a log line to page on, each miss
+ *   reported once (ops.deadline_misses);
  * - the status that `bullpen schedules` and GET /api/v1/schedules show.
  */
 import type { Job, Queue } from 'bullmq';
@@ -331,36 +332,67 @@ export interface DeadlineMiss {
   schedule: string;
   partition: string;
   dueAt: Date;
+  /** Whether this call logged and counted it: once per miss, whichever scheduler process gets there first. */
+  reported: boolean;
 }
 
 /**
- * Finds partitions past their deadline without a successful run (ticks of the last two days). Each
- * miss is logged and counted once per process (`reported` remembers them); the gauge shows
- * whether the latest due partition is late.
+ * How long a reported miss is remembered in ops.deadline_misses. Far longer than the two days of
+ * ticks deadlines look at, so a miss still in that window is never forgotten and reported again;
+ * the rest is a month of "which nights were late" to look back on.
  */
-export async function checkDeadlines(runtime: CatchupRuntime, schedules: readonly Schedule[], now: Date, reported: Set<string>): Promise<DeadlineMiss[]> {
+export const DEADLINE_MISS_RETENTION_MS = 30 * 24 * 3600 * 1000;
+
+/**
+ * Records these misses of a schedule as reported and answers the partitions whose row this call
+ * made: the ones it is to report. Concurrent scheduler processes race on the primary key, and
+ * exactly one insert of each row lands.
+ */
+async function claimDeadlineMisses(db: Sql, schedule: string, misses: readonly { partition: string; dueAt: Date }[]): Promise<Set<string>> {
+  if (misses.length === 0) return new Set();
+  const rows = await db<{ partition: string }[]>`
+    insert into ops.deadline_misses (schedule, partition, due_at)
+    select ${schedule}, m.partition, m.due_at
+    from unnest(${misses.map((m) => m.partition)}::text[], ${misses.map((m) => m.dueAt.toISOString())}::timestamptz[]) as m(partition, due_at)
+    on conflict (schedule, partition) do nothing
+    returning partition`;
+  return new Set(rows.map((r) => r.partition));
+}
+
+/**
+ * Finds partitions past their deadline without a successful run (ticks of the last two days). The
+ * gauge shows whether the latest due partition is late. Each miss is logged and counted once in
+ * all, across restarts and scheduler processes (ops.deadline_misses is the record).
+ */
+export async function checkDeadlines(runtime: CatchupRuntime, schedules: readonly Schedule[], now: Date): Promise<DeadlineMiss[]> {
   const misses: DeadlineMiss[] = [];
+  const withDeadline = schedules.filter((s): s is Schedule & { deadline: Deadline } => s.deadline !== undefined);
+  if (withDeadline.length === 0) return misses;
+  const forgetBefore = new Date(now.getTime() - DEADLINE_MISS_RETENTION_MS);
+  const [installed] = await Promise.all([installedAt(runtime.db), runtime.db`delete from ops.deadline_misses where due_at < ${forgetBefore}`]);
   // A tick from before the deployment began was never owed to anyone: a first start past a
   // deadline catches that partition up without paging for it.
-  const since = schedules.some((s) => s.deadline) ? ((await installedAt(runtime.db))?.getTime() ?? -Infinity) : -Infinity;
-  for (const schedule of schedules) {
+  const since = installed?.getTime() ?? -Infinity;
+  for (const schedule of withDeadline) {
     const deadline = schedule.deadline;
-    if (!deadline) continue;
-    // Only the last two days' deadlines page: older misses are history, not alerts.
+    // Only the last two days' deadlines page: older misses are history, not alerts. (A miss whose
+    // row has been pruned must not come back: only a deadline set absurdly far before its tick could.)
     const due = expectedPartitions(schedule, new Date(now.getTime() - DEADLINE_WINDOW_MS), now)
       .filter((e) => /^\d{4}-\d{2}-\d{2}$/.test(e.partition) && e.tick.getTime() > since)
       .map((e) => ({ ...e, dueAt: deadlineFor(e.partition, deadline) }))
-      .filter((e) => e.dueAt.getTime() <= now.getTime());
+      .filter((e) => e.dueAt.getTime() <= now.getTime() && e.dueAt.getTime() >= forgetBefore.getTime());
     // A success ahead of the tick (a report run by hand at noon) is not the partition done.
     const { statuses } = await loadScheduleTickStatuses(runtime.db, schedule, due);
     const late = due.filter((d) => !DONE.has(statuses.get(d.partition) as RunStatus));
     const latest = due[due.length - 1];
     runtime.metrics.deadlineMissed.set({ schedule: schedule.id }, latest && late.includes(latest) ? 1 : 0);
+    const toReport = await claimDeadlineMisses(runtime.db, schedule.id, late);
     for (const miss of late) {
-      misses.push({ schedule: schedule.id, partition: miss.partition, dueAt: miss.dueAt });
-      const key = `${schedule.id}@${miss.partition}`;
-      if (reported.has(key)) continue;
-      reported.add(key);
+      const reported = toReport.has(miss.partition);
+      misses.push({ schedule: schedule.id, partition: miss.partition, dueAt: miss.dueAt, reported });
+      if (!reported) continue;
+      // Reported after its row is committed: a crash in between loses this line and count (the
+      // gauge, which the alert reads, does not depend on them), where the other order would repeat them.
       runtime.metrics.deadlineMisses.inc({ schedule: schedule.id });
       runtime.logger.error(
         { schedule: schedule.id, partition: miss.partition, dueAt: miss.dueAt.toISOString(), alert: 'deadline-missed' },
@@ -509,7 +541,6 @@ const STEP_TIMEOUT_FLOOR_MS = 30_000;
 
 /** Runs deadline checks, the reconciler, the reaper and catch-up at start and every `intervalMs`. */
 export function startSchedulerLoop(runtime: CatchupRuntime, schedules: readonly Schedule[], intervalMs: number, clock: () => Date = () => new Date()): SchedulerLoop {
-  const reported = new Set<string>();
   let current: Promise<void> | null = null;
   let stopped = false;
   // Each step on its own: one that fails, or hangs on a Redis that does not answer (its commands
@@ -525,7 +556,7 @@ export function startSchedulerLoop(runtime: CatchupRuntime, schedules: readonly 
   };
   const pass = async (): Promise<void> => {
     const now = clock();
-    await step('deadlines', () => checkDeadlines(runtime, schedules, now, reported));
+    await step('deadlines', () => checkDeadlines(runtime, schedules, now));
     await step('reconcile', () => reconcileSchedules(runtime, schedules));
     await step('reap', () => reapStaleRuns(runtime));
     await step('catch-up', () => catchUp(runtime, schedules, now));

@@ -490,23 +490,22 @@ describe('deadlines', () => {
     const logger = createLogger({ level: 'silent', pretty: false });
     const runtime = { db: rt.db.sql, queues: rt.queues, logger, metrics: rt.metrics };
     const schedules = resolveSchedules([withDeadline], { scheduleOverrides: {} });
-    const reported = new Set<string>();
     // Installed on the 1st (this database's migrations ran today).
     await rt.db.sql`update ops.schema_migrations set applied_at = '2026-11-01T00:00:00Z'`;
     // Every earlier night of the week looked back on was done; at 00:20 UTC the 20th is not due yet.
     await rt.db.sql`
       insert into ops.job_runs (job, partition, queue, status)
       select 'probe-deadline', d::date::text, 'reports', 'succeeded' from generate_series('2026-11-10'::date, '2026-11-19', '1 day') d`;
-    expect(await checkDeadlines(runtime, schedules, new Date('2026-11-21T00:20:00Z'), reported)).toEqual([]);
-    const misses = await checkDeadlines(runtime, schedules, new Date('2026-11-21T00:31:00Z'), reported);
+    expect(await checkDeadlines(runtime, schedules, new Date('2026-11-21T00:20:00Z'))).toEqual([]);
+    const misses = await checkDeadlines(runtime, schedules, new Date('2026-11-21T00:31:00Z'));
     expect(misses.map((m) => [m.partition, m.dueAt.toISOString()])).toEqual([['2026-11-20', '2026-11-21T00:30:00.000Z']]);
-    await checkDeadlines(runtime, schedules, new Date('2026-11-21T00:40:00Z'), reported);
+    await checkDeadlines(runtime, schedules, new Date('2026-11-21T00:40:00Z'));
     const value = async (metric: 'deadlineMisses' | 'deadlineMissed') =>
       (await rt.metrics[metric].get()).values.find((v) => v.labels.schedule === 'probe-deadline')?.value;
     expect(await value('deadlineMisses')).toBe(1);
     expect(await value('deadlineMissed')).toBe(1);
     await rt.db.sql`insert into ops.job_runs (job, partition, queue, status) values ('probe-deadline', '2026-11-20', 'reports', 'succeeded')`;
-    expect(await checkDeadlines(runtime, schedules, new Date('2026-11-21T00:45:00Z'), reported)).toEqual([]);
+    expect(await checkDeadlines(runtime, schedules, new Date('2026-11-21T00:45:00Z'))).toEqual([]);
     expect(await value('deadlineMissed')).toBe(0);
   });
 
@@ -516,9 +515,9 @@ describe('deadlines', () => {
     const schedules = resolveSchedules([withDeadline], { scheduleOverrides: {} });
     // First started at 00:35, after the 3rd's tick (23:50 on the 3rd) and its deadline (00:30).
     await rt.db.sql`update ops.schema_migrations set applied_at = '2026-12-04T00:35:00Z'`;
-    expect(await checkDeadlines(runtime, schedules, new Date('2026-12-04T00:40:00Z'), new Set())).toEqual([]);
+    expect(await checkDeadlines(runtime, schedules, new Date('2026-12-04T00:40:00Z'))).toEqual([]);
     // The next night's tick came after it: that one is owed.
-    const misses = await checkDeadlines(runtime, schedules, new Date('2026-12-05T00:40:00Z'), new Set());
+    const misses = await checkDeadlines(runtime, schedules, new Date('2026-12-05T00:40:00Z'));
     expect(misses.map((m) => m.partition)).toEqual(['2026-12-04']);
   });
 });

@@ -2,7 +2,8 @@
  * Ticks at the edges of the scheduling runtime: a tick dropped by overlap `skip` and caught up
  * later, the reconciler beside a tick that is retrying or buffered, a deferred tick promoted
  * again, catch-up of a schedule ticking several times a partition or whose database clock runs
- * behind, and deadlines and lag beside a run made ahead of its tick. Each states what README.md promises.
+ * behind, deadlines and lag beside a run made ahead of its tick, and a deadline miss reported once
+ * across scheduler restarts and processes. Each states what README.md promises.
  */
 import type { Job, Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
@@ -11,6 +12,7 @@ import { tickPartition } from '../../src/cron.ts';
 import { enqueueRun } from '../../src/enqueue.ts';
 import { basePayload, defineJob, scheduledInstant, type JobDefinition } from '../../src/job-definition.ts';
 import { createLogger } from '../../src/logger.ts';
+import { createMetrics } from '../../src/metrics.ts';
 import { loadRun } from '../../src/runs.ts';
 import { catchUp, checkDeadlines, listScheduleStatus, reconcileSchedules, resolveSchedules, type Schedule } from '../../src/scheduler.ts';
 import { waitFor } from '../helpers/processes.ts';
@@ -111,6 +113,30 @@ const logger = createLogger({ level: 'silent', pretty: false });
 const runtime = () => ({ db: rt.db.sql, queues: rt.queues, logger, metrics: rt.metrics });
 const scheduleOf = (definition: JobDefinition): Schedule => resolveSchedules([definition], { scheduleOverrides: {} })[0]!;
 const queueOf = (definition: JobDefinition): Queue => rt.queues.get(definition.queue)!;
+
+/** A scheduler process as deadlines see it: metrics of its own and a logger whose pages are kept. */
+function schedulerProcess() {
+  const lines: { alert?: string; partition?: string }[] = [];
+  const metrics = createMetrics({ defaultMetrics: false });
+  const processLogger = createLogger({ level: 'info', destination: { write: (line: string) => void lines.push(JSON.parse(line)) } });
+  const value = async (metric: 'deadlineMisses' | 'deadlineMissed') => (await metrics[metric].get()).values.find((v) => v.labels.schedule === 'rv-deadline')?.value ?? 0;
+  return {
+    runtime: { db: rt.db.sql, queues: rt.queues, logger: processLogger, metrics },
+    /** Partitions it logged a deadline miss for. */
+    pages: () => lines.filter((l) => l.alert === 'deadline-missed').map((l) => l.partition),
+    counted: () => value('deadlineMisses'),
+    gauge: () => value('deadlineMissed'),
+  };
+}
+
+/** rv-deadline's 23:50 runs of these dates succeeded in time. */
+async function nightsDone(from: string, to: string): Promise<void> {
+  await rt.db.sql`
+    insert into ops.job_runs (job, partition, queue, job_id, status, attempts, run_count, scheduled_for, started_at, finished_at)
+    select 'rv-deadline', d::date::text, 'reports', 'rv-deadline@' || d::date::text, 'succeeded', 1, 1,
+           d + interval '23 hours 50 minutes', d + interval '23 hours 50 minutes', d + interval '23 hours 51 minutes'
+    from generate_series(${from}::date, ${to}::date, '1 day') d`;
+}
 
 async function startSchedule(definition: JobDefinition): Promise<void> {
   const schedule = scheduleOf(definition);
@@ -275,11 +301,54 @@ describe('deadlines', () => {
       values ('rv-deadline', '2026-11-20', 'reports', 'rv-deadline@2026-11-20', 'succeeded', 1, 1, '2026-11-20T12:00:00Z', '2026-11-20T12:00:00Z', '2026-11-20T12:01:00Z')`;
     const now = new Date('2026-11-21T00:31:00Z');
     // The partition was not done by 00:30 ...
-    const misses = await checkDeadlines(runtime(), [schedule], now, new Set());
+    const misses = await checkDeadlines(runtime(), [schedule], now);
     expect(misses.map((m) => m.partition)).toEqual(['2026-11-20']);
     // ... and catch-up agrees the tick is owed (checked second: a worker runs what it enqueues).
     const owed = await catchUp(runtime(), [schedule], now);
     expect(owed.map((e) => e.partition)).toContain('2026-11-20');
+  });
+
+  it('reports a miss once across scheduler restarts and across scheduler processes', async () => {
+    const schedule = scheduleOf(rvDeadline);
+    await rt.db.sql`update ops.schema_migrations set applied_at = '2026-11-01T00:00:00Z'`;
+    await nightsDone('2026-11-28', '2026-11-30');
+    // The 1st's report was not done by 00:30 on the 2nd.
+    const first = schedulerProcess();
+    const missed = await checkDeadlines(first.runtime, [schedule], new Date('2026-12-02T00:31:00Z'));
+    expect(missed.map((m) => [m.partition, m.reported])).toEqual([['2026-12-01', true]]);
+    expect(await first.counted()).toBe(1);
+    expect(first.pages()).toEqual(['2026-12-01']);
+
+    // A deploy restarts the scheduler ten minutes later: the miss is still late, and already reported.
+    const restarted = schedulerProcess();
+    const again = await checkDeadlines(restarted.runtime, [schedule], new Date('2026-12-02T00:41:00Z'));
+    expect(again.map((m) => [m.partition, m.reported])).toEqual([['2026-12-01', false]]);
+    expect(await restarted.counted()).toBe(0);
+    expect(restarted.pages()).toEqual([]);
+    expect(await restarted.gauge()).toBe(1);
+
+    // The next night two scheduler processes pass at the same instant: the 2nd's miss is reported by one of them.
+    const [a, b] = [schedulerProcess(), schedulerProcess()];
+    const now = new Date('2026-12-03T00:31:00Z');
+    await Promise.all([checkDeadlines(a.runtime, [schedule], now), checkDeadlines(b.runtime, [schedule], now)]);
+    expect((await a.counted()) + (await b.counted())).toBe(1);
+    expect([...a.pages(), ...b.pages()]).toEqual(['2026-12-02']);
+    const recorded = await rt.db.sql<{ partition: string; due_at: Date }[]>`
+      select partition, due_at from ops.deadline_misses where schedule = 'rv-deadline' and partition >= '2026-12-01' order by partition`;
+    expect(recorded.map((r) => [r.partition, r.due_at.toISOString()])).toEqual([
+      ['2026-12-01', '2026-12-02T00:30:00.000Z'],
+      ['2026-12-02', '2026-12-03T00:30:00.000Z'],
+    ]);
+  });
+
+  it('forgets reported misses a month after their deadline', async () => {
+    await rt.db.sql`
+      insert into ops.deadline_misses (schedule, partition, due_at, reported_at)
+      values ('rv-deadline', '2026-09-01', '2026-09-02T00:30:00Z', '2026-09-02T00:31:00Z'),
+             ('rv-deadline', '2026-11-15', '2026-11-16T00:30:00Z', '2026-11-16T00:31:00Z')`;
+    await checkDeadlines(schedulerProcess().runtime, [scheduleOf(rvDeadline)], new Date('2026-12-04T00:40:00Z'));
+    const kept = await rt.db.sql<{ partition: string }[]>`select partition from ops.deadline_misses where schedule = 'rv-deadline' and partition in ('2026-09-01', '2026-11-15')`;
+    expect(kept.map((r) => r.partition)).toEqual(['2026-11-15']);
   });
 });
 
