@@ -12,8 +12,9 @@
  *   nothing (the nightly tick)  the tick's date in New York (its partition), so every curve reaches it
  * Every run also marks earlier positions whose 1d bar has arrived since (their close was NULL).
  * Partition: that scope (a restatement's with when it was asked for). A rebuild replaces rows, so a rerun is harmless.
- * Once committed, a restated date that already has a stored nightly report gets a forced
- * nightly-report run, so late fills reach its report.
+ * Once committed, every stored nightly report from the first restated date on gets a forced
+ * nightly-report run, so late fills reach its report and the later ones whose equity, drawdown
+ * and ratios they changed.
  */
 import { z } from 'zod';
 import { tickDate, tickPartition } from '../src/cron.ts';
@@ -93,9 +94,13 @@ export const buildRollups = defineJob({
     });
     ctx.metrics.rollupsBuilt.inc(summary.rowsWritten);
     // Forced (the report's partition is done), one waiting per date however many rebuilds restate
-    // it meanwhile (every few minutes while after-hours fills load).
+    // it meanwhile (every few minutes while after-hours fills load). Every one, with no cap: a
+    // report takes ~40 ms to make (10 accounts, a year of history), so restating a date a year
+    // back costs the reports queue some 15 s for ~365 reports, whereas a cap would leave the
+    // older ones wrong for good with only a log line to act on. A full rebuild always asked for all.
     const reports = await loadRestatedReportDates(ctx.db, summary);
     for (const date of reports) await ctx.enqueue('nightly-report', { date }, { force: true, deduplicationId: `nightly-report.restated.${date}` });
+    if (reports.length > 0) ctx.logger.info({ reports: reports.length, from: reports[0], to: reports.at(-1) }, 'stored reports from the first restated date on asked for again');
     return {
       scope: summary.scope,
       partitions: summary.partitions,

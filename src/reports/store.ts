@@ -47,16 +47,18 @@ export async function storeDailyReport(db: Sql, reportsDir: string, report: Dail
 }
 
 /**
- * Dates whose stored daily report a rollup rebuild has made out of date: every date it restated
- * at daily grain that has a report (a full rebuild restates them all). A date without one yet
- * gets its report from its own tick. One read of ops.reports' primary key.
+ * Dates whose stored daily report a rollup rebuild has made out of date: every date with a report
+ * from the first date it restated on (a full rebuild: every one). Not only the dates it restated:
+ * the curve, metrics and positions are cumulative, so a restated Monday changes the equity,
+ * drawdown and ratios of every report after it, and the firm's figures sum the accounts. A date
+ * without a report yet gets one from its own tick. One range read of ops.reports' primary key.
  */
-export async function loadRestatedReportDates(db: Sql, summary: Pick<RollupSummary, 'scope' | 'promotedToFull' | 'from' | 'to'>): Promise<string[]> {
+export async function loadRestatedReportDates(db: Sql, summary: Pick<RollupSummary, 'scope' | 'promotedToFull' | 'from'>): Promise<string[]> {
   const full = summary.scope === 'full' || summary.promotedToFull;
-  if (!full && (summary.from === null || summary.to === null)) return [];
+  if (!full && summary.from === null) return [];
   const rows = await db<{ report_date: string }[]>`
     select report_date::text from ops.reports
-    where kind = 'daily' ${full ? db`` : db`and report_date between ${summary.from}::date and ${summary.to}::date`}
+    where kind = 'daily' ${full ? db`` : db`and report_date >= ${summary.from}::date`}
     order by report_date`;
   return rows.map((r) => r.report_date);
 }

@@ -3,8 +3,9 @@
  * account that did not trade; a date with no data at all; an instrument without a symbol;
  * accounts long and short the same symbol; freshness as derived now and every failed job
  * counted; files replaced atomically and recorded; three missed nights caught up once each,
- * oldest first; a date's report waits for its pending rollups, and is made again when
- * build-rollups restates its date.
+ * oldest first; a tick after midnight UTC reports the New York day that ended; a date's report
+ * waits for its pending rollups, and is made again when build-rollups restates its date or an
+ * earlier one.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -497,7 +498,60 @@ describe('the nightly-report job', () => {
     const [monday] = await sql<{ generated_at: Date }[]>`select generated_at from ops.reports where report_date = '2026-03-02'`;
     expect(monday?.generated_at).toEqual(stored[0]?.generated_at);
     // A full rebuild restates every date: each stored report is made again.
-    expect(await loadRestatedReportDates(sql, { scope: 'full', promotedToFull: false, from: null, to: null })).toEqual(['2026-03-02', '2026-03-03']);
-    expect(await loadRestatedReportDates(sql, { scope: 'pending', promotedToFull: false, from: null, to: null })).toEqual([]);
+    expect(await loadRestatedReportDates(sql, { scope: 'full', promotedToFull: false, from: null })).toEqual(['2026-03-02', '2026-03-03']);
+    expect(await loadRestatedReportDates(sql, { scope: 'pending', promotedToFull: false, from: null })).toEqual([]);
+  });
+
+  it('is made again, with every later stored report, when an earlier date is restated: their equity and drawdown changed too', async () => {
+    runtime = await createTestRuntime('report-restated-later', [tradeEtl, buildRollups, nightlyReport], { ROLLUP_DEBOUNCE_MS: '0' });
+    const { sql } = runtime.db;
+    await seedReference(sql);
+    // Account 1 buys AAPL on Friday and sells it over Monday and Tuesday; buys again on Wednesday.
+    await insertExecutions(sql, [
+      { execution_id: 1, executed_at: at('2026-02-27'), side: 'BUY', quantity: '100', price: '10' },
+      { execution_id: 2, order_id: 200, executed_at: at('2026-03-02'), side: 'SELL', quantity: '50', price: '11' },
+      { execution_id: 3, order_id: 200, executed_at: at('2026-03-03'), side: 'SELL', quantity: '50', price: '12' },
+      { execution_id: 4, executed_at: at('2026-03-04'), side: 'BUY', quantity: '10', price: '12' },
+    ]);
+    await loadTrades({ db: sql, sourceDb: sql, tz: TZ, runPartition: 'test' });
+    await rebuildRollups({ db: sql, tz: TZ, startingCapital: 100000, scope: { kind: 'full' }, asOf: '2026-03-04' });
+    runtime.startWorkers();
+    const dates = ['2026-02-27', '2026-03-02', '2026-03-03', '2026-03-04'];
+    for (const date of dates) await enqueueRun(runtime.queues, nightlyReport, { date }, { scheduledFor: new Date(`${date}T23:50:00Z`) });
+    await waitFor(async () => (await sql<{ n: number }[]>`select count(*)::int as n from ops.reports`)[0]?.n === dates.length, 20_000, () => 'the four reports');
+    const before = new Map((await sql<{ report_date: string; json_path: string; generated_at: Date }[]>`
+      select report_date::text, json_path, generated_at from ops.reports`).map((r) => [r.report_date, r]));
+    const read = (date: string) => JSON.parse(fs.readFileSync(before.get(date)!.json_path, 'utf8')) as DailyReport;
+    const equityOn = async (date: string) =>
+      (await sql<{ equity: string }[]>`select equity::text from warehouse.equity_curve where account_id = 1 and date = ${date}`)[0]?.equity;
+    const wednesdayBefore = read('2026-03-04').firm.equity;
+    expect(wednesdayBefore).toBe(await equityOn('2026-03-04'));
+
+    // Found on Thursday night: a Monday fill in XOM the source had not sent, commission 5. Its
+    // instrument's lots have no later fill, so the ETL asks for Monday alone, yet Monday's loss
+    // lowers the equity of every later date.
+    await insertExecutions(sql, [
+      { execution_id: 5, order_id: null, instrument_id: 2, executed_at: at('2026-03-02', '16:00:00'), ingested_at: '2026-03-06T01:00:00Z', side: 'BUY', quantity: '10', price: '50', commission: '5', fees: '0' },
+    ]);
+    await enqueueRun(runtime.queues, tradeEtl, {}, { now: new Date('2026-03-06T01:05:00Z') });
+    await waitFor(async () => {
+      const [run] = await sql<{ summary: { from: string; to: string } | null }[]>`select summary from ops.job_runs where job = 'build-rollups' and status = 'succeeded'`;
+      return run?.summary?.from === '2026-03-02';
+    }, 20_000, () => 'build-rollups to restate Monday');
+    const [rollups] = await sql<{ summary: { from: string; to: string; reports_requested: number } }[]>`select summary from ops.job_runs where job = 'build-rollups'`;
+    expect(rollups?.summary).toMatchObject({ from: '2026-03-02', to: '2026-03-02', reports_requested: 3 });
+
+    // Monday, Tuesday and Wednesday are made again from the restated curve; Friday, before it, is not.
+    await waitFor(async () => {
+      const made = await sql<{ n: number }[]>`select count(*)::int as n from ops.reports where generated_at > ${before.get('2026-03-04')!.generated_at}`;
+      return made[0]?.n === 3;
+    }, 20_000, () => 'the three reports from Monday on to be made again');
+    for (const date of ['2026-03-02', '2026-03-03', '2026-03-04']) {
+      const report = read(date);
+      expect({ date, equity: report.firm.equity, account: report.accounts[0]?.equity }).toEqual({ date, equity: await equityOn(date), account: await equityOn(date) });
+    }
+    expect(Number(wednesdayBefore) - Number(read('2026-03-04').firm.equity)).toBeCloseTo(5, 9);
+    const [friday] = await sql<{ generated_at: Date }[]>`select generated_at from ops.reports where report_date = '2026-02-27'`;
+    expect(friday?.generated_at).toEqual(before.get('2026-02-27')?.generated_at);
   });
 });
