@@ -8,9 +8,9 @@
  * completes (the day before the 01:30 tick). A rerun of a partition finds it recorded and does nothing.
  */
 import { z } from 'zod';
-import { addCalendarDays, TIMEFRAMES, type AssetClass } from '../src/analytics/timeframes.ts';
+import { addCalendarDays, TIMEFRAMES } from '../src/analytics/timeframes.ts';
 import { tickDate } from '../src/cron.ts';
-import { createBackfill, createContextEnqueuer, planBackfill } from '../src/enrichment/backfills.ts';
+import { createBackfill, createContextEnqueuer, loadTrackedAssetClasses, planBackfill } from '../src/enrichment/backfills.ts';
 import { basePayload, defineJob, payloadDate, scheduledInstant } from '../src/job-definition.ts';
 
 /** How far back a tracked symbol without any bars is enriched from. */
@@ -31,8 +31,8 @@ export const enrichmentDaily = defineJob({
   catchup: { mode: 'latest', windowHours: 72 },
   process: async (ctx) => {
     const to = ctx.partition;
-    const tracked = await ctx.db<{ symbol: string; asset_class: AssetClass; last: string | null }[]>`
-      select m.symbol, m.asset_class,
+    const tracked = await ctx.db<{ symbol: string; last: string | null }[]>`
+      select m.symbol,
              (select max(b.ts at time zone 'America/New_York')::date::text from market.bars b where b.symbol = m.symbol and b.timeframe = '1d') as last
       from market.sector_mapping m order by m.symbol`;
     if (tracked.length === 0) {
@@ -48,7 +48,9 @@ export const enrichmentDaily = defineJob({
         defaultSource: ctx.config.marketDataSource,
         maxBars: Number.MAX_SAFE_INTEGER,
         now: Date.now(),
-        assetClasses: new Map(tracked.map((t) => [t.symbol, t.asset_class])),
+        // As `bullpen backfill` and the API plan them: a coin the trading system knows as one is
+        // enriched as one even where the universe took the default class.
+        assetClasses: await loadTrackedAssetClasses(ctx.db, tracked.map((t) => t.symbol)),
         startBySymbol: starts,
       },
     );

@@ -10,7 +10,7 @@ import { Job } from 'bullmq';
 import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { openServices, type Services } from './app.ts';
-import { ASSET_CLASSES, type AssetClass } from './analytics/timeframes.ts';
+import { ASSET_CLASSES } from './analytics/timeframes.ts';
 import type { Config } from './config.ts';
 import type { Sql } from './db.ts';
 import {
@@ -20,6 +20,7 @@ import {
   createFlowEnqueuer,
   describeBackfill,
   planBackfill,
+  planTrackedBackfill,
   resumeBackfill,
   type BackfillEnqueuer,
   type BackfillPlan,
@@ -312,19 +313,22 @@ async function commandRequest(ctx: BackfillCommandContext, options: RequestOptio
     requested_by: 'cli',
   };
   const planOptions = { defaultSource: cfg.marketDataSource, maxBars: cfg.enrichmentMaxBars, now: Date.now() };
-  // Checked before any connection opens, unless the symbols come from the database.
-  let plan = options.all ? undefined : planBackfill(request, planOptions);
-  if (plan) assertSourceConfigured(plan.source, cfg);
+  // Bad input is refused before any connection opens (an embedded PostgreSQL would start for a
+  // typo), unless the symbols come from the database. The plan is made again once it is open,
+  // with each symbol's asset class as bullpen tracks it.
+  if (!options.all) assertSourceConfigured(planBackfill(request, planOptions).source, cfg);
 
   const logger = ctx.createLogger(cfg);
   const services = await openServices(cfg, { logger });
   try {
-    if (!plan) {
-      const tracked = await services.db<{ symbol: string; asset_class: AssetClass }[]>`select symbol, asset_class from market.sector_mapping order by symbol`;
-      if (tracked.length === 0) throw new BadInputError('--all: market.sector_mapping is empty, so there is no tracked symbol to backfill (give --symbols)');
-      plan = planBackfill({ ...request, symbols: tracked.map((t) => t.symbol) }, { ...planOptions, assetClasses: new Map(tracked.map((t) => [t.symbol, t.asset_class])) });
-      assertSourceConfigured(plan.source, cfg);
+    if (options.all) {
+      const universe = await services.db<{ symbol: string }[]>`select symbol from market.sector_mapping order by symbol`;
+      if (universe.length === 0) throw new BadInputError('--all: market.sector_mapping is empty, so there is no tracked symbol to backfill (give --symbols)');
+      request.symbols = universe.map((t) => t.symbol);
     }
+    const plan = await planTrackedBackfill(services.db, request, planOptions);
+    assertSourceConfigured(plan.source, cfg);
+    for (const warning of plan.warnings) process.stderr.write(`bullpen: warning: ${warning}\n`);
     const created = await createBackfill({ db: services.db, enqueue: enqueuerOf(services) }, plan);
     out(`queued backfill ${created.backfillId}: ${describePlan(plan)}`);
     if (!options.wait) {
@@ -404,7 +408,7 @@ export function createBackfillCommand(ctx: BackfillCommandContext): Command {
     .option('--timeframes <list>', 'comma-separated: 1m, 5m, 15m, 30m, 1h, 4h, 1d, 1w', '1d')
     .addOption(new Option('--source <name>', 'market-data source (default: MARKET_DATA_SOURCE)').choices(PROVIDER_NAMES))
     .addOption(new Option('--reprocess <rule>', 'fetch again: missing (only chunks not done), failed (and failed ones), all').choices(['missing', 'failed', 'all']).default('missing'))
-    .addOption(new Option('--asset-class <class>', 'asset class of the symbols').choices(ASSET_CLASSES))
+    .addOption(new Option('--asset-class <class>', 'asset class of the symbols (default: each as bullpen tracks it, else stock)').choices(ASSET_CLASSES))
     .option('--wait', 'watch it to the end (running a worker here if none is running); exit 1 unless it completes')
     .action(async (options: RequestOptions) => {
       process.exitCode = await commandRequest(ctx, options);

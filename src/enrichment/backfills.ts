@@ -27,10 +27,12 @@ import type { JobContext, JobDefinition } from '../job-definition.ts';
 import {
   deleteBackfill,
   insertBackfill,
+  loadAssetClassRecords,
   loadBackfill,
   loadSeriesStates,
   seriesKey,
   setBackfillJob,
+  type AssetClassRecords,
   type BackfillRow,
   type Reprocess,
   type SeriesProgressRow,
@@ -56,7 +58,8 @@ export const backfillRequestSchema = z.object({
   timeframes: listOf(z.enum(TIMEFRAMES, { error: (issue) => `unknown timeframe ${JSON.stringify(issue.input)}; valid: ${TIMEFRAMES.join(', ')}` }))
     .pipe(z.array(z.enum(TIMEFRAMES)).min(1, 'at least one timeframe'))
     .default(['1d']),
-  asset_class: z.enum(ASSET_CLASSES, { error: `must be one of ${ASSET_CLASSES.join(', ')}` }).default('stock'),
+  /** Unset: each symbol as bullpen tracks it (see resolveAssetClass), else a stock. */
+  asset_class: z.enum(ASSET_CLASSES, { error: `must be one of ${ASSET_CLASSES.join(', ')}` }).optional(),
   from: z.iso.date({ error: 'must be a date YYYY-MM-DD' }).optional(),
   to: z.iso.date({ error: 'must be a date YYYY-MM-DD' }).optional(),
   source: z.enum(PROVIDER_NAMES, { error: `must be one of ${PROVIDER_NAMES.join(', ')}` }).optional(),
@@ -68,6 +71,7 @@ export type BackfillRequestInput = z.input<typeof backfillRequestSchema>;
 export interface BackfillPlan {
   symbols: { symbol: string; assetClass: AssetClass }[];
   timeframes: Timeframe[];
+  /** The class asked for; else the one every symbol has; else stock (each series has its own). */
   assetClass: AssetClass;
   from: string;
   to: string;
@@ -78,6 +82,14 @@ export interface BackfillPlan {
   chunks: Map<string, ChunkSpan[]>;
   chunksTotal: number;
   estimatedBars: number;
+  /** An asset_class asked for that contradicts what bullpen tracks of some symbols: planned as asked, said here. */
+  warnings: string[];
+}
+
+/** A symbol's asset class as bullpen's records have it, and the record that says so (for messages). */
+export interface TrackedAssetClass {
+  assetClass: AssetClass;
+  trackedIn: string;
 }
 
 export interface PlanOptions {
@@ -85,8 +97,12 @@ export interface PlanOptions {
   maxBars: number;
   /** Epoch ms; "today" for the default and the upper clamp of `to`. */
   now: number;
-  /** Per-symbol asset classes (the tracked universe); others take the request's. */
-  assetClasses?: ReadonlyMap<string, AssetClass>;
+  /**
+   * Per-symbol asset classes as bullpen tracks them (loadTrackedAssetClasses; a bare class is
+   * market.sector_mapping's). They apply when the request asks for no asset_class; one it asks
+   * for wins, with a warning where it contradicts them. Symbols without one are stocks.
+   */
+  assetClasses?: ReadonlyMap<string, AssetClass | TrackedAssetClass>;
   /** Per-symbol first dates, later than `from` (the daily job: the day after each symbol's newest bar). */
   startBySymbol?: ReadonlyMap<string, string>;
 }
@@ -109,10 +125,17 @@ export function yearBefore(date: string): string {
 
 /** Parses and checks a request; a problem is a BadInputError naming the field. Pure apart from the clock in options. */
 export function planBackfill(input: unknown, options: PlanOptions): BackfillPlan {
-  const parsed = backfillRequestSchema.safeParse(input);
-  if (!parsed.success) throw new BadInputError(describeZodError(parsed.error), { cause: parsed.error });
-  const r = parsed.data;
-  const today = isoDateOfDayNumber(dayNumberOf(options.now, calendarOf(r.asset_class)));
+  const r = parseRequest(input);
+  const uniqueSymbols = [...new Set(r.symbols)];
+  const tracked = (symbol: string): TrackedAssetClass | undefined => {
+    const known = options.assetClasses?.get(symbol);
+    return typeof known === 'string' ? { assetClass: known, trackedIn: 'market.sector_mapping' } : known;
+  };
+  const symbols = uniqueSymbols.map((symbol) => ({ symbol, assetClass: r.asset_class ?? tracked(symbol)?.assetClass ?? 'stock' }));
+  const shared = new Set(symbols.map((s) => s.assetClass));
+  const assetClass: AssetClass = r.asset_class ?? (shared.size === 1 ? (symbols[0]?.assetClass ?? 'stock') : 'stock');
+  const warnings = r.asset_class === undefined ? [] : contradictions(r.asset_class, uniqueSymbols, tracked);
+  const today = isoDateOfDayNumber(dayNumberOf(options.now, calendarOf(assetClass)));
   const to = r.to ?? today;
   assertIsoDate(to);
   const from = r.from ?? yearBefore(to);
@@ -122,7 +145,6 @@ export function planBackfill(input: unknown, options: PlanOptions): BackfillPlan
   if (from > today) throw new BadInputError(`from: ${from} is in the future (today is ${today})`);
   const clampedTo = to > today ? today : to;
   const timeframes = [...new Set(r.timeframes)];
-  const symbols = [...new Set(r.symbols)].map((symbol) => ({ symbol, assetClass: options.assetClasses?.get(symbol) ?? r.asset_class }));
   const chunks = new Map<string, ChunkSpan[]>();
   for (const { symbol } of symbols) {
     const start = options.startBySymbol?.get(symbol);
@@ -157,7 +179,7 @@ export function planBackfill(input: unknown, options: PlanOptions): BackfillPlan
   return {
     symbols,
     timeframes,
-    assetClass: r.asset_class,
+    assetClass,
     from,
     to: clampedTo,
     source: r.source ?? options.defaultSource,
@@ -166,7 +188,92 @@ export function planBackfill(input: unknown, options: PlanOptions): BackfillPlan
     chunks,
     chunksTotal,
     estimatedBars,
+    warnings,
   };
+}
+
+function parseRequest(input: unknown): z.output<typeof backfillRequestSchema> {
+  const parsed = backfillRequestSchema.safeParse(input);
+  if (!parsed.success) throw new BadInputError(describeZodError(parsed.error), { cause: parsed.error });
+  return parsed.data;
+}
+
+/** Most symbols a warning names before it counts the rest. */
+const WARNING_SYMBOLS = 10;
+
+/**
+ * One warning per class the records hold against the one asked for: "asked for as stock, but
+ * bullpen tracks BTCUSD as crypto (…)". A warning, not a refusal: the records can be wrong (a
+ * reused ticker, a universe member added with the default class), and asking explicitly is how
+ * a user overrides them.
+ */
+function contradictions(asked: AssetClass, symbols: readonly string[], tracked: (symbol: string) => TrackedAssetClass | undefined): string[] {
+  const byClass = new Map<AssetClass, { symbols: string[]; records: Set<string> }>();
+  for (const symbol of symbols) {
+    const known = tracked(symbol);
+    if (!known || known.assetClass === asked) continue;
+    let group = byClass.get(known.assetClass);
+    if (!group) byClass.set(known.assetClass, (group = { symbols: [], records: new Set() }));
+    group.symbols.push(symbol);
+    group.records.add(known.trackedIn);
+  }
+  return [...byClass].map(([assetClass, group]) => {
+    const more = group.symbols.length - WARNING_SYMBOLS;
+    const named = `${group.symbols.slice(0, WARNING_SYMBOLS).join(', ')}${more > 0 ? ` and ${more} more` : ''}`;
+    return (
+      `asked for as ${asked}, but bullpen tracks ${named} as ${assetClass} (${[...group.records].join(', ')}): planned as ${asked} as asked; ` +
+      'without an asset class each symbol is planned as bullpen tracks it'
+    );
+  });
+}
+
+/** An instrument type of the trading system as an asset class; undefined for one that is none of them (an option, a future). */
+function assetClassOfInstrumentType(type: string | null): AssetClass | undefined {
+  const t = type?.trim().toLowerCase() ?? '';
+  if (t.startsWith('crypto')) return 'crypto';
+  if (t.startsWith('etf')) return 'etf';
+  if (t.startsWith('stock') || t.startsWith('equity')) return 'stock';
+  return undefined;
+}
+
+const isAssetClass = (value: string | null | undefined): value is AssetClass => (ASSET_CLASSES as readonly (string | null | undefined)[]).includes(value);
+
+/**
+ * A symbol's asset class from bullpen's records, or undefined when none knows it. The records
+ * people keep come first: the universe (market.sector_mapping) and the trading system's
+ * instrument (warehouse.dim_instrument); a coin by either is a coin, as the rollups read its
+ * closes (src/queries/rollups.ts roundTheClockSymbols), since a 24x7 series planned on NYSE
+ * sessions loses its nights and weekends. Otherwise the universe's class, then the instrument's.
+ * Only a symbol neither knows takes the class it was last enriched as (enrichment.status): that
+ * one follows requests, so a single mistaken asset_class would otherwise stick to it for good.
+ */
+export function resolveAssetClass(records: Pick<AssetClassRecords, 'universe' | 'instrument_type' | 'enriched'>): TrackedAssetClass | undefined {
+  const curated: TrackedAssetClass[] = [];
+  if (isAssetClass(records.universe)) curated.push({ assetClass: records.universe, trackedIn: 'market.sector_mapping' });
+  const instrument = assetClassOfInstrumentType(records.instrument_type);
+  if (instrument) curated.push({ assetClass: instrument, trackedIn: 'warehouse.dim_instrument' });
+  const known = curated.find((c) => c.assetClass === 'crypto') ?? curated[0];
+  if (known) return known;
+  return isAssetClass(records.enriched) ? { assetClass: records.enriched, trackedIn: 'enrichment.status' } : undefined;
+}
+
+/** The asset class bullpen tracks for each of `symbols` that any record knows. */
+export async function loadTrackedAssetClasses(db: Sql, symbols: readonly string[]): Promise<Map<string, TrackedAssetClass>> {
+  const tracked = new Map<string, TrackedAssetClass>();
+  for (const records of await loadAssetClassRecords(db, symbols)) {
+    const known = resolveAssetClass(records);
+    if (known) tracked.set(records.symbol, known);
+  }
+  return tracked;
+}
+
+/**
+ * planBackfill for a request from a user (the CLI, the API): the symbols' asset classes come
+ * from what bullpen tracks of them (loadTrackedAssetClasses) unless the request asks for one.
+ */
+export async function planTrackedBackfill(db: Sql, input: unknown, options: Omit<PlanOptions, 'assetClasses'>): Promise<BackfillPlan> {
+  const symbols = [...new Set(parseRequest(input).symbols)];
+  return planBackfill(input, { ...options, assetClasses: await loadTrackedAssetClasses(db, symbols) });
 }
 
 /** Puts a backfill's parent and children on the queue (JobContext.enqueueFlow, or `createFlowEnqueuer`). */

@@ -15,7 +15,7 @@ import {
   cancelBackfill,
   createBackfill,
   describeBackfill,
-  planBackfill,
+  planTrackedBackfill,
   resumeBackfill,
   SYMBOL_PATTERN,
   type BackfillEnqueuer,
@@ -181,10 +181,11 @@ export function createEnrichmentRouter(deps: EnrichmentRouterDeps): express.Rout
     wrapAsync(async (req, res) => {
       const input = triggerInputOf(req.query as Record<string, unknown>, req.body);
       const at = now();
-      const plan = planBackfill({ ...input, requested_by: requesterOf(req) }, { defaultSource: deps.config.marketDataSource, maxBars: deps.config.enrichmentMaxBars, now: at });
+      const plan = await planTrackedBackfill(deps.db, { ...input, requested_by: requesterOf(req) }, { defaultSource: deps.config.marketDataSource, maxBars: deps.config.enrichmentMaxBars, now: at });
       assertSourceConfigured(plan.source, deps.config);
       const created = await createBackfill({ db: deps.db, enqueue: enqueuer() }, plan);
       deps.logger.info({ backfillId: created.backfillId, symbols: plan.symbols.length, timeframes: plan.timeframes, from: plan.from, to: plan.to }, 'backfill requested over HTTP');
+      for (const warning of plan.warnings) deps.logger.warn({ backfillId: created.backfillId }, warning);
       res.status(202).json({
         backfill_id: created.backfillId,
         job_id: created.jobId,
@@ -200,6 +201,7 @@ export function createEnrichmentRouter(deps: EnrichmentRouterDeps): express.Rout
         total_records_to_process: plan.estimatedBars,
         chunks_total: plan.chunksTotal,
         estimated_duration_seconds: estimateDurationSeconds(plan, deps.config.enrichmentRateLimit),
+        warnings: plan.warnings,
         timestamp: new Date(at).toISOString(),
       });
     }),

@@ -134,6 +134,34 @@ export async function insertBackfill(sql: Sql, request: NewBackfill): Promise<vo
   });
 }
 
+/** What bullpen's records say of a symbol's asset class; null where a record does not have it. */
+export interface AssetClassRecords {
+  symbol: string;
+  /** market.sector_mapping: the universe (RS and the daily enrichment). */
+  universe: string | null;
+  /** warehouse.dim_instrument's current instrument_type (the trading system's word: 'crypto_spot', 'etf', …). */
+  instrument_type: string | null;
+  /** enrichment.status: the class the symbol was last enriched as. */
+  enriched: string | null;
+}
+
+export async function loadAssetClassRecords(sql: Tx, symbols: readonly string[]): Promise<AssetClassRecords[]> {
+  if (symbols.length === 0) return [];
+  return sql<AssetClassRecords[]>`
+    select s.symbol, m.asset_class as universe, i.instrument_type, st.asset_class as enriched
+    from unnest(${symbols as string[]}::text[]) as s(symbol)
+    left join market.sector_mapping m on m.symbol = s.symbol
+    left join enrichment.status st on st.symbol = s.symbol
+    -- Instruments sharing a symbol (listings on several venues): a crypto one speaks for the symbol,
+    -- as the rollups read it (src/queries/rollups.ts roundTheClockSymbols).
+    left join lateral (
+      select d.instrument_type from warehouse.dim_instrument d
+      where d.symbol = s.symbol and d.is_current and d.instrument_type is not null
+      order by lower(d.instrument_type) like 'crypto%' desc, d.instrument_id
+      limit 1
+    ) i on true`;
+}
+
 /** Removes a request and its series (a request whose flow could not be queued). */
 export async function deleteBackfill(sql: Sql, backfillId: string): Promise<void> {
   await sql`delete from enrichment.backfills where backfill_id = ${backfillId}`;

@@ -104,4 +104,40 @@ describe('bullpen backfill', () => {
     expect(resume.output).toMatch(/^ {2}job {8}enrichment-backfill@[0-9a-f-]+@force-\d+, resumes 1$/m);
     expect(resume.code).toBe(0);
   });
+
+  it('without --asset-class, a symbol bullpen tracks as crypto is planned as crypto; an unknown one as a stock; an explicit one wins, with a warning', async () => {
+    // Crypto as the universe has it, as it was enriched, and as the trading system's instrument says.
+    await rt.db.sql`insert into market.sector_mapping (symbol, sector_name, asset_class) values ('BTCUSD', 'Crypto', 'crypto')`;
+    await rt.db.sql`insert into enrichment.status (symbol, asset_class, status) values ('ETHUSD', 'crypto', 'healthy')`;
+    await rt.db.sql`
+      insert into warehouse.dim_instrument (instrument_id, symbol, instrument_type, effective_from, is_current)
+      values (9001, 'SOLUSD', 'crypto_spot', '-infinity', true)`;
+    const seriesOf = (id: string) =>
+      rt.db.sql<{ symbol: string; asset_class: string }[]>`select symbol, asset_class from enrichment.backfill_state where backfill_job_id = ${id} order by symbol`;
+
+    const implicit = await bullpen(['backfill', '--symbols', 'BTCUSD,ETHUSD,SOLUSD,NEWCO', '--from', '2024-01-01', '--to', '2024-01-31']);
+    expect(implicit.code).toBe(0);
+    expect(implicit.output).toMatch(/queued backfill [0-9a-f-]+: BTCUSD,ETHUSD,SOLUSD,NEWCO \(4 crypto\/stock\)/);
+    expect(implicit.output).not.toContain('warning');
+    const implicitId = new RegExp(`queued backfill (${UUID.source})`).exec(implicit.output)?.[1] ?? '';
+    expect(await seriesOf(implicitId)).toEqual([
+      { symbol: 'BTCUSD', asset_class: 'crypto' },
+      { symbol: 'ETHUSD', asset_class: 'crypto' },
+      { symbol: 'NEWCO', asset_class: 'stock' },
+      { symbol: 'SOLUSD', asset_class: 'crypto' },
+    ]);
+
+    const one = await bullpen(['backfill', '--symbols', 'BTCUSD', '--from', '2024-01-01', '--to', '2024-01-31']);
+    const oneId = new RegExp(`queued backfill (${UUID.source})`).exec(one.output)?.[1] ?? '';
+    expect(await rt.db.sql`select asset_class from enrichment.backfills where backfill_id = ${oneId}`).toEqual([{ asset_class: 'crypto' }]);
+
+    const explicit = await bullpen(['backfill', '--symbols', 'BTCUSD,NEWCO', '--asset-class', 'stock', '--from', '2024-01-01', '--to', '2024-01-31']);
+    expect(explicit.code).toBe(0);
+    expect(explicit.output).toContain('bullpen: warning: asked for as stock, but bullpen tracks BTCUSD as crypto (market.sector_mapping)');
+    const explicitId = new RegExp(`queued backfill (${UUID.source})`).exec(explicit.output)?.[1] ?? '';
+    expect(await seriesOf(explicitId)).toEqual([
+      { symbol: 'BTCUSD', asset_class: 'stock' },
+      { symbol: 'NEWCO', asset_class: 'stock' },
+    ]);
+  });
 });

@@ -149,6 +149,25 @@ describe('POST /api/v1/enrichment/trigger', () => {
     expect(body.detail).toMatch(detail);
   });
 
+  it('plans a symbol bullpen tracks as crypto as crypto unless asset_class says otherwise, which wins with a warning', async () => {
+    await rt.db.sql`insert into enrichment.status (symbol, asset_class, status) values ('DOGEUSD', 'crypto', 'healthy')`;
+    const implicit = await call('POST', `/api/v1/enrichment/trigger?symbol=DOGEUSD&${MONTH}`, { base: idle });
+    expect(implicit).toMatchObject({ status: 202, body: { asset_class: 'crypto', warnings: [] } });
+    const explicit = await call('POST', `/api/v1/enrichment/trigger?symbol=DOGEUSD&asset_class=stock&${MONTH}`, { base: idle });
+    expect(explicit).toMatchObject({
+      status: 202,
+      body: { asset_class: 'stock', warnings: [expect.stringMatching(/^asked for as stock, but bullpen tracks DOGEUSD as crypto \(enrichment\.status\): planned as stock as asked/)] },
+    });
+    const ids = [implicit.body.backfill_id, explicit.body.backfill_id].map(String);
+    expect(await rt.db.sql`select asset_class from enrichment.backfill_state where backfill_job_id = any(${ids}::uuid[]) order by asset_class`).toEqual([
+      { asset_class: 'crypto' },
+      { asset_class: 'stock' },
+    ]);
+    // Gone again, so the metrics below count only the other tests' requests.
+    await rt.db.sql`delete from enrichment.backfills where backfill_id = any(${ids}::uuid[])`;
+    await rt.db.sql`delete from enrichment.status where symbol = 'DOGEUSD'`;
+  });
+
   it('answers 400 for a JSON body that is not an object, and for bad fields in a body', async () => {
     expect(await call('POST', '/api/v1/enrichment/trigger', { body: ['AAPL'] })).toMatchObject({ status: 400, body: { detail: 'body: must be a JSON object' } });
     const bad = await call('POST', '/api/v1/enrichment/trigger', { body: { symbol: 'AAPL', timeframes: ['1d', '2h', 5] } });
