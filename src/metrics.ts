@@ -22,6 +22,8 @@ export interface Metrics {
   readonly deadlineMisses: Counter<'schedule'>;
   readonly deadlineMissed: Gauge<'schedule'>;
   readonly queueDepth: Gauge<'queue' | 'state'>;
+  readonly queuePaused: Gauge<'queue'>;
+  readonly schedulePaused: Gauge<'schedule'>;
   readonly scheduleLastSuccess: Gauge<'schedule'>;
   readonly scheduleLag: Gauge<'schedule'>;
   readonly scheduleInterval: Gauge<'schedule'>;
@@ -76,6 +78,17 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     deadlineMisses: new Counter({ name: 'bullpen_deadline_misses_total', help: 'Partitions not done by their deadline', labelNames: ['schedule'], registers }),
     deadlineMissed: new Gauge({ name: 'bullpen_deadline_missed', help: '1 while the latest due partition of a schedule is past its deadline and not done', labelNames: ['schedule'], registers }),
     queueDepth: new Gauge({ name: 'bullpen_queue_depth', help: 'Jobs per queue and state', labelNames: ['queue', 'state'], registers }),
+    // A paused queue with no job waiting shows nothing in bullpen_queue_depth{state="paused"}: the
+    // pause itself needs a series of its own, so that a forgotten one can be alerted on.
+    queuePaused: new Gauge({ name: 'bullpen_queue_paused', help: '1 while the queue is paused (Bull Board pause, queue.pause()), else 0', labelNames: ['queue'], registers }),
+    // The lag and deadline gauges are labelled by schedule only; this is what their alerts join on
+    // to leave out schedules whose work is held by a pause on purpose.
+    schedulePaused: new Gauge({
+      name: 'bullpen_schedule_paused',
+      help: '1 while the queue a schedule runs on is paused, else 0 (its lag and deadline alerts are held meanwhile)',
+      labelNames: ['schedule'],
+      registers,
+    }),
     scheduleLastSuccess: new Gauge({
       name: 'bullpen_schedule_last_success_timestamp_seconds',
       help: 'Unix time of the last successful run of each schedule (from ops.job_runs)',

@@ -1,5 +1,5 @@
 /**
- * Gauges refreshed just before Prometheus scrapes /metrics: queue depth from Redis, and
+ * Gauges refreshed just before Prometheus scrapes /metrics: queue depth and pauses from Redis, and
  * enrichment status counts from PostgreSQL.
  */
 import { ENRICHMENT_STATUSES, enrichmentStatus, type EnrichmentStatus } from './analytics/data-quality.ts';
@@ -15,10 +15,11 @@ export const QUEUE_DEPTH_STATES = ['waiting', 'active', 'delayed', 'failed', 'co
 export type QueueDepthState = (typeof QUEUE_DEPTH_STATES)[number];
 
 /**
- * Sets `metrics.queueDepth` for every queue and state. BullMQ 6 has no paused job state
- * (a paused queue keeps its jobs in the wait list), so while a queue is paused its waiting
- * jobs are reported as `paused` and `waiting` is 0, as BullMQ ≤ 4 did: each job counts
- * in exactly one state, and "waiting" keeps meaning "waiting for a worker".
+ * Sets `metrics.queueDepth` for every queue and state, and `metrics.queuePaused` for every
+ * queue. BullMQ 6 has no paused job state (a paused queue keeps its jobs in the wait list), so
+ * while a queue is paused its waiting jobs are reported as `paused` and `waiting` is 0, as
+ * BullMQ ≤ 4 did: each job counts in exactly one state, and "waiting" keeps meaning "waiting
+ * for a worker".
  */
 export async function recordQueueDepth(metrics: Metrics, queues: QueueMap): Promise<void> {
   await Promise.all(
@@ -39,6 +40,7 @@ export async function recordQueueDepth(metrics: Metrics, queues: QueueMap): Prom
         'waiting-children': counts['waiting-children'] ?? 0,
       };
       for (const state of QUEUE_DEPTH_STATES) metrics.queueDepth.set({ queue: name, state }, depth[state]);
+      metrics.queuePaused.set({ queue: name }, isPaused ? 1 : 0);
     }),
   );
 }

@@ -6,7 +6,7 @@
  * - a reconciler that repairs schedulers left with no next job or with two (BullMQ
  *   #3272, #3085, #2988, #2889 under concurrent upserts);
  * - deadlines ("partition D done by HH:MM"), as a metric and a log line to page on, each miss
- *   reported once (ops.deadline_misses);
+ *   reported once (ops.deadline_misses) and none while the schedule's queue is paused;
  * - the status that `bullpen schedules` and GET /api/v1/schedules show.
  */
 import type { Job, Queue } from 'bullmq';
@@ -343,6 +343,31 @@ export interface DeadlineMiss {
  */
 export const DEADLINE_MISS_RETENTION_MS = 30 * 24 * 3600 * 1000;
 
+/** How long a deadline check waits to learn whether a queue is paused before checking it as not paused. */
+const PAUSE_CHECK_TIMEOUT_MS = 5_000;
+
+/**
+ * Which of these schedules' queues are paused. Deadlines must page when Redis is in
+ * trouble (that is when a report is most likely not made), so a queue whose state cannot be
+ * read in time counts as not paused: a page too many, never a page lost.
+ */
+async function loadPausedQueues(runtime: CatchupRuntime, schedules: readonly Schedule[]): Promise<Set<string>> {
+  const paused = new Set<string>();
+  const names = [...new Set(schedules.map((s) => s.definition.queue))];
+  await Promise.all(
+    names.map(async (name) => {
+      try {
+        const queue = runtime.queues.get(name);
+        if (!queue) throw new Error(`no queue ${name}`);
+        if (await withTimeout(queue.isPaused(), PAUSE_CHECK_TIMEOUT_MS, `whether queue ${name} is paused`)) paused.add(name);
+      } catch (err) {
+        runtime.logger.warn({ err, queue: name }, 'could not tell whether the queue is paused; its deadlines are checked as if it were not');
+      }
+    }),
+  );
+  return paused;
+}
+
 /**
  * Records these misses of a schedule as reported and answers the partitions whose row this call
  * made: the ones it is to report. Concurrent scheduler processes race on the primary key, and
@@ -362,14 +387,20 @@ async function claimDeadlineMisses(db: Sql, schedule: string, misses: readonly {
 /**
  * Finds partitions past their deadline without a successful run (ticks of the last two days). The
  * gauge shows whether the latest due partition is late. Each miss is logged and counted once in
- * all, across restarts and scheduler processes (ops.deadline_misses is the record).
+ * all, across restarts and scheduler processes (ops.deadline_misses is the record), and not while
+ * its schedule's queue is paused: an operator is holding that work on purpose. A partition still
+ * late once the queue is resumed is reported then.
  */
 export async function checkDeadlines(runtime: CatchupRuntime, schedules: readonly Schedule[], now: Date): Promise<DeadlineMiss[]> {
   const misses: DeadlineMiss[] = [];
   const withDeadline = schedules.filter((s): s is Schedule & { deadline: Deadline } => s.deadline !== undefined);
   if (withDeadline.length === 0) return misses;
   const forgetBefore = new Date(now.getTime() - DEADLINE_MISS_RETENTION_MS);
-  const [installed] = await Promise.all([installedAt(runtime.db), runtime.db`delete from ops.deadline_misses where due_at < ${forgetBefore}`]);
+  const [installed, paused] = await Promise.all([
+    installedAt(runtime.db),
+    loadPausedQueues(runtime, withDeadline),
+    runtime.db`delete from ops.deadline_misses where due_at < ${forgetBefore}`,
+  ]);
   // A tick from before the deployment began was never owed to anyone: a first start past a
   // deadline catches that partition up without paging for it.
   const since = installed?.getTime() ?? -Infinity;
@@ -385,8 +416,11 @@ export async function checkDeadlines(runtime: CatchupRuntime, schedules: readonl
     const { statuses } = await loadScheduleTickStatuses(runtime.db, schedule, due);
     const late = due.filter((d) => !DONE.has(statuses.get(d.partition) as RunStatus));
     const latest = due[due.length - 1];
+    // The gauge keeps its meaning while paused; the alert rules leave paused schedules out
+    // (bullpen_schedule_paused), so dashboards still show the partition late.
     runtime.metrics.deadlineMissed.set({ schedule: schedule.id }, latest && late.includes(latest) ? 1 : 0);
-    const toReport = await claimDeadlineMisses(runtime.db, schedule.id, late);
+    // Nothing is claimed while paused, so that the miss is reported if it outlasts the pause.
+    const toReport = paused.has(schedule.definition.queue) ? new Set<string>() : await claimDeadlineMisses(runtime.db, schedule.id, late);
     for (const miss of late) {
       const reported = toReport.has(miss.partition);
       misses.push({ schedule: schedule.id, partition: miss.partition, dueAt: miss.dueAt, reported });
@@ -527,6 +561,7 @@ export function recordScheduleMetrics(metrics: Metrics, statuses: readonly Sched
     if (s.last_success) metrics.scheduleLastSuccess.set({ schedule: s.name }, Date.parse(s.last_success) / 1000);
     metrics.scheduleLag.set({ schedule: s.name }, s.lag_seconds);
     metrics.scheduleInterval.set({ schedule: s.name }, schedulePeriodMs(s.cron, s.tz, now) / 1000);
+    metrics.schedulePaused.set({ schedule: s.name }, s.paused ? 1 : 0);
   }
 }
 

@@ -4,6 +4,8 @@
  * - every metric an alert or a dashboard query uses is one bullpen exports (createMetrics()'s
  *   registry, histogram series, `up`), with label names that metric has, and a real /metrics
  *   (startApp, role web) serves them, the scrape-time gauges with values;
+ * - a queue paused on purpose holds the lag and deadline alerts of its schedules and shows in
+ *   bullpen_queue_paused / bullpen_schedule_paused, which BullpenQueuePaused reads after 3 hours;
  * - with promtool (Debian's `prometheus` package, /usr/bin/promtool): `promtool check rules`,
  *   and `promtool test rules` on series that must and must not fire each alert. Without it
  *   those tests are skipped and say so; the YAML checks above still run.
@@ -20,6 +22,7 @@ import { schedulePeriodMs } from '../../src/cron.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createMetrics } from '../../src/metrics.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { waitFor } from '../helpers/processes.ts';
 import { TEST_REDIS_URL, cleanupPrefix, createTestPrefix } from '../helpers/redis.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -35,6 +38,7 @@ const EXPECTED_ALERTS = [
   'BullpenScheduleLagging',
   'BullpenDeadlineMissed',
   'BullpenQueueDepthGrowing',
+  'BullpenQueuePaused',
   'BullpenEtlRejectSpike',
   'BullpenEnrichmentStale',
   'BullpenDown',
@@ -192,6 +196,18 @@ describe('alert rules (YAML checks)', () => {
       'label stage belongs to none of bullpen_nope_total, bullpen_jobs_total',
     ]);
   });
+
+  it('leaves schedules on a paused queue out of the lag and deadline alerts, and keeps a long pause in view', () => {
+    // Without promtool this is what can be checked; promtool test rules below evaluates them.
+    const rule = (name: string) => rules.find((r) => r.alert === name)!;
+    for (const name of ['BullpenScheduleLagging', 'BullpenDeadlineMissed']) {
+      expect(String(rule(name).expr), name).toMatch(/\)\s*unless on \(schedule\) \(max by \(schedule\) \(bullpen_schedule_paused\) == 1\)\s*$/);
+    }
+    const paused = rule('BullpenQueuePaused');
+    expect([...promqlReferences(String(paused.expr)).metrics]).toEqual(['bullpen_queue_paused']);
+    expect(paused.labels?.severity).toBe('info');
+    expect(paused.for).toMatch(/^[1-9]\d*h$/);
+  });
 });
 
 describe('Grafana dashboard', () => {
@@ -318,6 +334,26 @@ describe('a real /metrics', () => {
       expect(lint.trim()).toBe('');
     }
   });
+
+  it('shows a paused queue, and each schedule on it, while it is paused', async () => {
+    const scrape = async () => (await fetch(`${app.url}/metrics`)).text();
+    const pauseLines = (text: string) => text.split('\n').filter((line) => /^bullpen_(queue|schedule)_paused\{/.test(line)).join('\n');
+    const reports = app.services.queues.get('reports')!;
+    await reports.pause();
+    try {
+      // The schedule listing behind /metrics may be a second old: scrape until it has seen the pause.
+      let text = '';
+      await waitFor(async () => (text = await scrape()).includes('bullpen_schedule_paused{schedule="nightly-report"} 1'), 10_000, () => `a scrape showing the pause:\n${pauseLines(text)}`);
+      expect(text).toContain('bullpen_queue_paused{queue="reports"} 1');
+      expect(text).toContain('bullpen_queue_paused{queue="etl"} 0');
+      expect(text).toContain('bullpen_schedule_paused{schedule="trade-etl"} 0');
+    } finally {
+      await reports.resume();
+    }
+    let text = '';
+    await waitFor(async () => (text = await scrape()).includes('bullpen_schedule_paused{schedule="nightly-report"} 0'), 10_000, () => `a scrape showing the resume:\n${pauseLines(text)}`);
+    expect(text).toContain('bullpen_queue_paused{queue="reports"} 0');
+  });
 });
 
 /** One `promtool test rules` case: input series, and per eval time the alerts expected (labels only). */
@@ -387,6 +423,32 @@ function promtoolTests(rulesPath: string): unknown {
           { eval_time: '7m', alertname: 'BullpenDown', exp_alerts: [] },
           { eval_time: '10m', alertname: 'BullpenDown', exp_alerts: [alert('critical', { job: 'bullpen', instance: 'w1:3000' })] },
           { eval_time: '30m', alertname: 'BullpenAbsent', exp_alerts: [] },
+        ],
+      },
+      {
+        // An operator pauses the reports queue for 40 minutes while nightly-report is late, then
+        // resumes it with the partition still not done; the enrichment queue stays paused for hours.
+        interval: '1m',
+        input_series: [
+          t(`bullpen_schedule_lag_seconds{${w1},schedule="nightly-report"}`, '0x10 200000+60x50'),
+          t(`bullpen_schedule_interval_seconds{${w1},schedule="nightly-report"}`, '86400x60'),
+          t(`bullpen_deadline_missed{${w1},schedule="nightly-report"}`, '0x10 1x50'),
+          t(`bullpen_schedule_paused{${w1},schedule="nightly-report"}`, '1x40 0x20'),
+          t(`bullpen_schedule_paused{${w2},schedule="nightly-report"}`, '1x40 0x20'),
+          t(`bullpen_queue_paused{${w1},queue="reports"}`, '1x40 0x260'),
+          t(`bullpen_queue_paused{${w2},queue="reports"}`, '1x40 0x260'),
+          t(`bullpen_queue_paused{${w1},queue="enrichment"}`, '1x300'),
+          t(`bullpen_queue_paused{${w1},queue="etl"}`, '0x300'),
+        ],
+        alert_rule_test: [
+          { eval_time: '30m', alertname: 'BullpenScheduleLagging', exp_alerts: [] },
+          { eval_time: '30m', alertname: 'BullpenDeadlineMissed', exp_alerts: [] },
+          // Resumed at 41m: lag pages after its 5 minutes, the deadline after its minute.
+          { eval_time: '45m', alertname: 'BullpenScheduleLagging', exp_alerts: [] },
+          { eval_time: '50m', alertname: 'BullpenScheduleLagging', exp_alerts: [alert('warning', { schedule: 'nightly-report' })] },
+          { eval_time: '45m', alertname: 'BullpenDeadlineMissed', exp_alerts: [alert('critical', { schedule: 'nightly-report' })] },
+          { eval_time: '2h', alertname: 'BullpenQueuePaused', exp_alerts: [] },
+          { eval_time: '4h', alertname: 'BullpenQueuePaused', exp_alerts: [alert('info', { queue: 'enrichment' })] },
         ],
       },
       {

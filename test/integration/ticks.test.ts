@@ -3,7 +3,8 @@
  * later, the reconciler beside a tick that is retrying or buffered, a deferred tick promoted
  * again, catch-up of a schedule ticking several times a partition or whose database clock runs
  * behind, deadlines and lag beside a run made ahead of its tick, and a deadline miss reported once
- * across scheduler restarts and processes. Each states what README.md promises.
+ * across scheduler restarts and processes and not while its queue is paused. Each states what
+ * README.md promises.
  */
 import type { Job, Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
@@ -349,6 +350,42 @@ describe('deadlines', () => {
     await checkDeadlines(schedulerProcess().runtime, [scheduleOf(rvDeadline)], new Date('2026-12-04T00:40:00Z'));
     const kept = await rt.db.sql<{ partition: string }[]>`select partition from ops.deadline_misses where schedule = 'rv-deadline' and partition in ('2026-09-01', '2026-11-15')`;
     expect(kept.map((r) => r.partition)).toEqual(['2026-11-15']);
+  });
+
+  it('does not page while its queue is paused, and pages once the queue is resumed', async () => {
+    const schedule = scheduleOf(rvDeadline);
+    await rt.db.sql`update ops.schema_migrations set applied_at = '2026-11-01T00:00:00Z'`;
+    await nightsDone('2026-12-05', '2026-12-08');
+    // An operator paused the reports queue (Bull Board) before the 9th's 23:50 tick, on purpose.
+    const queue = queueOf(rvDeadline);
+    await queue.pause();
+    onTestFinished(() => queue.resume());
+    const scheduler = schedulerProcess();
+    const held = await checkDeadlines(scheduler.runtime, [schedule], new Date('2026-12-10T00:31:00Z'));
+    expect(held.map((m) => [m.partition, m.reported])).toEqual([['2026-12-09', false]]);
+    expect(await scheduler.counted()).toBe(0);
+    expect(scheduler.pages()).toEqual([]);
+    // The gauge keeps its meaning, the partition is late; BullpenDeadlineMissed leaves paused schedules out.
+    expect(await scheduler.gauge()).toBe(1);
+
+    // Resumed with the 9th still not done: that is a miss, reported once.
+    await queue.resume();
+    const resumed = await checkDeadlines(scheduler.runtime, [schedule], new Date('2026-12-10T00:40:00Z'));
+    expect(resumed.map((m) => [m.partition, m.reported])).toEqual([['2026-12-09', true]]);
+    expect(await scheduler.counted()).toBe(1);
+    expect(scheduler.pages()).toEqual(['2026-12-09']);
+  });
+
+  it('pages as usual when Redis cannot say whether the queue is paused', async () => {
+    const schedule = scheduleOf(rvDeadline);
+    await rt.db.sql`update ops.schema_migrations set applied_at = '2026-11-01T00:00:00Z'`;
+    await nightsDone('2026-12-12', '2026-12-15');
+    // A Redis that refuses commands (LOADING after a restart): the report is then most likely not made.
+    const refusing = { isPaused: () => Promise.reject(new Error('LOADING Redis is loading the dataset in memory')) } as unknown as Queue;
+    const scheduler = schedulerProcess();
+    const misses = await checkDeadlines({ ...scheduler.runtime, queues: new Map([[rvDeadline.queue, refusing]]) as typeof rt.queues }, [schedule], new Date('2026-12-17T00:31:00Z'));
+    expect(misses.map((m) => [m.partition, m.reported])).toEqual([['2026-12-16', true]]);
+    expect(scheduler.pages()).toEqual(['2026-12-16']);
   });
 });
 
