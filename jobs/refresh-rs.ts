@@ -9,15 +9,21 @@
  * the run asks the enrichment pipeline for those members' 1d bars through that date (one
  * backfill request, tagged with this partition) and goes back on its queue until that request
  * ends. A benchmark still missing then fails the run retryably, naming it: the data may arrive
- * later, and each attempt asks again. A stock still missing is scored NULL with a note (a halt,
- * a delisting: waiting would not help), keeping its current values in sector_mapping.
+ * later, and each attempt asks again. A stock still missing is scored NULL with a note (a halt:
+ * waiting longer would not help), keeping its current values in sector_mapping.
+ *
+ * Stale members: one without a bar for STALE_AFTER_SESSIONS sessions or more (delisted, most
+ * likely) is not asked for or waited on any more, gets no rating (its current values are
+ * cleared), and is named in the summary and the log with the command that removes it.
+ * enrichment-daily still brings its bars should it trade again, and it is scored again from then.
  */
 import { addCalendarDays, type AssetClass } from '../src/analytics/timeframes.ts';
 import { createBackfill, createContextEnqueuer, planBackfill } from '../src/enrichment/backfills.ts';
 import { UpstreamUnavailableError } from '../src/errors.ts';
 import { basePayload, defineJob, payloadDate, scheduledInstant } from '../src/job-definition.ts';
 import { tickDate } from '../src/cron.ts';
-import { loadLateMembers, loadUnscored, publishCurrentScores, scoreRelativeStrength } from '../src/queries/rs.ts';
+import { nextTradingDay, tradingDaysBetween } from '../src/analytics/calendar.ts';
+import { loadLateMembers, loadUnscored, publishCurrentScores, scoreRelativeStrength, STALE_AFTER_SESSIONS } from '../src/queries/rs.ts';
 
 const TZ = 'America/New_York';
 /** How often a run waiting for its enrichment request looks again. */
@@ -26,6 +32,8 @@ const FRESHNESS_POLL_MS = 3_000;
 const HISTORY_DAYS = 400;
 /** Unscored symbols listed by name in the summary (the count is always there). */
 const LISTED_UNSCORED = 50;
+/** Removal commands spelled out in the summary's hint; staleSymbols lists the rest. */
+const LISTED_REMOVALS = 5;
 
 const payload = basePayload.extend({ date: payloadDate.optional() });
 
@@ -43,7 +51,11 @@ export const refreshRs = defineJob({
     const [universe] = await ctx.db<{ n: number }[]>`select count(*)::int as n from market.sector_mapping`;
     if (!universe?.n) return { asOf, symbols: 0, note: 'market.sector_mapping is empty: nothing to score' };
 
-    const late = await loadLateMembers(ctx.db, asOf, TZ);
+    const members = await loadLateMembers(ctx.db, asOf, TZ);
+    // A stale member is not waited for: the bar of a symbol that stopped trading never comes, and
+    // each evening would ask for it and wait for the request to fail.
+    const stale = members.filter((m) => m.stale);
+    const late = members.filter((m) => !m.stale);
     if (late.length > 0) {
       const tag = `refresh-rs@${asOf}`;
       // The latest request for the date, and whether this attempt made it: ops.job_runs.started_at
@@ -65,7 +77,7 @@ export const refreshRs = defineJob({
         const again = request !== undefined;
         // A date not come yet (a payload may name one) has nothing to fetch past today.
         const today = tickDate(new Date(), TZ);
-        const members = await ctx.db<{ symbol: string; asset_class: AssetClass }[]>`select symbol, asset_class from market.sector_mapping order by symbol`;
+        const classes = await ctx.db<{ symbol: string; asset_class: AssetClass }[]>`select symbol, asset_class from market.sector_mapping order by symbol`;
         const plan = planBackfill(
           {
             symbols: late.map((m) => m.symbol),
@@ -75,7 +87,7 @@ export const refreshRs = defineJob({
             reprocess: again ? 'all' : 'missing',
             requested_by: tag,
           },
-          { defaultSource: ctx.config.marketDataSource, maxBars: Number.MAX_SAFE_INTEGER, now: Date.now(), assetClasses: new Map(members.map((s) => [s.symbol, s.asset_class])) },
+          { defaultSource: ctx.config.marketDataSource, maxBars: Number.MAX_SAFE_INTEGER, now: Date.now(), assetClasses: new Map(classes.map((s) => [s.symbol, s.asset_class])) },
         );
         const created = await createBackfill(
           { db: ctx.db, enqueue: createContextEnqueuer(ctx.enqueueFlow) },
@@ -100,17 +112,37 @@ export const refreshRs = defineJob({
     const { counts, published, unscored } = await ctx.db.begin(async (tx) => {
       const sql = tx as unknown as typeof ctx.db;
       const counts = await scoreRelativeStrength(sql, asOf, TZ);
-      const published = await publishCurrentScores(sql, asOf);
+      const published = await publishCurrentScores(sql, asOf, TZ);
       return { counts, published, unscored: await loadUnscored(sql, asOf) };
     });
+    const staleSymbols = stale.slice(0, LISTED_UNSCORED).map((m) => ({
+      symbol: m.symbol,
+      lastBar: m.last_bar,
+      sessionsWithoutBar: m.last_bar === null ? null : tradingDaysBetween(nextTradingDay(m.last_bar), asOf).length,
+    }));
     const summary = {
       asOf,
       ...counts,
       unscored: unscored.length,
       unscoredSymbols: unscored.slice(0, LISTED_UNSCORED).map((u) => ({ symbol: u.symbol, reason: u.note })),
+      stale: stale.length,
+      ...(stale.length > 0 ? { staleSymbols, staleHint: removalHint(stale.map((m) => m.symbol)) } : {}),
       current: published > 0,
     };
     if (unscored.length > 0) ctx.logger.warn({ asOf, unscored: unscored.length, first: unscored.slice(0, 5) }, 'symbols without a score (reasons in the summary)');
+    if (stale.length > 0) {
+      ctx.logger.warn(
+        { asOf, stale: stale.length, staleSymbols },
+        `${stale.length} ${stale.length === 1 ? 'member has' : 'members have'} had no 1d bar for ${STALE_AFTER_SESSIONS} sessions or more (delisted?): not waited for or rated; ${removalHint(stale.map((m) => m.symbol))}`,
+      );
+    }
     return summary;
   },
 });
+
+/** What an operator runs to drop members that stopped trading from the universe (their RS history is kept). */
+function removalHint(symbols: readonly string[]): string {
+  const commands = symbols.slice(0, LISTED_REMOVALS).map((s) => `bullpen universe remove ${s}`).join('; ');
+  const more = symbols.length - LISTED_REMOVALS;
+  return `remove members that no longer trade: ${commands}${more > 0 ? `; and ${more} more (the run's staleSymbols lists the first ${LISTED_UNSCORED})` : ''}`;
+}

@@ -18,8 +18,13 @@
  *  - rs_rating = 1 + round(98 × percent_rank of rs_score), halves away from zero, among the stocks scored that day: 1–99,
  *    ties share a rating; ETFs and benchmarks get scores but no rating;
  *  - sector leader = a scored stock in the top 20% of its sector by rs_score (cume_dist > 0.8:
- *    the top one of a sector with fewer than five, ties at the top all lead).
+ *    the top one of a sector with fewer than five, ties at the top all lead);
+ *  - stale member = a non-crypto member whose newest 1d bar up to the as-of date is
+ *    STALE_AFTER_SESSIONS NYSE sessions or more before it (delisted, or its data feed is dead):
+ *    refresh-rs no longer waits for it, and it has no score or rating, here or in the current
+ *    values, until a bar comes again.
  */
+import { addTradingDays } from '../analytics/calendar.ts';
 import type { Sql } from '../db.ts';
 
 /** 1d bars needed for the 12-month return: the as-of bar and 252 before it. */
@@ -27,19 +32,49 @@ export const SESSIONS_NEEDED = 253;
 export const MARKET_BENCHMARK = 'SPY';
 /** Calendar days of 1d bars read before the as-of date: 252 sessions are about 365 days, with room for holidays. */
 const WINDOW_DAYS = 400;
+/**
+ * NYSE sessions in a row without a 1d bar, up to the as-of date, after which a member is stale:
+ * a week of sessions. Trading halts rarely outlast it; a delisted symbol never gets a bar again,
+ * and asking the enrichment pipeline for it every evening only delays the run.
+ */
+export const STALE_AFTER_SESSIONS = 5;
+
+/** The last date a stale member's newest 1d bar can be on, for scoring `asOf`. */
+export function staleThrough(asOf: string): string {
+  return addTradingDays(asOf, -STALE_AFTER_SESSIONS);
+}
+
+/**
+ * The market-local date of the newest 1d bar of the symbol in column `symbol` up to `asOf`, at any
+ * age (one read of the primary key backwards); NULL when it has none.
+ */
+function newestBarDate(sql: Sql, symbol: string, asOf: string, tz: string) {
+  return sql`(select (b.ts at time zone ${tz})::date from market.bars b
+    where b.symbol = ${sql.unsafe(symbol)} and b.timeframe = '1d' and b.ts < ((${asOf}::date + 1)::timestamp at time zone ${tz})
+    order by b.ts desc limit 1)`;
+}
 
 /** A member of the universe without a 1d bar on the as-of date. */
 export interface LateMember {
   symbol: string;
   /** SPY or a sector ETF in use: without its bar no score (or no sector score) can be computed. */
   benchmark: boolean;
+  /** The date of its newest 1d bar before the as-of date; null when it has none (a new member). */
+  last_bar: string | null;
+  /**
+   * No bar for STALE_AFTER_SESSIONS sessions or more (a benchmark never is: its missing bar is an
+   * outage to report, not a delisting). A member without any bar is new, not stale: its history
+   * is what the request fetches.
+   */
+  stale: boolean;
 }
 
 /**
- * The members refresh-rs waits for: every non-crypto member of market.sector_mapping without a 1d
- * bar on the as-of date (crypto is not scored), flagged when it is a benchmark — SPY when it is a
+ * The members without a 1d bar on the as-of date: every non-crypto member of
+ * market.sector_mapping (crypto is not scored), flagged when it is a benchmark — SPY when it is a
  * member (without it every score is NULL with a note, and no bar will come for a symbol the
- * enrichment no longer fetches), and the sector ETFs the stocks name that are members.
+ * enrichment no longer fetches), and the sector ETFs the stocks name that are members — and when
+ * it is stale. refresh-rs waits for all but the stale ones.
  */
 export async function loadLateMembers(sql: Sql, asOf: string, tz: string): Promise<LateMember[]> {
   return sql<LateMember[]>`
@@ -50,13 +85,14 @@ export async function loadLateMembers(sql: Sql, asOf: string, tz: string): Promi
       where m.asset_class = 'stock' and m.sector_etf is not null
         and exists (select 1 from market.sector_mapping e where e.symbol = m.sector_etf)
     )
-    select m.symbol, exists (select 1 from benchmarks bm where bm.symbol = m.symbol) as benchmark
-    from market.sector_mapping m
-    where (m.asset_class <> 'crypto' or m.symbol in (select symbol from benchmarks))
-      and not exists (
-        select 1 from market.bars b
-        where b.symbol = m.symbol and b.timeframe = '1d'
-          and b.ts >= (${asOf}::date::timestamp at time zone ${tz}) and b.ts < ((${asOf}::date + 1)::timestamp at time zone ${tz}))
+    select l.symbol, l.benchmark, l.last_bar::text as last_bar,
+      (not l.benchmark and l.last_bar is not null and l.last_bar <= ${staleThrough(asOf)}::date) as stale
+    from (
+      select m.symbol, exists (select 1 from benchmarks bm where bm.symbol = m.symbol) as benchmark, ${newestBarDate(sql, 'm.symbol', asOf, tz)} as last_bar
+      from market.sector_mapping m
+      where m.asset_class <> 'crypto' or m.symbol in (select symbol from benchmarks)
+    ) l
+    where l.last_bar is distinct from ${asOf}::date
     order by 1`;
 }
 
@@ -137,6 +173,8 @@ export async function scoreRelativeStrength(sql: Sql, asOf: string, tz: string):
       select u.symbol, u.sector_name, u.asset_class,
         case when exists (select 1 from universe e where e.symbol = u.sector_etf) then u.sector_etf end as sector_etf,
         coalesce(cardinality(p.stamps), 0) as sessions, p.last_date,
+        -- The newest bar at any age: a member whose bars stopped before the window is stale too.
+        case when u.asset_class <> 'crypto' then coalesce(p.last_date, ${newestBarDate(sql, 'u.symbol', asOf, tz)}) end as last_bar,
         case when p.last_date = ${asOf}::date then p.closes[1] end as close,
         case when p.last_date = ${asOf}::date then p.closes[1] / nullif(p.c21, 0) - 1 end as r21,
         case when p.last_date = ${asOf}::date then p.closes[1] / nullif(p.c63, 0) - 1 end as r63,
@@ -180,6 +218,8 @@ export async function scoreRelativeStrength(sql: Sql, asOf: string, tz: string):
         0.4 * (r.r63 - e.r63) * 100 + 0.2 * (r.r126 - e.r126) * 100 + 0.2 * (r.r189 - e.r189) * 100 + 0.2 * (r.r252 - e.r252) * 100 as rs_sector_score,
         case
           when r.asset_class = 'crypto' then 'crypto: not scored (RS compares closes of NYSE sessions with SPY and the sector ETFs; a 24x7 series has no such close)'
+          when r.last_bar <= ${staleThrough(asOf)}::date then 'stale: no 1d bar since ' || r.last_bar || ' (' || ${STALE_AFTER_SESSIONS}::int
+            || ' sessions or more); not waited for or rated; delisted? bullpen universe remove ' || r.symbol
           when r.sessions = 0 then 'no 1d bars in the year before ' || ${asOf}
           when r.last_date <> ${asOf}::date then 'no 1d bar on ' || ${asOf} || ' (last ' || r.last_date || ')'
           when not l.listed then 'benchmark ' || ${MARKET_BENCHMARK}::text || ' is not in market.sector_mapping'
@@ -232,19 +272,21 @@ export async function scoreRelativeStrength(sql: Sql, asOf: string, tz: string):
 /**
  * Copies a date's scores to market.sector_mapping when it is the newest date scored and SPY
  * was scored that day: without the benchmark every score is NULL (the notes say why), and the
- * current values stay as they were. A symbol without a bar on the date (late, halted, delisted)
- * keeps its current values too, `last_updated` saying from when: the missing bar says nothing
- * of its strength, and a NULL would read as "no rating" in `bullpen universe list`. A symbol
- * with the bar but no score (a short history, crypto) gets its NULLs: that is its state today.
- * rs_score is rounded to the column's 4 decimals.
+ * current values stay as they were. A symbol without a bar on the date (late, halted) keeps its
+ * current values too, `last_updated` saying from when: the missing bar says nothing of its
+ * strength, and a NULL would read as "no rating" in `bullpen universe list`. A stale one
+ * (STALE_AFTER_SESSIONS sessions without a bar: delisted, most likely) gets its NULLs: a rating
+ * weeks old would go on standing among live ones, a sector leader forever. So does a symbol with
+ * the bar but no score (a short history, crypto): that is its state today. rs_score is rounded
+ * to the column's 4 decimals. `tz` is the zone 1d bars are stamped in, as scoreRelativeStrength's.
  */
-export async function publishCurrentScores(sql: Sql, asOf: string): Promise<number> {
+export async function publishCurrentScores(sql: Sql, asOf: string, tz = 'America/New_York'): Promise<number> {
   const result = await sql`
     update market.sector_mapping m
     set rs_score = round(s.rs_score::numeric, 4), rs_rating = s.rs_rating, is_sector_leader = s.is_sector_leader, last_updated = now()
     from market.rs_scores s
     where s.symbol = m.symbol and s.as_of_date = ${asOf}::date
-      and (s.close is not null or m.asset_class = 'crypto')
+      and (s.close is not null or m.asset_class = 'crypto' or ${newestBarDate(sql, 'm.symbol', asOf, tz)} <= ${staleThrough(asOf)}::date)
       and ${asOf}::date >= (select max(as_of_date) from market.rs_scores)
       and exists (select 1 from market.rs_scores b where b.symbol = ${MARKET_BENCHMARK} and b.as_of_date = ${asOf}::date and b.rs_score is not null)`;
   return result.count;

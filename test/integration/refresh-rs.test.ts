@@ -32,9 +32,9 @@ afterEach(async () => {
 
 const AS_OF = '2026-11-20';
 
-/** The session `back` 1d bars before AS_OF, at midnight New York (bullpen's 1d stamp). */
-function sessionTs(back: number): Date {
-  const date = back === 0 ? AS_OF : addTradingDays(AS_OF, -back);
+/** The session `back` 1d bars before `end` (AS_OF), at midnight New York (bullpen's 1d stamp). */
+function sessionTs(back: number, end = AS_OF): Date {
+  const date = back === 0 ? end : addTradingDays(end, -back);
   return new Date(utcMsOfLocal(dayNumberOfIsoDate(date) * 86_400_000, 'nyse'));
 }
 
@@ -76,14 +76,14 @@ async function runJob(rt: TestRuntime, date = AS_OF): Promise<{ status: string; 
   return row as { status: string; summary: Record<string, unknown> | null; error: string | null };
 }
 
-/** 1d bars at every session `back` = 0 … sessions − 1 before AS_OF whose close `closeAt` gives (null: no bar). */
-async function insertSeries(sql: Sql, symbol: string, closeAt: (back: number) => number | null, sessions = 260): Promise<void> {
+/** 1d bars at every session `back` = 0 … sessions − 1 before `end` (AS_OF) whose close `closeAt` gives (null: no bar). */
+async function insertSeries(sql: Sql, symbol: string, closeAt: (back: number) => number | null, sessions = 260, end = AS_OF): Promise<void> {
   const ts: string[] = [];
   const closes: number[] = [];
   for (let back = 0; back < sessions; back++) {
     const close = closeAt(back);
     if (close === null) continue;
-    ts.push(sessionTs(back).toISOString());
+    ts.push(sessionTs(back, end).toISOString());
     closes.push(close);
   }
   await sql`
@@ -372,6 +372,51 @@ describe('refresh-rs', () => {
       select symbol, rs_rating, is_sector_leader, last_updated from market.sector_mapping order by symbol`;
     expect(current.find((c) => c.symbol === 'BBB')).toEqual({ symbol: 'BBB', ...before });
     expect(current.find((c) => c.symbol === 'AAA')).toMatchObject({ rs_rating: 1, is_sector_leader: true });
+  });
+
+  it('neither asks for nor waits on a member without a bar for 5 sessions, drops its rating and names it for removal; one 4 sessions behind is still asked for', async () => {
+    const { rt } = await withCsvSource('rs-stale', { JOB_ATTEMPTS: '1' });
+    const sql = rt.db.sql;
+    await universe(sql, [
+      ['SPY', 'Benchmark', null, 'etf'],
+      ['AAA', 'Information Technology', null, 'stock'],
+      ['DEAD', 'Information Technology', null, 'stock'],
+      ['SLOW', 'Information Technology', null, 'stock'],
+    ]);
+    await insertBars(sql, 'SPY', { 0: 110 });
+    await insertBars(sql, 'AAA', UP);
+    // DEAD: delisted, its last bar 5 sessions back (a strong close); SLOW: 4 sessions back.
+    await insertSeries(sql, 'DEAD', (back) => (back < 5 ? null : back === 5 ? 300 : 100));
+    await insertSeries(sql, 'SLOW', (back) => (back < 4 ? null : back === 4 ? 250 : 100));
+    const lastDead = addTradingDays(AS_OF, -5);
+    expect((await runJob(rt, lastDead)).status).toBe('succeeded');
+    const [rated] = await sql<{ rs_rating: number | null; is_sector_leader: boolean | null }[]>`select rs_rating, is_sector_leader from market.sector_mapping where symbol = 'DEAD'`;
+    expect(rated).toEqual({ rs_rating: 99, is_sector_leader: true });
+    const [slowBefore] = await sql<{ rs_rating: number | null }[]>`select rs_rating from market.sector_mapping where symbol = 'SLOW'`;
+
+    const run = await runJob(rt);
+    expect(run.status, run.error ?? '').toBe('succeeded');
+    // Only the member 4 sessions behind was asked for: the stale one is not waited on.
+    const requests = await sql<{ symbols: string[] }[]>`select symbols from enrichment.backfills where requested_by = ${`refresh-rs@${AS_OF}`}`;
+    expect(requests.map((r) => r.symbols)).toEqual([['SLOW']]);
+    const by = await loadScores(sql);
+    expect(by.DEAD).toMatchObject({ rs_score: null, rs_rating: null });
+    expect(by.DEAD?.note).toBe(`stale: no 1d bar since ${lastDead} (5 sessions or more); not waited for or rated; delisted? bullpen universe remove DEAD`);
+    expect(by.SLOW?.note).toBe(`no 1d bar on ${AS_OF} (last ${addTradingDays(AS_OF, -4)})`);
+    // The stale member's rating is dropped from the current values; the one merely late keeps its.
+    const current = await sql<{ symbol: string; rs_rating: number | null; is_sector_leader: boolean | null }[]>`
+      select symbol, rs_rating, is_sector_leader from market.sector_mapping order by symbol`;
+    expect(current.find((c) => c.symbol === 'DEAD')).toEqual({ symbol: 'DEAD', rs_rating: null, is_sector_leader: null });
+    expect(current.find((c) => c.symbol === 'SLOW')?.rs_rating).toBe(slowBefore?.rs_rating);
+    expect(current.find((c) => c.symbol === 'AAA')).toMatchObject({ rs_rating: 1, is_sector_leader: true });
+    // The summary names it, with the command that removes it.
+    expect(run.summary).toMatchObject({
+      symbols: 4,
+      scored: 2,
+      stale: 1,
+      staleSymbols: [{ symbol: 'DEAD', lastBar: lastDead, sessionsWithoutBar: 5 }],
+    });
+    expect(run.summary?.staleHint).toBe('remove members that no longer trade: bullpen universe remove DEAD');
   });
 
   it('with SPY not in the universe, writes the NULL rows naming it instead of waiting on enrichment and failing as if the data were late', async () => {
