@@ -355,8 +355,11 @@ export async function resumeBackfill(deps: QueueDeps, backfillId: string): Promi
     const states = await loadSeriesStates(tx as unknown as Sql, backfillId);
     const unfinished = states.filter((s) => s.status !== 'completed' && !(s.status === 'failed' && s.next_chunk >= s.chunks.length));
     if (unfinished.length === 0) throw new BadInputError(`backfill ${backfillId} has nothing left to run (failed chunks are fetched again by a new request with reprocess "failed")`);
+    // Each series starts over with the error of its failed chunk, if any (a hole this run does
+    // not fill, so it will fail for it again): the one its job failed of, or a retry's, is history
+    // (ops.job_runs, enrichment.fetch_log) and must not stand as this run's.
     await tx`
-      update enrichment.backfill_state set status = 'pending', updated_at = now()
+      update enrichment.backfill_state set status = 'pending', error_message = chunk_error, updated_at = now()
       where backfill_job_id = ${backfillId} and id = any(${unfinished.map((s) => s.id)}::bigint[])`;
     // job_id cleared: the previous flow's parent, should it run again (a retry in Bull Board), no longer closes the request.
     await tx`

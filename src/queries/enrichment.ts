@@ -210,9 +210,11 @@ export function skippedThrough(ledger: LedgerRow | undefined, to: string): strin
  * series' own (`through`, see skippedThrough): a request for data all there is done through its last date.
  */
 export async function recordChunkSkipped(sql: Tx, state: Pick<SeriesStateRow, 'id' | 'next_chunk'>, through: string | null): Promise<void> {
+  // The chunk is handled: an error of a fetch of it that failed is over (see writeChunk).
   await sql`
     update enrichment.backfill_state set next_chunk = next_chunk + 1, chunks_skipped = chunks_skipped + 1, feature_state = null,
-      state_through = null, last_successful_date = greatest(last_successful_date, ${through}::date), status = 'in_progress', updated_at = now()
+      state_through = null, last_successful_date = greatest(last_successful_date, ${through}::date), error_message = chunk_error,
+      status = 'in_progress', updated_at = now()
     where id = ${state.id} and next_chunk = ${state.next_chunk}`;
 }
 
@@ -261,7 +263,7 @@ export async function recordChunkFailed(sql: Sql, state: SeriesStateRow, chunk: 
     // Another run of the series already handled this chunk (see recordChunkSkipped): record nothing.
     const advanced = await tx`
       update enrichment.backfill_state set next_chunk = next_chunk + 1, chunks_failed = chunks_failed + 1, feature_state = null,
-        state_through = null, error_message = ${log.error}, status = 'in_progress', updated_at = now()
+        state_through = null, error_message = ${log.error}, chunk_error = ${log.error}, status = 'in_progress', updated_at = now()
       where id = ${state.id} and next_chunk = ${state.next_chunk}
       returning id`;
     if (advanced.length === 0) return;
@@ -507,7 +509,8 @@ export async function writeChunk(sql: Sql, w: ChunkWrite): Promise<ChunkWriteRes
         bars_written = bars_written + ${w.valid.length}, bars_rejected = bars_rejected + ${w.rejects.length},
         last_successful_date = ${w.fetchedTo}, feature_state = ${tx.json(w.featureState as never)}, state_through = ${through},
         -- A failed chunk's error stays until the series ends: it is why the series will be 'failed'.
-        error_message = case when chunks_failed > 0 then error_message end, status = 'in_progress', updated_at = now()
+        -- Any other (a retry's, the one an earlier run of the job failed of) is over.
+        error_message = chunk_error, status = 'in_progress', updated_at = now()
       where id = ${state.id}`;
     return { written: true, superseded: false, inserted: w.valid.length, replaced, corrections };
   });

@@ -398,6 +398,42 @@ describe('backfills under trouble', () => {
     }
   });
 
+  it("resume clears the errors of the series it restarts: one that completes shows none, one that fails again shows why it fails now", async () => {
+    // AAPL: its 2021 chunk is garbage (a hole for good), then a 503 on 2022 fails its job (one
+    // attempt, no in-step retry). MSFT: a 503 on its first chunk fails its job.
+    fake = await startFakePolygon({
+      fail: [
+        { ticker: 'AAPL', kind: 'garbage' },
+        { ticker: 'AAPL', kind: '503' },
+        { ticker: 'MSFT', kind: '503' },
+      ],
+    });
+    runtime = await createTestRuntime('enrich-resume-errors', [enrichmentBackfill], polygonEnv(fake, { ENRICHMENT_CHUNK_RETRIES: '0', JOB_ATTEMPTS: '1' }));
+    runtime.startWorkers();
+    const sql = runtime.db.sql;
+    const input = { symbols: 'AAPL,MSFT', timeframes: '1d', from: '2021-01-01', to: '2023-12-31' };
+    const id = await request(runtime, input);
+    const failed = await waitForStatus(sql, id, TERMINAL);
+    expect(failed).toMatchObject({ status: 'failed', chunks_failed: 1 });
+    expect(failed.errors.map((e) => [e.symbol, e.error])).toEqual([
+      ['AAPL', expect.stringMatching(/HTTP 503/)],
+      ['MSFT', expect.stringMatching(/HTTP 503/)],
+    ]);
+    // Meanwhile another request stores MSFT's chunks: the resumed series finds them all done.
+    expect(await waitForStatus(sql, await request(runtime, { ...input, symbols: 'MSFT' }), TERMINAL)).toMatchObject({ status: 'completed' });
+
+    await resumeBackfill({ db: sql, enqueue: createFlowEnqueuer(runtime.workerRuntime.flows, enrichmentBackfill, runtime.workerRuntime.jobOptions) }, id);
+    const report = await waitForStatus(sql, id, TERMINAL);
+    expect(report).toMatchObject({ status: 'failed', resumes: 1, chunks_failed: 1 });
+    const series = Object.fromEntries(report.series.map((s) => [s.symbol, s]));
+    expect(series.MSFT).toMatchObject({ status: 'completed', error: null });
+    // AAPL fails again for its 2021 hole, which the resumed run did not fill: that, not the 503
+    // its earlier run died of, is why.
+    expect(series.AAPL).toMatchObject({ status: 'failed', error: expect.stringMatching(/results is not an array/) });
+    expect(report.errors.map((e) => [e.symbol, e.error])).toEqual([['AAPL', expect.stringMatching(/results is not an array/)]]);
+    expect(report.error).toMatch(/^AAPL 1d: polygon AAPL 1d 2021-01-01\.\.2021-12-31: results is not an array/);
+  });
+
   it('keeps invalid bars out with their reasons while the chunk goes on, and records a refetch that changes a stored bar', async () => {
     fake = await startFakePolygon({ fail: [{ ticker: 'AAPL', kind: 'bad-values', times: 1 }] });
     runtime = await createTestRuntime('enrich-rejects', [enrichmentBackfill], polygonEnv(fake));
