@@ -548,7 +548,9 @@ export async function listScheduleStatus(runtime: CatchupRuntime, schedules: rea
       running: h?.running ?? 0,
       lag_seconds: (() => {
         const done = statuses.statuses.get(schedule.id) ?? new Map<string, RunStatus>();
-        const owed = owedSince(expected.get(schedule.id) ?? [], statuses.early.get(schedule.id));
+        // As for deadlines, a tick from before the deployment began was owed to no one: a first
+        // start catches those up (catch-up's window) without a lag alert.
+        const owed = owedSince(expected.get(schedule.id) ?? [], statuses.early.get(schedule.id)).filter((e) => installed === null || e.tick >= installed);
         return computeLagSeconds(owedBeforeWindow(schedule, owed, done, h?.last_success_at ?? installed ?? null), done, now);
       })(),
     };

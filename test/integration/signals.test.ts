@@ -74,6 +74,8 @@ describe('schedule lag (bullpen_schedule_lag_seconds, BullpenScheduleLagging)', 
     // six days old and nothing succeeded since: the oldest expected tick after it has waited ~5 days.
     const rollups = scheduleNamed('build-rollups');
     const now = new Date();
+    // The deployment began a month ago (a tick from before it is owed to no one).
+    await db`update ops.schema_migrations set applied_at = now() - interval '30 days'`;
     const lastDone = DateTime.fromJSDate(now).setZone(rollups.tz).minus({ days: 6 }).toISODate() as string;
     const tick = DateTime.fromISO(`${lastDone}T23:30:00`, { zone: rollups.tz });
     await db`
@@ -87,6 +89,16 @@ describe('schedule lag (bullpen_schedule_lag_seconds, BullpenScheduleLagging)', 
     expect(status!.lag_seconds).toBeGreaterThanOrEqual(4 * 86_400);
     // ops/prometheus/alerts.yml: BullpenScheduleLagging fires when lag > 2 × interval.
     expect(status!.lag_seconds).toBeGreaterThan(2 * intervalSeconds);
+  });
+
+  it('is zero on a deployment that has just begun: ticks from before it are caught up, not lagging', async () => {
+    await db`update ops.schema_migrations set applied_at = now() - interval '2 minutes'`;
+    try {
+      const statuses = await listScheduleStatus({ db, queues, logger, metrics: createMetrics({ defaultMetrics: false }) }, schedules, new Date());
+      expect(statuses.map((s) => [s.name, s.lag_seconds])).toEqual(schedules.map((s) => [s.id, 0]));
+    } finally {
+      await db`update ops.schema_migrations set applied_at = now() - interval '30 days'`;
+    }
   });
 });
 
