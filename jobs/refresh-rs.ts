@@ -16,13 +16,17 @@
  * likely) is not asked for or waited on any more, gets no rating (its current values are
  * cleared), and is named in the summary and the log with the command that removes it.
  * enrichment-daily still brings its bars should it trade again, and it is scored again from then.
+ *
+ * A session not closed yet is refused as bad input (`bullpen run refresh-rs` at noon, a payload
+ * naming today or a later date): its bars are partial or yesterday's, and a success would stand
+ * as that date's scores and current values. The scheduled run, after the close, is the one.
  */
-import { addCalendarDays, type AssetClass } from '../src/analytics/timeframes.ts';
+import { nextTradingDay, previousTradingDay, tradingDateOf, tradingDaysBetween } from '../src/analytics/calendar.ts';
+import { addCalendarDays, dayNumberOfIsoDate, sessionMinutes, utcMsOfLocal, type AssetClass } from '../src/analytics/timeframes.ts';
 import { createBackfill, createContextEnqueuer, planBackfill } from '../src/enrichment/backfills.ts';
-import { UpstreamUnavailableError } from '../src/errors.ts';
+import { BadInputError, UpstreamUnavailableError } from '../src/errors.ts';
 import { basePayload, defineJob, payloadDate, scheduledInstant } from '../src/job-definition.ts';
 import { tickDate } from '../src/cron.ts';
-import { nextTradingDay, tradingDaysBetween } from '../src/analytics/calendar.ts';
 import { loadLateMembers, loadUnscored, publishCurrentScores, scoreRelativeStrength, STALE_AFTER_SESSIONS } from '../src/queries/rs.ts';
 
 const TZ = 'America/New_York';
@@ -48,6 +52,7 @@ export const refreshRs = defineJob({
   catchup: { mode: 'all', windowHours: 7 * 24, max: 5 },
   process: async (ctx) => {
     const asOf = ctx.partition;
+    assertSessionClosed(asOf, Date.now());
     const [universe] = await ctx.db<{ n: number }[]>`select count(*)::int as n from market.sector_mapping`;
     if (!universe?.n) return { asOf, symbols: 0, note: 'market.sector_mapping is empty: nothing to score' };
 
@@ -139,6 +144,34 @@ export const refreshRs = defineJob({
     return summary;
   },
 });
+
+/** The instant NYSE closes on `date` (13:00 New York on an early close, else 16:00), with that time; null when it is no session. */
+function sessionClose(date: string): { at: number; time: string } | null {
+  const day = dayNumberOfIsoDate(date);
+  const session = sessionMinutes(day, 'nyse');
+  if (!session) return null;
+  const time = `${String(Math.floor(session.close / 60)).padStart(2, '0')}:${String(session.close % 60).padStart(2, '0')}`;
+  return { at: utcMsOfLocal(day * 86_400_000 + session.close * 60_000, 'nyse'), time };
+}
+
+/**
+ * Refuses to score a session before its close: its 1d bars are the day so far, or missing (the
+ * scores would then be the day before's under this date). Recorded as done, the date's scores
+ * and the current values would stand on them until something ran it again.
+ */
+function assertSessionClosed(asOf: string, now: number): void {
+  const close = sessionClose(asOf);
+  // A date that is no session never gets here: the worker records it as skipped.
+  if (!close || now >= close.at) return;
+  const today = tradingDateOf(new Date(now), TZ);
+  const todayClose = sessionClose(today);
+  const lastClosed = todayClose && now >= todayClose.at ? today : previousTradingDay(today);
+  throw new BadInputError(
+    `refresh-rs ${asOf}: the NYSE session has not closed yet (it closes at ${close.time} ${TZ}, ${new Date(close.at).toISOString()}); ` +
+      `RS is scored from closing bars: the scheduled evening run scores this session. Run it after the close, or score the last closed session: ` +
+      `bullpen run refresh-rs --data '{"date":"${lastClosed}"}' --wait`,
+  );
+}
 
 /** What an operator runs to drop members that stopped trading from the universe (their RS history is kept). */
 function removalHint(symbols: readonly string[]): string {

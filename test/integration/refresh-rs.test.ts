@@ -3,8 +3,9 @@
  * by hand for a small universe; a sector with fewer than five members; a symbol listed
  * mid-window; an idempotent rerun; missing benchmark data fetched first, or failing retryably
  * naming the benchmark, asking again on the retry for every member still without the day's bar;
- * a stock without the day's bar asked for, then left unscored with its current rating kept; SPY
- * not in the universe; lookbacks on SPY's sessions whatever gaps a symbol has; crypto members
+ * a stock without the day's bar asked for, then left unscored with its current rating kept; a
+ * member without bars for 5 sessions (stale) neither asked for nor rated; a session not closed
+ * yet refused; SPY not in the universe; lookbacks on SPY's sessions whatever gaps a symbol has; crypto members
  * left unscored; a score too large for sector_mapping's old numeric(10,4); a benchmark without a
  * year of history; history kept when an older date is scored again.
  */
@@ -12,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { addTradingDays, tradingDaysBetween } from '../../src/analytics/calendar.ts';
+import { addTradingDays, earlyClose, nextTradingDay, tradingDateOf, tradingDaysBetween } from '../../src/analytics/calendar.ts';
 import { addCalendarDays, dayNumberOfIsoDate, utcMsOfLocal } from '../../src/analytics/timeframes.ts';
 import type { Sql } from '../../src/db.ts';
 import { enqueueRun } from '../../src/enqueue.ts';
@@ -419,6 +420,36 @@ describe('refresh-rs', () => {
     expect(run.summary?.staleHint).toBe('remove members that no longer trade: bullpen universe remove DEAD');
   });
 
+  it('refuses a run for a session that has not closed yet, naming its close (early closes too), without retries or writes', async () => {
+    runtime = await createTestRuntime('rs-open', [refreshRs]);
+    runtime.startWorkers();
+    const sql = runtime.db.sql;
+    await universe(sql, [
+      ['SPY', 'Benchmark', null, 'etf'],
+      ['AAA', 'Information Technology', null, 'stock'],
+    ]);
+    // The session after today's has not closed whenever this runs. Its bars are what a vendor
+    // serves mid-session (a partial bar), as enrichment would have stored them.
+    const open = nextTradingDay(tradingDateOf(new Date(), 'America/New_York'));
+    await insertSeries(sql, 'SPY', (back) => (back === 0 ? 104 : 100), 260, open);
+    await insertSeries(sql, 'AAA', (back) => (back === 0 ? 90 : 100), 260, open);
+
+    const run = await runJob(runtime, open);
+    expect(run.status).toBe('failed');
+    expect(run.error).toMatch(new RegExp(`^refresh-rs ${open}: the NYSE session has not closed yet \\(it closes at ${earlyClose(open) ?? '16:00'} America/New_York, \\d{4}-\\d{2}-\\d{2}T\\d{2}:00:00\\.000Z\\); `));
+    expect(run.error).toContain('RS is scored from closing bars: the scheduled evening run scores this session');
+    // Bad input: failed for good at once, nothing scored or published.
+    const events = await sql<{ outcome: string }[]>`select outcome from ops.job_run_events where job = 'refresh-rs' and partition = ${open}`;
+    expect(events.map((e) => e.outcome)).toEqual(['failed']);
+    expect(await loadScores(sql, open)).toEqual({});
+    expect(await sql`select 1 from market.sector_mapping where last_updated is not null`).toHaveLength(0);
+
+    // The day after Thanksgiving closes at 13:00 New York (18:00 UTC in November).
+    const early = await runJob(runtime, '2099-11-27');
+    expect(early.status).toBe('failed');
+    expect(early.error).toMatch(/^refresh-rs 2099-11-27: the NYSE session has not closed yet \(it closes at 13:00 America\/New_York, 2099-11-27T18:00:00\.000Z\); /);
+  });
+
   it('with SPY not in the universe, writes the NULL rows naming it instead of waiting on enrichment and failing as if the data were late', async () => {
     const { rt } = await withCsvSource('rs-no-spy', { JOB_ATTEMPTS: '1' });
     const sql = rt.db.sql;
@@ -518,23 +549,19 @@ describe('refresh-rs', () => {
     ]);
     await insertBars(sql, 'SPY', { 0: 110 });
     await insertBars(sql, 'AAA', UP);
-    expect((await runJob(runtime)).status).toBe('succeeded');
+    // The session before first (AS_OF is the newest closed session the tests may name).
+    expect((await runJob(runtime, addTradingDays(AS_OF, -1))).status).toBe('succeeded');
     const before = await sql`select symbol, rs_score, rs_rating, is_sector_leader from market.sector_mapping order by symbol`;
     expect(before.find((r) => r.symbol === 'AAA')?.rs_rating).toBe(1);
 
     // The next session: SPY's stored history now starts 100 sessions back.
-    const next = addTradingDays(AS_OF, 1);
-    const nextTs = new Date(utcMsOfLocal(dayNumberOfIsoDate(next) * 86_400_000, 'nyse')).toISOString();
-    await sql`
-      insert into market.bars (symbol, timeframe, ts, open, high, low, close, volume, source)
-      select s, '1d', ${nextTs}::timestamptz, 120, 120, 120, 120, 1000, 'test' from unnest(array['SPY', 'AAA']) as s`;
     await sql`delete from market.bars where symbol = 'SPY' and ts < ${sessionTs(99).toISOString()}::timestamptz`;
 
-    const run = await runJob(runtime, next);
+    const run = await runJob(runtime);
     expect(run.status).toBe('succeeded');
     expect(run.summary).toMatchObject({ scored: 0, current: false });
-    const by = await loadScores(sql, next);
-    const note = `benchmark SPY: 101 sessions up to ${next}, 253 needed for the 12-month return`;
+    const by = await loadScores(sql);
+    const note = `benchmark SPY: 100 sessions up to ${AS_OF}, 253 needed for the 12-month return`;
     expect(by.AAA).toMatchObject({ rs_score: null, note });
     expect(by.SPY).toMatchObject({ rs_score: null, note });
     expect(await sql`select symbol, rs_score, rs_rating, is_sector_leader from market.sector_mapping order by symbol`).toEqual(before);
