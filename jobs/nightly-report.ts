@@ -67,7 +67,8 @@ export const nightlyReport = defineJob({
     calendar: 'all',
     overlap: 'skip',
     // The trading-loop seed's window: the day's report exists by 00:30 UTC the next day. An
-    // override ticking after it names a date already past its deadline.
+    // override ticking after it names a date already past its deadline, which is then not checked
+    // (the scheduler warns); one ticking several times a date is judged by its ticks before it.
     deadline: { by: '00:30', tz: 'UTC', dayOffset: 1 },
   },
   partition: (p) => p.date ?? reportDateOf(scheduledInstant(p)),

@@ -384,6 +384,9 @@ async function claimDeadlineMisses(db: Sql, schedule: string, misses: readonly {
   return new Set(rows.map((r) => r.partition));
 }
 
+/** Schedules whose deadlines some partition's ticks all come after, already warned of by this process. */
+const warnedUnreachable = new Set<string>();
+
 /**
  * Finds partitions past their deadline without a successful run (ticks of the last two days). The
  * gauge shows whether the latest due partition is late. Each miss is logged and counted once in
@@ -408,10 +411,26 @@ export async function checkDeadlines(runtime: CatchupRuntime, schedules: readonl
     const deadline = schedule.deadline;
     // Only the last two days' deadlines page: older misses are history, not alerts. (A miss whose
     // row has been pruned must not come back: only a deadline set absurdly far before its tick could.)
-    const due = expectedPartitions(schedule, new Date(now.getTime() - DEADLINE_WINDOW_MS), now)
+    let due = expectedPartitions(schedule, new Date(now.getTime() - DEADLINE_WINDOW_MS), now)
       .filter((e) => /^\d{4}-\d{2}-\d{2}$/.test(e.partition) && e.tick.getTime() > since)
-      .map((e) => ({ ...e, dueAt: deadlineFor(e.partition, deadline) }))
+      .map((e) => {
+        const dueAt = deadlineFor(e.partition, deadline);
+        // Judged by the ticks due before the deadline: a later refresh (a schedule overridden to tick
+        // several times a partition) does not make a partition done in time late again, and a
+        // partition whose every tick comes after its deadline (an override moved the tick past it)
+        // cannot be done in time, so it is not judged (a warning says so, once per process).
+        return { ...e, ticks: e.ticks.filter((t) => t <= dueAt), dueAt };
+      })
       .filter((e) => e.dueAt.getTime() <= now.getTime() && e.dueAt.getTime() >= forgetBefore.getTime());
+    const unreachable = due.find((e) => e.ticks.length === 0);
+    if (unreachable && !warnedUnreachable.has(schedule.id)) {
+      warnedUnreachable.add(schedule.id);
+      runtime.logger.warn(
+        { schedule: schedule.id, partition: unreachable.partition, dueAt: unreachable.dueAt.toISOString(), cron: schedule.cron, tz: schedule.tz },
+        `${schedule.id} ticks for a partition only after its deadline (${deadline.by} ${deadline.tz}): such partitions' deadlines are not checked; move SCHEDULE_${schedule.id.toUpperCase().replace(/-/g, '_')} before the deadline to have them checked`,
+      );
+    }
+    due = due.filter((e) => e.ticks.length > 0);
     // A success ahead of the tick (a report run by hand at noon) is not the partition done.
     const { statuses } = await loadScheduleTickStatuses(runtime.db, schedule, due);
     const late = due.filter((d) => !DONE.has(statuses.get(d.partition) as RunStatus));

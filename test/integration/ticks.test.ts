@@ -7,7 +7,7 @@
  * README.md promises.
  */
 import type { Job, Queue } from 'bullmq';
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { z } from 'zod';
 import { tickPartition } from '../../src/cron.ts';
 import { enqueueRun } from '../../src/enqueue.ts';
@@ -387,10 +387,52 @@ describe('deadlines', () => {
     expect(misses.map((m) => [m.partition, m.reported])).toEqual([['2026-12-16', true]]);
     expect(scheduler.pages()).toEqual(['2026-12-16']);
   });
+
+  /** A job with rv-deadline's deadline (00:30 UTC the next day) whose partition is the UTC date `lagHours` before each tick. */
+  const deadlineJob = (name: string, cron: string, lagHours: number): JobDefinition =>
+    defineJob({
+      name,
+      queue: 'reports',
+      description: 'test: a deadline under an overridden schedule',
+      payload: basePayload,
+      schedule: { cron, tz: 'UTC', calendar: 'all', overlap: 'skip', deadline: { by: '00:30', tz: 'UTC', dayOffset: 1 } },
+      partition: (p) => new Date(Date.parse(p.scheduledFor!) - lagHours * 3_600_000).toISOString().slice(0, 10),
+      catchup: { mode: 'none' },
+      process: async () => ({}),
+    }) as unknown as JobDefinition;
+
+  it('judges a partition ticked several times by its ticks before the deadline: a later refresh does not make it late', async () => {
+    // Every 6 h, naming the date 12 h before: 2026-12-20 is ticked at 12:00, 18:00, 00:00 and 06:00 (the 21st).
+    const schedule = scheduleOf(deadlineJob('rv-refreshed', '0 */6 * * *', 12));
+    await rt.db.sql`update ops.schema_migrations set applied_at = '2026-11-01T00:00:00Z'`;
+    // Its 00:00 tick ran and succeeded at 00:01, before the 00:30 deadline; the 06:00 refresh has not run yet.
+    await rt.db.sql`
+      insert into ops.job_runs (job, partition, queue, job_id, status, attempts, run_count, scheduled_for, started_at, finished_at)
+      values ('rv-refreshed', '2026-12-20', 'reports', 'rv-refreshed@2026-12-20', 'succeeded', 1, 1, '2026-12-21T00:00:00Z', '2026-12-21T00:00:00Z', '2026-12-21T00:01:00Z')`;
+    const scheduler = schedulerProcess();
+    const misses = await checkDeadlines(scheduler.runtime, [schedule], new Date('2026-12-21T06:10:00Z'));
+    expect(misses.filter((m) => m.partition === '2026-12-20')).toEqual([]);
+  });
+
+  it('does not judge a partition whose every tick comes after its deadline (an override moved the tick past it), and says so once', async () => {
+    // 01:30 UTC naming the day before: 2026-12-22's only tick is at 01:30 on the 23rd, after its 00:30 deadline.
+    const schedule = scheduleOf(deadlineJob('rv-late-tick', '30 1 * * *', 24));
+    await rt.db.sql`update ops.schema_migrations set applied_at = '2026-11-01T00:00:00Z'`;
+    const lines: { msg?: string }[] = [];
+    const logger = createLogger({ level: 'warn', destination: { write: (line: string) => void lines.push(JSON.parse(line)) } });
+    const runtime = { ...schedulerProcess().runtime, logger };
+    expect(await checkDeadlines(runtime, [schedule], new Date('2026-12-23T00:40:00Z'))).toEqual([]);
+    expect(await checkDeadlines(runtime, [schedule], new Date('2026-12-23T00:50:00Z'))).toEqual([]);
+    const warnings = lines.filter((l) => l.msg?.includes('only after its deadline'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]!.msg).toContain('SCHEDULE_RV_LATE_TICK');
+  });
 });
 
 describe('lag', () => {
   const lagOf = async (definition: JobDefinition, now: Date) => (await listScheduleStatus(runtime(), [scheduleOf(definition)], now))[0]!.lag_seconds;
+  // The deployment began before these ticks (a tick from before it is owed to no one).
+  beforeEach(() => rt.db.sql`update ops.schema_migrations set applied_at = '2026-09-01T00:00:00Z'`.then(() => undefined));
 
   it("counts a partition run by hand ahead of its tick as owed from the tick, as deadlines and catch-up do", async () => {
     await rt.db.sql`
