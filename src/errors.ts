@@ -5,7 +5,11 @@
  */
 import { ZodError } from 'zod';
 
-/** A configuration value is missing or invalid; start-up stops with its message. */
+/**
+ * A configuration value is missing or invalid, or what it points at cannot be used as it is (a
+ * database a migration fails on, a HOST that cannot be bound); start-up stops with its message,
+ * one line, no stack: the operator fixes the setting or the database, not the code.
+ */
 export class ConfigError extends Error {
   override name = 'ConfigError';
   constructor(message: string, options?: { cause?: unknown }) {

@@ -5,7 +5,10 @@
  * of processes may call `migrate` at start-up), then the ledger, then pending files.
  * Files are append-only: an applied file whose checksum changed, a database at a
  * version this code does not know, or a pending file older than the newest applied one
- * stops start-up with a ConfigError.
+ * stops start-up with a ConfigError. So does a statement PostgreSQL refuses, in one line
+ * naming the file with PostgreSQL's message, detail and hint: an operator fixes the database
+ * (a view of their own on a table a file drops, say), not the code, so a stack trace would
+ * only bury what PostgreSQL said.
  */
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
@@ -109,6 +112,24 @@ export async function installedAt(sql: Sql): Promise<Date | null> {
 }
 
 /**
+ * PostgreSQL's refusal on one line: its message, the line of `text` it points at (a file
+ * runs as one query, so its position counts from the file's start), its detail and its hint.
+ */
+function describeDatabaseError(error: unknown, text?: string): string {
+  if (!(error instanceof Error)) return String(error);
+  const { position, detail, hint } = error as { position?: unknown; detail?: unknown; hint?: unknown };
+  const flat = (value: string) => value.trim().replace(/\s*\n\s*/g, '; ');
+  let line = flat(error.message);
+  const offset = Number(position);
+  if (text !== undefined && Number.isInteger(offset) && offset >= 1 && offset <= text.length + 1) {
+    line += ` (line ${text.slice(0, offset - 1).split('\n').length})`;
+  }
+  if (typeof detail === 'string' && detail.trim()) line += `; DETAIL: ${flat(detail)}`;
+  if (typeof hint === 'string' && hint.trim()) line += `; HINT: ${flat(hint)}`;
+  return line;
+}
+
+/**
  * Brings the database up to date with the migration files, in one transaction. Safe to
  * call from several processes at once: the advisory lock makes the others wait, and they
  * then find nothing left to apply.
@@ -120,17 +141,22 @@ export async function migrate(sql: Sql, options: MigrateOptions = {}): Promise<M
   const byVersion = new Map(migrations.map((m) => [m.version, m]));
 
   const applied = await sql.begin(async (tx) => {
-    // The lock comes first: even CREATE SCHEMA IF NOT EXISTS races with a concurrent twin.
-    await tx`select pg_advisory_xact_lock(${MIGRATION_LOCK_KEY}::bigint)`;
-    await tx`create schema if not exists ops`;
-    await tx`
-      create table if not exists ops.schema_migrations (
-        version    integer     primary key,
-        name       text        not null,
-        checksum   text        not null,
-        applied_at timestamptz not null default now()
-      )`;
-    const rows = await tx<LedgerRow[]>`select version, name, checksum from ops.schema_migrations order by version`;
+    let rows: LedgerRow[];
+    try {
+      // The lock comes first: even CREATE SCHEMA IF NOT EXISTS races with a concurrent twin.
+      await tx`select pg_advisory_xact_lock(${MIGRATION_LOCK_KEY}::bigint)`;
+      await tx`create schema if not exists ops`;
+      await tx`
+        create table if not exists ops.schema_migrations (
+          version    integer     primary key,
+          name       text        not null,
+          checksum   text        not null,
+          applied_at timestamptz not null default now()
+        )`;
+      rows = await tx<LedgerRow[]>`select version, name, checksum from ops.schema_migrations order by version`;
+    } catch (error) {
+      throw new ConfigError(`cannot set up the migration ledger ops.schema_migrations (nothing was applied): ${describeDatabaseError(error)}`, { cause: error });
+    }
 
     const done = new Set<number>();
     for (const row of rows) {
@@ -162,16 +188,20 @@ export async function migrate(sql: Sql, options: MigrateOptions = {}): Promise<M
     for (const migration of migrations) {
       if (done.has(migration.version)) continue;
       logger?.info({ migration: migration.file }, 'applying migration');
+      // Every file runs in the one transaction: after a failure none of them was applied.
       try {
         // No parameters: postgres.js uses the simple protocol, so a file may hold many statements.
         await tx.unsafe(migration.sql);
       } catch (error) {
-        const reason = error instanceof Error ? error.message : String(error);
-        throw new Error(`migration ${migration.file} failed: ${reason}`, { cause: error });
+        throw new ConfigError(`migration ${migration.file} failed (nothing was applied): ${describeDatabaseError(error, migration.sql)}`, { cause: error });
       }
-      await tx`
-        insert into ops.schema_migrations (version, name, checksum)
-        values (${migration.version}, ${migration.name}, ${migration.checksum})`;
+      try {
+        await tx`
+          insert into ops.schema_migrations (version, name, checksum)
+          values (${migration.version}, ${migration.name}, ${migration.checksum})`;
+      } catch (error) {
+        throw new ConfigError(`cannot record migration ${migration.file} in ops.schema_migrations (nothing was applied): ${describeDatabaseError(error)}`, { cause: error });
+      }
       appliedNow.push(migration.file);
     }
     return appliedNow;

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { appendFile, cp, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { appendFile, cp, mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,6 +7,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.ts';
 import { DEFAULT_MIGRATIONS_DIR, loadMigrations, migrate } from '../../src/migrate.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { spawnNode } from '../helpers/processes.ts';
+import { TEST_REDIS_URL, cleanupPrefix, createTestPrefix } from '../helpers/redis.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const FIXTURE = fileURLToPath(new URL('../fixtures/migrate-once.ts', import.meta.url));
@@ -34,6 +36,21 @@ async function copyMigrations(): Promise<string> {
   tmp = await mkdtemp(path.join(tmpdir(), 'bullpen-migrations-'));
   await cp(DEFAULT_MIGRATIONS_DIR, tmp, { recursive: true });
   return tmp;
+}
+
+/** A copy of sql/ holding the files up to `lastVersion` only: what an older bullpen shipped. */
+async function olderMigrations(lastVersion: number): Promise<string> {
+  tmp = await mkdtemp(path.join(tmpdir(), 'bullpen-migrations-'));
+  for (const file of await readdir(DEFAULT_MIGRATIONS_DIR)) {
+    if (Number(file.slice(0, 3)) <= lastVersion) await cp(path.join(DEFAULT_MIGRATIONS_DIR, file), path.join(tmp, file));
+  }
+  return tmp;
+}
+
+async function bullpen(args: string[], env: Record<string, string> = {}) {
+  const child = spawnNode('bin/bullpen.js', args, { DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, ...env });
+  const { code } = await child.exited;
+  return { code, output: child.output() };
 }
 
 /** Spawns a migrator child, resolving `ready` once it is connected and `done` with its result. */
@@ -142,13 +159,49 @@ describe('migrate', () => {
     expect(ledger.map((r) => r.version)).not.toContain(older.version);
   });
 
-  it('rolls back everything when a file fails, and names the file', async () => {
+  it('rolls back everything when a file fails, and names the file and the line', async () => {
     const dir = await copyMigrations();
     await writeFile(path.join(dir, '900_broken.sql'), 'create table ops.fine (id int);\nselect * from no_such_table;\n');
 
-    await expect(migrate(db.sql, { dir })).rejects.toThrow(/migration 900_broken\.sql failed: .*no_such_table/);
+    const failed = migrate(db.sql, { dir });
 
+    await expect(failed).rejects.toBeInstanceOf(ConfigError);
+    await expect(failed).rejects.toThrow('migration 900_broken.sql failed (nothing was applied): relation "no_such_table" does not exist (line 2)');
     const [row] = await db.sql`select to_regclass('ops.schema_migrations') as ledger, to_regclass('ops.job_runs') as job_runs`;
     expect(row).toEqual({ ledger: null, job_runs: null });
+  });
+
+  it('refuses a ledger it cannot use, in one line', async () => {
+    await db.sql`create schema ops`;
+    await db.sql`create table ops.schema_migrations (version integer primary key)`;
+
+    const failed = migrate(db.sql);
+
+    await expect(failed).rejects.toBeInstanceOf(ConfigError);
+    await expect(failed).rejects.toThrow('cannot set up the migration ledger ops.schema_migrations (nothing was applied): column "name" does not exist');
+  });
+});
+
+describe('a migration PostgreSQL refuses, through the command line', () => {
+  it('migrate and start stop with one line naming the file, with PostgreSQL\'s detail and hint', async () => {
+    // What an older bullpen (through 014) created, plus an operator's view on a view 015 replaces.
+    await migrate(db.sql, { dir: await olderMigrations(14) });
+    await db.sql`create view public.dashboard_top_strategies as select strategy_name, total_pnl from warehouse.mv_top_performing_strategies`;
+    const expected =
+      'bullpen: migration 015_top_strategies_seed_columns.sql failed (nothing was applied): cannot drop materialized view warehouse.mv_top_performing_strategies because other objects depend on it; ' +
+      'DETAIL: view dashboard_top_strategies depends on materialized view warehouse.mv_top_performing_strategies; ' +
+      'HINT: Use DROP ... CASCADE to drop the dependent objects too.\n';
+    const prefix = createTestPrefix('migrate-start');
+    try {
+      for (const args of [['migrate'], ['start', '--role', 'web']]) {
+        const { code, output } = await bullpen(args, { BULLPEN_PREFIX: prefix, PORT: '0' });
+        expect(code, args.join(' ')).toBe(1);
+        expect(output, args.join(' ')).toBe(expected);
+      }
+    } finally {
+      await cleanupPrefix(TEST_REDIS_URL, prefix);
+    }
+    const [row] = await db.sql<{ n: number }[]>`select count(*)::int as n from ops.schema_migrations where version > 14`;
+    expect(row?.n).toBe(0);
   });
 });
