@@ -75,6 +75,37 @@ async function releaseAll(releasers: Releaser[], logger: Logger): Promise<void> 
   }
 }
 
+/** The warehouse database, open; `close()` also stops an embedded PostgreSQL it started. */
+export interface Database {
+  readonly db: Sql;
+  readonly databaseUrl: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens DATABASE_URL, or starts the embedded PostgreSQL when it is unset. Nothing else: a
+ * command that needs only PostgreSQL (`bullpen migrate`) works while Redis is down.
+ */
+export async function openDatabase(config: Config, options: { logger: Logger }): Promise<Database> {
+  const releasers: Releaser[] = [];
+  try {
+    let databaseUrl: string;
+    if (config.databaseUrl) {
+      databaseUrl = config.databaseUrl;
+    } else {
+      const embedded = await startEmbeddedPostgres({ home: config.home, logger: options.logger });
+      databaseUrl = embedded.url;
+      releasers.push(() => embedded.stop());
+    }
+    const db = await openDb(databaseUrl, 'DATABASE_URL');
+    releasers.push(() => db.end({ timeout: 5 }));
+    return { db, databaseUrl, close: () => releaseAll(releasers, options.logger) };
+  } catch (error) {
+    await releaseAll(releasers, options.logger);
+    throw error;
+  }
+}
+
 /**
  * Opens the database (starting the embedded one when DATABASE_URL is unset), migrates it,
  * and connects to Redis (starting a local one when REDIS_URL is unset and nothing answers).
@@ -87,16 +118,9 @@ export async function openServices(config: Config, options: { logger?: Logger; d
     const schedules = resolveSchedules(definitionList, config);
 
     const redisTarget = await ensureLocalRedis({ url: config.redisUrl, explicit: config.redisUrlExplicit, home: config.home, logger });
-    let databaseUrl: string;
-    if (config.databaseUrl) {
-      databaseUrl = config.databaseUrl;
-    } else {
-      const embedded = await startEmbeddedPostgres({ home: config.home, logger });
-      databaseUrl = embedded.url;
-      releasers.push(() => embedded.stop());
-    }
-    const db = await openDb(databaseUrl, 'DATABASE_URL');
-    releasers.push(() => db.end({ timeout: 5 }));
+    const database = await openDatabase(config, { logger });
+    releasers.push(() => database.close());
+    const { db, databaseUrl } = database;
     const sourceUrl = config.sourceDatabaseUrl ?? databaseUrl;
     const sourceDb = sourceUrl === databaseUrl ? db : await openDb(sourceUrl, 'SOURCE_DATABASE_URL', { applicationName: 'bullpen-source' });
     if (sourceDb !== db) releasers.push(() => sourceDb.end({ timeout: 5 }));

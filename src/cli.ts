@@ -4,7 +4,7 @@
  */
 import { Job, QueueEvents } from 'bullmq';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { startApp, openServices, type Role, type Services } from './app.ts';
+import { openDatabase, openServices, startApp, type Role, type Services } from './app.ts';
 import { createBackfillCommand } from './cli-backfill.ts';
 import { createRsCommands } from './cli-rs.ts';
 import { loadConfig, type Config } from './config.ts';
@@ -18,6 +18,7 @@ import { createLogger, type Logger } from './logger.ts';
 import { QUEUE_NAMES, type QueueName } from './queues.ts';
 import { keepAWorker } from './local-workers.ts';
 import { createMetrics } from './metrics.ts';
+import { migrate } from './migrate.ts';
 import { loadRun } from './runs.ts';
 import { watchRunProgress } from './run-progress.ts';
 import { listScheduleStatus, type ScheduleStatus } from './scheduler.ts';
@@ -83,12 +84,16 @@ async function commandStart(options: { role: Role; queues?: QueueName[] }): Prom
   process.on('SIGTERM', () => shutdown('SIGTERM'));
 }
 
+/** `bullpen migrate`: PostgreSQL only, so it runs while Redis is down; prints what it applied. */
 async function commandMigrate(): Promise<void> {
-  const services = await openServices(config());
+  const cfg = config();
+  const logger = createCommandLogger(cfg);
+  const database = await openDatabase(cfg, { logger });
   try {
-    out('migrations are up to date');
+    const { applied } = await migrate(database.db, { logger });
+    out(applied.length === 0 ? 'migrations are up to date' : `applied ${applied.length} migration${applied.length === 1 ? '' : 's'}: ${applied.join(', ')}`);
   } finally {
-    await services.close();
+    await database.close();
   }
 }
 

@@ -182,6 +182,22 @@ describe('migrate', () => {
   });
 });
 
+describe('bullpen migrate', () => {
+  it('needs only PostgreSQL, and prints the files it applied whatever LOG_LEVEL is', async () => {
+    await migrate(db.sql, { dir: await olderMigrations(14) });
+    const pending = (await loadMigrations()).filter((m) => m.version > 14).map((m) => m.file);
+    const env = { REDIS_URL: 'redis://127.0.0.1:1', LOG_LEVEL: 'silent' };
+
+    const first = await bullpen(['migrate'], env);
+    const second = await bullpen(['migrate'], env);
+
+    expect(first).toEqual({ code: 0, output: `applied ${pending.length} migrations: ${pending.join(', ')}\n` });
+    expect(second).toEqual({ code: 0, output: 'migrations are up to date\n' });
+    const [row] = await db.sql<{ n: number }[]>`select count(*)::int as n from ops.schema_migrations`;
+    expect(row?.n).toBe((await loadMigrations()).length);
+  });
+});
+
 describe('a migration PostgreSQL refuses, through the command line', () => {
   it('migrate and start stop with one line naming the file, with PostgreSQL\'s detail and hint', async () => {
     // What an older bullpen (through 014) created, plus an operator's view on a view 015 replaces.
