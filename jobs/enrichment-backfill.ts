@@ -2,7 +2,9 @@
  * enrichment-backfill: a backfill request as a BullMQ flow. Each child is one series (symbol ×
  * timeframe) and works in steps of one chunk (fetch → validate → features → store, committed
  * with its checkpoint), going back on the queue between chunks so the provider's rate limiter
- * meters every fetch. The parent runs once every child has ended and closes the request.
+ * meters every fetch (the queue's limiter for the default source; a budget in PostgreSQL for
+ * polygon asked for on a deployment whose default is another source). The parent runs once
+ * every child has ended and closes the request.
  * Partitions: `<backfillId>` (parent) and `<backfillId>.<symbol>.<timeframe>` (child). A rerun
  * continues from the checkpoint in enrichment.backfill_state; a chunk already stored is never
  * fetched again unless the request asked to reprocess it.
@@ -10,12 +12,12 @@
 import { z } from 'zod';
 import { TIMEFRAMES } from '../src/analytics/timeframes.ts';
 import { finishBackfill, SYMBOL_PATTERN } from '../src/enrichment/backfills.ts';
-import { createProviderRegistry } from '../src/enrichment/providers/index.ts';
+import { createProviderRegistry, requestBudgetOf } from '../src/enrichment/providers/index.ts';
 import type { MarketDataProvider, ProviderName } from '../src/enrichment/providers/types.ts';
 import { runSeriesStep } from '../src/enrichment/series-step.ts';
 import { coerceError } from '../src/errors.ts';
 import { basePayload, defineJob } from '../src/job-definition.ts';
-import { recordSeriesError } from '../src/queries/enrichment.ts';
+import { recordSeriesError, takeProviderRequest } from '../src/queries/enrichment.ts';
 import { redactSecrets } from '../src/redact.ts';
 
 const payload = basePayload.extend({
@@ -54,6 +56,10 @@ export const enrichmentBackfill = defineJob({
         exchangeTz: ctx.config.exchangeTz,
         signal: ctx.signal,
         onChunk: (outcome) => ctx.metrics.backfillChunks.inc({ outcome }),
+        takeRequest: async (source) => {
+          const budget = requestBudgetOf(ctx.config, source);
+          return budget ? takeProviderRequest(ctx.db, source, budget) : 0;
+        },
       },
       { backfillId, symbol, timeframe },
     ).catch(async (thrown: unknown) => {
@@ -69,6 +75,8 @@ export const enrichmentBackfill = defineJob({
       throw thrown;
     });
     if (outcome.kind === 'rate-limited') return ctx.rateLimit(outcome.retryAfterMs);
+    // Not ctx.rateLimit: that would hold the whole queue, and the other sources' series with it.
+    if (outcome.kind === 'wait') return ctx.requeue(outcome.delayMs);
     if (outcome.kind === 'more') {
       await ctx.progress({ chunksDone: outcome.chunksHandled, chunksTotal: outcome.chunksTotal, barsWritten: outcome.barsWritten });
       // The chunk is handled: the retries it took are its own, the next chunk gets every attempt.

@@ -116,6 +116,12 @@ const EnvSchema = z.object({
     .min(0, 'must be a whole number ≥ 0 (0: no limit)')
     .optional(),
   ENRICHMENT_RATE_WINDOW_MS: milliseconds().default(60000),
+  POLYGON_RATE_MAX: z.coerce
+    .number({ error: 'must be a whole number ≥ 0 (0: no limit)' })
+    .int('must be a whole number ≥ 0 (0: no limit)')
+    .min(0, 'must be a whole number ≥ 0 (0: no limit)')
+    .optional(),
+  POLYGON_RATE_WINDOW_MS: milliseconds().optional(),
   ENRICHMENT_CHUNK_RETRIES: z.coerce
     .number({ error: 'must be a whole number ≥ 0' })
     .int('must be a whole number ≥ 0')
@@ -191,6 +197,14 @@ export interface Config {
    * chunk is one step there). @defaultValue 5 per 60 s for polygon (its free tier), none otherwise
    */
   readonly enrichmentRateLimit: { readonly max: number; readonly durationMs: number } | null;
+  /**
+   * Polygon's request budget for backfills asking for polygon on a deployment whose
+   * MARKET_DATA_SOURCE is another source, whose queue limiter knows nothing of polygon
+   * (POLYGON_RATE_MAX per POLYGON_RATE_WINDOW_MS, counted in PostgreSQL across every worker).
+   * Null where polygon is the default source: enrichmentRateLimit is its budget there.
+   * @defaultValue 5 per 60 s (polygon's free tier)
+   */
+  readonly polygonRateLimit: { readonly max: number; readonly durationMs: number } | null;
   /** Retries of a chunk's fetch inside one step before the job's own retry takes over. @defaultValue 3 */
   readonly enrichmentChunkRetries: number;
   /** First delay of those retries (doubling, with jitter). @defaultValue 1000 */
@@ -288,6 +302,12 @@ export function loadConfig(rawEnv: Readonly<Record<string, string | undefined>>)
     if (data.MARKET_DATA_SOURCE === 'polygon' && !data.POLYGON_API_KEY) {
       problems.push('POLYGON_API_KEY: required when MARKET_DATA_SOURCE is polygon');
     }
+    if (data.MARKET_DATA_SOURCE === 'polygon') {
+      // Two budgets for one source would meter it twice, each refusal of one costing the other a slot.
+      for (const key of ['POLYGON_RATE_MAX', 'POLYGON_RATE_WINDOW_MS'] as const) {
+        if (data[key] !== undefined) problems.push(`${key}: not used when MARKET_DATA_SOURCE is polygon (ENRICHMENT_RATE_MAX / ENRICHMENT_RATE_WINDOW_MS are its budget then); unset it`);
+      }
+    }
     if (data.MARKET_DATA_SOURCE === 'csv' && !data.MARKET_DATA_CSV_DIR) {
       problems.push('MARKET_DATA_CSV_DIR: required when MARKET_DATA_SOURCE is csv');
     }
@@ -317,6 +337,7 @@ export function loadConfig(rawEnv: Readonly<Record<string, string | undefined>>)
     polygonApiKey: data.POLYGON_API_KEY,
     polygonBaseUrl: data.POLYGON_BASE_URL,
     enrichmentRateLimit: rateLimitOf(data.ENRICHMENT_RATE_MAX ?? (data.MARKET_DATA_SOURCE === 'polygon' ? 5 : 0), data.ENRICHMENT_RATE_WINDOW_MS),
+    polygonRateLimit: data.MARKET_DATA_SOURCE === 'polygon' ? null : rateLimitOf(data.POLYGON_RATE_MAX ?? 5, data.POLYGON_RATE_WINDOW_MS ?? 60_000),
     enrichmentChunkRetries: data.ENRICHMENT_CHUNK_RETRIES,
     enrichmentRetryBaseMs: data.ENRICHMENT_RETRY_BASE_MS,
     enrichmentMaxBars: data.ENRICHMENT_MAX_BARS,

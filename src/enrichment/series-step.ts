@@ -74,13 +74,20 @@ export interface StepDeps {
   signal?: AbortSignal;
   /** Told of every chunk handled, for the backfill chunk counter. */
   onChunk?: (outcome: 'stored' | 'skipped' | 'failed') => void;
+  /**
+   * Takes one request from the source's budget before each fetch (takeProviderRequest): 0 when
+   * taken, else the milliseconds until one is free. Unset: the queue's limiter meters the source.
+   */
+  takeRequest?: (source: ProviderName) => Promise<number>;
 }
 
 export type StepOutcome =
   | { kind: 'more'; chunksHandled: number; chunksTotal: number; barsWritten: number }
   | { kind: 'done'; status: 'completed' | 'failed' | 'cancelled'; summary: Record<string, unknown> }
   /** The provider said 429: wait this long (the caller rate-limits the queue). */
-  | { kind: 'rate-limited'; retryAfterMs: number };
+  | { kind: 'rate-limited'; retryAfterMs: number }
+  /** The source's budget is spent: this series waits this long, the rest of the queue goes on. */
+  | { kind: 'wait'; delayMs: number };
 
 export interface SeriesKey {
   backfillId: string;
@@ -221,6 +228,12 @@ async function fetchChunk(
   const provider = deps.provider(backfill.source as ProviderName);
   const base = { symbol: state.symbol, timeframe: state.timeframe, source: backfill.source, backfillId: backfill.backfill_id, chunk: { start: chunk.start, end: to } };
   for (let attempt = 0; ; attempt++) {
+    const wait = await takeRequest(deps, backfill.source as ProviderName, attempt);
+    if (wait > 0) {
+      log.debug({ waitMs: wait }, "the source's request budget is spent: the series waits");
+      // Spread a little, so the series waiting for the same grant do not all ask at its instant.
+      return { kind: 'wait', delayMs: wait + Math.floor(Math.random() * Math.min(BUDGET_SPREAD_MS, wait)) };
+    }
     const started = performance.now();
     try {
       return await provider.fetchBars({
@@ -256,6 +269,25 @@ async function fetchChunk(
       await sleep(delay, deps.signal);
       deps.signal?.throwIfAborted();
     }
+  }
+}
+
+/** The most a series waiting for its source's budget is put off past the grant it waits for. */
+const BUDGET_SPREAD_MS = 250;
+
+/**
+ * A request from the source's budget for a fetch: 0 once taken, or how long the step should put
+ * the series off. A retry (attempt > 0) waits here instead, as it waits for its backoff: put off,
+ * the step would start the chunk over with its retries unspent, so a source failing every fetch
+ * would be asked again and again without the job ever failing.
+ */
+async function takeRequest(deps: StepDeps, source: ProviderName, attempt: number): Promise<number> {
+  if (!deps.takeRequest) return 0;
+  for (;;) {
+    const wait = await deps.takeRequest(source);
+    if (wait === 0 || attempt === 0) return wait;
+    await sleep(wait, deps.signal);
+    deps.signal?.throwIfAborted();
   }
 }
 

@@ -21,6 +21,7 @@ import {
   type BackfillEnqueuer,
   type BackfillPlan,
 } from '../enrichment/backfills.ts';
+import { requestBudgetOf } from '../enrichment/providers/index.ts';
 import { listBackfills, loadEnrichmentMetrics, loadEnrichmentStatus, loadQualityReport } from '../enrichment/reports.ts';
 import { BadInputError } from '../errors.ts';
 import type { JobDefinition } from '../job-definition.ts';
@@ -200,7 +201,11 @@ export function createEnrichmentRouter(deps: EnrichmentRouterDeps): express.Rout
         status: 'queued',
         total_records_to_process: plan.estimatedBars,
         chunks_total: plan.chunksTotal,
-        estimated_duration_seconds: estimateDurationSeconds(plan, deps.config.enrichmentRateLimit),
+        // Paced by the queue's limiter and, for a source metered apart from it, by that source's budget.
+        estimated_duration_seconds: Math.max(
+          estimateDurationSeconds(plan, deps.config.enrichmentRateLimit),
+          estimateDurationSeconds(plan, requestBudgetOf(deps.config, plan.source)),
+        ),
         warnings: plan.warnings,
         timestamp: new Date(at).toISOString(),
       });

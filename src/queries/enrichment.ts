@@ -234,6 +234,37 @@ export async function recordSeriesError(sql: Sql, backfillId: string, symbol: st
     where backfill_job_id = ${backfillId} and symbol = ${symbol} and timeframe = ${timeframe}`;
 }
 
+/** A request budget: at most `max` requests in any `durationMs`. */
+export interface RequestBudget {
+  readonly max: number;
+  readonly durationMs: number;
+}
+
+/**
+ * Takes one request from a provider's budget, shared by every worker process: granted while
+ * fewer than `max` grants fall in the last `durationMs`, on PostgreSQL's clock (the one clock
+ * every worker shares). Returns 0 when granted, else the milliseconds until the oldest grant
+ * counted leaves the window (nothing taken). A sliding window, not a fixed one: two fixed
+ * windows back to back would allow twice the budget across their boundary.
+ */
+export async function takeProviderRequest(sql: Sql, provider: string, budget: RequestBudget): Promise<number> {
+  return sql.begin(async (tx) => {
+    await tx`insert into enrichment.provider_budget (provider) values (${provider}) on conflict (provider) do nothing`;
+    const [row] = await tx<{ grants: number[]; now: number }[]>`
+      select array(select (extract(epoch from g) * 1000)::float8 from unnest(grants) g order by g) as grants,
+        (extract(epoch from clock_timestamp()) * 1000)::float8 as now
+      from enrichment.provider_budget where provider = ${provider} for update`;
+    if (!row) throw new Error(`enrichment.provider_budget has no row for ${provider}`);
+    const live = row.grants.filter((at) => at > row.now - budget.durationMs);
+    if (live.length >= budget.max) return Math.max(1, Math.ceil((live[live.length - budget.max] as number) + budget.durationMs - row.now));
+    // Only grants still in the window are kept: never more than the budget.
+    await tx`
+      update enrichment.provider_budget set grants = array(select to_timestamp(ms / 1000.0) from unnest(${[...live, row.now]}::float8[]) as ms order by ms)
+      where provider = ${provider}`;
+    return 0;
+  });
+}
+
 export interface FetchLogEntry {
   symbol: string;
   timeframe: string;

@@ -1,8 +1,9 @@
 /**
  * Backfills under trouble, against the fake Polygon server: a worker SIGKILLed mid-chunk and
  * resumed equals an uninterrupted run bar for bar; a shutdown mid-fetch is no failure; 429s slow
- * a backfill without failing it, and 5xx use the attempts of one chunk only; garbage fails one
- * chunk with a clear error while the rest go on; cancel, then resume.
+ * a backfill without failing it, and 5xx use the attempts of one chunk only; polygon asked for on
+ * a synthetic deployment keeps to polygon's budget; garbage fails one chunk with a clear error
+ * while the rest go on; cancel, then resume; a resume leaves no stale error.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -247,6 +248,33 @@ describe('backfills under trouble', () => {
     const during = fake.requests.filter((r) => r.at > refused.at + 300 && r.at < refused.at + 1900);
     expect(during.map((r) => r.path)).toEqual([]);
     expect(fake.requests.filter((r) => r.status === 200)).toHaveLength(20);
+  });
+
+  it("a polygon backfill on a deployment whose default source is synthetic keeps to polygon's budget across worker processes; synthetic series go unmetered", async () => {
+    // The fake refuses a third request within 1.8 s; the budget allows two per 2 s (the margin
+    // is the time a granted request takes to arrive). A 503 makes one fetch retry in its step:
+    // the retry is a request too.
+    fake = await startFakePolygon({ maxPerWindow: 2, windowMs: 1800, fail: [{ ticker: 'MSFT', kind: '503' }] });
+    runtime = await createTestRuntime('enrich-budget', [enrichmentBackfill], {
+      POLYGON_API_KEY: fake.apiKey,
+      POLYGON_BASE_URL: fake.url,
+      POLYGON_RATE_MAX: '2',
+      POLYGON_RATE_WINDOW_MS: '2000',
+      ENRICHMENT_RETRY_BASE_MS: '20',
+    });
+    expect(runtime.config.marketDataSource).toBe('synthetic');
+    runtime.startWorkers();
+    child = await startWorkerProcess({ ...runtime.env, JOBS: 'catalogue' });
+    const sql = runtime.db.sql;
+    const polygonId = await request(runtime, { symbols: 'AAPL,MSFT', timeframes: '1d', from: '2021-01-01', to: '2023-12-31', source: 'polygon' }, 'synthetic');
+    const syntheticId = await request(runtime, { symbols: 'IBM,KO', timeframes: '1d', from: '2014-01-01', to: '2023-12-31' }, 'synthetic');
+    const polygon = await waitForStatus(sql, polygonId, TERMINAL);
+    expect(polygon).toMatchObject({ status: 'completed', chunks_done: 6, chunks_failed: 0 });
+    expect(fake.requests.map((r) => r.status).sort()).toEqual([200, 200, 200, 200, 200, 200, 503]);
+    const synthetic = await waitForStatus(sql, syntheticId, TERMINAL);
+    expect(synthetic).toMatchObject({ status: 'completed', chunks_done: 20 });
+    // Twenty synthetic chunks did not wait behind six polygon ones.
+    expect(Date.parse(String(synthetic.finished_at))).toBeLessThan(Date.parse(String(polygon.finished_at)));
   });
 
   it('a chunk another source stored is fetched again from the source asked for, whose bars replace the others', async () => {

@@ -19,7 +19,8 @@ import { createLogger } from '../../src/logger.ts';
 import { enqueueRun } from '../../src/enqueue.ts';
 import { enrichmentBackfill } from '../../jobs/enrichment-backfill.ts';
 import { enrichmentDaily } from '../../jobs/enrichment-daily.ts';
-import { replaceFeatures } from '../../src/queries/enrichment.ts';
+import { replaceFeatures, takeProviderRequest } from '../../src/queries/enrichment.ts';
+import { createDb } from '../../src/db.ts';
 import { rebuildRollups } from '../../src/rollups.ts';
 import { loadTrades } from '../../src/trade-loader.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
@@ -145,6 +146,35 @@ interface StoredBar {
 }
 
 describe('enrichment backfills', () => {
+  it("a provider's request budget grants at most its max in any window, among takers on other connections, and says how long to wait", async () => {
+    testDb = await createTestDatabase();
+    // Another worker process's pool.
+    const other = createDb(testDb.url, { max: 4 });
+    try {
+      const budget = { max: 3, durationMs: 60_000 };
+      const pools = [testDb.sql, other];
+      const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => takeProviderRequest(pools[i % 2]!, 'polygon', budget)));
+      expect(answers.filter((wait) => wait === 0)).toHaveLength(3);
+      for (const wait of answers.filter((w) => w > 0)) {
+        expect(wait).toBeGreaterThan(50_000);
+        expect(wait).toBeLessThanOrEqual(60_000);
+      }
+      // Each provider has a budget of its own.
+      expect(await takeProviderRequest(other, 'csv', budget)).toBe(0);
+      // A sliding window: once the oldest grant has left it, one more is granted, not three.
+      await testDb.sql`
+        update enrichment.provider_budget set grants = array[now() - interval '61 seconds', now() - interval '30 seconds', now() - interval '10 seconds']
+        where provider = 'polygon'`;
+      expect(await takeProviderRequest(testDb.sql, 'polygon', budget)).toBe(0);
+      const wait = await takeProviderRequest(other, 'polygon', budget);
+      expect(wait).toBeGreaterThan(25_000);
+      expect(wait).toBeLessThanOrEqual(30_000);
+      expect(await testDb.sql`select cardinality(grants)::int as n from enrichment.provider_budget where provider = 'polygon'`).toEqual([{ n: 3 }]);
+    } finally {
+      await other.end();
+    }
+  });
+
   it('stores the source bars and whole-series features, chunk by chunk, and a second request fetches nothing', async () => {
     runtime = await createTestRuntime('enrich', [enrichmentBackfill]);
     runtime.startWorkers();

@@ -51,8 +51,18 @@ describe('loadConfig', () => {
     [{ CONCURRENCY_ETL: '0' }, 'CONCURRENCY_ETL: must be a whole number from 1 to 1000'],
     [{ CONCURRENCY_FOO: '2' }, 'CONCURRENCY_FOO: unknown queue "foo"'],
     [{ STARTING_CAPITAL: '-5' }, 'STARTING_CAPITAL: must be a positive number'],
+    [{ POLYGON_RATE_MAX: '-1' }, 'POLYGON_RATE_MAX: must be a whole number ≥ 0 (0: no limit)'],
+    [{ MARKET_DATA_SOURCE: 'polygon', POLYGON_API_KEY: 'k', POLYGON_RATE_MAX: '100' }, 'POLYGON_RATE_MAX: not used when MARKET_DATA_SOURCE is polygon (ENRICHMENT_RATE_MAX / ENRICHMENT_RATE_WINDOW_MS are its budget then); unset it'],
   ])('rejects %o naming the variable', (env, expected) => {
     expect(problems(env)).toContain(expected);
+  });
+
+  it("meters polygon by its free tier's budget where it is not the default source, and by the queue's limiter where it is", () => {
+    expect(loadConfig({}).polygonRateLimit).toEqual({ max: 5, durationMs: 60000 });
+    expect(loadConfig({ MARKET_DATA_SOURCE: 'csv', MARKET_DATA_CSV_DIR: '/data', POLYGON_RATE_MAX: '100', POLYGON_RATE_WINDOW_MS: '1000' }).polygonRateLimit).toEqual({ max: 100, durationMs: 1000 });
+    expect(loadConfig({ POLYGON_RATE_MAX: '0' }).polygonRateLimit).toBeNull();
+    expect(loadConfig({ ENRICHMENT_RATE_MAX: '50' })).toMatchObject({ enrichmentRateLimit: { max: 50, durationMs: 60000 }, polygonRateLimit: { max: 5, durationMs: 60000 } });
+    expect(loadConfig({ MARKET_DATA_SOURCE: 'polygon', POLYGON_API_KEY: 'k' })).toMatchObject({ enrichmentRateLimit: { max: 5, durationMs: 60000 }, polygonRateLimit: null });
   });
 
   it('lists every bad variable at once', () => {
@@ -76,7 +86,7 @@ describe('loadConfig', () => {
   });
 
   it('takes an empty (or blank) variable as unset: its default applies, for every variable', () => {
-    const numbers = ['PORT', 'ENRICHMENT_RATE_MAX', 'ENRICHMENT_RATE_WINDOW_MS', 'ENRICHMENT_CHUNK_RETRIES', 'ENRICHMENT_RETRY_BASE_MS', 'ENRICHMENT_MAX_BARS', 'ENRICHMENT_TRIGGER_RATE', 'STARTING_CAPITAL', 'JOB_ATTEMPTS', 'JOB_BACKOFF_MS', 'ROLLUP_DEBOUNCE_MS', 'SHUTDOWN_TIMEOUT_MS', 'SCHEDULER_INTERVAL_MS', 'LOCK_DURATION_MS', 'STALLED_INTERVAL_MS', 'JOB_MAX_STALLS'];
+    const numbers = ['PORT', 'ENRICHMENT_RATE_MAX', 'ENRICHMENT_RATE_WINDOW_MS', 'POLYGON_RATE_MAX', 'POLYGON_RATE_WINDOW_MS', 'ENRICHMENT_CHUNK_RETRIES', 'ENRICHMENT_RETRY_BASE_MS', 'ENRICHMENT_MAX_BARS', 'ENRICHMENT_TRIGGER_RATE', 'STARTING_CAPITAL', 'JOB_ATTEMPTS', 'JOB_BACKOFF_MS', 'ROLLUP_DEBOUNCE_MS', 'SHUTDOWN_TIMEOUT_MS', 'SCHEDULER_INTERVAL_MS', 'LOCK_DURATION_MS', 'STALLED_INTERVAL_MS', 'JOB_MAX_STALLS'];
     const others = ['DATABASE_URL', 'SOURCE_DATABASE_URL', 'REDIS_URL', 'BULLPEN_PREFIX', 'BULLPEN_HOME', 'HOST', 'BOARD_USER', 'BOARD_PASSWORD', 'BOARD_VIEWER_USER', 'BOARD_VIEWER_PASSWORD', 'REPORTS_DIR', 'MARKET_DATA_SOURCE', 'MARKET_DATA_CSV_DIR', 'POLYGON_API_KEY', 'POLYGON_BASE_URL', 'EXCHANGE_TZ', 'LOG_LEVEL', 'SCHEDULE_TRADE_ETL', 'CONCURRENCY_ETL'];
     for (const blank of ['', '  ']) {
       const env = Object.fromEntries([...numbers, ...others].map((key) => [key, blank]));
@@ -105,7 +115,7 @@ describe('loadConfig', () => {
 
   // Node fires a longer timer after 1 ms: a 30-day shutdown grace would abort every job at once,
   // a 30-day scheduler interval would loop.
-  it.each(['SHUTDOWN_TIMEOUT_MS', 'SCHEDULER_INTERVAL_MS', 'LOCK_DURATION_MS', 'STALLED_INTERVAL_MS', 'JOB_BACKOFF_MS', 'ROLLUP_DEBOUNCE_MS', 'ENRICHMENT_RATE_WINDOW_MS', 'ENRICHMENT_RETRY_BASE_MS'])(
+  it.each(['SHUTDOWN_TIMEOUT_MS', 'SCHEDULER_INTERVAL_MS', 'LOCK_DURATION_MS', 'STALLED_INTERVAL_MS', 'JOB_BACKOFF_MS', 'ROLLUP_DEBOUNCE_MS', 'ENRICHMENT_RATE_WINDOW_MS', 'POLYGON_RATE_WINDOW_MS', 'ENRICHMENT_RETRY_BASE_MS'])(
     'refuses a %s longer than the longest timer Node keeps (2^31 − 1 ms)',
     (key) => {
       expect(problems({ [key]: String(30 * 24 * 3600 * 1000) })).toContain(`${key}: must be a whole number of milliseconds from ${key === 'ROLLUP_DEBOUNCE_MS' ? 0 : 1} to 2147483647 (about 24.8 days, the longest timer Node keeps)`);

@@ -35,3 +35,13 @@ function createProvider(name: ProviderName, settings: ProviderSettings): MarketD
       return createPolygonProvider({ apiKey: settings.polygonApiKey, baseUrl: settings.polygonBaseUrl });
   }
 }
+
+/**
+ * The budget a fetch from `name` takes a request from in the job (takeProviderRequest), or null.
+ * The enrichment queue's BullMQ limiter is the default source's budget (ENRICHMENT_RATE_MAX) and
+ * meters every job on it alike, so a source with a budget of its own that is not the default
+ * (polygon on a synthetic deployment) would go unmetered but for this. Local sources have none.
+ */
+export function requestBudgetOf(config: Pick<Config, 'polygonRateLimit'>, name: ProviderName): Config['polygonRateLimit'] {
+  return name === 'polygon' ? config.polygonRateLimit : null;
+}
