@@ -13,11 +13,11 @@ import { SYMBOL_PATTERN } from './enrichment/backfills.ts';
 import { BadInputError } from './errors.ts';
 import { parseSymbol } from './http/enrichment.ts';
 import { parseDateParam } from './http/params.ts';
-import { assertKnownSector, assertScoredSector, resolveRsDate, RS_MAX_LIMIT, RS_REFRESH_HINT, RsNotFoundError } from './http/rs.ts';
+import { assertKnownSector, assertScoredSector, describeRsPage, resolveRsDate, RS_MAX_LIMIT, RS_MAX_OFFSET, RS_REFRESH_HINT, RsNotFoundError } from './http/rs.ts';
 import type { Logger } from './logger.ts';
 import { migrate } from './migrate.ts';
 import { MARKET_BENCHMARK } from './queries/rs.ts';
-import { loadRsDateCounts, loadRsTable, loadSectors, loadUniverse, loadUniverseMember, type RsTableRow, type UniverseMember } from './queries/rs-read.ts';
+import { countRsTable, loadRsDateCounts, loadRsTable, loadSectors, loadUniverse, loadUniverseMember, type RsTableRow, type UniverseMember } from './queries/rs-read.ts';
 
 /** What cli.ts lends this module: its configuration loading and its one-shot logger. */
 export interface RsCommandContext {
@@ -85,6 +85,10 @@ export interface RsTableView {
   sector?: string;
   leadersOnly: boolean;
   top: number;
+  /** Rows of the order skipped (`--offset`): the first row shown ranks offset + 1. */
+  offset: number;
+  /** Rows the filters match in all. */
+  total: number;
   counts: { symbols: number; scored: number; rated: number };
   rows: readonly RsTableRow[];
 }
@@ -92,8 +96,9 @@ export interface RsTableView {
 /** The header line and table `bullpen rs` prints. */
 export function renderRsTable(v: RsTableView): string {
   const filters = [v.sector ? `sector ${v.sector}` : '', v.leadersOnly ? 'sector leaders only' : ''].filter(Boolean).join(', ');
+  const shown = v.offset === 0 ? `top ${v.top}` : `from rank ${v.offset + 1}, ${v.top} rows`;
   const lines = [
-    `RS as of ${v.asOf}: ${v.counts.scored} of ${v.counts.symbols} symbols scored, ${v.counts.rated} stocks rated; top ${v.top}${filters ? ` (${filters})` : ''}`,
+    `RS as of ${v.asOf}: ${v.counts.scored} of ${v.counts.symbols} symbols scored, ${v.counts.rated} stocks rated; ${shown}${filters ? ` (${filters})` : ''}`,
   ];
   if (v.rows.length === 0) {
     lines.push('no symbol matches');
@@ -102,7 +107,7 @@ export function renderRsTable(v: RsTableView): string {
   const withNotes = v.rows.some((r) => r.note);
   const header = ['RANK', 'SYMBOL', 'SECTOR', 'RATING', 'SCORE', '3M', '12M', 'LEADER', ...(withNotes ? ['NOTE'] : [])];
   const rows = v.rows.map((r, i) => [
-    String(i + 1),
+    String(v.offset + i + 1),
     r.symbol,
     r.sector_name ?? '—',
     r.rs_rating === null ? '—' : String(r.rs_rating),
@@ -114,11 +119,14 @@ export function renderRsTable(v: RsTableView): string {
   ]);
   lines.push(...table(header, rows, new Set([0, 3, 4, 5, 6])));
   if (v.rows.some((r) => r.is_sector_leader)) lines.push('* sector leader: top 20% of RS score in its sector');
+  const next = v.offset + v.rows.length;
+  if (next < v.total) lines.push(`${v.total - next} more ${v.total - next === 1 ? 'row' : 'rows'}: --offset ${next}`);
   return lines.join('\n');
 }
 
 interface RsOptions {
   top: number;
+  offset: number;
   sector?: string;
   leaders?: boolean;
   date?: string;
@@ -144,11 +152,13 @@ async function commandRs(ctx: RsCommandContext, options: RsOptions): Promise<num
     // The sector a row was scored in that day: a date before a rename is asked for by its name then.
     if (options.sector !== undefined) await assertScoredSector(db, asOf, options.sector, '--sector');
     const leadersOnly = Boolean(options.leaders);
-    const rows = await loadRsTable(db, { date: asOf, sector: options.sector, leadersOnly, limit: options.top });
+    const total = await countRsTable(db, { date: asOf, sector: options.sector, leadersOnly });
+    const rows = await loadRsTable(db, { date: asOf, sector: options.sector, leadersOnly, limit: options.top, offset: options.offset });
     if (options.json) {
-      out(JSON.stringify({ as_of_date: asOf, sector: options.sector ?? null, leaders_only: leadersOnly, symbols: rows }, null, 2));
+      const page = describeRsPage(total, options.offset, options.top);
+      out(JSON.stringify({ as_of_date: asOf, sector: options.sector ?? null, leaders_only: leadersOnly, ...page, symbols: rows }, null, 2));
     } else {
-      out(renderRsTable({ asOf, sector: options.sector, leadersOnly, top: options.top, counts: await loadRsDateCounts(db, asOf), rows }));
+      out(renderRsTable({ asOf, sector: options.sector, leadersOnly, top: options.top, offset: options.offset, total, counts: await loadRsDateCounts(db, asOf), rows }));
     }
     return 0;
   });
@@ -314,15 +324,22 @@ function parseTop(value: string): number {
   return n;
 }
 
+function parseOffset(value: string): number {
+  const n = /^\d{1,9}$/.test(value) ? Number(value) : NaN;
+  if (!(n >= 0 && n <= RS_MAX_OFFSET)) throw new InvalidArgumentError(`must be a whole number from 0 to ${RS_MAX_OFFSET}`);
+  return n;
+}
+
 /** `rs` and `universe` with its subcommands. */
 export function createRsCommands(ctx: RsCommandContext): Command[] {
   const rs = new Command('rs')
     .description('relative-strength table of a scored date: rank, symbol, sector, RS rating and score, 3- and 12-month returns, sector leaders')
     .option('--top <n>', `how many rows (1–${RS_MAX_LIMIT})`, parseTop, 20)
+    .option('--offset <n>', 'rows of the table to skip first, to read past --top (the next page)', parseOffset, 0)
     .option('--sector <name>', 'only this sector (exact name, as in bullpen universe list)')
     .option('--leaders', 'only sector leaders (top 20% of RS score in their sector)')
     .option('--date <date>', 'as-of date YYYY-MM-DD (default: the newest scored)')
-    .option('--json', 'print JSON (the shape of GET /api/v1/rs)')
+    .option('--json', 'print JSON (the shape of GET /api/v1/rs, without its next link)')
     .action(async (options: RsOptions) => {
       process.exitCode = await commandRs(ctx, options);
     });

@@ -5,8 +5,12 @@
  * field (a sector: one of the date's rows), 404 a date never scored (or nothing scored at all)
  * and an unknown symbol.
  *
- *   GET /api/v1/rs?sector=&leaders=true&date=YYYY-MM-DD&limit=100
+ *   GET /api/v1/rs?sector=&leaders=true&date=YYYY-MM-DD&limit=100&offset=0
  *   GET /api/v1/rs/:symbol?days=30
+ *
+ * The table is read in pages of at most RS_MAX_LIMIT rows by offset and limit (the form `limit`
+ * already had); each answer says how many rows match in all and, when more follow, the next
+ * page's offset and path, the latter pinned to the date answered.
  */
 import express from 'express';
 import { describeDate, isTradingDay } from '../analytics/calendar.ts';
@@ -14,6 +18,7 @@ import type { Sql } from '../db.ts';
 import { BadInputError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import {
+  countRsTable,
   hasRsDate,
   loadLatestRsDate,
   loadLatestRsDateOnOrBefore,
@@ -30,6 +35,8 @@ import { parseBoundedInt, parseDateParam, singleParam } from './params.ts';
 /** Rows a table answer holds at most, and by default. */
 export const RS_MAX_LIMIT = 5000;
 export const RS_DEFAULT_LIMIT = 100;
+/** The largest offset a table page may start at: past any universe's size, bounded so a typo of many digits is refused. */
+export const RS_MAX_OFFSET = 1_000_000;
 /** As-of dates a history answer holds at most, and by default. */
 export const RS_MAX_DAYS = 1000;
 export const RS_DEFAULT_DAYS = 30;
@@ -75,6 +82,18 @@ export async function assertScoredSector(db: Sql, date: string, sector: string, 
   if (!sectors.includes(sector)) {
     throw new BadInputError(`${field}: unknown sector ${JSON.stringify(sector)} for ${date}; sectors scored that date: ${sectors.join(', ') || 'none'}`);
   }
+}
+
+/** What a page of the table says besides its rows: how many match, and where the next page starts (null on the last). */
+export interface RsPage {
+  total: number;
+  offset: number;
+  limit: number;
+  next_offset: number | null;
+}
+
+export function describeRsPage(total: number, offset: number, limit: number): RsPage {
+  return { total, offset, limit, next_offset: offset + limit < total ? offset + limit : null };
 }
 
 /** "a Saturday", "Thanksgiving Day": why NYSE had no session on a date that is not a trading day. */
@@ -128,10 +147,29 @@ export function createRsRouter(deps: RsRouterDeps): express.Router {
       const sector = singleParam(req.query.sector, 'sector');
       const leadersOnly = parseLeaders(req.query.leaders);
       const limit = parseBoundedInt(req.query.limit, 'limit', 1, RS_MAX_LIMIT, RS_DEFAULT_LIMIT);
+      const offset = parseBoundedInt(req.query.offset, 'offset', 0, RS_MAX_OFFSET, 0);
       const date = await resolveRsDate(deps.db, asked);
       if (sector !== undefined) await assertScoredSector(deps.db, date, sector);
-      const symbols = await loadRsTable(deps.db, { date, sector, leadersOnly, limit });
-      res.json({ as_of_date: date, sector: sector ?? null, leaders_only: leadersOnly, symbols });
+      const total = await countRsTable(deps.db, { date, sector, leadersOnly });
+      const symbols = await loadRsTable(deps.db, { date, sector, leadersOnly, limit, offset });
+      const page = describeRsPage(total, offset, limit);
+      // The next page names the date answered: without it, a date scored between two pages would
+      // turn the rest of the reading into another date's rows.
+      const nextQuery = page.next_offset === null ? null : new URLSearchParams({
+        date,
+        ...(sector !== undefined ? { sector } : {}),
+        ...(leadersOnly ? { leaders: 'true' } : {}),
+        limit: String(limit),
+        offset: String(page.next_offset),
+      });
+      res.json({
+        as_of_date: date,
+        sector: sector ?? null,
+        leaders_only: leadersOnly,
+        ...page,
+        next: nextQuery === null ? null : `${req.baseUrl}/rs?${nextQuery.toString()}`,
+        symbols,
+      });
     }),
   );
 

@@ -29,6 +29,8 @@ export interface RsTableQuery {
   sector?: string;
   leadersOnly: boolean;
   limit: number;
+  /** Rows of the order skipped first (a page after the first). */
+  offset: number;
 }
 
 /** One as-of date of a symbol's history. */
@@ -106,7 +108,8 @@ export async function loadRsDateCounts(sql: Sql, date: string): Promise<{ symbol
 
 /**
  * A scored date's rows, best first: rating descending (unrated last), then score descending
- * (unscored last), then symbol, so equal ratings keep one order.
+ * (unscored last), then symbol. The symbol is unique within a date, so the order is total: pages
+ * read with offsets neither skip nor repeat a row (of a date not scored again meanwhile).
  */
 export async function loadRsTable(sql: Sql, q: RsTableQuery): Promise<RsTableRow[]> {
   const sector = q.sector ?? null;
@@ -119,7 +122,18 @@ export async function loadRsTable(sql: Sql, q: RsTableQuery): Promise<RsTableRow
       and (${sector}::text is null or s.sector_name = ${sector}::text)
       and (not ${q.leadersOnly}::boolean or s.is_sector_leader)
     order by s.rs_rating desc nulls last, s.rs_score desc nulls last, s.symbol
-    limit ${q.limit}`;
+    limit ${q.limit} offset ${q.offset}`;
+}
+
+/** How many rows loadRsTable's filters match in all (its limit and offset aside). */
+export async function countRsTable(sql: Sql, q: Omit<RsTableQuery, 'limit' | 'offset'>): Promise<number> {
+  const sector = q.sector ?? null;
+  const [row] = await sql<{ n: number }[]>`
+    select count(*)::int as n from market.rs_scores s
+    where s.as_of_date = ${q.date}::date
+      and (${sector}::text is null or s.sector_name = ${sector}::text)
+      and (not ${q.leadersOnly}::boolean or s.is_sector_leader)`;
+  return row?.n ?? 0;
 }
 
 /** The universe row of a symbol, or undefined. */

@@ -1,7 +1,7 @@
 /**
  * `bullpen rs` and `bullpen universe` as a user runs them: the note before anything is scored,
- * the table of a small scored universe (filters, JSON, a date never scored, a sector renamed
- * since), and adding, changing, listing and removing symbols (a coin: not scored, its backfill
+ * the table of a small scored universe (filters, JSON, pages with --offset, a date never scored,
+ * a sector renamed since), and adding, changing, listing and removing symbols (a coin: not scored, its backfill
  * command fetching it as crypto), bad input refused with exit code 1.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -132,13 +132,16 @@ describe('bullpen rs', () => {
       await publishCurrentScores(tx as unknown as Sql, AS_OF);
     });
 
-    const [top, energy, json, notScored, badSector, badDate] = await Promise.all([
+    const [top, energy, json, notScored, badSector, badDate, page, jsonPage, badOffset] = await Promise.all([
       bullpen(['rs', '--top', '3']),
       bullpen(['rs', '--sector', 'Energy', '--leaders']),
       bullpen(['rs', '--json', '--top', '2']),
       bullpen(['rs', '--date', '2026-11-13']),
       bullpen(['rs', '--sector', 'Tech']),
       bullpen(['rs', '--date', '2026-13-01']),
+      bullpen(['rs', '--top', '2', '--offset', '2']),
+      bullpen(['rs', '--json', '--top', '3', '--offset', '6']),
+      bullpen(['rs', '--offset', '-1']),
     ]);
 
     expect(top.code).toBe(0);
@@ -150,6 +153,21 @@ describe('bullpen rs', () => {
     expect(top.output).toMatch(/^\s+3\s+BBB\s+Information Technology\s+50\s+\+10\.00\s+\+20\.0%\s+\+20\.0%$/m);
     expect(top.output).not.toMatch(/^\s+4\s/m);
     expect(top.output).toContain('* sector leader: top 20% of RS score in its sector');
+    expect(top.output).toContain('5 more rows: --offset 3');
+
+    // The next page: ranks go on from the offset.
+    expect(page.code, page.output).toBe(0);
+    expect(page.output).toContain(`RS as of ${AS_OF}: 8 of 8 symbols scored, 5 stocks rated; from rank 3, 2 rows\n`);
+    expect(page.output).toMatch(/^\s+3\s+BBB\s+Information Technology\s+50\s/m);
+    expect(page.output).toMatch(/^\s+4\s+CCC\s/m);
+    expect(page.output).not.toMatch(/^\s+[125]\s/m);
+    expect(page.output).toContain('4 more rows: --offset 4');
+    expect(jsonPage.code, jsonPage.output).toBe(0);
+    const lastPage = JSON.parse(jsonPage.output) as { total: number; offset: number; limit: number; next_offset: number | null; symbols: { symbol: string }[] };
+    expect(lastPage).toMatchObject({ total: 8, offset: 6, limit: 3, next_offset: null });
+    expect(lastPage.symbols.map((r) => r.symbol)).toEqual(['XLE', 'XLK']);
+    expect(badOffset.code).toBe(1);
+    expect(badOffset.output).toMatch(/--offset.*must be a whole number from 0 to 1000000/);
 
     expect(energy.code).toBe(0);
     expect(energy.output).toContain(`RS as of ${AS_OF}: 8 of 8 symbols scored, 5 stocks rated; top 20 (sector Energy, sector leaders only)`);
@@ -158,7 +176,7 @@ describe('bullpen rs', () => {
 
     expect(json.code).toBe(0);
     const parsed = JSON.parse(json.output) as { as_of_date: string; symbols: { symbol: string; rs_rating: number }[] };
-    expect(parsed).toMatchObject({ as_of_date: AS_OF, sector: null, leaders_only: false });
+    expect(parsed).toMatchObject({ as_of_date: AS_OF, sector: null, leaders_only: false, total: 8, offset: 0, limit: 2, next_offset: 2 });
     expect(parsed.symbols.map((s) => [s.symbol, s.rs_rating])).toEqual([['FFF', 99], ['AAA', 75]]);
 
     expect(notScored.code).toBe(1);

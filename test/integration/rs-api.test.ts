@@ -2,7 +2,7 @@
  * GET /api/v1/rs and /api/v1/rs/:symbol as a client sees them, over a small universe scored for
  * two dates by the real statement: the newest date by default, a chosen date, sector and
  * leaders filters (a date's sectors as scored, whatever the universe says since), the limit,
- * 404s (a date not scored, a date that is no NYSE session, nothing scored, an unknown symbol),
+ * pages (offset, total, the next page pinned to the date), 404s (a date not scored, a date that is no NYSE session, nothing scored, an unknown symbol),
  * 400s naming the field, a symbol's history.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -142,6 +142,39 @@ describe('GET /api/v1/rs', () => {
     expect(blank.body.as_of_date).not.toBe(PREVIOUS);
   });
 
+  it('pages a date with limit and offset in one stable order, ties included, saying how many rows match and where the next page starts', async () => {
+    const whole = await get('/api/v1/rs?limit=5000');
+    expect(whole.body).toMatchObject({ as_of_date: AS_OF, total: 11, offset: 0, limit: 5000, next_offset: null, next: null });
+    const first = await get('/api/v1/rs?limit=3');
+    // The next page is pinned to the date answered: a date scored meanwhile does not shift it.
+    expect(first.body).toMatchObject({ as_of_date: AS_OF, total: 11, offset: 0, limit: 3, next_offset: 3, next: `/api/v1/rs?date=${AS_OF}&limit=3&offset=3` });
+    // Following `next` reads every row once, in the order of the whole table.
+    for (const [date, limit] of [[AS_OF, 3], [PREVIOUS, 2]] as const) {
+      const all = symbolsOf((await get(`/api/v1/rs?date=${date}&limit=5000`)).body);
+      const seen: unknown[] = [];
+      let next: unknown = `/api/v1/rs?date=${date}&limit=${limit}`;
+      for (let page = 0; typeof next === 'string'; page++) {
+        expect(page).toBeLessThan(all.length);
+        const { status, body } = await get(next);
+        expect(status).toBe(200);
+        expect(body.total).toBe(all.length);
+        seen.push(...symbolsOf(body));
+        next = body.next;
+      }
+      expect(seen).toEqual(all);
+    }
+    // The filters go with the next page.
+    const energy = await get('/api/v1/rs?sector=Energy&leaders=false&limit=2');
+    expect(energy.body).toMatchObject({ total: 4, next_offset: 2, next: `/api/v1/rs?date=${AS_OF}&sector=Energy&limit=2&offset=2` });
+    const itLeaders = await get(`/api/v1/rs?sector=${encodeURIComponent('Information Technology')}&leaders=true&limit=1`);
+    expect(itLeaders.body).toMatchObject({ total: 1, next_offset: null, next: null });
+    expect(symbolsOf((await get(`/api/v1/rs?sector=${encodeURIComponent('Information Technology')}&offset=1&limit=2`)).body)).toEqual(['EEE', 'BBB']);
+    // Past the end: no rows, no next page, the total still said.
+    const past = await get('/api/v1/rs?offset=11');
+    expect(past.status).toBe(200);
+    expect(past.body).toMatchObject({ total: 11, offset: 11, limit: 100, next_offset: null, next: null, symbols: [] });
+  });
+
   it('filters by exact sector name and by sector leaders', async () => {
     const energy = await get('/api/v1/rs?sector=Energy');
     expect(energy.status).toBe(200);
@@ -164,6 +197,10 @@ describe('GET /api/v1/rs', () => {
     ['a limit of 0', 'limit=0', /^limit: must be a whole number from 1 to 5000/],
     ['a limit above 5000', 'limit=5001', /^limit: must be a whole number from 1 to 5000/],
     ['a limit that is no number', 'limit=ten', /^limit: must be a whole number from 1 to 5000/],
+    ['a negative offset', 'offset=-1', /^offset: must be a whole number from 0 to 1000000 \(got "-1"\)$/],
+    ['an offset that is no whole number', 'offset=1.5', /^offset: must be a whole number from 0 to 1000000/],
+    ['an offset above 1000000', 'offset=1000001', /^offset: must be a whole number from 0 to 1000000/],
+    ['an offset given twice', 'offset=1&offset=2', /^offset: give it once/],
   ])('answers 400 naming the field for %s', async (_label, query, detail) => {
     const { status, body } = await get(`/api/v1/rs?${query}`);
     expect(status).toBe(400);
