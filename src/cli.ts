@@ -11,6 +11,7 @@ import { loadConfig, type Config } from './config.ts';
 import { formatTick, nextTicks } from './cron.ts';
 import { loadWarehouseTotals, renderEtlSummary, renderNextSteps, renderReportSummary, renderRollupsSummary, renderSeeded } from './demo/report.ts';
 import { DEMO_DAYS, seedDemoIfEmpty } from './demo/seed-if-empty.ts';
+import { listOltpTablesWithRows } from './demo/seed.ts';
 import { enqueueRun, parsePayload, retryIfFailed, type Enqueued } from './enqueue.ts';
 import { BadInputError, ConfigError, coerceError } from './errors.ts';
 import type { JobDefinition } from './job-definition.ts';
@@ -252,7 +253,8 @@ async function commandDemo(options: { days: number; daysGiven: boolean }): Promi
     if (seeded) {
       out(renderSeeded(seeded, options.days));
     } else {
-      out('oltp.executions already holds rows: not seeding (bullpen never writes demo rows into a non-empty oltp)');
+      const holding = await listOltpTablesWithRows(services.sourceDb);
+      out(`oltp already holds rows${holding.length > 0 ? ` (${holding.join(', ')})` : ''}: not seeding (bullpen never writes demo rows into a non-empty oltp)`);
       if (options.daysGiven) out(`--days ${options.days} is ignored`);
     }
     out('');

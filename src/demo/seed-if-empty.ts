@@ -1,6 +1,7 @@
 /**
  * When bullpen seeds the demo history: `bullpen demo` on any database whose oltp is empty,
- * and `bullpen start` only on the embedded default. Never into an oltp that holds executions.
+ * and `bullpen start` only on the embedded default. Never into an oltp that holds rows, in any
+ * of its tables.
  */
 import type { Config } from '../config.ts';
 import type { Sql } from '../db.ts';
@@ -19,7 +20,7 @@ export interface DemoSeedOptions {
 }
 
 /**
- * Seeds the demo history into `sql`'s oltp if oltp.executions is empty and returns what was
+ * Seeds the demo history into `sql`'s oltp if every oltp table is empty and returns what was
  * seeded, or undefined when oltp already held rows. A session advisory lock spans the check
  * and the seed, so two processes starting together on one database seed it once: the second
  * waits, then finds rows.

@@ -142,8 +142,29 @@ export async function seedDemoHistory(sql: Sql, history: DemoHistory): Promise<D
   });
 }
 
-/** True when oltp holds no executions: the demo (or `npm start` on the embedded default) may seed. */
+/**
+ * The tables of schema oltp holding at least one row (`oltp.accounts`, …), every table of the
+ * schema counted, not only those the demo writes: a source with its accounts loaded but no
+ * fills yet is someone's data all the same, and the demo's ids (accounts 101–110, …) would
+ * collide with theirs.
+ */
+export async function listOltpTablesWithRows(sql: Sql): Promise<string[]> {
+  // A partitioned table is asked once, through its parent, which covers its partitions.
+  const tables = await sql<{ name: string }[]>`
+    select c.relname as name
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace
+    where n.nspname = 'oltp' and c.relkind in ('r', 'p') and not c.relispartition
+    order by c.relname`;
+  const holding: string[] = [];
+  for (const { name } of tables) {
+    // The name comes from the catalogue, quoted as an identifier: no input reaches this text.
+    const [row] = await sql.unsafe<{ any: boolean }[]>(`select exists (select 1 from oltp."${name.replace(/"/g, '""')}") as any`);
+    if (row?.any) holding.push(`oltp.${name}`);
+  }
+  return holding;
+}
+
+/** True when no table of oltp holds a row: the demo (or `npm start` on the embedded default) may seed. */
 export async function isOltpEmpty(sql: Sql): Promise<boolean> {
-  const rows = await sql<{ any: boolean }[]>`select exists (select 1 from oltp.executions) as any`;
-  return rows[0]?.any !== true;
+  return (await listOltpTablesWithRows(sql)).length === 0;
 }

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isOltpEmpty, seedDemoHistory } from '../../src/demo/seed.ts';
+import { isOltpEmpty, listOltpTablesWithRows, seedDemoHistory } from '../../src/demo/seed.ts';
 import { generateDemoHistory, type DemoHistory, type ExecutionRow } from '../../src/demo/synthetic.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 
@@ -95,5 +95,44 @@ describe('seedDemoHistory', () => {
 
     const [row] = await db.sql<Array<{ n: number }>>`select count(*)::int as n from oltp.accounts`;
     expect(row?.n).toBe(history.accounts.length);
+  });
+});
+
+describe('isOltpEmpty', () => {
+  let empty: TestDatabase;
+
+  beforeAll(async () => {
+    empty = await createTestDatabase();
+  });
+
+  afterAll(async () => {
+    await empty?.drop();
+  });
+
+  it.each([
+    ['accounts', 'account_id'],
+    ['instruments', 'instrument_id'],
+    ['strategies', 'strategy_id'],
+    ['orders', 'order_id'],
+    ['executions', 'execution_id'],
+  ])('a row in oltp.%s alone makes oltp non-empty', async (table, key) => {
+    expect(await isOltpEmpty(empty.sql)).toBe(true);
+    await empty.sql.unsafe(`insert into oltp.${table} (${key}) values (1)`);
+    try {
+      expect(await listOltpTablesWithRows(empty.sql)).toEqual([`oltp.${table}`]);
+      expect(await isOltpEmpty(empty.sql)).toBe(false);
+    } finally {
+      await empty.sql.unsafe(`delete from oltp.${table}`);
+    }
+  });
+
+  it('counts a table of the source the demo does not write', async () => {
+    await empty.sql`create table oltp.positions (position_id bigint primary key)`;
+    await empty.sql`insert into oltp.positions values (1)`;
+    try {
+      expect(await listOltpTablesWithRows(empty.sql)).toEqual(['oltp.positions']);
+    } finally {
+      await empty.sql`drop table oltp.positions`;
+    }
   });
 });

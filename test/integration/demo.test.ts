@@ -11,6 +11,7 @@ import type { Sql } from '../../src/db.ts';
 import { seedDemoIfEmbeddedAndEmpty, seedDemoIfEmpty } from '../../src/demo/seed-if-empty.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { spawnNode } from '../helpers/processes.ts';
+import { TEST_REDIS_URL, cleanupPrefix, createTestPrefix } from '../helpers/redis.ts';
 import { createTestRuntime, type TestRuntime } from '../helpers/runtime.ts';
 
 const NOW = new Date('2026-03-20T14:00:00Z');
@@ -31,8 +32,8 @@ describe('bullpen demo', () => {
     await rt?.close();
   });
 
-  async function bullpen(args: string[]) {
-    const child = spawnNode('bin/bullpen.js', args, rt.env);
+  async function bullpen(args: string[], env: Record<string, string> = {}) {
+    const child = spawnNode('bin/bullpen.js', args, { ...rt.env, ...env });
     const { code } = await child.exited;
     return { code, output: child.output() };
   }
@@ -70,12 +71,34 @@ describe('bullpen demo', () => {
     const before = await countRows(rt.db.sql, 'oltp.executions');
     const { code, output } = await bullpen(['demo', '--days', '7']);
     expect(code, output).toBe(0);
-    expect(output).toContain('oltp.executions already holds rows: not seeding');
+    expect(output).toContain('oltp already holds rows (oltp.accounts, oltp.executions, oltp.instruments, oltp.orders, oltp.strategies): not seeding');
     expect(output).toContain('--days 7 is ignored');
     expect(output).not.toContain('seeded');
     expect(output).toContain('trade-etl succeeded');
     expect(output).toMatch(/build-rollups succeeded: (rebuilt|nothing was stale)/);
     expect(await countRows(rt.db.sql, 'oltp.executions')).toBe(before);
+  });
+
+  it('writes nothing into an oltp holding reference data but no executions, even where the demo’s ids collide', async () => {
+    const db = await createTestDatabase();
+    const prefix = createTestPrefix('demo-accounts');
+    try {
+      // A source with its accounts loaded but no fills yet; the demo's accounts are 101–110.
+      await db.sql`insert into oltp.accounts (account_id, account_number, account_name) values (101, 'REAL-101', 'A real account')`;
+      const { code, output } = await bullpen(['demo', '--days', '2'], { DATABASE_URL: db.url, BULLPEN_PREFIX: prefix });
+      expect(code, output).toBe(0);
+      expect(output).toContain('oltp already holds rows (oltp.accounts): not seeding');
+      expect(output).toContain('--days 2 is ignored');
+      expect(output).not.toMatch(/^\s+at /m);
+      const [counts] = await db.sql<{ accounts: number; instruments: number; strategies: number; orders: number; executions: number }[]>`
+        select (select count(*)::int from oltp.accounts) as accounts, (select count(*)::int from oltp.instruments) as instruments,
+               (select count(*)::int from oltp.strategies) as strategies, (select count(*)::int from oltp.orders) as orders,
+               (select count(*)::int from oltp.executions) as executions`;
+      expect(counts).toEqual({ accounts: 1, instruments: 0, strategies: 0, orders: 0, executions: 0 });
+    } finally {
+      await db.drop();
+      await cleanupPrefix(TEST_REDIS_URL, prefix);
+    }
   });
 
   it('refuses a bad --days', async () => {
@@ -131,6 +154,13 @@ describe('seeding at start (seedDemoIfEmbeddedAndEmpty)', () => {
     const before = await countRows(db.sql, 'oltp.executions');
     expect(await seedDemoIfEmbeddedAndEmpty({ config: loadConfig({}), sourceDb: db.sql, logger }, { days: 5, now: NOW })).toBeUndefined();
     expect(await countRows(db.sql, 'oltp.executions')).toBe(before);
+    expect(logLines).toHaveLength(0);
+  });
+
+  it('on the embedded default with accounts but no executions, does not seed', async () => {
+    await db.sql`insert into oltp.accounts (account_id, account_number) values (101, 'REAL-101')`;
+    expect(await seedDemoIfEmbeddedAndEmpty({ config: loadConfig({}), sourceDb: db.sql, logger }, { days: 5, now: NOW })).toBeUndefined();
+    expect(await countRows(db.sql, 'oltp.executions')).toBe(0);
     expect(logLines).toHaveLength(0);
   });
 
