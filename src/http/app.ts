@@ -168,18 +168,38 @@ export function formatHost(host: string): string {
   return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
 }
 
-/** Listens on `host:port` (0 picks a free port); rejects if the port cannot be bound. */
+/** Why listening failed, for the errors an operator's PORT or HOST causes; undefined for any other. */
+function describeListenError(error: NodeJS.ErrnoException, host: string, port: number): string | undefined {
+  switch (error.code) {
+    case 'EADDRINUSE':
+      return `cannot listen on ${host}:${port} (PORT, HOST): the port is in use`;
+    case 'EACCES':
+      return `cannot listen on ${host}:${port} (PORT, HOST): not allowed`;
+    case 'EADDRNOTAVAIL':
+      return `cannot listen on ${host}:${port} (PORT, HOST): no such address here`;
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `HOST: cannot listen on "${host}": ${error.code === 'ENOTFOUND' ? 'no such host' : 'its name could not be resolved now'}; HOST is an address of this machine (127.0.0.1, ::1 or localhost for loopback; 0.0.0.0 or :: for every interface) or a name resolving to one`;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Listens on `host:port` (0 picks a free port); rejects with a ConfigError naming PORT or HOST
+ * when the port or the host cannot be bound.
+ */
 export async function startHttpServer(app: express.Express, host: string, port: number): Promise<HttpServer> {
   const server = createServer(app);
+  // An IPv6 address may be given as in a URL ([::1]); listen() takes it bare.
+  const address = /^\[.*\]$/.test(host) ? host.slice(1, -1) : host;
   await new Promise<void>((resolve, reject) => {
-    const onError = (error: NodeJS.ErrnoException) =>
-      reject(
-        error.code === 'EADDRINUSE' || error.code === 'EACCES' || error.code === 'EADDRNOTAVAIL'
-          ? new ConfigError(`cannot listen on ${host}:${port} (PORT, HOST): ${error.code === 'EADDRINUSE' ? 'the port is in use' : error.code === 'EACCES' ? 'not allowed' : 'no such address here'}`, { cause: error })
-          : error,
-      );
+    const onError = (error: NodeJS.ErrnoException) => {
+      const message = describeListenError(error, host, port);
+      reject(message === undefined ? error : new ConfigError(message, { cause: error }));
+    };
     server.once('error', onError);
-    server.listen(port, host, () => {
+    server.listen(port, address, () => {
       server.off('error', onError);
       resolve();
     });
@@ -187,7 +207,7 @@ export async function startHttpServer(app: express.Express, host: string, port: 
   const bound = (server.address() as AddressInfo).port;
   let closing: Promise<void> | undefined;
   return {
-    url: `http://${formatHost(host)}:${bound}`,
+    url: `http://${formatHost(address)}:${bound}`,
     port: bound,
     close() {
       closing ??= new Promise<void>((resolve, reject) => {

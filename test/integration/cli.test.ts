@@ -8,7 +8,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadRun } from '../../src/runs.ts';
 import { spawnNode, startWorkerProcess, waitFor, type Child } from '../helpers/processes.ts';
-import { createTestPrefix } from '../helpers/redis.ts';
+import { TEST_REDIS_URL, cleanupPrefix, createTestPrefix } from '../helpers/redis.ts';
+import { findFreePort } from '../helpers/services.ts';
 import { createTestRuntime, type TestRuntime } from '../helpers/runtime.ts';
 import { JOBS } from '../../jobs/index.ts';
 
@@ -28,6 +29,26 @@ async function bullpen(args: string[], env: Record<string, string> = {}) {
   const child = spawnNode('bin/bullpen.js', args, { ...rt.env, ...env });
   const { code } = await child.exited;
   return { code, output: child.output() };
+}
+
+/**
+ * Runs `bullpen start` with `env` (its own prefix) until `url` answers /healthz, hands the child
+ * to `check`, then stops it with SIGTERM and removes the prefix's keys.
+ */
+async function whileStarted(args: string[], env: Record<string, string>, url: string, check: (child: Child) => Promise<void>): Promise<void> {
+  const prefix = createTestPrefix('cli-start');
+  const child = spawnNode('bin/bullpen.js', ['start', ...args], { ...rt.env, BULLPEN_PREFIX: prefix, ...env });
+  let exited = false;
+  void child.exited.then(() => (exited = true));
+  try {
+    await waitFor(async () => exited || (await fetch(`${url}/healthz`).then((r) => r.ok, () => false)), 45_000, () => `${url}/healthz:\n${child.output()}`);
+    expect(exited, child.output()).toBe(false);
+    await check(child);
+  } finally {
+    child.kill('SIGTERM');
+    await child.exited;
+    await cleanupPrefix(TEST_REDIS_URL, prefix);
+  }
 }
 
 describe('bullpen CLI', () => {
@@ -174,5 +195,27 @@ describe('bullpen CLI', () => {
     const parsed = JSON.parse(json.output) as { schedules: { name: string; last_success: string | null }[] };
     expect(parsed.schedules.map((s) => s.name)).not.toContain('refresh-rs');
     expect(parsed.schedules.find((s) => s.name === 'nightly-report')?.last_success).not.toBeNull();
+  });
+});
+
+describe('bullpen start', () => {
+  it('HOST=[::1], an IPv6 loopback written as in a URL, serves there without board credentials', async () => {
+    const port = await findFreePort();
+    await whileStarted(['--role', 'web'], { HOST: '[::1]', PORT: String(port) }, `http://[::1]:${port}`, async () => {
+      expect((await fetch(`http://[::1]:${port}/admin/queues`)).status).toBe(401);
+    });
+  });
+
+  it('a HOST that resolves to nothing stops start with one line naming HOST', async () => {
+    const prefix = createTestPrefix('cli-host');
+    try {
+      // Not loopback, so it takes credentials to get as far as listening.
+      const env = { HOST: 'localhots', PORT: '0', BOARD_USER: 'ops', BOARD_PASSWORD: 'x', BULLPEN_PREFIX: prefix };
+      const { code, output } = await bullpen(['start', '--role', 'web'], env);
+      expect(code).toBe(1);
+      expect(output).toMatch(/^bullpen: HOST: cannot listen on "localhots": (no such host|its name could not be resolved now); HOST is an address of this machine [^\n]*\n$/);
+    } finally {
+      await cleanupPrefix(TEST_REDIS_URL, prefix);
+    }
   });
 });

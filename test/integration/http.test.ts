@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JOBS } from '../../jobs/index.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { createDb, type Sql } from '../../src/db.ts';
+import { ConfigError } from '../../src/errors.ts';
 import { createHttpApp, startHttpServer, type HttpDeps, type HttpServer } from '../../src/http/app.ts';
 import { formatBasicAuthorization } from '../../src/http/auth.ts';
 import { createLogger } from '../../src/logger.ts';
@@ -244,6 +245,29 @@ describe('API', () => {
     const response = await get('/nope');
     expect(response.status).toBe(404);
     expect(await response.json()).toEqual({ error: 'not found: GET /nope' });
+  });
+});
+
+describe('binding', () => {
+  it('takes an IPv6 HOST in brackets, as a URL writes it', async () => {
+    const v6 = await startHttpServer(createHttpApp(createDeps()), '[::1]', 0);
+    try {
+      expect(v6.url).toBe(`http://[::1]:${v6.port}`);
+      expect((await fetch(`${v6.url}/healthz`)).status).toBe(200);
+    } finally {
+      await v6.close();
+    }
+  });
+
+  it.each(['no-such-host.invalid', 'http://127.0.0.1'])('refuses HOST %j, which resolves to nothing, with a ConfigError naming HOST and what it takes', async (host) => {
+    const error = await startHttpServer(createHttpApp(createDeps()), host, 0).then(
+      () => undefined,
+      (thrown: unknown) => thrown,
+    );
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as Error).message;
+    expect(message.startsWith(`HOST: cannot listen on "${host}": `), message).toBe(true);
+    expect(message).toContain('HOST is an address of this machine (127.0.0.1, ::1 or localhost for loopback; 0.0.0.0 or :: for every interface)');
   });
 });
 
