@@ -82,6 +82,16 @@ export function parseBackfillId(raw: unknown): string {
 }
 
 /** A list field as query strings or JSON give it: "a,b", ["a", "b"], ["a,b", "c"] → ["a", "b", "c"]. */
+/** The query without its empty values: `?timeframes=&from=` is `{}`, `?timeframes=&timeframes=1h` is `{timeframes: ['1h']}`. */
+function omitBlank(query: Record<string, unknown>): Record<string, unknown> {
+  const kept: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(query)) {
+    const present = Array.isArray(value) ? value.filter((v) => v !== '') : value;
+    if (present !== '' && !(Array.isArray(present) && present.length === 0)) kept[key] = present;
+  }
+  return kept;
+}
+
 function flattenList(value: unknown): unknown {
   if (typeof value === 'string') return value.split(',').map((s) => s.trim()).filter(Boolean);
   if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value.flatMap((v: string) => v.split(',').map((s) => s.trim()).filter(Boolean));
@@ -103,7 +113,8 @@ export function assertKnownTimeframes(timeframes: unknown): void {
  */
 export function triggerInputOf(query: Record<string, unknown>, body: unknown): Record<string, unknown> {
   if (body !== undefined && (body === null || typeof body !== 'object' || Array.isArray(body))) throw new BadInputError('body: must be a JSON object');
-  const sources = [query, (body ?? {}) as Record<string, unknown>];
+  // README: on every route a query parameter left empty counts as not given (a blank form field).
+  const sources = [omitBlank(query), (body ?? {}) as Record<string, unknown>];
   const input: Record<string, unknown> = {};
   for (const source of sources) {
     const symbols = source.symbols ?? source.symbol;

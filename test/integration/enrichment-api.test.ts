@@ -433,3 +433,13 @@ describe('figures that agree with each other', () => {
     expect(list.find((b) => b.backfill_id === ids.aapl)?.bars_per_second).toBe(finished);
   });
 });
+
+// Last: it adds a completed request, which the pipeline figures above count.
+describe('POST /api/v1/enrichment/trigger, blank fields', () => {
+  it('counts a query parameter left empty (a blank form field) as not given: its default applies', async () => {
+    const { status, body } = await call('POST', `/api/v1/enrichment/trigger?symbol=AMD&timeframes=&timeframes=&asset_class=&source=&reprocess=&${MONTH}`);
+    expect(status, JSON.stringify(body)).toBe(202);
+    expect(body).toMatchObject({ symbols: ['AMD'], timeframes: ['1d'], asset_class: 'stock', source: 'synthetic', from: '2024-03-01', to: '2024-03-31' });
+    expect(await waitForBackfill(String(body.backfill_id))).toMatchObject({ status: 'completed' });
+  });
+});
