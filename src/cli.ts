@@ -29,7 +29,9 @@ function config(): Config {
 }
 
 function parseQueues(value: string): QueueName[] {
-  const names = value.split(',').map((s) => s.trim()).filter(Boolean);
+  // Once each: a queue named twice would get two workers, each taking CONCURRENCY_<QUEUE> jobs.
+  const names = [...new Set(value.split(',').map((s) => s.trim()).filter(Boolean))];
+  if (names.length === 0) throw new InvalidArgumentError(`it names no queue; give one or more of ${QUEUE_NAMES.join(', ')}, comma-separated (or leave the option out for all)`);
   for (const name of names) {
     if (!(QUEUE_NAMES as readonly string[]).includes(name)) throw new InvalidArgumentError(`unknown queue "${name}"; queues are ${QUEUE_NAMES.join(', ')}`);
   }
@@ -64,6 +66,9 @@ function out(line: string): void {
 }
 
 async function commandStart(options: { role: Role; queues?: QueueName[] }): Promise<void> {
+  if (options.queues && options.role !== 'all' && options.role !== 'worker') {
+    throw new BadInputError(`--queues chooses the queues this process works, and --role ${options.role} runs no workers; use it with --role worker or all`);
+  }
   const app = await startApp(config(), { role: options.role, queues: options.queues });
   let signals = 0;
   const shutdown = (signal: string) => {

@@ -206,6 +206,33 @@ describe('bullpen start', () => {
     });
   });
 
+  it('--queues naming a queue twice starts one worker for it (CONCURRENCY_<QUEUE> is per worker)', async () => {
+    const prefix = createTestPrefix('cli-queues');
+    const child = spawnNode('bin/bullpen.js', ['start', '--role', 'worker', '--queues', 'etl,etl'], { ...rt.env, BULLPEN_PREFIX: prefix, LOG_LEVEL: 'info' });
+    try {
+      const started = () => child.output().split('\n').find((line) => line.includes('"msg":"workers started"'));
+      await waitFor(() => started() !== undefined, 45_000, child.output);
+      expect(JSON.parse(started()!)).toMatchObject({ queues: ['etl'] });
+    } finally {
+      child.kill('SIGTERM');
+      await child.exited;
+      await cleanupPrefix(TEST_REDIS_URL, prefix);
+    }
+  });
+
+  it('refuses --queues naming no queue, and --queues with a role that runs no workers', async () => {
+    for (const list of ['', ' , ']) {
+      const { code, output } = await bullpen(['start', '--role', 'worker', '--queues', list]);
+      expect(code, list).toBe(1);
+      expect(output).toContain(`error: option '--queues <list>' argument '${list}' is invalid. it names no queue; give one or more of etl, rollups, rs, enrichment, reports, maintenance`);
+    }
+    for (const role of ['web', 'scheduler']) {
+      const { code, output } = await bullpen(['start', '--role', role, '--queues', 'etl']);
+      expect(code, role).toBe(1);
+      expect(output).toBe(`bullpen: --queues chooses the queues this process works, and --role ${role} runs no workers; use it with --role worker or all\n`);
+    }
+  });
+
   it('a HOST that resolves to nothing stops start with one line naming HOST', async () => {
     const prefix = createTestPrefix('cli-host');
     try {
