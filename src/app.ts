@@ -166,11 +166,16 @@ export interface App {
   stop(): Promise<void>;
 }
 
-/** Board credentials: configured, or on loopback `admin` with a random password logged once. */
+/**
+ * Board credentials: configured, or on loopback `admin` with a random password shown once at
+ * start, as a warning, or on stderr when LOG_LEVEL hides warnings: it is the only way in.
+ */
 function resolveCredentials(config: Config, logger: Logger): { user: string; password: string } {
   if (config.boardUser && config.boardPassword) return { user: config.boardUser, password: config.boardPassword };
   const password = crypto.randomBytes(12).toString('base64url');
-  logger.info({ user: 'admin', boardPassword: password }, 'BOARD_USER/BOARD_PASSWORD not set: generated credentials for this run (loopback only)');
+  const message = 'BOARD_USER/BOARD_PASSWORD not set: generated credentials for this run (loopback only)';
+  if (logger.isLevelEnabled('warn')) logger.warn({ user: 'admin', boardPassword: password }, message);
+  else process.stderr.write(`bullpen: ${message}: user admin, password ${password}\n`);
   return { user: 'admin', password };
 }
 

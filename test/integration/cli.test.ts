@@ -6,6 +6,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatBasicAuthorization } from '../../src/http/auth.ts';
 import { loadRun } from '../../src/runs.ts';
 import { spawnNode, startWorkerProcess, waitFor, type Child } from '../helpers/processes.ts';
 import { TEST_REDIS_URL, cleanupPrefix, createTestPrefix } from '../helpers/redis.ts';
@@ -203,6 +204,18 @@ describe('bullpen start', () => {
     const port = await findFreePort();
     await whileStarted(['--role', 'web'], { HOST: '[::1]', PORT: String(port) }, `http://[::1]:${port}`, async () => {
       expect((await fetch(`http://[::1]:${port}/admin/queues`)).status).toBe(401);
+    });
+  });
+
+  it.each(['warn', 'silent'])('without BOARD_USER/BOARD_PASSWORD on loopback, shows the generated admin password at LOG_LEVEL=%s', async (level) => {
+    const port = await findFreePort();
+    const url = `http://127.0.0.1:${port}`;
+    await whileStarted(['--role', 'web'], { PORT: String(port), LOG_LEVEL: level }, url, async (child) => {
+      const password = /"boardPassword":"([\w-]+)"|password ([\w-]+)$/m.exec(child.output())?.slice(1).find(Boolean);
+      expect(password, child.output()).toBeDefined();
+      expect((await fetch(`${url}/admin/queues`)).status).toBe(401);
+      const board = await fetch(`${url}/admin/queues`, { headers: { authorization: formatBasicAuthorization({ user: 'admin', password: password! }) } });
+      expect(board.status).toBe(200);
     });
   });
 
