@@ -281,12 +281,13 @@ function validDays(v: string): boolean {
   return Number.isInteger(n) && n >= 1 && n <= 1000;
 }
 
+/** At least one queue, each a known one (an empty list is refused). */
 function validQueues(v: string): boolean {
-  return v
+  const queues = v
     .split(',')
     .map((s) => s.trim())
-    .filter(Boolean)
-    .every((q) => (QUEUE_NAMES as readonly string[]).includes(q));
+    .filter(Boolean);
+  return queues.length > 0 && queues.every((q) => (QUEUE_NAMES as readonly string[]).includes(q));
 }
 
 // ---------------------------------------------------------------------------------------------
