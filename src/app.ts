@@ -8,7 +8,7 @@ import { FlowProducer, type DefaultJobOptions, type Worker } from 'bullmq';
 import { JOBS } from '../jobs/index.ts';
 import { createRefreshingCache } from './cache.ts';
 import type { Config } from './config.ts';
-import { createDb, openDb, type Sql } from './db.ts';
+import { createDb, openDb, type DbOptions, type Sql } from './db.ts';
 import { seedDemoIfEmbeddedAndEmpty } from './demo/seed-if-empty.ts';
 import { ensureLocalRedis, startEmbeddedPostgres } from './embedded.ts';
 import { createFlowEnqueuer } from './enrichment/backfills.ts';
@@ -86,7 +86,7 @@ export interface Database {
  * Opens DATABASE_URL, or starts the embedded PostgreSQL when it is unset. Nothing else: a
  * command that needs only PostgreSQL (`bullpen migrate`) works while Redis is down.
  */
-export async function openDatabase(config: Config, options: { logger: Logger }): Promise<Database> {
+export async function openDatabase(config: Config, options: { logger: Logger; db?: DbOptions }): Promise<Database> {
   const releasers: Releaser[] = [];
   try {
     let databaseUrl: string;
@@ -97,7 +97,7 @@ export async function openDatabase(config: Config, options: { logger: Logger }):
       databaseUrl = embedded.url;
       releasers.push(() => embedded.stop());
     }
-    const db = await openDb(databaseUrl, 'DATABASE_URL');
+    const db = await openDb(databaseUrl, 'DATABASE_URL', options.db);
     releasers.push(() => db.end({ timeout: 5 }));
     return { db, databaseUrl, close: () => releaseAll(releasers, options.logger) };
   } catch (error) {

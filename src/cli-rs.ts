@@ -7,8 +7,8 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ASSET_CLASSES, type AssetClass } from './analytics/timeframes.ts';
 import type { Config } from './config.ts';
-import { openDb, type Sql } from './db.ts';
-import { startEmbeddedPostgres } from './embedded.ts';
+import { openDatabase } from './app.ts';
+import type { Sql } from './db.ts';
 import { SYMBOL_PATTERN } from './enrichment/backfills.ts';
 import { BadInputError } from './errors.ts';
 import { parseSymbol } from './http/enrichment.ts';
@@ -47,20 +47,12 @@ function table(header: string[], rows: string[][], rightAligned: ReadonlySet<num
 async function withDatabase<T>(ctx: RsCommandContext, fn: (db: Sql) => Promise<T>): Promise<T> {
   const cfg = ctx.loadConfig();
   const logger = ctx.createLogger(cfg);
-  const releasers: (() => Promise<void>)[] = [];
+  const database = await openDatabase(cfg, { logger, db: { max: 2, applicationName: 'bullpen-cli' } });
   try {
-    let url = cfg.databaseUrl;
-    if (!url) {
-      const embedded = await startEmbeddedPostgres({ home: cfg.home, logger });
-      url = embedded.url;
-      releasers.push(() => embedded.stop());
-    }
-    const db = await openDb(url, 'DATABASE_URL', { max: 2, applicationName: 'bullpen-cli' });
-    releasers.push(() => db.end({ timeout: 5 }));
-    await migrate(db, { logger });
-    return await fn(db);
+    await migrate(database.db, { logger });
+    return await fn(database.db);
   } finally {
-    for (const release of releasers.reverse()) await release();
+    await database.close();
   }
 }
 
