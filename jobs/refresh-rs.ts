@@ -21,8 +21,9 @@
  * naming today or a later date): its bars are partial or yesterday's, and a success would stand
  * as that date's scores and current values. The scheduled run, after the close, is the one.
  */
+import { DateTime } from 'luxon';
 import { nextTradingDay, previousTradingDay, tradingDateOf, tradingDaysBetween } from '../src/analytics/calendar.ts';
-import { addCalendarDays, dayNumberOfIsoDate, sessionMinutes, utcMsOfLocal, type AssetClass } from '../src/analytics/timeframes.ts';
+import { addCalendarDays, dayNumberOfIsoDate, sessionCloseMs, type AssetClass } from '../src/analytics/timeframes.ts';
 import { createBackfill, createContextEnqueuer, planBackfill } from '../src/enrichment/backfills.ts';
 import { BadInputError, UpstreamUnavailableError } from '../src/errors.ts';
 import { basePayload, defineJob, payloadDate, scheduledInstant } from '../src/job-definition.ts';
@@ -147,11 +148,8 @@ export const refreshRs = defineJob({
 
 /** The instant NYSE closes on `date` (13:00 New York on an early close, else 16:00), with that time; null when it is no session. */
 function sessionClose(date: string): { at: number; time: string } | null {
-  const day = dayNumberOfIsoDate(date);
-  const session = sessionMinutes(day, 'nyse');
-  if (!session) return null;
-  const time = `${String(Math.floor(session.close / 60)).padStart(2, '0')}:${String(session.close % 60).padStart(2, '0')}`;
-  return { at: utcMsOfLocal(day * 86_400_000 + session.close * 60_000, 'nyse'), time };
+  const at = sessionCloseMs(dayNumberOfIsoDate(date), 'nyse');
+  return at === null ? null : { at, time: DateTime.fromMillis(at, { zone: TZ }).toFormat('HH:mm') };
 }
 
 /**

@@ -126,6 +126,12 @@ export function sessionMinutes(day: number, calendar: MarketCalendar): Session |
   return session;
 }
 
+/** The instant (UTC ms) day number `day`'s session closes, an early close included; null when the market is closed that day. */
+export function sessionCloseMs(day: number, calendar: MarketCalendar): number | null {
+  const session = sessionMinutes(day, calendar);
+  return session ? utcMsOfLocal(day * DAY_MS + session.close * 60_000, calendar) : null;
+}
+
 /** The day number of the Monday of the ISO week holding day number `day`. */
 export function mondayOf(day: number): number {
   // 1970-01-01 was a Thursday: day 0 has ISO weekday 4. Days before 1970 are negative, and

@@ -15,7 +15,7 @@ import {
   isoDateOfDayNumber,
   isSessionDay,
   mondayOf,
-  sessionMinutes,
+  sessionCloseMs,
   utcMsOfLocal,
   type AssetClass,
   type ChunkSpan,
@@ -125,8 +125,8 @@ export function rateLimitWaitMs(retryAfterMs: number | undefined): number {
  */
 export function lastClosedDay(now: number, calendar: MarketCalendar): number {
   const today = dayNumberOf(now, calendar);
-  const session = sessionMinutes(today, calendar);
-  let day = session && now < utcMsOfLocal(today * DAY_MS + session.close * 60_000, calendar) ? today - 1 : today;
+  const close = sessionCloseMs(today, calendar);
+  let day = close !== null && now < close ? today - 1 : today;
   for (let n = 0; n < 7 && !isSessionDay(day + 1, calendar); n++) day++;
   return day;
 }
@@ -347,8 +347,8 @@ export function sessionsBehind(latestTs: number, now: number, calendar: MarketCa
   let behind = 0;
   for (let day = latestDay + 1; day < today && behind <= 30; day++) if (isSessionDay(day, calendar)) behind++;
   // Today's session counts once it has closed (an early close included; a 24x7 day closes at midnight, i.e. tomorrow).
-  const session = today > latestDay ? sessionMinutes(today, calendar) : null;
-  if (session && now >= utcMsOfLocal(today * DAY_MS + session.close * 60_000, calendar)) behind++;
+  const close = today > latestDay ? sessionCloseMs(today, calendar) : null;
+  if (close !== null && now >= close) behind++;
   return behind;
 }
 
