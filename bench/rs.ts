@@ -132,7 +132,7 @@ async function refresh(sql: Sql): Promise<{ ms: number; scoreMs: number; publish
   const { result, ms } = await timed(() =>
     sql.begin(async (tx) => {
       const score = await timed(() => scoreRelativeStrength(tx as unknown as Sql, AS_OF, TZ));
-      const publish = await timed(() => publishCurrentScores(tx as unknown as Sql, AS_OF));
+      const publish = await timed(() => publishCurrentScores(tx as unknown as Sql, AS_OF, TZ));
       scoreMs = score.ms;
       publishMs = publish.ms;
       return score.result;

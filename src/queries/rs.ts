@@ -280,7 +280,7 @@ export async function scoreRelativeStrength(sql: Sql, asOf: string, tz: string):
  * the bar but no score (a short history, crypto): that is its state today. rs_score is rounded
  * to the column's 4 decimals. `tz` is the zone 1d bars are stamped in, as scoreRelativeStrength's.
  */
-export async function publishCurrentScores(sql: Sql, asOf: string, tz = 'America/New_York'): Promise<number> {
+export async function publishCurrentScores(sql: Sql, asOf: string, tz: string): Promise<number> {
   const result = await sql`
     update market.sector_mapping m
     set rs_score = round(s.rs_score::numeric, 4), rs_rating = s.rs_rating, is_sector_leader = s.is_sector_leader, last_updated = now()

@@ -129,7 +129,7 @@ describe('bullpen rs', () => {
     }
     await sql.begin(async (tx) => {
       await scoreRelativeStrength(tx as unknown as Sql, AS_OF, 'America/New_York');
-      await publishCurrentScores(tx as unknown as Sql, AS_OF);
+      await publishCurrentScores(tx as unknown as Sql, AS_OF, 'America/New_York');
     });
 
     const [top, energy, json, notScored, badSector, badDate, page, jsonPage, badOffset] = await Promise.all([

@@ -60,7 +60,7 @@ const UNIVERSE: [symbol: string, sector: string, etf: string | null, assetClass:
 async function score(sql: Sql, date: string): Promise<void> {
   await sql.begin(async (tx) => {
     await scoreRelativeStrength(tx as unknown as Sql, date, TZ);
-    await publishCurrentScores(tx as unknown as Sql, date);
+    await publishCurrentScores(tx as unknown as Sql, date, TZ);
   });
 }
 
