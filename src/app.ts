@@ -17,6 +17,7 @@ import type { JobDefinition } from './job-definition.ts';
 import { createLogger, redactUrl, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { migrate } from './migrate.ts';
+import { guardUnhandledRejections } from './process-guards.ts';
 import { recordEnrichmentStatus, recordQueueDepth } from './queue-metrics.ts';
 import { closeQueues, createDefaultJobOptions, createQueues, type QueueMap, type QueueName } from './queues.ts';
 import { createRedis, type Redis } from './redis.ts';
@@ -183,8 +184,16 @@ function resolveCredentials(config: Config, logger: Logger): { user: string; pas
 export async function startApp(config: Config, options: StartOptions = {}): Promise<App> {
   const role = options.role ?? 'all';
   const logger = options.logger ?? createLogger({ level: config.logLevel });
-  const services = await openServices(config, { logger, definitions: options.definitions });
-  const releasers: Releaser[] = [() => services.close()];
+  // Before the first connection opens; removed last, after every connection has closed.
+  const unguard = guardUnhandledRejections(logger);
+  let services: Services;
+  try {
+    services = await openServices(config, { logger, definitions: options.definitions });
+  } catch (error) {
+    unguard();
+    throw error;
+  }
+  const releasers: Releaser[] = [unguard, () => services.close()];
   try {
     // Before any worker or schedule starts, so the first trade-etl run finds the rows.
     await seedDemoIfEmbeddedAndEmpty({ config, sourceDb: services.sourceDb, logger });
