@@ -12,6 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
+import { setTimeout } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import type { Sql } from './db.ts';
@@ -26,7 +27,7 @@ export interface Migration {
   name: string;
   /** The file name (e.g. `001_ops.sql`). */
   file: string;
-  /** sha256 of the file's bytes, hex. */
+  /** sha256 of the file's bytes with CRLF line ends read as LF, hex. */
   checksum: string;
   sql: string;
 }
@@ -35,6 +36,10 @@ export interface MigrateOptions {
   /** Directory holding the migration files. @defaultValue the repository's `sql/` */
   dir?: string;
   logger?: Logger;
+  /** How long a file's statement waits for a table lock before the attempt gives up. @defaultValue 5000 */
+  lockTimeoutMs?: number;
+  /** Attempts before a lock that stays taken stops start-up. @defaultValue 6 */
+  lockAttempts?: number;
 }
 
 export interface MigrateResult {
@@ -51,6 +56,11 @@ export const DEFAULT_MIGRATIONS_DIR = fileURLToPath(new URL('../sql/', import.me
  * the same in every process.
  */
 export const MIGRATION_LOCK_KEY = 0x62756c6c706e;
+
+const DEFAULT_LOCK_TIMEOUT_MS = 5000;
+const DEFAULT_LOCK_ATTEMPTS = 6;
+/** The pause before attempt n+1 is n times this. */
+const RETRY_PAUSE_MS = 1000;
 
 const FILE_NAME = /^(\d{3})_([a-z0-9_]+)\.sql$/;
 
@@ -74,13 +84,14 @@ export async function loadMigrations(dir: string = DEFAULT_MIGRATIONS_DIR): Prom
         `migration file "${entry.name}" in ${dir} is not named NNN_snake_name.sql (three digits, underscore, lowercase letters, digits or underscores)`,
       );
     }
-    const bytes = await readFile(path.join(dir, entry.name));
+    const text = (await readFile(path.join(dir, entry.name), 'utf8')).replaceAll('\r\n', '\n');
     migrations.push({
       version: Number(match[1]),
       name: match[2] ?? '',
       file: entry.name,
-      checksum: createHash('sha256').update(bytes).digest('hex'),
-      sql: bytes.toString('utf8'),
+      // A checkout that turned LF into CRLF (git's autocrlf on Windows) holds the same file: same checksum.
+      checksum: createHash('sha256').update(text).digest('hex'),
+      sql: text,
     });
   }
   migrations.sort((a, b) => a.version - b.version);
@@ -140,7 +151,47 @@ export async function migrate(sql: Sql, options: MigrateOptions = {}): Promise<M
   const migrations = await loadMigrations(dir);
   const byVersion = new Map(migrations.map((m) => [m.version, m]));
 
-  const applied = await sql.begin(async (tx) => {
+  const lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
+  const lockAttempts = options.lockAttempts ?? DEFAULT_LOCK_ATTEMPTS;
+  let applied: string[] | undefined;
+  for (let attempt = 1; applied === undefined; attempt++) {
+    try {
+      applied = await applyPending(sql, migrations, byVersion, lockTimeoutMs, logger);
+    } catch (error) {
+      if (!(error instanceof LockBusy)) throw error;
+      if (attempt >= lockAttempts) {
+        throw new ConfigError(
+          `migration ${error.file} could not take a table lock within ${lockTimeoutMs} ms, ${lockAttempts} times (nothing was applied): another session holds it (a long query or an open transaction on that table; see pg_locks and pg_stat_activity), end it and start again`,
+          { cause: error.cause },
+        );
+      }
+      logger?.warn({ migration: error.file, attempt, of: lockAttempts }, 'migration waits for a table lock another session holds: trying again');
+      await setTimeout(RETRY_PAUSE_MS * attempt);
+    }
+  }
+
+  if (applied.length > 0) logger?.info({ applied }, 'migrations applied');
+  else logger?.debug('database schema is up to date');
+  return { applied };
+}
+
+/**
+ * A file's statement waited lock_timeout for a table lock. Waiting on would queue every later
+ * query on that table behind the migration (a running worker's included) until the holder
+ * ends: the attempt gives up instead, and migrate tries again a little later.
+ */
+class LockBusy extends Error {
+  constructor(readonly file: string, options: { cause: unknown }) {
+    super(`migration ${file}: lock timeout`, options);
+  }
+}
+
+/** PostgreSQL's lock_not_available, which lock_timeout raises. */
+const LOCK_NOT_AVAILABLE = '55P03';
+
+/** One attempt: the ledger checks, then every pending file, in one transaction. Returns the files applied. */
+async function applyPending(sql: Sql, migrations: readonly Migration[], byVersion: ReadonlyMap<number, Migration>, lockTimeoutMs: number, logger: Logger | undefined): Promise<string[]> {
+  return sql.begin(async (tx) => {
     let rows: LedgerRow[];
     try {
       // The lock comes first: even CREATE SCHEMA IF NOT EXISTS races with a concurrent twin.
@@ -184,6 +235,8 @@ export async function migrate(sql: Sql, options: MigrateOptions = {}): Promise<M
       );
     }
 
+    // After the migrators' own lock, which is waited for as long as it takes.
+    await tx`select set_config('lock_timeout', ${`${lockTimeoutMs}ms`}, true)`;
     const appliedNow: string[] = [];
     for (const migration of migrations) {
       if (done.has(migration.version)) continue;
@@ -193,6 +246,7 @@ export async function migrate(sql: Sql, options: MigrateOptions = {}): Promise<M
         // No parameters: postgres.js uses the simple protocol, so a file may hold many statements.
         await tx.unsafe(migration.sql);
       } catch (error) {
+        if ((error as { code?: unknown }).code === LOCK_NOT_AVAILABLE) throw new LockBusy(migration.file, { cause: error });
         throw new ConfigError(`migration ${migration.file} failed (nothing was applied): ${describeDatabaseError(error, migration.sql)}`, { cause: error });
       }
       try {
@@ -206,8 +260,4 @@ export async function migrate(sql: Sql, options: MigrateOptions = {}): Promise<M
     }
     return appliedNow;
   });
-
-  if (applied.length > 0) logger?.info({ applied }, 'migrations applied');
-  else logger?.debug('database schema is up to date');
-  return { applied };
 }

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { appendFile, cp, mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { appendFile, cp, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -169,6 +169,73 @@ describe('migrate', () => {
     await expect(failed).rejects.toThrow('migration 900_broken.sql failed (nothing was applied): relation "no_such_table" does not exist (line 2)');
     const [row] = await db.sql`select to_regclass('ops.schema_migrations') as ledger, to_regclass('ops.job_runs') as job_runs`;
     expect(row).toEqual({ ledger: null, job_runs: null });
+  });
+
+  it('reads a checkout with CRLF line ends as the same files: nothing to apply, no checksum mismatch', async () => {
+    await migrate(db.sql);
+    const dir = await copyMigrations();
+    for (const file of await readdir(dir)) {
+      const text = await readFile(path.join(dir, file), 'utf8');
+      await writeFile(path.join(dir, file), text.replaceAll('\n', '\r\n'));
+    }
+
+    const again = await migrate(db.sql, { dir });
+
+    expect(again.applied).toEqual([]);
+    expect((await loadMigrations(dir)).map((f) => f.checksum)).toEqual((await loadMigrations()).map((f) => f.checksum));
+  });
+
+  describe('a table lock another session holds', () => {
+    /** The repository's files, applied, then one more that alters ops.job_runs. */
+    async function pendingAlter(): Promise<string> {
+      const dir = await copyMigrations();
+      await migrate(db.sql, { dir });
+      await writeFile(path.join(dir, '900_alter_runs.sql'), 'alter table ops.job_runs add column probe int;\n');
+      return dir;
+    }
+
+    /** An open transaction holding a lock that ALTER TABLE must wait for; resolves to its release. */
+    async function holdLock(): Promise<() => Promise<void>> {
+      const holder = await db.sql.reserve();
+      await holder`begin`;
+      await holder`lock table ops.job_runs in access share mode`;
+      return async () => {
+        await holder`rollback`;
+        holder.release();
+      };
+    }
+
+    it('gives up after its attempts with one line naming the file, applies nothing, and never holds up the table', async () => {
+      const dir = await pendingAlter();
+      const release = await holdLock();
+      try {
+        const failed = migrate(db.sql, { dir, lockTimeoutMs: 200, lockAttempts: 2 });
+        // While the migration waits, a plain read of the table is not queued behind it for longer than its lock timeout.
+        const started = performance.now();
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        await db.sql`select count(*) from ops.job_runs`;
+        expect(performance.now() - started).toBeLessThan(2000);
+
+        await expect(failed).rejects.toBeInstanceOf(ConfigError);
+        await expect(failed).rejects.toThrow(/^migration 900_alter_runs\.sql could not take a table lock within 200 ms, 2 times \(nothing was applied\)/);
+      } finally {
+        await release();
+      }
+      const [row] = await db.sql<{ n: number }[]>`select count(*)::int as n from ops.schema_migrations where version = 900`;
+      expect(row?.n).toBe(0);
+    });
+
+    it('applies the file once the lock is released between its attempts', async () => {
+      const dir = await pendingAlter();
+      const release = await holdLock();
+      setTimeout(() => void release(), 400);
+
+      const result = await migrate(db.sql, { dir, lockTimeoutMs: 200, lockAttempts: 5 });
+
+      expect(result.applied).toEqual(['900_alter_runs.sql']);
+      const [column] = await db.sql`select 1 from information_schema.columns where table_schema = 'ops' and table_name = 'job_runs' and column_name = 'probe'`;
+      expect(column).toBeDefined();
+    });
   });
 
   it('refuses a ledger it cannot use, in one line', async () => {
