@@ -12,7 +12,7 @@ import { createDb, openDb, type DbOptions, type Sql } from './db.ts';
 import { seedDemoIfEmbeddedAndEmpty } from './demo/seed-if-empty.ts';
 import { ensureLocalRedis, startEmbeddedPostgres } from './embedded.ts';
 import { createFlowEnqueuer } from './enrichment/backfills.ts';
-import { createHttpApp, startHttpServer } from './http/app.ts';
+import { assertListenable, createHttpApp, startHttpServer } from './http/app.ts';
 import type { JobDefinition } from './job-definition.ts';
 import { createLogger, redactUrl, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -184,6 +184,11 @@ function resolveCredentials(config: Config, logger: Logger): { user: string; pas
 export async function startApp(config: Config, options: StartOptions = {}): Promise<App> {
   const role = options.role ?? 'all';
   const logger = options.logger ?? createLogger({ level: config.logLevel });
+  const wantsHttp = options.http ?? true;
+  const full = role === 'all' || role === 'web';
+  const serves = wantsHttp && (full || config.portExplicit);
+  // A HOST or PORT that cannot be bound stops start-up before anything is migrated or seeded.
+  if (serves) await assertListenable(config.host, config.port);
   // Before the first connection opens; removed last, after every connection has closed.
   const unguard = guardUnhandledRejections(logger);
   let services: Services;
@@ -214,9 +219,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
     const scheduleStatus = createRefreshingCache({ freshMs: 1000, maxStaleMs: 60_000 }, () => listScheduleStatus(catchupRuntime, services.schedules, new Date()));
 
     let url: string | undefined;
-    const wantsHttp = options.http ?? true;
-    const full = role === 'all' || role === 'web';
-    if (wantsHttp && (full || config.portExplicit)) {
+    if (serves) {
       const backfillJob = services.definitions.get('enrichment-backfill');
       const probeDb = createDb(services.databaseUrl, { max: 1, applicationName: 'bullpen-probe' });
       releasers.push(() => probeDb.end({ timeout: 5 }));

@@ -8,7 +8,7 @@
  * mutating API call, or the admin board, answers 403. Every mutating request a browser sends
  * from another site's page answers 403 too, whoever's credentials it carries (cross-site.ts).
  */
-import { createServer } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import type { Config } from '../config.ts';
@@ -185,12 +185,8 @@ function describeListenError(error: NodeJS.ErrnoException, host: string, port: n
   }
 }
 
-/**
- * Listens on `host:port` (0 picks a free port); rejects with a ConfigError naming PORT or HOST
- * when the port or the host cannot be bound.
- */
-export async function startHttpServer(app: express.Express, host: string, port: number): Promise<HttpServer> {
-  const server = createServer(app);
+/** Listens; an operator's bad PORT or HOST rejects with a ConfigError naming it. Resolves to the address listened on. */
+async function listen(server: Server, host: string, port: number): Promise<string> {
   // An IPv6 address may be given as in a URL ([::1]); listen() takes it bare.
   const address = /^\[.*\]$/.test(host) ? host.slice(1, -1) : host;
   await new Promise<void>((resolve, reject) => {
@@ -204,6 +200,27 @@ export async function startHttpServer(app: express.Express, host: string, port: 
       resolve();
     });
   });
+  return address;
+}
+
+/**
+ * Fails as startHttpServer would when `host:port` cannot be bound (no such host, not an address
+ * of this machine, the port in use), by binding it and letting go at once: start-up checks this
+ * first, so a bad HOST or PORT stops it before anything is migrated, seeded or enqueued.
+ */
+export async function assertListenable(host: string, port: number): Promise<void> {
+  const probe = createServer();
+  await listen(probe, host, port);
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+}
+
+/**
+ * Listens on `host:port` (0 picks a free port); rejects with a ConfigError naming PORT or HOST
+ * when the port or the host cannot be bound.
+ */
+export async function startHttpServer(app: express.Express, host: string, port: number): Promise<HttpServer> {
+  const server = createServer(app);
+  const address = await listen(server, host, port);
   const bound = (server.address() as AddressInfo).port;
   let closing: Promise<void> | undefined;
   return {

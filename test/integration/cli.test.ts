@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatBasicAuthorization } from '../../src/http/auth.ts';
 import { loadRun } from '../../src/runs.ts';
 import { spawnNode, startWorkerProcess, waitFor, type Child } from '../helpers/processes.ts';
+import { createTestDatabase } from '../helpers/db.ts';
 import { TEST_REDIS_URL, cleanupPrefix, createTestPrefix } from '../helpers/redis.ts';
 import { findFreePort } from '../helpers/services.ts';
 import { createTestRuntime, type TestRuntime } from '../helpers/runtime.ts';
@@ -246,16 +247,37 @@ describe('bullpen start', () => {
     }
   });
 
-  it('a HOST that resolves to nothing stops start with one line naming HOST', async () => {
+  it('a HOST that resolves to nothing stops start with one line naming HOST, before anything is migrated', async () => {
     const prefix = createTestPrefix('cli-host');
+    const empty = await createTestDatabase({ empty: true });
     try {
       // Not loopback, so it takes credentials to get as far as listening.
-      const env = { HOST: 'localhots', PORT: '0', BOARD_USER: 'ops', BOARD_PASSWORD: 'x', BULLPEN_PREFIX: prefix };
-      const { code, output } = await bullpen(['start', '--role', 'web'], env);
+      const env = { HOST: 'localhots', PORT: '0', BOARD_USER: 'ops', BOARD_PASSWORD: 'x', BULLPEN_PREFIX: prefix, DATABASE_URL: empty.url };
+      const { code, output } = await bullpen(['start'], env);
       expect(code).toBe(1);
       expect(output).toMatch(/^bullpen: HOST: cannot listen on "localhots": (no such host|its name could not be resolved now); HOST is an address of this machine [^\n]*\n$/);
+      const [row] = await empty.sql`select to_regclass('ops.schema_migrations') as ledger`;
+      expect(row?.ledger).toBeNull();
     } finally {
+      await empty.drop();
       await cleanupPrefix(TEST_REDIS_URL, prefix);
+    }
+  });
+
+  it('a PORT in use stops start with one line naming PORT, before anything is migrated', async () => {
+    const empty = await createTestDatabase({ empty: true });
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as net.AddressInfo).port;
+    try {
+      const { code, output } = await bullpen(['start'], { HOST: '127.0.0.1', PORT: String(port), DATABASE_URL: empty.url, BULLPEN_PREFIX: createTestPrefix('cli-port') });
+      expect(code).toBe(1);
+      expect(output).toBe(`bullpen: cannot listen on 127.0.0.1:${port} (PORT, HOST): the port is in use\n`);
+      const [row] = await empty.sql`select to_regclass('ops.schema_migrations') as ledger`;
+      expect(row?.ledger).toBeNull();
+    } finally {
+      taken.close();
+      await empty.drop();
     }
   });
 });
