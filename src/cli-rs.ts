@@ -17,7 +17,18 @@ import { assertKnownSector, assertScoredSector, describeRsPage, resolveRsDate, R
 import type { Logger } from './logger.ts';
 import { migrate } from './migrate.ts';
 import { MARKET_BENCHMARK } from './queries/rs.ts';
-import { countRsTable, loadRsDateCounts, loadRsTable, loadSectors, loadUniverse, loadUniverseMember, type RsTableRow, type UniverseMember } from './queries/rs-read.ts';
+import {
+  countRsTable,
+  loadRsDateCounts,
+  loadRsTable,
+  loadRsWarnings,
+  loadSectors,
+  loadUniverse,
+  loadUniverseMember,
+  type RsTableRow,
+  type RsWarning,
+  type UniverseMember,
+} from './queries/rs-read.ts';
 
 /** What cli.ts lends this module: its configuration loading and its one-shot logger. */
 export interface RsCommandContext {
@@ -83,6 +94,17 @@ export interface RsTableView {
   total: number;
   counts: { symbols: number; scored: number; rated: number };
   rows: readonly RsTableRow[];
+  /** The date's warnings (of the sector shown): printed below the table. */
+  warnings?: readonly RsWarning[];
+}
+
+/** One line of `bullpen rs` for a warning of the date. */
+export function describeRsWarning(w: RsWarning): string {
+  if (w.kind === 'sector_etf_unavailable') {
+    const n = w.members ?? 0;
+    return `warning: sector ETF ${w.symbol} unavailable (${w.note ?? 'no score'}): ${n} ${n === 1 ? 'member' : 'members'} scored without rs_sector_score`;
+  }
+  return `warning: ${w.symbol}: ${w.note ?? w.kind}`;
 }
 
 /** The header line and table `bullpen rs` prints. */
@@ -93,7 +115,7 @@ export function renderRsTable(v: RsTableView): string {
     `RS as of ${v.asOf}: ${v.counts.scored} of ${v.counts.symbols} symbols scored, ${v.counts.rated} stocks rated; ${shown}${filters ? ` (${filters})` : ''}`,
   ];
   if (v.rows.length === 0) {
-    lines.push('no symbol matches');
+    lines.push('no symbol matches', ...(v.warnings ?? []).map(describeRsWarning));
     return lines.join('\n');
   }
   const withNotes = v.rows.some((r) => r.note);
@@ -113,6 +135,7 @@ export function renderRsTable(v: RsTableView): string {
   if (v.rows.some((r) => r.is_sector_leader)) lines.push('* sector leader: top 20% of RS score in its sector');
   const next = v.offset + v.rows.length;
   if (next < v.total) lines.push(`${v.total - next} more ${v.total - next === 1 ? 'row' : 'rows'}: --offset ${next}`);
+  lines.push(...(v.warnings ?? []).map(describeRsWarning));
   return lines.join('\n');
 }
 
@@ -146,11 +169,12 @@ async function commandRs(ctx: RsCommandContext, options: RsOptions): Promise<num
     const leadersOnly = Boolean(options.leaders);
     const total = await countRsTable(db, { date: asOf, sector: options.sector, leadersOnly });
     const rows = await loadRsTable(db, { date: asOf, sector: options.sector, leadersOnly, limit: options.top, offset: options.offset });
+    const warnings = await loadRsWarnings(db, asOf, options.sector);
     if (options.json) {
       const page = describeRsPage(total, options.offset, options.top);
-      out(JSON.stringify({ as_of_date: asOf, sector: options.sector ?? null, leaders_only: leadersOnly, ...page, symbols: rows }, null, 2));
+      out(JSON.stringify({ as_of_date: asOf, sector: options.sector ?? null, leaders_only: leadersOnly, ...page, warnings, symbols: rows }, null, 2));
     } else {
-      out(renderRsTable({ asOf, sector: options.sector, leadersOnly, top: options.top, offset: options.offset, total, counts: await loadRsDateCounts(db, asOf), rows }));
+      out(renderRsTable({ asOf, sector: options.sector, leadersOnly, top: options.top, offset: options.offset, total, counts: await loadRsDateCounts(db, asOf), rows, warnings }));
     }
     return 0;
   });

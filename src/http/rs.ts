@@ -10,7 +10,9 @@
  *
  * The table is read in pages of at most RS_MAX_LIMIT rows by offset and limit (the form `limit`
  * already had); each answer says how many rows match in all and, when more follow, the next
- * page's offset and path, the latter pinned to the date answered.
+ * page's offset and path, the latter pinned to the date answered. It also carries the date's
+ * `warnings` (of the sector asked for, whatever the page): sector ETFs whose members were scored
+ * without rs_sector_score, and members stale or never found, to fix or remove.
  */
 import express from 'express';
 import { describeDate, isTradingDay } from '../analytics/calendar.ts';
@@ -25,6 +27,7 @@ import {
   loadRsHistory,
   loadRsSectors,
   loadRsTable,
+  loadRsWarnings,
   loadSectors,
   loadUniverseMember,
 } from '../queries/rs-read.ts';
@@ -152,6 +155,7 @@ export function createRsRouter(deps: RsRouterDeps): express.Router {
       if (sector !== undefined) await assertScoredSector(deps.db, date, sector);
       const total = await countRsTable(deps.db, { date, sector, leadersOnly });
       const symbols = await loadRsTable(deps.db, { date, sector, leadersOnly, limit, offset });
+      const warnings = await loadRsWarnings(deps.db, date, sector);
       const page = describeRsPage(total, offset, limit);
       // The next page names the date answered: without it, a date scored between two pages would
       // turn the rest of the reading into another date's rows.
@@ -168,6 +172,7 @@ export function createRsRouter(deps: RsRouterDeps): express.Router {
         leaders_only: leadersOnly,
         ...page,
         next: nextQuery === null ? null : `${req.baseUrl}/rs?${nextQuery.toString()}`,
+        warnings,
         symbols,
       });
     }),

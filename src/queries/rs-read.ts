@@ -4,6 +4,7 @@
  * are written by src/queries/rs.ts (refresh-rs); nothing here writes.
  */
 import type { Sql } from '../db.ts';
+import { NEVER_FOUND_NOTE_PREFIX, STALE_NOTE_PREFIX } from './rs.ts';
 
 /** One row of a scored date, as the API answers it (returns are fractions, RS in points). */
 export interface RsTableRow {
@@ -162,4 +163,61 @@ export async function loadRsHistory(sql: Sql, symbol: string, limit: number): Pr
     from market.rs_scores where symbol = ${symbol}
     order by as_of_date desc
     limit ${limit}`;
+}
+
+/** A sector ETF whose members were scored without rs_sector_score on a date, and why. */
+export interface UnavailableSectorEtf {
+  etf: string;
+  /** Members scored that day without their sector score. */
+  members: number;
+  /** The ETF's own note that day (no bar, stale, a short history…); null when it has no row. */
+  reason: string | null;
+}
+
+/**
+ * The sector ETFs of a date whose members have an rs_score but no rs_sector_score: the ETF had
+ * no score that day. Optionally only members of one sector (as scored that day).
+ */
+export async function loadUnavailableSectorEtfs(sql: Sql, date: string, sector?: string): Promise<UnavailableSectorEtf[]> {
+  const only = sector ?? null;
+  return sql<UnavailableSectorEtf[]>`
+    select s.sector_etf as etf, count(*)::int as members, min(e.note) as reason
+    from market.rs_scores s
+    left join market.rs_scores e on e.symbol = s.sector_etf and e.as_of_date = s.as_of_date
+    where s.as_of_date = ${date}::date and s.sector_etf is not null and s.rs_score is not null and s.rs_sector_score is null
+      and (${only}::text is null or s.sector_name = ${only}::text)
+    group by s.sector_etf
+    order by s.sector_etf`;
+}
+
+/** What a scored date warns of: a sector ETF its members were scored without, a member to fix or remove. */
+export interface RsWarning {
+  kind: 'sector_etf_unavailable' | 'stale' | 'never_found';
+  symbol: string;
+  /** sector_etf_unavailable: the members scored without rs_sector_score; else null. */
+  members: number | null;
+  /** The ETF's reason, or the member's note. */
+  note: string | null;
+}
+
+/**
+ * A date's warnings, from its rows: sector ETFs without a score (their members lack
+ * rs_sector_score), then members stale or never found (no bars: delisted, a typo), which
+ * someone should fix or remove. An unavailable ETF is named once, under the first kind.
+ */
+export async function loadRsWarnings(sql: Sql, date: string, sector?: string): Promise<RsWarning[]> {
+  const etfs = await loadUnavailableSectorEtfs(sql, date, sector);
+  const only = sector ?? null;
+  const members = await sql<{ symbol: string; note: string }[]>`
+    select symbol, note from market.rs_scores
+    where as_of_date = ${date}::date and (note like ${`${STALE_NOTE_PREFIX}%`} or note like ${`${NEVER_FOUND_NOTE_PREFIX}%`})
+      and (${only}::text is null or sector_name = ${only}::text)
+    order by symbol`;
+  const named = new Set(etfs.map((e) => e.etf));
+  return [
+    ...etfs.map((e): RsWarning => ({ kind: 'sector_etf_unavailable', symbol: e.etf, members: e.members, note: e.reason })),
+    ...members
+      .filter((m) => !named.has(m.symbol))
+      .map((m): RsWarning => ({ kind: m.note.startsWith(STALE_NOTE_PREFIX) ? 'stale' : 'never_found', symbol: m.symbol, members: null, note: m.note })),
+  ];
 }

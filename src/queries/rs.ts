@@ -14,7 +14,8 @@
  *  - RS over n vs a benchmark = (symbol's return − benchmark's return) × 100;
  *  - rs_score = 0.4 × RS₆₃ + 0.2 × RS₁₂₆ + 0.2 × RS₁₈₉ + 0.2 × RS₂₅₂ vs SPY (IBD's 3/6/9/12-month
  *    weighting); rs_sector_score the same against the symbol's sector ETF, NULL when that ETF is
- *    not in the universe (the symbol is then scored against SPY only);
+ *    not in the universe (the symbol is then scored against SPY only) or has no score that day
+ *    (the member's note names the ETF and why: no bar, stale, a short history);
  *  - rs_rating = 1 + round(98 × percent_rank of rs_score), halves away from zero, among the stocks scored that day: 1–99,
  *    ties share a rating; ETFs and benchmarks get scores but no rating;
  *  - sector leader = a scored stock in the top 20% of its sector by rs_score (cume_dist > 0.8:
@@ -22,9 +23,19 @@
  *  - stale member = a non-crypto member whose newest 1d bar up to the as-of date is
  *    STALE_AFTER_SESSIONS NYSE sessions or more before it (delisted, or its data feed is dead):
  *    refresh-rs no longer waits for it, and it has no score or rating, here or in the current
- *    values, until a bar comes again.
+ *    values, until a bar comes again;
+ *  - never-found member = a non-crypto member that has no 1d bar at all although refresh-rs asked
+ *    enrichment for it on NEVER_FOUND_AFTER_DATES as-of dates or more (a typo, a ticker the data
+ *    source does not know): handled as a stale one;
+ *  - SPY is neither: without it nothing is scored, so its missing bar is an outage to report. A
+ *    sector ETF that is stale, never found or otherwise without a score leaves its members'
+ *    rs_sector_score NULL, their note saying why; their rs_score and rating do not need it;
+ *  - a member's asset class is the one bullpen tracks (`RsScoringOptions.assetClasses`, from
+ *    loadTrackedAssetClasses): a coin the trading system knows as one is crypto even where the
+ *    universe took the default class.
  */
 import { addTradingDays } from '../analytics/calendar.ts';
+import type { AssetClass } from '../analytics/timeframes.ts';
 import type { Sql } from '../db.ts';
 
 /** 1d bars needed for the 12-month return: the as-of bar and 252 before it. */
@@ -45,6 +56,52 @@ export function staleThrough(asOf: string): string {
 }
 
 /**
+ * As-of dates refresh-rs asks enrichment for a member without any 1d bar before giving up on it.
+ * A new member's history normally comes with the first request; three dates rule out a night's
+ * outage, and asking on every evening after that only delays each run.
+ */
+export const NEVER_FOUND_AFTER_DATES = 3;
+/** `requested_by` of refresh-rs's enrichment requests, followed by the as-of date. */
+export const RS_REQUEST_PREFIX = 'refresh-rs@';
+/** How the notes of stale and never-found members begin (the API picks them out by it). */
+export const STALE_NOTE_PREFIX = 'stale: ';
+export const NEVER_FOUND_NOTE_PREFIX = 'no bar ever: ';
+
+/** What the run knows besides the tables. */
+export interface RsScoringOptions {
+  /**
+   * Members whose asset class as bullpen tracks it (loadTrackedAssetClasses) differs from
+   * market.sector_mapping's; the others keep the universe's.
+   */
+  assetClasses?: ReadonlyMap<string, AssetClass>;
+}
+
+/** The asset class of the member in column `alias.symbol` (of market.sector_mapping), as bullpen tracks it. */
+function assetClassOf(sql: Sql, alias: string, options: RsScoringOptions) {
+  const classes = options.assetClasses ?? new Map<string, AssetClass>();
+  if (classes.size === 0) return sql.unsafe(`${alias}.asset_class`);
+  return sql`coalesce((select t.asset_class from unnest(${[...classes.keys()]}::text[], ${[...classes.values()]}::text[]) as t(symbol, asset_class)
+    where t.symbol = ${sql.unsafe(`${alias}.symbol`)}), ${sql.unsafe(`${alias}.asset_class`)})`;
+}
+
+/**
+ * How many as-of dates refresh-rs asked enrichment for the 1d bars of the symbol in column
+ * `symbol` and saw that series end (completed or failed). Dates, not requests: each attempt of a
+ * date asks again, and one bad evening is not a verdict.
+ */
+function datesAsked(sql: Sql, symbol: string) {
+  return sql`(select count(distinct b.requested_by)::int from enrichment.backfill_state s
+    join enrichment.backfills b on b.backfill_id = s.backfill_job_id
+    where s.symbol = ${sql.unsafe(symbol)} and s.timeframe = '1d' and s.status in ('completed', 'failed')
+      and b.requested_by like ${`${RS_REQUEST_PREFIX}%`})`;
+}
+
+/** Whether the symbol in column `symbol` has any 1d bar, of any date. */
+function hasAnyBar(sql: Sql, symbol: string) {
+  return sql`exists (select 1 from market.bars b where b.symbol = ${sql.unsafe(symbol)} and b.timeframe = '1d')`;
+}
+
+/**
  * The market-local date of the newest 1d bar of the symbol in column `symbol` up to `asOf`, at any
  * age (one read of the primary key backwards); NULL when it has none.
  */
@@ -62,11 +119,15 @@ export interface LateMember {
   /** The date of its newest 1d bar before the as-of date; null when it has none (a new member). */
   last_bar: string | null;
   /**
-   * No bar for STALE_AFTER_SESSIONS sessions or more (a benchmark never is: its missing bar is an
-   * outage to report, not a delisting). A member without any bar is new, not stale: its history
-   * is what the request fetches.
+   * No bar for STALE_AFTER_SESSIONS sessions or more (SPY never is: its missing bar is an outage
+   * to report, not a delisting). A member without any bar is new, not stale: its history is what
+   * the request fetches.
    */
   stale: boolean;
+  /** No 1d bar at all, after NEVER_FOUND_AFTER_DATES dates asked for (SPY never is). */
+  never_found: boolean;
+  /** For a member without any 1d bar: the dates refresh-rs asked enrichment for it; else null. */
+  dates_asked: number | null;
 }
 
 /**
@@ -74,25 +135,33 @@ export interface LateMember {
  * market.sector_mapping (crypto is not scored), flagged when it is a benchmark — SPY when it is a
  * member (without it every score is NULL with a note, and no bar will come for a symbol the
  * enrichment no longer fetches), and the sector ETFs the stocks name that are members — and when
- * it is stale. refresh-rs waits for all but the stale ones.
+ * it is stale or never found. refresh-rs waits for all but those two.
  */
-export async function loadLateMembers(sql: Sql, asOf: string, tz: string): Promise<LateMember[]> {
+export async function loadLateMembers(sql: Sql, asOf: string, tz: string, options: RsScoringOptions = {}): Promise<LateMember[]> {
   return sql<LateMember[]>`
-    with benchmarks as (
-      select m.symbol from market.sector_mapping m where m.symbol = ${MARKET_BENCHMARK}
+    with classed as (
+      select m.symbol, m.sector_etf, ${assetClassOf(sql, 'm', options)} as asset_class from market.sector_mapping m
+    ),
+    benchmarks as (
+      select m.symbol from classed m where m.symbol = ${MARKET_BENCHMARK}
       union
-      select distinct m.sector_etf from market.sector_mapping m
+      select distinct m.sector_etf from classed m
       where m.asset_class = 'stock' and m.sector_etf is not null
-        and exists (select 1 from market.sector_mapping e where e.symbol = m.sector_etf)
+        and exists (select 1 from classed e where e.symbol = m.sector_etf)
     )
-    select l.symbol, l.benchmark, l.last_bar::text as last_bar,
-      (not l.benchmark and l.last_bar is not null and l.last_bar <= ${staleThrough(asOf)}::date) as stale
+    select d.symbol, d.benchmark, d.last_bar::text as last_bar, d.stale,
+      coalesce(d.dates_asked >= ${NEVER_FOUND_AFTER_DATES}::int, false) as never_found, d.dates_asked
     from (
-      select m.symbol, exists (select 1 from benchmarks bm where bm.symbol = m.symbol) as benchmark, ${newestBarDate(sql, 'm.symbol', asOf, tz)} as last_bar
-      from market.sector_mapping m
-      where m.asset_class <> 'crypto' or m.symbol in (select symbol from benchmarks)
-    ) l
-    where l.last_bar is distinct from ${asOf}::date
+      select l.symbol, l.benchmark, l.last_bar,
+        (l.symbol <> ${MARKET_BENCHMARK} and l.last_bar is not null and l.last_bar <= ${staleThrough(asOf)}::date) as stale,
+        case when l.symbol <> ${MARKET_BENCHMARK} and l.last_bar is null and not ${hasAnyBar(sql, 'l.symbol')} then ${datesAsked(sql, 'l.symbol')} end as dates_asked
+      from (
+        select m.symbol, exists (select 1 from benchmarks bm where bm.symbol = m.symbol) as benchmark, ${newestBarDate(sql, 'm.symbol', asOf, tz)} as last_bar
+        from classed m
+        where m.asset_class <> 'crypto' or m.symbol in (select symbol from benchmarks)
+      ) l
+      where l.last_bar is distinct from ${asOf}::date
+    ) d
     order by 1`;
 }
 
@@ -128,7 +197,7 @@ function lookbackClose(sql: Sql, n: number, asOf: string, tz: string) {
 }
 
 /** Scores every symbol as of `asOf` into market.rs_scores (replacing that date's rows). */
-export async function scoreRelativeStrength(sql: Sql, asOf: string, tz: string): Promise<RsRunCounts> {
+export async function scoreRelativeStrength(sql: Sql, asOf: string, tz: string, options: RsScoringOptions = {}): Promise<RsRunCounts> {
   // The statement's row estimates put it far above jit_above_cost, and compiling it took longer
   // (~0.8 s) than running it. Callers run it in a transaction (refresh-rs, the bench).
   await sql`set local jit = off`;
@@ -136,7 +205,7 @@ export async function scoreRelativeStrength(sql: Sql, asOf: string, tz: string):
   const windowEnd = sql`((${asOf}::date + 1)::timestamp at time zone ${tz})`;
   const [counts] = await sql<RsRunCounts[]>`
     with universe as (
-      select symbol, sector_name, sector_etf, asset_class from market.sector_mapping
+      select m.symbol, m.sector_name, m.sector_etf, ${assetClassOf(sql, 'm', options)} as asset_class from market.sector_mapping m
     ),
     -- The lookbacks' start dates, the same for every symbol: SPY's sessions 21, 63, 126, 189 and
     -- 252 before the as-of date (none when SPY has no bar on it). Counting each symbol's own
@@ -175,6 +244,9 @@ export async function scoreRelativeStrength(sql: Sql, asOf: string, tz: string):
         coalesce(cardinality(p.stamps), 0) as sessions, p.last_date,
         -- The newest bar at any age: a member whose bars stopped before the window is stale too.
         case when u.asset_class <> 'crypto' then coalesce(p.last_date, ${newestBarDate(sql, 'u.symbol', asOf, tz)}) end as last_bar,
+        -- Read only for a member without any bar in the window (a new one, a typo): the rest have had bars.
+        case when u.asset_class <> 'crypto' and u.symbol <> ${MARKET_BENCHMARK} and p.last_date is null and not ${hasAnyBar(sql, 'u.symbol')}
+          then ${datesAsked(sql, 'u.symbol')} end as dates_asked,
         case when p.last_date = ${asOf}::date then p.closes[1] end as close,
         case when p.last_date = ${asOf}::date then p.closes[1] / nullif(p.c21, 0) - 1 end as r21,
         case when p.last_date = ${asOf}::date then p.closes[1] / nullif(p.c63, 0) - 1 end as r63,
@@ -218,8 +290,11 @@ export async function scoreRelativeStrength(sql: Sql, asOf: string, tz: string):
         0.4 * (r.r63 - e.r63) * 100 + 0.2 * (r.r126 - e.r126) * 100 + 0.2 * (r.r189 - e.r189) * 100 + 0.2 * (r.r252 - e.r252) * 100 as rs_sector_score,
         case
           when r.asset_class = 'crypto' then 'crypto: not scored (RS compares closes of NYSE sessions with SPY and the sector ETFs; a 24x7 series has no such close)'
-          when r.last_bar <= ${staleThrough(asOf)}::date then 'stale: no 1d bar since ' || r.last_bar || ' (' || ${STALE_AFTER_SESSIONS}::int
+          when r.last_bar <= ${staleThrough(asOf)}::date then ${STALE_NOTE_PREFIX} || 'no 1d bar since ' || r.last_bar || ' (' || ${STALE_AFTER_SESSIONS}::int
             || ' sessions or more); not waited for or rated; delisted? bullpen universe remove ' || r.symbol
+          when r.dates_asked >= ${NEVER_FOUND_AFTER_DATES}::int then ${NEVER_FOUND_NOTE_PREFIX} || 'no 1d bar came for any of the ' || r.dates_asked
+            || ' dates refresh-rs asked enrichment for (a typo, or a ticker the data source does not know?); '
+            || 'not asked for or waited on any more; fix the symbol or remove it: bullpen universe remove ' || r.symbol
           when r.sessions = 0 then 'no 1d bars in the year before ' || ${asOf}
           when r.last_date <> ${asOf}::date then 'no 1d bar on ' || ${asOf} || ' (last ' || r.last_date || ')'
           when not l.listed then 'benchmark ' || ${MARKET_BENCHMARK}::text || ' is not in market.sector_mapping'
@@ -232,9 +307,20 @@ export async function scoreRelativeStrength(sql: Sql, asOf: string, tz: string):
       left join spy s on true
       left join returns e on e.symbol = r.sector_etf
     ),
+    -- A member scored whose sector ETF has no score (no bar on the date, stale, a short history)
+    -- gets no rs_sector_score; its note names the ETF and the ETF's own reason. Its rs_score and
+    -- rating are against SPY and stand.
+    noted as (
+      select sc.symbol, sc.sector_name, sc.sector_etf, sc.asset_class, sc.sessions, sc.close, sc.r21, sc.r63, sc.r126, sc.r189, sc.r252,
+        sc.rs63, sc.rs_score, sc.rs_sector_score,
+        coalesce(sc.note, case when sc.rs_score is not null and sc.sector_etf is not null and sc.rs_sector_score is null
+          then 'sector ETF ' || sc.sector_etf || ' unavailable (' || coalesce(e.note, 'no score') || '): rs_sector_score not computed' end) as note
+      from scored sc
+      left join scored e on e.symbol = sc.sector_etf
+    ),
     rated as (
       select sc.*, (sc.rs_score is not null and sc.asset_class = 'stock') as ratable
-      from scored sc
+      from noted sc
     ),
     ranked as (
       select rt.*,
@@ -276,17 +362,19 @@ export async function scoreRelativeStrength(sql: Sql, asOf: string, tz: string):
  * current values too, `last_updated` saying from when: the missing bar says nothing of its
  * strength, and a NULL would read as "no rating" in `bullpen universe list`. A stale one
  * (STALE_AFTER_SESSIONS sessions without a bar: delisted, most likely) gets its NULLs: a rating
- * weeks old would go on standing among live ones, a sector leader forever. So does a symbol with
+ * weeks old would go on standing among live ones, a sector leader forever; so does one never
+ * found (its note says so), should it hold values from bars deleted since. So does a symbol with
  * the bar but no score (a short history, crypto): that is its state today. rs_score is rounded
  * to the column's 4 decimals. `tz` is the zone 1d bars are stamped in, as scoreRelativeStrength's.
  */
-export async function publishCurrentScores(sql: Sql, asOf: string, tz: string): Promise<number> {
+export async function publishCurrentScores(sql: Sql, asOf: string, tz: string, options: RsScoringOptions = {}): Promise<number> {
   const result = await sql`
     update market.sector_mapping m
     set rs_score = round(s.rs_score::numeric, 4), rs_rating = s.rs_rating, is_sector_leader = s.is_sector_leader, last_updated = now()
     from market.rs_scores s
     where s.symbol = m.symbol and s.as_of_date = ${asOf}::date
-      and (s.close is not null or m.asset_class = 'crypto' or ${newestBarDate(sql, 'm.symbol', asOf, tz)} <= ${staleThrough(asOf)}::date)
+      and (s.close is not null or ${assetClassOf(sql, 'm', options)} = 'crypto' or ${newestBarDate(sql, 'm.symbol', asOf, tz)} <= ${staleThrough(asOf)}::date
+        or s.note like ${`${NEVER_FOUND_NOTE_PREFIX}%`})
       and ${asOf}::date >= (select max(as_of_date) from market.rs_scores)
       and exists (select 1 from market.rs_scores b where b.symbol = ${MARKET_BENCHMARK} and b.as_of_date = ${asOf}::date and b.rs_score is not null)`;
   return result.count;

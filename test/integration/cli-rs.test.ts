@@ -1,7 +1,7 @@
 /**
  * `bullpen rs` and `bullpen universe` as a user runs them: the note before anything is scored,
  * the table of a small scored universe (filters, JSON, pages with --offset, a date never scored,
- * a sector renamed since), and adding, changing, listing and removing symbols (a coin: not scored, its backfill
+ * a sector renamed since, a sector ETF without its bar warned of), and adding, changing, listing and removing symbols (a coin: not scored, its backfill
  * command fetching it as crypto), bad input refused with exit code 1.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -198,5 +198,23 @@ describe('bullpen rs', () => {
     expect(old.output).not.toMatch(/AAA/);
     expect(renamed.code).toBe(1);
     expect(renamed.output).toContain(`bullpen: --sector: unknown sector "Energy & Utilities" for ${AS_OF}; sectors scored that date: Benchmark, Energy, Information Technology`);
+  });
+
+  it('warns below the table of a sector ETF its members were scored without, and says so in JSON', async () => {
+    const sql = rt.db.sql;
+    // The session before: XLE's bar of that day never came.
+    const before = addTradingDays(AS_OF, -1);
+    const lastXle = addTradingDays(AS_OF, -2);
+    await sql`delete from market.bars where symbol = 'XLE' and ts = ${new Date(utcMsOfLocal(dayNumberOfIsoDate(before) * 86_400_000, 'nyse')).toISOString()}::timestamptz`;
+    await sql.begin(async (tx) => {
+      await scoreRelativeStrength(tx as unknown as Sql, before, 'America/New_York');
+    });
+    const [text, json] = await Promise.all([bullpen(['rs', '--date', before]), bullpen(['rs', '--date', before, '--json'])]);
+    expect(text.code, text.output).toBe(0);
+    const reason = `no 1d bar on ${before} (last ${lastXle})`;
+    expect(text.output).toMatch(new RegExp(`^\\s+\\d+\\s+FFF\\s+Energy & Utilities\\s.*sector ETF XLE unavailable \\(${reason.replace(/[()]/g, '\\$&')}\\): rs_sector_score not computed$`, 'm'));
+    expect(text.output).toContain(`\nwarning: sector ETF XLE unavailable (${reason}): 2 members scored without rs_sector_score\n`);
+    expect(json.code, json.output).toBe(0);
+    expect((JSON.parse(json.output) as { warnings: unknown[] }).warnings).toEqual([{ kind: 'sector_etf_unavailable', symbol: 'XLE', members: 2, note: reason }]);
   });
 });

@@ -4,8 +4,11 @@
  * mid-window; an idempotent rerun; missing benchmark data fetched first, or failing retryably
  * naming the benchmark, asking again on the retry for every member still without the day's bar;
  * a stock without the day's bar asked for, then left unscored with its current rating kept; a
- * member without bars for 5 sessions (stale) neither asked for nor rated; a session not closed
- * yet refused; SPY not in the universe; lookbacks on SPY's sessions whatever gaps a symbol has; crypto members
+ * member without bars for 5 sessions (stale) neither asked for nor rated; one no bar ever came for
+ * asked for on 3 dates, then no more; a coin the universe lists as a stock taken as the coin
+ * bullpen tracks it as; a sector ETF stopped trading, or missing on the last attempt, leaving its
+ * members without rs_sector_score instead of failing the run; a session not closed yet refused;
+ * SPY not in the universe; lookbacks on SPY's sessions whatever gaps a symbol has; crypto members
  * left unscored; a score too large for sector_mapping's old numeric(10,4); a benchmark without a
  * year of history; history kept when an older date is scored again.
  */
@@ -418,6 +421,148 @@ describe('refresh-rs', () => {
       staleSymbols: [{ symbol: 'DEAD', lastBar: lastDead, sessionsWithoutBar: 5 }],
     });
     expect(run.summary?.staleHint).toBe('remove members that no longer trade: bullpen universe remove DEAD');
+  });
+
+  it('stops asking for a member no bar ever came for once 3 dates have asked, clears it and names it to fix or remove; scores it again once bars come', async () => {
+    const { rt } = await withCsvSource('rs-never', { JOB_ATTEMPTS: '1' });
+    const sql = rt.db.sql;
+    await universe(sql, [
+      ['SPY', 'Benchmark', null, 'etf'],
+      ['AAA', 'Information Technology', null, 'stock'],
+      ['TYPO', 'Information Technology', null, 'stock'],
+    ]);
+    await insertBars(sql, 'SPY', { 0: 110 });
+    await insertBars(sql, 'AAA', UP);
+    // TYPO: a ticker the vendor does not know (the CSV directory has no file for it).
+    const dates = [-3, -2, -1].map((back) => addTradingDays(AS_OF, back));
+    for (const date of dates) expect((await runJob(rt, date)).status).toBe('succeeded');
+
+    const run = await runJob(rt);
+    expect(run.status, run.error ?? '').toBe('succeeded');
+    // Asked for on three dates, not on the fourth.
+    const requests = await sql<{ requested_by: string; symbols: string[] }[]>`
+      select requested_by, symbols from enrichment.backfills where requested_by like 'refresh-rs@%' order by created_at`;
+    expect(requests.map((r) => ({ ...r }))).toEqual(dates.map((date) => ({ requested_by: `refresh-rs@${date}`, symbols: ['TYPO'] })));
+    const by = await loadScores(sql);
+    expect(by.TYPO).toMatchObject({ rs_score: null, rs_rating: null });
+    expect(by.TYPO?.note).toBe(
+      'no bar ever: no 1d bar came for any of the 3 dates refresh-rs asked enrichment for (a typo, or a ticker the data source does not know?); ' +
+        'not asked for or waited on any more; fix the symbol or remove it: bullpen universe remove TYPO',
+    );
+    expect(run.summary).toMatchObject({ symbols: 3, scored: 2, stale: 0, neverFound: 1, neverFoundSymbols: [{ symbol: 'TYPO', datesAsked: 3 }] });
+    expect(run.summary?.warnings).toEqual([
+      '1 member never had a 1d bar, though refresh-rs asked enrichment for it on 3 dates or more (a typo, or a ticker the data source does not know?): ' +
+        'not asked for or rated any more; fix or remove it: bullpen universe remove TYPO',
+    ]);
+    const [current] = await sql<{ rs_rating: number | null }[]>`select rs_rating from market.sector_mapping where symbol = 'TYPO'`;
+    expect(current?.rs_rating).toBeNull();
+
+    // The symbol's bars come after all (enrichment-daily still fetches it): scored, nothing said.
+    await insertBars(sql, 'TYPO', { 0: 130 });
+    const again = await runJob(rt);
+    expect(again.status).toBe('succeeded');
+    expect(again.summary).toMatchObject({ scored: 3, neverFound: 0 });
+    expect(again.summary?.warnings).toBeUndefined();
+    expect((await loadScores(sql)).TYPO?.note).toBeNull();
+  });
+
+  it("takes each member's asset class as bullpen tracks it: a coin the universe lists as a stock is neither asked for as a stock nor scored", async () => {
+    const { rt } = await withCsvSource('rs-tracked', { JOB_ATTEMPTS: '1' });
+    const sql = rt.db.sql;
+    // Both added with the default class; the trading system knows them as coins.
+    await universe(sql, [
+      ['SPY', 'Benchmark', null, 'etf'],
+      ['AAA', 'Information Technology', null, 'stock'],
+      ['BTCUSD', 'Crypto', null, 'stock'],
+      ['ETHUSD', 'Crypto', null, 'stock'],
+    ]);
+    await sql`
+      insert into warehouse.dim_instrument (instrument_id, symbol, instrument_type, effective_from, is_current)
+      values (9001, 'BTCUSD', 'crypto', '-infinity', true), (9002, 'ETHUSD', 'crypto_spot', '-infinity', true)`;
+    await insertBars(sql, 'SPY', { 0: 110 });
+    await insertBars(sql, 'AAA', UP);
+    // ETHUSD: a 1d bar every UTC midnight, through the day after the date; BTCUSD: none yet.
+    const days = Array.from({ length: 402 }, (_, i) => addCalendarDays(AS_OF, i - 400));
+    await sql`
+      insert into market.bars (symbol, timeframe, ts, open, high, low, close, volume, source)
+      select 'ETHUSD', '1d', (d || 'T00:00:00Z')::timestamptz, 100, 100, 100, 100, 1000, 'test' from unnest(${days}::text[]) as u(d)`;
+
+    const run = await runJob(rt);
+    expect(run.status, run.error ?? '').toBe('succeeded');
+    // A coin is not scored, so never asked for: as a stock, its request would name the wrong ticker and sessions.
+    expect(await sql`select symbols from enrichment.backfills where requested_by = ${`refresh-rs@${AS_OF}`}`).toEqual([]);
+    const by = await loadScores(sql);
+    for (const coin of ['BTCUSD', 'ETHUSD']) {
+      expect(by[coin]).toMatchObject({ close: null, rs_score: null, rs_rating: null });
+      expect(by[coin]?.note).toMatch(/^crypto: not scored/);
+    }
+    expect(run.summary).toMatchObject({ symbols: 4, scored: 2, rated: 1 });
+    expect(run.summary?.warnings).toEqual([
+      '2 members are stock in market.sector_mapping but crypto in warehouse.dim_instrument: taken as crypto (not scored); ' +
+        'set the class to silence this: bullpen universe add BTCUSD --asset-class crypto; bullpen universe add ETHUSD --asset-class crypto',
+    ]);
+  });
+
+  it('scores the members of a sector whose ETF stopped trading without their sector score, and succeeds naming the ETF', async () => {
+    const { rt } = await withCsvSource('rs-dead-etf', { JOB_ATTEMPTS: '1' });
+    const sql = rt.db.sql;
+    await universe(sql, [
+      ['SPY', 'Benchmark', null, 'etf'],
+      ['XLX', 'Information Technology', null, 'etf'],
+      ['AAA', 'Information Technology', 'XLX', 'stock'],
+      ['BBB', 'Information Technology', 'XLX', 'stock'],
+    ]);
+    await insertBars(sql, 'SPY', { 0: 110 });
+    await insertBars(sql, 'AAA', UP);
+    await insertBars(sql, 'BBB', { 0: 100 });
+    // XLX: delisted, its last bar 10 sessions back.
+    await insertSeries(sql, 'XLX', (back) => (back < 10 ? null : 100));
+    const lastBar = addTradingDays(AS_OF, -10);
+
+    const run = await runJob(rt);
+    expect(run.status, run.error ?? '').toBe('succeeded');
+    // Not asked for: its bar will not come.
+    expect(await sql`select symbols from enrichment.backfills where requested_by = ${`refresh-rs@${AS_OF}`}`).toEqual([]);
+    const rows = await sql<{ symbol: string; rs_score: number | null; rs_sector_score: number | null; rs_rating: number | null; note: string | null }[]>`
+      select symbol, rs_score, rs_sector_score, rs_rating, note from market.rs_scores where as_of_date = ${AS_OF} and symbol in ('AAA', 'BBB') order by symbol`;
+    const etfNote = `stale: no 1d bar since ${lastBar} (5 sessions or more); not waited for or rated; delisted? bullpen universe remove XLX`;
+    for (const row of rows) {
+      expect(row.rs_score).not.toBeNull();
+      expect(row.rs_sector_score).toBeNull();
+      expect(row.note).toBe(`sector ETF XLX unavailable (${etfNote}): rs_sector_score not computed`);
+    }
+    expect(rows.map((r) => r.rs_rating)).toEqual([99, 1]);
+    expect(run.summary).toMatchObject({ symbols: 4, scored: 3, rated: 2, unscored: 1, sectorEtfsUnavailable: [{ etf: 'XLX', members: 2, reason: etfNote }] });
+    expect(run.summary?.warnings).toEqual([
+      `sector ETF XLX unavailable (${etfNote}): 2 members scored without rs_sector_score; point them at a live ETF (bullpen universe add SYMBOL --etf TICKER) or clear it (--no-etf)`,
+    ]);
+  });
+
+  it('retries while a sector ETF lacks the day\'s bar, then on the last attempt scores its members without their sector score instead of failing', async () => {
+    const { rt } = await withCsvSource('rs-typo-etf', { JOB_ATTEMPTS: '2' });
+    const sql = rt.db.sql;
+    // XLKK: a typo in the universe; the vendor has no such ticker.
+    await universe(sql, [
+      ['SPY', 'Benchmark', null, 'etf'],
+      ['XLKK', 'Information Technology', null, 'etf'],
+      ['AAA', 'Information Technology', 'XLKK', 'stock'],
+    ]);
+    await insertBars(sql, 'SPY', { 0: 110 });
+    await insertBars(sql, 'AAA', UP);
+
+    const run = await runJob(rt);
+    expect(run.status, run.error ?? '').toBe('succeeded');
+    const events = await sql<{ outcome: string }[]>`select outcome from ops.job_run_events where job = 'refresh-rs' order by event_id`;
+    expect(events.map((e) => e.outcome)[0]).toBe('retrying');
+    const requests = await sql<{ symbols: string[] }[]>`select symbols from enrichment.backfills where requested_by = ${`refresh-rs@${AS_OF}`} order by created_at`;
+    expect(requests.map((r) => r.symbols)).toEqual([['XLKK'], ['XLKK']]);
+    const by = await loadScores(sql);
+    expect(by.AAA?.rs_score).toBeCloseTo(4 + 0.2 * (100 * (120 / 90 - 1) - 10) + 8 + 18, 9);
+    expect(by.AAA?.note).toBe(`sector ETF XLKK unavailable (no 1d bars in the year before ${AS_OF}): rs_sector_score not computed`);
+    expect(run.summary).toMatchObject({ scored: 2, rated: 1, sectorEtfsUnavailable: [{ etf: 'XLKK', members: 1 }] });
+    expect(run.summary?.warnings).toEqual([
+      `sector ETF XLKK unavailable (no 1d bars in the year before ${AS_OF}): 1 member scored without rs_sector_score; point it at a live ETF (bullpen universe add SYMBOL --etf TICKER) or clear it (--no-etf)`,
+    ]);
   });
 
   it('refuses a run for a session that has not closed yet, naming its close (early closes too), without retries or writes', async () => {

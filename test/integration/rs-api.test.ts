@@ -3,7 +3,8 @@
  * two dates by the real statement: the newest date by default, a chosen date, sector and
  * leaders filters (a date's sectors as scored, whatever the universe says since), the limit,
  * pages (offset, total, the next page pinned to the date), 404s (a date not scored, a date that is no NYSE session, nothing scored, an unknown symbol),
- * 400s naming the field, a symbol's history.
+ * 400s naming the field, a symbol's history; a date's warnings (a sector ETF its members were scored
+ * without, members stale or never found).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JOBS } from '../../jobs/index.ts';
@@ -296,5 +297,70 @@ describe('GET /api/v1/rs with nothing scored', () => {
     const { status, body } = await get('/api/v1/rs');
     expect(status).toBe(404);
     expect(body).toEqual({ detail: 'no relative-strength scores yet: run `bullpen run refresh-rs --wait` to score the universe' });
+  });
+});
+
+describe('GET /api/v1/rs warnings', () => {
+  it('names a sector ETF its members were scored without, and members stale or never found, filtered by sector', async () => {
+    const sql = rt.db.sql;
+    await sql`truncate market.rs_scores`;
+    await sql`delete from market.sector_mapping`;
+    for (const [symbol, sector, etf, assetClass] of [
+      ['SPY', 'Benchmark', null, 'etf'],
+      ['XLK', 'Information Technology', null, 'etf'],
+      ['XLX', 'Materials', null, 'etf'],
+      ['AAA', 'Information Technology', 'XLK', 'stock'],
+      ['DEAD', 'Information Technology', 'XLK', 'stock'],
+      ['TYPO', 'Information Technology', 'XLK', 'stock'],
+      ['FFF', 'Materials', 'XLX', 'stock'],
+      ['GGG', 'Materials', 'XLX', 'stock'],
+    ] as const) {
+      await sql`insert into market.sector_mapping (symbol, sector_name, sector_etf, asset_class) values (${symbol}, ${sector}, ${etf}, ${assetClass})`;
+    }
+    // XLX delisted 10 sessions ago, DEAD 6; TYPO never had a bar, though refresh-rs asked for it on three dates.
+    await insertBars(sql, 'XLX', 100, 250);
+    await sql`delete from market.bars where symbol = 'XLX' and ts > ${new Date(utcMsOfLocal(dayNumberOfIsoDate(addTradingDays(AS_OF, -10)) * 86_400_000, 'nyse')).toISOString()}::timestamptz`;
+    await insertBars(sql, 'DEAD', 100, 250);
+    await sql`delete from market.bars where symbol = 'DEAD' and ts > ${new Date(utcMsOfLocal(dayNumberOfIsoDate(addTradingDays(AS_OF, -6)) * 86_400_000, 'nyse')).toISOString()}::timestamptz`;
+    for (const back of [1, 2, 3]) {
+      const date = addTradingDays(AS_OF, -back);
+      const [request] = await sql<{ backfill_id: string }[]>`
+        insert into enrichment.backfills (backfill_id, symbols, timeframes, asset_class, from_date, to_date, source, reprocess, requested_by, status)
+        values (gen_random_uuid(), '{TYPO}', '{1d}', 'stock', ${date}, ${date}, 'csv', 'all', ${`refresh-rs@${date}`}, 'failed')
+        returning backfill_id::text`;
+      await sql`
+        insert into enrichment.backfill_state (backfill_job_id, symbol, asset_class, timeframe, status, chunks)
+        values (${request?.backfill_id ?? ''}, 'TYPO', 'stock', '1d', 'failed', '[]')`;
+    }
+    await score(sql, AS_OF);
+
+    const xlx = {
+      kind: 'sector_etf_unavailable',
+      symbol: 'XLX',
+      members: 2,
+      note: `stale: no 1d bar since ${addTradingDays(AS_OF, -10)} (5 sessions or more); not waited for or rated; delisted? bullpen universe remove XLX`,
+    };
+    const dead = {
+      kind: 'stale',
+      symbol: 'DEAD',
+      members: null,
+      note: `stale: no 1d bar since ${addTradingDays(AS_OF, -6)} (5 sessions or more); not waited for or rated; delisted? bullpen universe remove DEAD`,
+    };
+    const typo = {
+      kind: 'never_found',
+      symbol: 'TYPO',
+      members: null,
+      note:
+        'no bar ever: no 1d bar came for any of the 3 dates refresh-rs asked enrichment for (a typo, or a ticker the data source does not know?); ' +
+        'not asked for or waited on any more; fix the symbol or remove it: bullpen universe remove TYPO',
+    };
+    const all = await get('/api/v1/rs');
+    expect(all.status).toBe(200);
+    expect(all.body.warnings).toEqual([xlx, dead, typo]);
+    const fff = (all.body.symbols as Row[]).find((r) => r.symbol === 'FFF');
+    expect(fff).toMatchObject({ sector_etf: 'XLX', rs_sector_score: null, note: `sector ETF XLX unavailable (${xlx.note}): rs_sector_score not computed` });
+    expect(fff?.rs_rating).not.toBeNull();
+    expect((await get('/api/v1/rs?sector=Materials')).body.warnings).toEqual([xlx]);
+    expect((await get(`/api/v1/rs?sector=${encodeURIComponent('Information Technology')}&leaders=true`)).body.warnings).toEqual([dead, typo]);
   });
 });
