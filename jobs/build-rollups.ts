@@ -14,7 +14,9 @@
  * Partition: that scope (a restatement's with when it was asked for). A rebuild replaces rows, so a rerun is harmless.
  * Once committed, every stored nightly report from the first restated date on gets a forced
  * nightly-report run, so late fills reach its report and the later ones whose equity, drawdown
- * and ratios they changed.
+ * and ratios they changed; so does every one from the first date whose positions the run marked
+ * at a late bar (their close, market value and unrealized PnL). These remakes go on the reports
+ * queue behind the scheduled tick's run, however many there are.
  */
 import { z } from 'zod';
 import { tickDate, tickPartition } from '../src/cron.ts';
@@ -43,6 +45,13 @@ const SCHEDULE_TZ = 'America/New_York';
 
 /** The earliest date a range without `from` starts at: before any trade a desk could hold. */
 const BEGINNING = '1900-01-01';
+
+/**
+ * The BullMQ priority of report remakes: behind every run without one on the reports queue (the
+ * nightly tick, catch-up, `bullpen report`), which would otherwise wait behind a year of remakes
+ * asked for just before 23:50 UTC, past the report's deadline.
+ */
+const REMAKE_PRIORITY = 10;
 
 export const buildRollups = defineJob({
   name: 'build-rollups',
@@ -99,13 +108,18 @@ export const buildRollups = defineJob({
     // in 0.3 s), so restating a date a year back costs some 20 s, whereas a cap would leave the
     // older reports wrong for good with only a log line to act on. A full rebuild always asked for all.
     const reports = await loadRestatedReportDates(ctx.db, summary);
-    for (const date of reports) await ctx.enqueue('nightly-report', { date }, { force: true, deduplicationId: `nightly-report.restated.${date}` });
-    if (reports.length > 0) ctx.logger.info({ reports: reports.length, from: reports[0], to: reports.at(-1) }, 'stored reports from the first restated date on asked for again');
+    for (const date of reports) {
+      await ctx.enqueue('nightly-report', { date }, { force: true, deduplicationId: `nightly-report.restated.${date}`, priority: REMAKE_PRIORITY });
+    }
+    if (reports.length > 0) {
+      ctx.logger.info({ reports: reports.length, from: reports[0], to: reports.at(-1), restatedFrom: summary.from, markedFrom: summary.markedFrom }, 'stored reports from the first restated or newly marked date on asked for again');
+    }
     return {
       scope: summary.scope,
       partitions: summary.partitions,
       from: summary.from,
       to: summary.to,
+      marked_from: summary.markedFrom,
       as_of: summary.asOf,
       accounts: summary.accounts,
       rows: {

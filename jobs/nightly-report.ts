@@ -18,7 +18,9 @@
  * made (build-rollups waits out ROLLUP_DEBOUNCE_MS first), the run goes back on its queue and
  * looks again, rather than store a report that misses fills already loaded (a "no trading" day
  * with zero trades, for good). Still pending after ROLLUPS_WAIT_MS, it fails retryably. A date
- * build-rollups restates after its report is stored is reported again (jobs/build-rollups.ts).
+ * build-rollups restates after its report is stored is reported again (jobs/build-rollups.ts), as
+ * is one whose positions it marks at a 1d bar that came late, and the stored reports after either;
+ * those remakes wait on the queue behind the tick's own run.
  */
 import { DateTime } from 'luxon';
 import { tickDate } from '../src/cron.ts';

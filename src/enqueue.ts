@@ -17,6 +17,8 @@ export interface EnqueueOptions {
   deduplicationId?: string;
   /** See ContextEnqueueOptions.delayMs. */
   delayMs?: number;
+  /** See ContextEnqueueOptions.priority. */
+  priority?: number;
   /**
    * Gives the run the id `<name>@<partition>@tick-<ms>` of the tick it stands for: a tick whose
    * partition was run ahead of it, under the plain id, is owed a run of its own.
@@ -74,6 +76,7 @@ export async function enqueueRun(
     jobId,
     ...(options.deduplicationId ? { deduplication: { id: options.deduplicationId, keepLastIfActive: true } } : {}),
     ...(options.delayMs ? { delay: options.delayMs } : {}),
+    ...(options.priority ? { priority: options.priority } : {}),
   });
   // queue.add answers with the job it built here, whatever Redis kept: a job already stored under
   // the id (or the one a deduplication id pointed to) is read back, and told apart by its timestamp.

@@ -103,6 +103,14 @@ export interface ContextEnqueueOptions {
    * (`<job>@<partition>@force-<ms>`): the plain id would hand back the finished earlier run.
    */
   force?: boolean;
+  /**
+   * BullMQ priority, 1 (soonest) to 2,097,151: the job waits on its queue behind every job
+   * without one, which is how scheduled ticks, catch-up and runs asked for by hand are added,
+   * so background work given one never holds them up. Jobs with priorities go lowest number
+   * first, then in the order added. It is kept through retries, delays and a deduplicated
+   * add kept for after the active job. @defaultValue none
+   */
+  priority?: number;
 }
 
 /** What a run returns; stored as `ops.job_runs.summary`. Keep it small. */

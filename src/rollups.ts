@@ -68,6 +68,11 @@ export interface RollupSummary {
   partitions: number;
   from: string | null;
   to: string | null;
+  /**
+   * The first date of the positions this run marked at a 1d close that arrived after their date
+   * was rolled up (rows.positionsMarked), or null. Their stored reports showed them unmarked.
+   */
+  markedFrom: string | null;
   asOf: string | null;
   /** Accounts whose curve, metrics, positions and months were rebuilt from some date on. */
   accounts: number;
@@ -102,7 +107,12 @@ export async function rebuildRollups(options: BuildRollupsOptions): Promise<Roll
     }
   };
   const rows = { performanceDaily: 0, buckets: 0, instrumentDaily: 0, equityCurve: 0, metrics: 0, positions: 0, positionsMarked: 0, monthly: 0 };
-  const summary: RollupSummary = { scope: scope.kind, promotedToFull: false, partitions: 0, from: null, to: null, asOf: null, accounts: 0, rows, rowsWritten: 0, phaseMs };
+  const summary: RollupSummary = { scope: scope.kind, promotedToFull: false, partitions: 0, from: null, to: null, markedFrom: null, asOf: null, accounts: 0, rows, rowsWritten: 0, phaseMs };
+  const markRecent = async (tx: Parameters<typeof markPositions>[0], asOf: string): Promise<void> => {
+    const marked = await timed('mark_positions', () => markPositions(tx, tz, recentDays(asOf)));
+    rows.positionsMarked = marked.rows;
+    summary.markedFrom = marked.from;
+  };
 
   const started = process.hrtime.bigint();
   let bodyEnded = started;
@@ -149,7 +159,7 @@ export async function rebuildRollups(options: BuildRollupsOptions): Promise<Roll
     if (summary.accounts === 0) {
       // Nothing to rebuild, but the views label rows with the current dimension versions, and
       // bars that arrived since the last run mark earlier positions.
-      rows.positionsMarked = await timed('mark_positions', () => markPositions(tx, tz, recentDays(asOf)));
+      await markRecent(tx, asOf);
       await timed('materialized_views', () => refreshMaterializedViews(tx));
       return;
     }
@@ -186,7 +196,7 @@ export async function rebuildRollups(options: BuildRollupsOptions): Promise<Roll
         const inserted = await insertPositions(tx, full, work, tz);
         // After the insert, which marks its own rows: this reaches the dates before it, whose bar
         // came after they were rolled up. A full rebuild has just marked every row it could.
-        if (!full) rows.positionsMarked = await timed('mark_positions', () => markPositions(tx, tz, recentDays(asOf)));
+        if (!full) await markRecent(tx, asOf);
         return inserted;
       }),
       timed('monthly', () => insertMonthly(tx, work)),
@@ -220,7 +230,7 @@ export async function markPositionsOf(db: Sql, tz: string, scope: Required<MarkS
   return db.begin(async (tx) => {
     await tx`select set_config('lock_timeout', ${MARK_LOCK_TIMEOUT}, true)`;
     await lockRollups(tx);
-    return markPositions(tx, tz, scope);
+    return (await markPositions(tx, tz, scope)).rows;
   });
 }
 

@@ -252,7 +252,7 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
       enqueue: async (name, data, options) => {
         const target = runtime.definitions.get(name);
         if (!target) throw new Error(`cannot enqueue unknown job ${name}`);
-        const enqueued = await enqueueRun(runtime.queues, target, data, { deduplicationId: options?.deduplicationId, delayMs: options?.delayMs, force: options?.force });
+        const enqueued = await enqueueRun(runtime.queues, target, data, { deduplicationId: options?.deduplicationId, delayMs: options?.delayMs, force: options?.force, priority: options?.priority });
         // A deduplicated add hands back the job already waiting (or active) under that id.
         return enqueued.job.id ?? enqueued.jobId;
       },

@@ -687,10 +687,11 @@ export interface MarkScope {
  * without this an earlier date would stay unmarked until a full rebuild. The bars are matched
  * as insertPositions matches them: the last 1d bar of the position's date (barDate; a range on
  * the bars' key). The partial index fact_positions_daily_unmarked_idx
- * keeps it to the unmarked rows of the dates asked for.
+ * keeps it to the unmarked rows of the dates asked for. Answers how many rows it marked and the
+ * first of their dates: the stored reports showing those positions are out of date from there.
  */
-export async function markPositions(tx: Tx, tz: string, scope: MarkScope): Promise<number> {
-  const result = await tx`
+export async function markPositions(tx: Tx, tz: string, scope: MarkScope): Promise<{ rows: number; from: string | null }> {
+  const [marked] = await tx<{ rows: number; first_date: string | null }[]>`
     with unmarked as (
       select p.account_id, p.trade_date, p.instrument_id, di.symbol
       from warehouse.fact_positions_daily p join warehouse.dim_instrument di on di.instrument_key = p.instrument_key
@@ -712,14 +713,18 @@ export async function markPositions(tx: Tx, tz: string, scope: MarkScope): Promi
           and b.ts >= (u.trade_date::timestamp at time zone u.zone) and b.ts < ((u.trade_date + 1)::timestamp at time zone u.zone)
         order by b.ts desc limit 1
       ) b
+    ),
+    marked as (
+      update warehouse.fact_positions_daily p
+      set close_price = c.close, market_value = p.quantity * c.close,
+          unrealized_pnl = p.quantity * c.close - sign(p.quantity) * p.cost_basis
+      from unmarked u join closes c on c.symbol = u.symbol and c.trade_date = u.trade_date
+      where p.account_id = u.account_id and p.trade_date = u.trade_date and p.instrument_id = u.instrument_id
+        and p.close_price is null
+      returning p.trade_date
     )
-    update warehouse.fact_positions_daily p
-    set close_price = c.close, market_value = p.quantity * c.close,
-        unrealized_pnl = p.quantity * c.close - sign(p.quantity) * p.cost_basis
-    from unmarked u join closes c on c.symbol = u.symbol and c.trade_date = u.trade_date
-    where p.account_id = u.account_id and p.trade_date = u.trade_date and p.instrument_id = u.instrument_id
-      and p.close_price is null`;
-  return result.count;
+    select count(*)::int as rows, min(trade_date)::text as first_date from marked`;
+  return { rows: marked?.rows ?? 0, from: marked?.first_date ?? null };
 }
 
 /**
