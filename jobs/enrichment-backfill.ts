@@ -1,10 +1,10 @@
 /**
  * enrichment-backfill: a backfill request as a BullMQ flow. Each child is one series (symbol ×
  * timeframe) and works in steps of one chunk (fetch → validate → features → store, committed
- * with its checkpoint), going back on the queue between chunks so the provider's rate limiter
- * meters every fetch (the queue's limiter for the default source; a budget in PostgreSQL for
- * polygon asked for on a deployment whose default is another source). The parent runs once
- * every child has ended and closes the request.
+ * with its checkpoint), going back on the queue between chunks. Each fetch takes a request from
+ * its source's own budget (PostgreSQL, shared by every worker; src/enrichment/source-gate.ts); a
+ * source out of budget or answering 429 puts off its own series only, and the other sources'
+ * series on the queue go on. The parent runs once every child has ended and closes the request.
  * Partitions: `<backfillId>` (parent) and `<backfillId>.<symbol>.<timeframe>` (child). A rerun
  * continues from the checkpoint in enrichment.backfill_state; a chunk already stored is never
  * fetched again unless the request asked to reprocess it.
@@ -12,12 +12,13 @@
 import { z } from 'zod';
 import { TIMEFRAMES } from '../src/analytics/timeframes.ts';
 import { finishBackfill, SYMBOL_PATTERN } from '../src/enrichment/backfills.ts';
-import { createProviderRegistry, requestBudgetOf } from '../src/enrichment/providers/index.ts';
+import { createProviderRegistry } from '../src/enrichment/providers/index.ts';
 import type { MarketDataProvider, ProviderName } from '../src/enrichment/providers/types.ts';
 import { runSeriesStep } from '../src/enrichment/series-step.ts';
+import { createSourceGate } from '../src/enrichment/source-gate.ts';
 import { coerceError } from '../src/errors.ts';
 import { basePayload, defineJob } from '../src/job-definition.ts';
-import { recordSeriesError, takeProviderRequest } from '../src/queries/enrichment.ts';
+import { recordSeriesError } from '../src/queries/enrichment.ts';
 import { redactSecrets } from '../src/redact.ts';
 
 const payload = basePayload.extend({
@@ -56,10 +57,7 @@ export const enrichmentBackfill = defineJob({
         exchangeTz: ctx.config.exchangeTz,
         signal: ctx.signal,
         onChunk: (outcome) => ctx.metrics.backfillChunks.inc({ outcome }),
-        takeRequest: async (source) => {
-          const budget = requestBudgetOf(ctx.config, source);
-          return budget ? takeProviderRequest(ctx.db, source, budget) : 0;
-        },
+        gate: createSourceGate(ctx.db, ctx.config),
       },
       { backfillId, symbol, timeframe },
     ).catch(async (thrown: unknown) => {
@@ -74,8 +72,7 @@ export const enrichmentBackfill = defineJob({
       }
       throw thrown;
     });
-    if (outcome.kind === 'rate-limited') return ctx.rateLimit(outcome.retryAfterMs);
-    // Not ctx.rateLimit: that would hold the whole queue, and the other sources' series with it.
+    // This series only: the queue, and the other sources' series on it, go on.
     if (outcome.kind === 'wait') return ctx.requeue(outcome.delayMs);
     if (outcome.kind === 'more') {
       await ctx.progress({ chunksDone: outcome.chunksHandled, chunksTotal: outcome.chunksTotal, barsWritten: outcome.barsWritten });

@@ -193,15 +193,16 @@ export interface Config {
   /** @defaultValue https://api.polygon.io */
   readonly polygonBaseUrl: string;
   /**
-   * The provider's request budget, as a BullMQ limiter on the enrichment queue (each backfill
-   * chunk is one step there). @defaultValue 5 per 60 s for polygon (its free tier), none otherwise
+   * The request budget of MARKET_DATA_SOURCE (ENRICHMENT_RATE_MAX per ENRICHMENT_RATE_WINDOW_MS):
+   * its fetches only, counted in PostgreSQL across every worker (enrichment.provider_budget);
+   * backfills from the other sources are not held to it.
+   * @defaultValue 5 per 60 s for polygon (its free tier), none otherwise
    */
   readonly enrichmentRateLimit: { readonly max: number; readonly durationMs: number } | null;
   /**
-   * Polygon's request budget for backfills asking for polygon on a deployment whose
-   * MARKET_DATA_SOURCE is another source, whose queue limiter knows nothing of polygon
-   * (POLYGON_RATE_MAX per POLYGON_RATE_WINDOW_MS, counted in PostgreSQL across every worker).
-   * Null where polygon is the default source: enrichmentRateLimit is its budget there.
+   * Polygon's request budget where MARKET_DATA_SOURCE is another source (POLYGON_RATE_MAX per
+   * POLYGON_RATE_WINDOW_MS, counted as enrichmentRateLimit is). Null where polygon is the
+   * default source: enrichmentRateLimit is its budget there, so one source has one budget.
    * @defaultValue 5 per 60 s (polygon's free tier)
    */
   readonly polygonRateLimit: { readonly max: number; readonly durationMs: number } | null;

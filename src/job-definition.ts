@@ -68,16 +68,10 @@ export interface JobContext<P> {
     options?: { force?: boolean },
   ) => Promise<{ jobId: string; childJobIds: string[] }>;
   /**
-   * Ends this step and puts the job back on its queue (after `delayMs`), where the queue's rate
-   * limiter and other jobs get their turn before the next step. Never returns.
+   * Ends this step and puts the job back on its queue (after `delayMs`, without using an
+   * attempt), where other jobs get their turn before the next step. Never returns.
    */
   readonly requeue: (delayMs?: number, options?: RequeueOptions) => Promise<never>;
-  /**
-   * A provider said "too many requests": pauses the job's whole queue for `ms` and puts this job
-   * back to wait without using an attempt. Never returns. The pause holds every worker only on a
-   * queue with a BullMQ limiter (src/worker.ts gives the enrichment queue one, always).
-   */
-  readonly rateLimit: (ms: number) => Promise<never>;
   readonly jobId: string;
   readonly attempt: number;
 }

@@ -264,7 +264,7 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
         };
         return enqueueFlow(runtime.flows, node(parent), children.map(node), { force: options?.force, jobOptions: runtime.jobOptions });
       },
-      // Both put the job back to go on later: its row is marked first, before another worker can take it.
+      // Puts the job back to go on later: its row is marked first, before another worker can take it.
       requeue: async (delayMs = 0, options) => {
         await recorder.suspend(definition.name, partition, jobId);
         if (options?.resetAttempts && job.attemptsMade > 0 && job.id !== undefined) {
@@ -277,13 +277,6 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
         }
         await job.moveToDelayed(Date.now() + delayMs, token);
         throw new DelayedError();
-      },
-      rateLimit: async (ms) => {
-        const queue = runtime.queues.get(definition.queue);
-        if (!queue) throw new Error(`no queue ${definition.queue}`);
-        await recorder.suspend(definition.name, partition, jobId);
-        await queue.rateLimit(ms);
-        throw new RateLimitError();
       },
     };
 
@@ -364,22 +357,6 @@ async function resetStallCount(worker: Worker, job: Job): Promise<void> {
   await client.hset(worker.toKey(job.id), { stc: 0 });
 }
 
-/** A limiter's `max` no window reaches. */
-const UNMETERED = 1_000_000_000;
-
-/**
- * The enrichment queue's BullMQ limiter: the provider's budget (ENRICHMENT_RATE_MAX), or when
- * there is none, one that never fills. A 429's pause (ctx.rateLimit) holds every worker only on
- * a queue with a limiter: BullMQ's moveToActive reads a manual rate limit only then. Without one,
- * the other workers, and this one's other slots, take the next job at once and call the
- * provider again while it is still refusing.
- */
-function enrichmentLimiter(config: Config): { max: number; duration: number } {
-  return config.enrichmentRateLimit
-    ? { max: config.enrichmentRateLimit.max, duration: config.enrichmentRateLimit.durationMs }
-    : { max: UNMETERED, duration: 1000 };
-}
-
 export interface StartWorkersOptions {
   connection: ConnectionOptions;
   /** Queues this process works; @defaultValue every queue a definition uses */
@@ -404,7 +381,8 @@ export function startWorkers(runtime: WorkerRuntime, options: StartWorkersOption
       // each step commits or not as a whole, so re-running one after a crash is always safe.
       maxStalledCount: name === 'enrichment' ? ENRICHMENT_MAX_STALLS : runtime.config.jobMaxStalls,
       name: workerName,
-      ...(name === 'enrichment' ? { limiter: enrichmentLimiter(runtime.config) } : {}),
+      // No BullMQ limiter on the enrichment queue: it would meter every source's series alike, and
+      // a 429's pause would hold them all. Each source's budget and pause are its own (src/enrichment/source-gate.ts).
       settings: {
         backoffStrategy: (attemptsMade, type, err) =>
           type === BACKOFF_TYPE ? computeBackoffMs(attemptsMade, runtime.config.jobBackoffMs, err) : runtime.config.jobBackoffMs,

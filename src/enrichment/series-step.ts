@@ -2,8 +2,10 @@
  * One step of a backfill series (one symbol × timeframe of a request): take the next chunk,
  * skip it when the ledger says it is done, else fetch → validate → features → quality →
  * store, all of the chunk committed with the checkpoint in one transaction. A step handles at
- * most one fetched chunk, so the queue's rate limiter meters fetches, other work interleaves,
- * cancellation takes effect at the next chunk boundary, and a deploy waits for one chunk at most.
+ * most one fetched chunk, so other work interleaves, cancellation takes effect at the next chunk
+ * boundary, and a deploy waits for one chunk at most. Each fetch first takes a request from its
+ * source's gate (src/enrichment/source-gate.ts): a source's budget or 429 puts off only the series
+ * of that source, never the queue.
  */
 import { validateBars } from '../analytics/bar-validation.ts';
 import { dailyQuality, enrichmentStatus } from '../analytics/data-quality.ts';
@@ -48,16 +50,21 @@ import {
   type SeriesStateRow,
 } from '../queries/enrichment.ts';
 import type { FetchResult, MarketDataProvider, ProviderName } from './providers/types.ts';
+import type { SourceGate } from './source-gate.ts';
 
 /** Stored bars replayed to rebuild a feature state: enough for every window, and for the EMA/Wilder recursions to forget their seed (0.96^1000 ≈ 1e-18). */
 export const WARMUP_BARS = 1000;
 const DAY_MS = 86_400_000;
 /**
- * The shortest pause a 429 gives the queue. A Retry-After of 0, or an HTTP date already past,
- * would otherwise reach queue.rateLimit(0), which Redis refuses ("invalid expire time"): the job
- * would fail and use an attempt, where a 429 must never use one.
+ * The shortest pause a 429 gives its source. A Retry-After of 0, or an HTTP date already past,
+ * would otherwise send every series of the source straight back to a provider still refusing.
  */
 export const MIN_RATE_LIMIT_WAIT_MS = 1000;
+/**
+ * The longest a series waiting for its source is put off in one go: one whose place is further
+ * off asks again meanwhile (keeping its place), so a cancel reaches it within this.
+ */
+export const MAX_WAIT_STEP_MS = 60_000;
 /** The pause of a 429 that did not say how long to wait: providers' limits are per minute. */
 const DEFAULT_RATE_LIMIT_WAIT_MS = 60_000;
 
@@ -74,19 +81,14 @@ export interface StepDeps {
   signal?: AbortSignal;
   /** Told of every chunk handled, for the backfill chunk counter. */
   onChunk?: (outcome: 'stored' | 'skipped' | 'failed') => void;
-  /**
-   * Takes one request from the source's budget before each fetch (takeProviderRequest): 0 when
-   * taken, else the milliseconds until one is free. Unset: the queue's limiter meters the source.
-   */
-  takeRequest?: (source: ProviderName) => Promise<number>;
+  /** The sources' budgets and 429 pauses (createSourceGate). Unset: every fetch goes at once. */
+  gate?: SourceGate;
 }
 
 export type StepOutcome =
   | { kind: 'more'; chunksHandled: number; chunksTotal: number; barsWritten: number }
   | { kind: 'done'; status: 'completed' | 'failed' | 'cancelled'; summary: Record<string, unknown> }
-  /** The provider said 429: wait this long (the caller rate-limits the queue). */
-  | { kind: 'rate-limited'; retryAfterMs: number }
-  /** The source's budget is spent: this series waits this long, the rest of the queue goes on. */
+  /** The source's budget is spent or it answered 429: this series waits this long, the rest of the queue goes on. */
   | { kind: 'wait'; delayMs: number };
 
 export interface SeriesKey {
@@ -112,7 +114,7 @@ function summaryOf(state: SeriesStateRow, status: string): Record<string, unknow
   };
 }
 
-/** How long the queue waits after a 429 asking for `retryAfterMs`: at least MIN_RATE_LIMIT_WAIT_MS, a minute when unsaid. */
+/** How long a source is paused after a 429 asking for `retryAfterMs`: at least MIN_RATE_LIMIT_WAIT_MS, a minute when unsaid. */
 export function rateLimitWaitMs(retryAfterMs: number | undefined): number {
   if (retryAfterMs === undefined || !Number.isFinite(retryAfterMs)) return DEFAULT_RATE_LIMIT_WAIT_MS;
   return Math.max(MIN_RATE_LIMIT_WAIT_MS, Math.ceil(retryAfterMs));
@@ -167,6 +169,8 @@ export async function runSeriesStep(deps: StepDeps, key: SeriesKey): Promise<Ste
     if (!state) throw new Error(`backfill ${key.backfillId} has no series ${key.symbol} ${key.timeframe}`);
     if (backfill.status === 'cancelling' || backfill.status === 'cancelled') {
       await cancelSeries(db, state.id);
+      // A place it held in its source's line would stay empty until its instant passed.
+      await deps.gate?.release(backfill.source as ProviderName, takerOf(key));
       log.info({ next: state.next_chunk }, 'cancelled at a chunk boundary');
       return { kind: 'done', status: 'cancelled', summary: summaryOf(state, 'cancelled') };
     }
@@ -225,14 +229,15 @@ async function fetchChunk(
   chunk: ChunkSpan,
   to: string,
 ): Promise<FetchResult | StepOutcome | 'failed'> {
-  const provider = deps.provider(backfill.source as ProviderName);
+  const source = backfill.source as ProviderName;
+  const provider = deps.provider(source);
+  const taker = takerOf({ backfillId: backfill.backfill_id, symbol: state.symbol, timeframe: state.timeframe as Timeframe });
   const base = { symbol: state.symbol, timeframe: state.timeframe, source: backfill.source, backfillId: backfill.backfill_id, chunk: { start: chunk.start, end: to } };
   for (let attempt = 0; ; attempt++) {
-    const wait = await takeRequest(deps, backfill.source as ProviderName, attempt);
+    const wait = await takeRequest(deps, source, taker, attempt);
     if (wait > 0) {
-      log.debug({ waitMs: wait }, "the source's request budget is spent: the series waits");
-      // Spread a little, so the series waiting for the same grant do not all ask at its instant.
-      return { kind: 'wait', delayMs: wait + Math.floor(Math.random() * Math.min(BUDGET_SPREAD_MS, wait)) };
+      log.debug({ waitMs: wait }, 'the source cannot take a request now: the series waits for its place');
+      return { kind: 'wait', delayMs: waitDelayMs(wait) };
     }
     const started = performance.now();
     try {
@@ -252,8 +257,10 @@ async function fetchChunk(
       const entry = { ...base, fetched: 0, inserted: 0, requests: 1, success: false, responseTimeMs: performance.now() - started, quotaRemaining: null, error: error.message };
       if (error instanceof RateLimitedError) {
         await insertFetchLog(deps.db, entry);
-        log.warn({ retryAfterMs: error.retryAfterMs }, 'provider rate limit: the queue waits');
-        return { kind: 'rate-limited', retryAfterMs: rateLimitWaitMs(error.retryAfterMs) };
+        const pauseMs = rateLimitWaitMs(error.retryAfterMs);
+        await deps.gate?.pause(source, pauseMs);
+        log.warn({ retryAfterMs: error.retryAfterMs, pauseMs }, "provider rate limit: the source's series wait");
+        return { kind: 'wait', delayMs: waitDelayMs(pauseMs) };
       }
       if (classifyError(error) === 'permanent') {
         await recordChunkFailed(deps.db, state, chunk, backfill.source, entry);
@@ -272,19 +279,34 @@ async function fetchChunk(
   }
 }
 
-/** The most a series waiting for its source's budget is put off past the grant it waits for. */
-const BUDGET_SPREAD_MS = 250;
+/**
+ * The most a waiting series is put off past the instant it waits for. A place in a budget is its
+ * own already; this spreads the series a pause alone holds (a source without a budget), which
+ * all wait for the same instant.
+ */
+const WAIT_SPREAD_MS = 250;
+
+/** How long the job of a series told to wait `waitMs` is put off: at most MAX_WAIT_STEP_MS, plus a little spread. */
+export function waitDelayMs(waitMs: number, random: () => number = Math.random): number {
+  return Math.min(waitMs, MAX_WAIT_STEP_MS) + Math.floor(random() * Math.min(WAIT_SPREAD_MS, waitMs));
+}
+
+/** Who a series is in its source's line: its partition, `<backfill>.<symbol>.<timeframe>`. */
+export function takerOf(key: SeriesKey): string {
+  return `${key.backfillId}.${key.symbol}.${key.timeframe}`;
+}
 
 /**
- * A request from the source's budget for a fetch: 0 once taken, or how long the step should put
+ * A request from the source's gate for a fetch: 0 once taken, or how long the step should put
  * the series off. A retry (attempt > 0) waits here instead, as it waits for its backoff: put off,
  * the step would start the chunk over with its retries unspent, so a source failing every fetch
- * would be asked again and again without the job ever failing.
+ * would be asked again and again without the job ever failing. It waits for its own place, so
+ * it asks once more, when that comes.
  */
-async function takeRequest(deps: StepDeps, source: ProviderName, attempt: number): Promise<number> {
-  if (!deps.takeRequest) return 0;
+async function takeRequest(deps: StepDeps, source: ProviderName, taker: string, attempt: number): Promise<number> {
+  if (!deps.gate) return 0;
   for (;;) {
-    const wait = await deps.takeRequest(source);
+    const wait = await deps.gate.take(source, taker);
     if (wait === 0 || attempt === 0) return wait;
     await sleep(wait, deps.signal);
     deps.signal?.throwIfAborted();

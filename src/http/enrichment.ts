@@ -133,8 +133,8 @@ export function triggerInputOf(query: Record<string, unknown>, body: unknown): R
 
 /**
  * A rough duration: compute at about 100,000 bars/s plus 50 ms of overhead per chunk; when the
- * enrichment queue has a rate limit (ENRICHMENT_RATE_MAX per window, 5/min for polygon by
- * default), at least one window share per chunk, since every chunk is one rate-limited step.
+ * request's source has a budget (requestBudgetOf: 5/min for polygon by default), at least one
+ * window share per chunk, since every chunk is one fetch from it.
  */
 export function estimateDurationSeconds(plan: Pick<BackfillPlan, 'estimatedBars' | 'chunksTotal'>, rateLimit: Config['enrichmentRateLimit']): number {
   const compute = plan.estimatedBars / 100_000 + plan.chunksTotal * 0.05;
@@ -212,11 +212,8 @@ export function createEnrichmentRouter(deps: EnrichmentRouterDeps): express.Rout
         status: 'queued',
         total_records_to_process: plan.estimatedBars,
         chunks_total: plan.chunksTotal,
-        // Paced by the queue's limiter and, for a source metered apart from it, by that source's budget.
-        estimated_duration_seconds: Math.max(
-          estimateDurationSeconds(plan, deps.config.enrichmentRateLimit),
-          estimateDurationSeconds(plan, requestBudgetOf(deps.config, plan.source)),
-        ),
+        // Paced by its own source's budget only: the others' do not hold it.
+        estimated_duration_seconds: estimateDurationSeconds(plan, requestBudgetOf(deps.config, plan.source)),
         warnings: plan.warnings,
         timestamp: new Date(at).toISOString(),
       });

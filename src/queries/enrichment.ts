@@ -10,6 +10,7 @@ import type { DailyQuality } from '../analytics/data-quality.ts';
 import type { FeatureRow, FeatureState } from '../analytics/features.ts';
 import type { ChunkSpan } from '../analytics/timeframes.ts';
 import { BinaryCopyWriter } from '../copy-binary.ts';
+import { releasePlace, takeRequest, type BudgetState, type RequestBudget } from '../enrichment/request-budget.ts';
 import type { Sql, TransactionSql } from 'postgres';
 
 /** A pool or a transaction: the statements here run in either. */
@@ -234,35 +235,68 @@ export async function recordSeriesError(sql: Sql, backfillId: string, symbol: st
     where backfill_job_id = ${backfillId} and symbol = ${symbol} and timeframe = ${timeframe}`;
 }
 
-/** A request budget: at most `max` requests in any `durationMs`. */
-export interface RequestBudget {
-  readonly max: number;
-  readonly durationMs: number;
+interface BudgetRow {
+  grants: number[];
+  places: Record<string, number>;
+  paused_until: number | null;
+  now: number;
 }
 
 /**
- * Takes one request from a provider's budget, shared by every worker process: granted while
- * fewer than `max` grants fall in the last `durationMs`, on PostgreSQL's clock (the one clock
- * every worker shares). Returns 0 when granted, else the milliseconds until the oldest grant
- * counted leaves the window (nothing taken). A sliding window, not a fixed one: two fixed
- * windows back to back would allow twice the budget across their boundary.
+ * Runs `decide` on a provider's budget row (src/enrichment/request-budget.ts) under its row lock,
+ * on PostgreSQL's clock (the one clock every worker process shares), and stores the state it
+ * returns when that is a new one.
  */
-export async function takeProviderRequest(sql: Sql, provider: string, budget: RequestBudget): Promise<number> {
-  return sql.begin(async (tx) => {
+async function withBudget<T>(sql: Sql, provider: string, decide: (state: BudgetState, now: number) => { state: BudgetState; result: T }): Promise<T> {
+  let decided: { result: T } | undefined;
+  await sql.begin(async (tx) => {
     await tx`insert into enrichment.provider_budget (provider) values (${provider}) on conflict (provider) do nothing`;
-    const [row] = await tx<{ grants: number[]; now: number }[]>`
-      select array(select (extract(epoch from g) * 1000)::float8 from unnest(grants) g order by g) as grants,
+    const [row] = await tx<BudgetRow[]>`
+      select array(select (extract(epoch from g) * 1000)::float8 from unnest(grants) g order by g) as grants, places,
+        (extract(epoch from paused_until) * 1000)::float8 as paused_until,
         (extract(epoch from clock_timestamp()) * 1000)::float8 as now
       from enrichment.provider_budget where provider = ${provider} for update`;
     if (!row) throw new Error(`enrichment.provider_budget has no row for ${provider}`);
-    const live = row.grants.filter((at) => at > row.now - budget.durationMs);
-    if (live.length >= budget.max) return Math.max(1, Math.ceil((live[live.length - budget.max] as number) + budget.durationMs - row.now));
-    // Only grants still in the window are kept: never more than the budget.
-    await tx`
-      update enrichment.provider_budget set grants = array(select to_timestamp(ms / 1000.0) from unnest(${[...live, row.now]}::float8[]) as ms order by ms)
-      where provider = ${provider}`;
-    return 0;
+    const before: BudgetState = { grants: row.grants, places: row.places, pausedUntil: row.paused_until };
+    const { state, result } = decide(before, row.now);
+    if (state !== before) {
+      await tx`
+        update enrichment.provider_budget set
+          grants = array(select to_timestamp(ms / 1000.0) from unnest(${[...state.grants]}::float8[]) as ms order by ms),
+          places = ${tx.json(state.places)}
+        where provider = ${provider}`;
+    }
+    decided = { result };
   });
+  return (decided as { result: T }).result;
+}
+
+/**
+ * Takes one request for `taker` (a series) from a provider's budget, shared by every worker
+ * process (takeRequest in src/enrichment/request-budget.ts): 0 when granted, else the
+ * milliseconds until the taker's own place in the window, which it keeps when it asks again
+ * before then. Without a budget (null) only the provider's pause after a 429 holds it.
+ */
+export async function takeProviderRequest(sql: Sql, provider: string, budget: RequestBudget | null, taker: string): Promise<number> {
+  return withBudget(sql, provider, (state, now) => {
+    const taken = takeRequest(state, now, budget, taker);
+    return { state: taken.state, result: taken.waitMs };
+  });
+}
+
+/** Gives up `taker`'s place in a provider's budget, if it holds one (its series was cancelled). */
+export async function releaseProviderPlace(sql: Sql, provider: string, taker: string): Promise<void> {
+  await withBudget(sql, provider, (state) => ({ state: releasePlace(state, taker), result: undefined }));
+}
+
+/**
+ * The provider answered 429: no fetch from it, by any series in any worker process, for `ms`
+ * (a later end already set stands). The other providers are not held.
+ */
+export async function pauseProvider(sql: Sql, provider: string, ms: number): Promise<void> {
+  await sql`
+    insert into enrichment.provider_budget as b (provider, paused_until) values (${provider}, clock_timestamp() + make_interval(secs => ${ms / 1000}))
+    on conflict (provider) do update set paused_until = greatest(b.paused_until, excluded.paused_until)`;
 }
 
 export interface FetchLogEntry {

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DateTime } from 'luxon';
 import { JOBS } from '../../jobs/index.ts';
 import { enrichmentBackfill } from '../../jobs/enrichment-backfill.ts';
+import { loadConfig } from '../../src/config.ts';
 import { createBackfill, createFlowEnqueuer, planBackfill } from '../../src/enrichment/backfills.ts';
 import { createHttpApp, startHttpServer, type HttpDeps, type HttpServer } from '../../src/http/app.ts';
 import { formatBasicAuthorization } from '../../src/http/auth.ts';
@@ -121,6 +122,28 @@ describe('POST /api/v1/enrichment/trigger', () => {
     expect(body).toMatchObject({ symbol: 'MSFT', symbols: ['MSFT', 'NVDA'], timeframes: ['1d'], from: '2024-03-01', to: '2024-03-31', total_records_to_process: 122, chunks_total: 2 });
     ids.json = String(body.backfill_id);
     expect(await waitForBackfill(ids.json)).toMatchObject({ status: 'completed', chunks_done: 2 });
+  });
+
+  it("estimates a request's duration at its own source's budget: on a polygon deployment, a synthetic request is not paced as polygon", async () => {
+    const config = loadConfig({ ...rt.env, MARKET_DATA_SOURCE: 'polygon', POLYGON_API_KEY: 'k', LOG_LEVEL: 'silent' });
+    const polygonDeployment = await startHttpServer(createHttpApp(deps({ config, enqueueBackfill: async () => ({ jobId: 'not-queued' }) })), '127.0.0.1', 0);
+    const asked: string[] = [];
+    try {
+      // Ten yearly chunks: ten fetches, at polygon's 5 a minute two minutes at least.
+      const range = 'symbol=AAPL&timeframes=1d&from=2014-01-01&to=2023-12-31';
+      const synthetic = await call('POST', `/api/v1/enrichment/trigger?${range}&source=synthetic`, { base: polygonDeployment });
+      asked.push(String(synthetic.body.backfill_id));
+      expect(synthetic.body).toMatchObject({ source: 'synthetic', chunks_total: 10 });
+      expect(synthetic.body.estimated_duration_seconds).toBeLessThan(10);
+      const polygon = await call('POST', `/api/v1/enrichment/trigger?${range}`, { base: polygonDeployment });
+      asked.push(String(polygon.body.backfill_id));
+      expect(polygon.body).toMatchObject({ source: 'polygon', chunks_total: 10 });
+      expect(polygon.body.estimated_duration_seconds).toBeGreaterThanOrEqual(120);
+    } finally {
+      await polygonDeployment.close();
+      // Never queued: left, they would count as pending in the metrics below.
+      await rt.db.sql`delete from enrichment.backfills where backfill_id = any(${asked}::uuid[])`;
+    }
   });
 
   it('asks for credentials', async () => {

@@ -1,8 +1,8 @@
 /**
  * Backfills under trouble, against the fake Polygon server: a worker SIGKILLed mid-chunk and
  * resumed equals an uninterrupted run bar for bar; a shutdown mid-fetch is no failure; 429s slow
- * a backfill without failing it, and 5xx use the attempts of one chunk only; polygon asked for on
- * a synthetic deployment keeps to polygon's budget; garbage fails one chunk with a clear error
+ * a backfill without failing it and hold polygon's series only, and 5xx use the attempts of one
+ * chunk only; each source keeps to its own budget, whichever is the default; garbage fails one chunk with a clear error
  * while the rest go on; cancel, then resume; a resume leaves no stale error.
  */
 import { createServer, type Server } from 'node:http';
@@ -211,8 +211,8 @@ describe('backfills under trouble', () => {
     const id = await request(runtime, { symbols: 'AAPL', timeframes: '1h', from: '2023-06-01', to: '2024-02-01' });
     const report = await waitForStatus(runtime.db.sql, id, TERMINAL);
     expect(report).toMatchObject({ status: 'completed', chunks_done: 2, chunks_failed: 0 });
-    // Each 429 paused the queue for its Retry-After (1 s; BullMQ's limiter wakes a little early).
-    expect(Date.now() - started).toBeGreaterThanOrEqual(1800);
+    // Each 429 paused polygon for its Retry-After (1 s).
+    expect(Date.now() - started).toBeGreaterThanOrEqual(3000);
     const log = await runtime.db.sql<{ success: boolean; error: string | null }[]>`select success, error from enrichment.fetch_log order by id`;
     expect(log.filter((l) => !l.success)).toHaveLength(3);
     expect(log.filter((l) => !l.success).every((l) => /exceeded the maximum requests/.test(l.error ?? ''))).toBe(true);
@@ -223,8 +223,7 @@ describe('backfills under trouble', () => {
     expect(await storedBars(runtime.db.sql, 'AAPL', '1h')).toEqual(fakePolygonBars({ symbol: 'AAPL', assetClass: 'stock', timeframe: '1h', from: '2023-01-01', to: '2024-02-01' }));
   });
 
-  it('a 429 with Retry-After: 0 (or a date already past) pauses the queue for a moment, without using an attempt', async () => {
-    // queue.rateLimit(0) is refused by Redis: unfloored, each of these 429s would fail an attempt (3 in tests).
+  it('a 429 with Retry-After: 0 (or a date already past) pauses polygon for a moment, without using an attempt', async () => {
     fake = await startFakePolygon({ fail: [{ kind: '429', times: 3, retryAfterSeconds: 0 }] });
     runtime = await createTestRuntime('enrich-429-zero', [enrichmentBackfill], polygonEnv(fake));
     runtime.startWorkers();
@@ -236,30 +235,54 @@ describe('backfills under trouble', () => {
     expect(runs).toEqual([{ status: 'succeeded', attempts: 1 }]);
   });
 
-  it("a 429 holds every series, not only the one it answered, with no limiter configured", async () => {
-    fake = await startFakePolygon({ fail: [{ ticker: 'AAPL', kind: '429', retryAfterSeconds: 2 }] });
-    runtime = await createTestRuntime('enrich-429-all', [enrichmentBackfill], polygonEnv(fake));
+  it("a 429 holds every polygon series, but no other source's: a synthetic backfill asked for during the pause runs through it", async () => {
+    fake = await startFakePolygon({ fail: [{ ticker: 'AAPL', kind: '429', retryAfterSeconds: 5 }] });
+    runtime = await createTestRuntime('enrich-429-provider', [enrichmentBackfill], polygonEnv(fake));
     runtime.startWorkers();
+    const sql = runtime.db.sql;
     // AAPL's first fetch is refused; MSFT has ten yearly chunks to fetch one after another.
-    const id = await request(runtime, { symbols: 'AAPL,MSFT', timeframes: '1d', from: '2015-01-01', to: '2024-12-31' });
-    expect(await waitForStatus(runtime.db.sql, id, TERMINAL)).toMatchObject({ status: 'completed', chunks_failed: 0 });
+    const polygonId = await request(runtime, { symbols: 'AAPL,MSFT', timeframes: '1d', from: '2015-01-01', to: '2024-12-31' });
+    await waitFor(() => fake!.requests.some((r) => r.status === 429), 30_000, () => 'the 429');
     const refused = fake.requests.find((r) => r.status === 429)!;
-    // Fetches already under way when the pause began may land just after it; none later, until it ends.
-    const during = fake.requests.filter((r) => r.at > refused.at + 300 && r.at < refused.at + 1900);
+    const syntheticId = await request(runtime, { symbols: 'IBM', timeframes: '1d', from: '2014-01-01', to: '2023-12-31' }, 'synthetic');
+    const synthetic = await waitForStatus(sql, syntheticId, TERMINAL);
+    expect(synthetic).toMatchObject({ status: 'completed', chunks_done: 10 });
+    // Done before polygon's pause ended: polygon's 429 did not hold the queue.
+    expect(Date.parse(String(synthetic.finished_at))).toBeLessThan(refused.at + 5000);
+
+    expect(await waitForStatus(sql, polygonId, TERMINAL)).toMatchObject({ status: 'completed', chunks_failed: 0 });
+    // Every polygon series was held, MSFT too: fetches already under way when the pause began may
+    // land just after it; none later, until it ends.
+    const during = fake.requests.filter((r) => r.at > refused.at + 300 && r.at < refused.at + 4900);
     expect(during.map((r) => r.path)).toEqual([]);
     expect(fake.requests.filter((r) => r.status === 200)).toHaveLength(20);
   });
 
+  it("where polygon is the default source, ENRICHMENT_RATE_MAX meters polygon's fetches only: a synthetic backfill is not held to it", async () => {
+    fake = await startFakePolygon();
+    runtime = await createTestRuntime('enrich-default-budget', [enrichmentBackfill], polygonEnv(fake, { ENRICHMENT_RATE_MAX: '2', ENRICHMENT_RATE_WINDOW_MS: '60000' }));
+    runtime.startWorkers();
+    const sql = runtime.db.sql;
+    // Three one-chunk polygon series: two are fetched, the third waits a minute for the budget.
+    const polygonId = await request(runtime, { symbols: 'AAPL,MSFT,IBM', timeframes: '1d', from: '2024-01-02', to: '2024-03-28' });
+    await waitFor(() => fake!.requests.length >= 2, 30_000, () => 'two polygon fetches');
+    // Twenty synthetic chunks, each its own step on the same queue.
+    const syntheticId = await request(runtime, { symbols: 'KO,PEP', timeframes: '1d', from: '2014-01-01', to: '2023-12-31', source: 'synthetic' });
+    expect(await waitForStatus(sql, syntheticId, TERMINAL, 30_000)).toMatchObject({ status: 'completed', chunks_done: 20 });
+    expect(fake.requests).toHaveLength(2);
+    expect(await describeBackfill(sql, polygonId)).toMatchObject({ status: 'in_progress', chunks_done: 2 });
+  });
+
   it("a polygon backfill on a deployment whose default source is synthetic keeps to polygon's budget across worker processes; synthetic series go unmetered", async () => {
-    // The fake refuses a third request within 1.8 s; the budget allows two per 2 s (the margin
+    // The fake refuses a third request within 2.7 s; the budget allows two per 3 s (the margin
     // is the time a granted request takes to arrive). A 503 makes one fetch retry in its step:
-    // the retry is a request too.
-    fake = await startFakePolygon({ maxPerWindow: 2, windowMs: 1800, fail: [{ ticker: 'MSFT', kind: '503' }] });
+    // the retry is a request too, so seven requests take four windows.
+    fake = await startFakePolygon({ maxPerWindow: 2, windowMs: 2700, fail: [{ ticker: 'MSFT', kind: '503' }] });
     runtime = await createTestRuntime('enrich-budget', [enrichmentBackfill], {
       POLYGON_API_KEY: fake.apiKey,
       POLYGON_BASE_URL: fake.url,
       POLYGON_RATE_MAX: '2',
-      POLYGON_RATE_WINDOW_MS: '2000',
+      POLYGON_RATE_WINDOW_MS: '3000',
       ENRICHMENT_RETRY_BASE_MS: '20',
     });
     expect(runtime.config.marketDataSource).toBe('synthetic');
@@ -267,14 +290,15 @@ describe('backfills under trouble', () => {
     child = await startWorkerProcess({ ...runtime.env, JOBS: 'catalogue' });
     const sql = runtime.db.sql;
     const polygonId = await request(runtime, { symbols: 'AAPL,MSFT', timeframes: '1d', from: '2021-01-01', to: '2023-12-31', source: 'polygon' }, 'synthetic');
-    const syntheticId = await request(runtime, { symbols: 'IBM,KO', timeframes: '1d', from: '2014-01-01', to: '2023-12-31' }, 'synthetic');
+    const syntheticId = await request(runtime, { symbols: 'IBM,KO', timeframes: '1d', from: '2019-01-01', to: '2023-12-31' }, 'synthetic');
     const polygon = await waitForStatus(sql, polygonId, TERMINAL);
     expect(polygon).toMatchObject({ status: 'completed', chunks_done: 6, chunks_failed: 0 });
     expect(fake.requests.map((r) => r.status).sort()).toEqual([200, 200, 200, 200, 200, 200, 503]);
     const synthetic = await waitForStatus(sql, syntheticId, TERMINAL);
-    expect(synthetic).toMatchObject({ status: 'completed', chunks_done: 20 });
-    // Twenty synthetic chunks did not wait behind six polygon ones.
+    expect(synthetic).toMatchObject({ status: 'completed', chunks_done: 10 });
+    // Ten synthetic chunks did not wait behind six polygon ones: synthetic has no budget to ask.
     expect(Date.parse(String(synthetic.finished_at))).toBeLessThan(Date.parse(String(polygon.finished_at)));
+    expect(await sql`select provider from enrichment.provider_budget`).toEqual([{ provider: 'polygon' }]);
   });
 
   it('a chunk another source stored is fetched again from the source asked for, whose bars replace the others', async () => {

@@ -19,7 +19,7 @@ import { createLogger } from '../../src/logger.ts';
 import { enqueueRun } from '../../src/enqueue.ts';
 import { enrichmentBackfill } from '../../jobs/enrichment-backfill.ts';
 import { enrichmentDaily } from '../../jobs/enrichment-daily.ts';
-import { replaceFeatures, takeProviderRequest } from '../../src/queries/enrichment.ts';
+import { pauseProvider, replaceFeatures, takeProviderRequest } from '../../src/queries/enrichment.ts';
 import { createDb } from '../../src/db.ts';
 import { rebuildRollups } from '../../src/rollups.ts';
 import { loadTrades } from '../../src/trade-loader.ts';
@@ -153,26 +153,73 @@ describe('enrichment backfills', () => {
     try {
       const budget = { max: 3, durationMs: 60_000 };
       const pools = [testDb.sql, other];
-      const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => takeProviderRequest(pools[i % 2]!, 'polygon', budget)));
+      const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => takeProviderRequest(pools[i % 2]!, 'polygon', budget, `series-${i}`)));
       expect(answers.filter((wait) => wait === 0)).toHaveLength(3);
-      for (const wait of answers.filter((w) => w > 0)) {
+      // The first three refused wait for the three grants to leave the window; the next two, a window more.
+      const refused = answers.filter((w) => w > 0).sort((x, y) => x - y);
+      for (const wait of refused.slice(0, 3)) {
         expect(wait).toBeGreaterThan(50_000);
         expect(wait).toBeLessThanOrEqual(60_000);
       }
+      for (const wait of refused.slice(3)) expect(wait).toBeGreaterThan(110_000);
       // Each provider has a budget of its own.
-      expect(await takeProviderRequest(other, 'csv', budget)).toBe(0);
+      expect(await takeProviderRequest(other, 'csv', budget, 'series-0')).toBe(0);
       // A sliding window: once the oldest grant has left it, one more is granted, not three.
       await testDb.sql`
-        update enrichment.provider_budget set grants = array[now() - interval '61 seconds', now() - interval '30 seconds', now() - interval '10 seconds']
+        update enrichment.provider_budget set grants = array[now() - interval '61 seconds', now() - interval '30 seconds', now() - interval '10 seconds'], places = '{}'
         where provider = 'polygon'`;
-      expect(await takeProviderRequest(testDb.sql, 'polygon', budget)).toBe(0);
-      const wait = await takeProviderRequest(other, 'polygon', budget);
+      expect(await takeProviderRequest(testDb.sql, 'polygon', budget, 'next-0')).toBe(0);
+      const wait = await takeProviderRequest(other, 'polygon', budget, 'next-1');
       expect(wait).toBeGreaterThan(25_000);
       expect(wait).toBeLessThanOrEqual(30_000);
-      expect(await testDb.sql`select cardinality(grants)::int as n from enrichment.provider_budget where provider = 'polygon'`).toEqual([{ n: 3 }]);
+      // The two in the window, the one just granted, and the place given.
+      expect(await testDb.sql`select cardinality(grants)::int as n from enrichment.provider_budget where provider = 'polygon'`).toEqual([{ n: 4 }]);
     } finally {
       await other.end();
     }
+  });
+
+  it('takers refused by a spent budget each get a place of their own, so a request that frees goes to one of them, not to all', async () => {
+    testDb = await createTestDatabase();
+    const other = createDb(testDb.url, { max: 4 });
+    try {
+      const budget = { max: 2, durationMs: 60_000 };
+      const pools = [testDb.sql, other];
+      expect(await takeProviderRequest(testDb.sql, 'polygon', budget, 'a')).toBe(0);
+      expect(await takeProviderRequest(other, 'polygon', budget, 'b')).toBe(0);
+      const holders = ['c', 'd', 'e', 'f', 'g', 'h'];
+      const waits = await Promise.all(holders.map((holder, i) => takeProviderRequest(pools[i % 2]!, 'polygon', budget, holder)));
+      // Two places a window, one window after another (the asks are a few ms apart).
+      const sorted = [...waits].sort((x, y) => x - y);
+      expect(sorted[0]).toBeGreaterThan(55_000);
+      for (let i = 0; i + budget.max < sorted.length; i++) expect(sorted[i + budget.max]! - sorted[i]!).toBeGreaterThan(59_000);
+      // Asking again before its place comes keeps it, and counts nothing more.
+      const last = holders[waits.indexOf(sorted[sorted.length - 1]!)]!;
+      const again = await takeProviderRequest(other, 'polygon', budget, last);
+      expect(again).toBeLessThanOrEqual(sorted[sorted.length - 1]!);
+      expect(again).toBeGreaterThan(sorted[sorted.length - 1]! - 5_000);
+      expect(await testDb.sql`select cardinality(grants)::int as n from enrichment.provider_budget where provider = 'polygon'`).toEqual([{ n: 8 }]);
+    } finally {
+      await other.end();
+    }
+  });
+
+  it("a provider's pause after a 429 holds its own takers, with a budget or without, and no other provider's", async () => {
+    testDb = await createTestDatabase();
+    const sql = testDb.sql;
+    await pauseProvider(sql, 'polygon', 5_000);
+    const unbudgeted = await takeProviderRequest(sql, 'polygon', null, 'a');
+    expect(unbudgeted).toBeGreaterThan(4_000);
+    expect(unbudgeted).toBeLessThanOrEqual(5_000);
+    // With room in its budget, a taker's place is the pause's end.
+    const placed = await takeProviderRequest(sql, 'polygon', { max: 5, durationMs: 60_000 }, 'b');
+    expect(placed).toBeGreaterThan(4_000);
+    expect(placed).toBeLessThanOrEqual(5_001);
+    expect(await takeProviderRequest(sql, 'csv', null, 'a')).toBe(0);
+    expect(await takeProviderRequest(sql, 'synthetic', { max: 5, durationMs: 60_000 }, 'a')).toBe(0);
+    // A shorter Retry-After later does not end the pause early.
+    await pauseProvider(sql, 'polygon', 1_000);
+    expect(await takeProviderRequest(sql, 'polygon', null, 'c')).toBeGreaterThan(3_000);
   });
 
   it('stores the source bars and whole-series features, chunk by chunk, and a second request fetches nothing', async () => {

@@ -57,7 +57,7 @@ describe('loadConfig', () => {
     expect(problems(env)).toContain(expected);
   });
 
-  it("meters polygon by its free tier's budget where it is not the default source, and by the queue's limiter where it is", () => {
+  it("meters polygon by its free tier's budget where it is not the default source, and by ENRICHMENT_RATE_MAX where it is", () => {
     expect(loadConfig({}).polygonRateLimit).toEqual({ max: 5, durationMs: 60000 });
     expect(loadConfig({ MARKET_DATA_SOURCE: 'csv', MARKET_DATA_CSV_DIR: '/data', POLYGON_RATE_MAX: '100', POLYGON_RATE_WINDOW_MS: '1000' }).polygonRateLimit).toEqual({ max: 100, durationMs: 1000 });
     expect(loadConfig({ POLYGON_RATE_MAX: '0' }).polygonRateLimit).toBeNull();

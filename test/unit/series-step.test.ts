@@ -46,7 +46,7 @@ describe('fetchEnd', () => {
 });
 
 describe('rateLimitWaitMs', () => {
-  it('never asks the queue for a pause shorter than the floor: Retry-After 0 or a date already past would make Redis refuse it', () => {
+  it('never pauses a source for less than the floor: Retry-After 0 or a date already past would send its series straight back', () => {
     expect(MIN_RATE_LIMIT_WAIT_MS).toBeGreaterThanOrEqual(1000);
     expect(rateLimitWaitMs(0)).toBe(MIN_RATE_LIMIT_WAIT_MS);
     expect(rateLimitWaitMs(-5)).toBe(MIN_RATE_LIMIT_WAIT_MS);

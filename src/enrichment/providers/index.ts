@@ -37,11 +37,13 @@ function createProvider(name: ProviderName, settings: ProviderSettings): MarketD
 }
 
 /**
- * The budget a fetch from `name` takes a request from in the job (takeProviderRequest), or null.
- * The enrichment queue's BullMQ limiter is the default source's budget (ENRICHMENT_RATE_MAX) and
- * meters every job on it alike, so a source with a budget of its own that is not the default
- * (polygon on a synthetic deployment) would go unmetered but for this. Local sources have none.
+ * The request budget of source `name` (takeProviderRequest), or null when it has none. Each source
+ * is metered on its own: ENRICHMENT_RATE_MAX is the default source's budget (polygon's where it is
+ * the default: 5 a minute unless set), POLYGON_RATE_MAX polygon's where another source is the
+ * default. A budget holds only its own source's fetches; the other sources' series sharing the
+ * enrichment queue go on.
  */
-export function requestBudgetOf(config: Pick<Config, 'polygonRateLimit'>, name: ProviderName): Config['polygonRateLimit'] {
+export function requestBudgetOf(config: Pick<Config, 'marketDataSource' | 'enrichmentRateLimit' | 'polygonRateLimit'>, name: ProviderName): Config['enrichmentRateLimit'] {
+  if (name === config.marketDataSource) return config.enrichmentRateLimit;
   return name === 'polygon' ? config.polygonRateLimit : null;
 }
