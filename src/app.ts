@@ -18,13 +18,12 @@ import { createLogger, redactUrl, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { migrate } from './migrate.ts';
 import { guardUnhandledRejections } from './process-guards.ts';
-import { recordEnrichmentStatus, recordQueueDepth } from './queue-metrics.ts';
+import { createGaugeRefresher } from './queue-metrics.ts';
 import { closeQueues, createDefaultJobOptions, createQueues, type QueueMap, type QueueName } from './queues.ts';
 import { createRedis, type Redis } from './redis.ts';
 import { createRunRecorder, createRunsDb, type RunRecorder } from './runs.ts';
 import {
   listScheduleStatus,
-  recordScheduleMetrics,
   registerSchedules,
   resolveSchedules,
   startSchedulerLoop,
@@ -237,15 +236,9 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
         mode: full ? 'full' : 'probe',
         definitions: [...services.definitions.values()],
         listSchedules: () => scheduleStatus(),
-        beforeScrape: async () => {
-          const now = new Date();
-          const [, statuses] = await Promise.all([
-            recordQueueDepth(metrics, services.queues),
-            scheduleStatus(),
-            recordEnrichmentStatus(metrics, services.db, now.getTime()),
-          ]);
-          recordScheduleMetrics(metrics, statuses, now);
-        },
+        // Every process serving /metrics reports the schedule and deadline gauges from the
+        // record, whether or not it runs the scheduler: a scheduler process often serves no HTTP.
+        beforeScrape: createGaugeRefresher({ metrics, queues: services.queues, db: services.db, schedules: services.schedules, listSchedules: () => scheduleStatus() }),
         enqueueBackfill: backfillJob ? createFlowEnqueuer(services.flows, backfillJob, services.jobOptions) : undefined,
       });
       const server = await startHttpServer(app, config.host, config.port);

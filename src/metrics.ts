@@ -75,7 +75,15 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       labelNames: ['schedule', 'kind'],
       registers,
     }),
-    deadlineMisses: new Counter({ name: 'bullpen_deadline_misses_total', help: 'Partitions not done by their deadline', labelNames: ['schedule'], registers }),
+    // Counted by the scheduler process whose ops.deadline_misses row reported the miss, once in all;
+    // a process that only serves /metrics does not count it again (sum over processes is the total).
+    deadlineMisses: new Counter({
+      name: 'bullpen_deadline_misses_total',
+      help: 'Partitions not done by their deadline, counted once by the scheduler process that reported each',
+      labelNames: ['schedule'],
+      registers,
+    }),
+    // Derived from ops.job_runs at scrape time by every process serving /metrics (recordDeadlineMetrics).
     deadlineMissed: new Gauge({ name: 'bullpen_deadline_missed', help: '1 while the latest due partition of a schedule is past its deadline and not done', labelNames: ['schedule'], registers }),
     queueDepth: new Gauge({ name: 'bullpen_queue_depth', help: 'Jobs per queue and state', labelNames: ['queue', 'state'], registers }),
     // A paused queue with no job waiting shows nothing in bullpen_queue_depth{state="paused"}: the

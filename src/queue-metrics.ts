@@ -1,6 +1,6 @@
 /**
- * Gauges refreshed just before Prometheus scrapes /metrics: queue depth and pauses from Redis, and
- * enrichment status counts from PostgreSQL.
+ * Gauges refreshed just before Prometheus scrapes /metrics: queue depth and pauses from Redis,
+ * schedule gauges from both, and enrichment status counts and deadline misses from PostgreSQL.
  */
 import { ENRICHMENT_STATUSES, enrichmentStatus, type EnrichmentStatus } from './analytics/data-quality.ts';
 import { calendarOf, type AssetClass } from './analytics/timeframes.ts';
@@ -8,6 +8,7 @@ import type { Sql } from './db.ts';
 import { sessionsBehind } from './enrichment/series-step.ts';
 import type { Metrics } from './metrics.ts';
 import type { QueueMap } from './queues.ts';
+import { recordDeadlineMetrics, recordScheduleMetrics, type Schedule, type ScheduleStatus } from './scheduler.ts';
 
 /** States reported under `bullpen_queue_depth{state}`, every one always set (0 when empty). */
 export const QUEUE_DEPTH_STATES = ['waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized', 'paused', 'waiting-children'] as const;
@@ -78,4 +79,35 @@ export async function loadEnrichmentStatusCounts(db: Sql, now: number): Promise<
 /** Sets `bullpen_enrichment_symbols{status}` for every status (0 when none), as derived at `now`. */
 export async function recordEnrichmentStatus(metrics: Metrics, db: Sql, now: number): Promise<void> {
   for (const [status, n] of await loadEnrichmentStatusCounts(db, now)) metrics.enrichmentSymbols.set({ status }, n);
+}
+
+export interface GaugeSources {
+  metrics: Metrics;
+  queues: QueueMap;
+  db: Sql;
+  schedules: readonly Schedule[];
+  /** The schedules listing (Redis and PostgreSQL), shared with the status page and the API. */
+  listSchedules(): Promise<ScheduleStatus[]>;
+}
+
+/**
+ * What runs before each /metrics scrape in every process that serves it. Each gauge is set as
+ * soon as its own reads answer, and a failure of one does not keep the others from being set:
+ * the deadline gauge needs only PostgreSQL, and a Redis in trouble is when a report is most
+ * likely not made. Rejects once all have settled if any failed (the scrape then logs it).
+ */
+export function createGaugeRefresher(sources: GaugeSources): () => Promise<void> {
+  const { metrics, queues, db, schedules } = sources;
+  return async () => {
+    const now = new Date();
+    const results = await Promise.allSettled([
+      recordQueueDepth(metrics, queues),
+      sources.listSchedules().then((statuses) => recordScheduleMetrics(metrics, statuses, now)),
+      recordEnrichmentStatus(metrics, db, now.getTime()),
+      recordDeadlineMetrics(metrics, db, schedules, now),
+    ]);
+    const errors = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1) throw new AggregateError(errors, `refreshing gauges: ${errors.length} sources failed`);
+  };
 }

@@ -94,6 +94,21 @@ function succeededAhead(sql: Sql, row: string, tick: PendingQuery<Row[]>): Pendi
   return sql`${r}.status = 'succeeded' and greatest(${r}.finished_at, ${r}.scheduled_for) < ${tick} - make_interval(secs => ${TICK_SKEW_MS / 1000})`;
 }
 
+/**
+ * The tick rule for a failure, as SQL: the run row `row` failed, and its last attempt started more
+ * than TICK_SKEW_MS before the instant `tick` without standing for that tick or a later one. Such a
+ * run (by hand in the afternoon, refused because the session had not closed) read the partition
+ * before the tick and says nothing of how the tick's run would fare, so the tick is still owed, as
+ * after a success ahead of it. By when it started, not when it failed: one started before the tick
+ * that failed after it (the tick found it running and stood down, or its worker died and the reaper
+ * settled it later) is no more the tick's run. A failure of an attempt started at or after the tick
+ * is the tick's own: BullMQ retries it and ops re-run it, and catch-up does not run it again.
+ */
+function failedAhead(sql: Sql, row: string, tick: PendingQuery<Row[]>): PendingQuery<Row[]> {
+  const r = sql.unsafe(row);
+  return sql`${r}.status = 'failed' and greatest(${r}.started_at, ${r}.scheduled_for) < ${tick} - make_interval(secs => ${TICK_SKEW_MS / 1000})`;
+}
+
 /** One statement claims every request of a batch that shares its `force` and `tick` flags. */
 async function claimGroup(sql: Sql, requests: ClaimRequest[], worker: string, staleAfterSeconds: number, { force, tick }: ClaimFlags): Promise<Set<string>> {
   if (requests.length === 0) return new Set();
@@ -317,16 +332,21 @@ export interface PartitionTick {
   tick: Date;
 }
 
+/** A partition's run that came ahead of the tick asking about it (see loadTickStatuses): a success, done at `doneAt`, or a failure. */
+export type RunAhead = { status: 'succeeded'; doneAt: Date } | { status: 'failed' };
+
 /**
  * The recorded status of some jobs' partitions as each one's tick sees it, by job, in one query
- * (absent: never recorded). A success ahead of the tick (run by hand before it, or at an earlier
- * tick of a schedule ticking several times a partition) is left out of `statuses`, as not done
- * for the tick, which is still owed; `early` names those partitions, each with when it was done.
+ * (absent: never recorded). A run ahead of the tick is left out of `statuses`, as not done for the
+ * tick, which is still owed: a success before it (run by hand before it, or at an earlier tick of a
+ * schedule ticking several times a partition), or a failure whose last attempt started before it
+ * (see failedAhead). `ahead` names those partitions, with how their run ended and, for a success,
+ * when it was done.
  */
 export async function loadTickStatuses(
   sql: Sql,
   wanted: ReadonlyMap<string, readonly PartitionTick[]>,
-): Promise<{ statuses: Map<string, Map<string, RunStatus>>; early: Map<string, Map<string, Date>> }> {
+): Promise<{ statuses: Map<string, Map<string, RunStatus>>; ahead: Map<string, Map<string, RunAhead>> }> {
   const jobs: string[] = [];
   const partitions: string[] = [];
   const ticks: string[] = [];
@@ -338,25 +358,26 @@ export async function loadTickStatuses(
     }
   }
   const statuses = new Map<string, Map<string, RunStatus>>();
-  const early = new Map<string, Map<string, Date>>();
-  if (jobs.length === 0) return { statuses, early };
-  const rows = await sql<{ job: string; partition: string; status: RunStatus; early: boolean; done_at: Date | null }[]>`
-    select r.job, r.partition, r.status, ${succeededAhead(sql, 'r', sql`t.tick`)} as early,
+  const ahead = new Map<string, Map<string, RunAhead>>();
+  if (jobs.length === 0) return { statuses, ahead };
+  const rows = await sql<{ job: string; partition: string; status: RunStatus; succeeded_ahead: boolean | null; failed_ahead: boolean | null; done_at: Date | null }[]>`
+    select r.job, r.partition, r.status,
+           ${succeededAhead(sql, 'r', sql`t.tick`)} as succeeded_ahead,
+           ${failedAhead(sql, 'r', sql`t.tick`)} as failed_ahead,
            greatest(r.finished_at, r.scheduled_for) as done_at
     from unnest(${jobs}::text[], ${partitions}::text[], ${ticks}::timestamptz[]) as t(job, partition, tick)
     join ops.job_runs r on r.job = t.job and r.partition = t.partition`;
+  const add = <V>(byJob: Map<string, Map<string, V>>, job: string, partition: string, value: V) => {
+    let byPartition = byJob.get(job);
+    if (!byPartition) byJob.set(job, (byPartition = new Map()));
+    byPartition.set(partition, value);
+  };
   for (const row of rows) {
-    if (row.early) {
-      let byPartition = early.get(row.job);
-      if (!byPartition) early.set(row.job, (byPartition = new Map()));
-      byPartition.set(row.partition, row.done_at as Date);
-      continue;
-    }
-    let byPartition = statuses.get(row.job);
-    if (!byPartition) statuses.set(row.job, (byPartition = new Map()));
-    byPartition.set(row.partition, row.status);
+    if (row.succeeded_ahead) add(ahead, row.job, row.partition, { status: 'succeeded', doneAt: row.done_at as Date });
+    else if (row.failed_ahead) add(ahead, row.job, row.partition, { status: 'failed' });
+    else add(statuses, row.job, row.partition, row.status);
   }
-  return { statuses, early };
+  return { statuses, ahead };
 }
 
 export interface JobHistory {

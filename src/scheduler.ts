@@ -5,8 +5,9 @@
  *   lost everything), enqueued once each with their deterministic job id;
  * - a reconciler that repairs schedulers left with no next job or with two (BullMQ
  *   #3272, #3085, #2988, #2889 under concurrent upserts);
- * - deadlines ("partition D done by HH:MM"), as a metric and a log line to page on, each miss
- *   reported once (ops.deadline_misses) and none while the schedule's queue is paused;
+ * - deadlines ("partition D done by HH:MM"): each miss logged and counted once (ops.deadline_misses),
+ *   none while the schedule's queue is paused, and the gauge the alert reads, derived from
+ *   ops.job_runs by whichever process serves /metrics (recordDeadlineMetrics);
  * - the status that `bullpen schedules` and GET /api/v1/schedules show.
  */
 import type { Job, Queue } from 'bullmq';
@@ -23,7 +24,7 @@ import { installedAt } from './migrate.ts';
 import type { Metrics } from './metrics.ts';
 import { createJobId, PENDING_STATES, type QueueMap } from './queues.ts';
 import { withTimeout } from './timeout.ts';
-import { closeStaleRun, dropBufferedRun, loadJobHistory, loadOldBufferedRuns, loadStaleRuns, loadTickStatuses, type PartitionTick, type RunStatus } from './runs.ts';
+import { closeStaleRun, dropBufferedRun, loadJobHistory, loadOldBufferedRuns, loadStaleRuns, loadTickStatuses, type PartitionTick, type RunAhead, type RunStatus } from './runs.ts';
 
 /** A tick younger than this is not "missed" yet: its own job may still be on its way. */
 const MISSED_GRACE_MS = 60_000;
@@ -146,9 +147,9 @@ async function loadScheduleTickStatuses(
   db: Sql,
   schedule: Schedule,
   expected: readonly ExpectedPartition[],
-): Promise<{ statuses: Map<string, RunStatus>; early: Map<string, Date> }> {
-  const { statuses, early } = await loadTickStatuses(db, new Map([[schedule.id, owedTicks(expected)]]));
-  return { statuses: statuses.get(schedule.id) ?? new Map(), early: early.get(schedule.id) ?? new Map() };
+): Promise<{ statuses: Map<string, RunStatus>; ahead: Map<string, RunAhead> }> {
+  const { statuses, ahead } = await loadTickStatuses(db, new Map([[schedule.id, owedTicks(expected)]]));
+  return { statuses: statuses.get(schedule.id) ?? new Map(), ahead: ahead.get(schedule.id) ?? new Map() };
 }
 
 const DONE: ReadonlySet<RunStatus> = new Set(['succeeded', 'skipped']);
@@ -184,8 +185,10 @@ async function isPendingInRedis(queue: Queue, ids: string[]): Promise<boolean> {
 
 /**
  * Enqueues missed ticks of every schedule with catch-up `latest` or `all`, oldest first.
- * A tick counts as missed when ops.job_runs has no row for its partition; a failed run
- * is not missed (BullMQ retries it, and ops retry it from Bull Board).
+ * A tick counts as missed when ops.job_runs has no row for its partition, or only a run ahead of
+ * the tick: a success before it, or a failure whose last attempt started before it (see
+ * loadTickStatuses). A failure of the tick's own run is not missed (BullMQ retries it, and ops
+ * retry it from Bull Board).
  */
 export async function catchUp(runtime: CatchupRuntime, schedules: readonly Schedule[], now: Date): Promise<{ schedule: string; partition: string; jobId: string }[]> {
   const enqueued: { schedule: string; partition: string; jobId: string }[] = [];
@@ -194,14 +197,15 @@ export async function catchUp(runtime: CatchupRuntime, schedules: readonly Sched
     if (policy.mode === 'none') continue;
     const from = new Date(now.getTime() - policy.windowHours * 3600 * 1000);
     const expected = expectedPartitions(schedule, from, new Date(now.getTime() - MISSED_GRACE_MS));
-    // A partition run ahead of its latest tick does not stand in for it: the tick is still owed,
-    // under an id of its own (the plain one is the early run's).
-    const { statuses, early } = await loadScheduleTickStatuses(runtime.db, schedule, expected);
+    // A partition run ahead of its latest tick, whether it succeeded or failed, does not stand in
+    // for it: the tick is still owed, under an id of its own (the plain one is the early run's,
+    // which Bull Board keeps showing, failed or completed).
+    const { statuses, ahead } = await loadScheduleTickStatuses(runtime.db, schedule, expected);
     const queue = queueOf(runtime.queues, schedule);
     for (const missed of selectMissed(expected, statuses, policy)) {
       const tick = lastTick(missed);
       const tickId = `repeat:${schedule.id}:${tick.getTime()}`;
-      const ownTickId = early.has(missed.partition);
+      const ownTickId = ahead.has(missed.partition);
       const runId = ownTickId ? tickRunId(schedule.id, missed.partition, tick) : createJobId(schedule.id, missed.partition);
       if (await isPendingInRedis(queue, [tickId, runId])) continue;
       // Read again after Redis: a run that finished since the statuses were read has written its
@@ -387,16 +391,68 @@ async function claimDeadlineMisses(db: Sql, schedule: string, misses: readonly {
 /** Schedules whose deadlines some partition's ticks all come after, already warned of by this process. */
 const warnedUnreachable = new Set<string>();
 
+type ScheduleWithDeadline = Schedule & { deadline: Deadline };
+const hasDeadline = (s: Schedule): s is ScheduleWithDeadline => s.deadline !== undefined;
+
+/** A partition past its deadline, with the ticks naming it that came before the deadline. */
+type DuePartition = ExpectedPartition & { dueAt: Date };
+
+/** One schedule's partitions past their deadline (ticks of the last two days), and those of them not done. */
+interface DueDeadlines {
+  schedule: ScheduleWithDeadline;
+  /** In order of their first tick: the last is the latest due partition. */
+  due: DuePartition[];
+  late: DuePartition[];
+  /** A partition whose every tick comes after its deadline: not judged. */
+  unreachable: DuePartition | undefined;
+}
+
 /**
- * Finds partitions past their deadline without a successful run (ticks of the last two days). The
- * gauge shows whether the latest due partition is late. Each miss is logged and counted once in
- * all, across restarts and scheduler processes (ops.deadline_misses is the record), and not while
- * its schedule's queue is paused: an operator is holding that work on purpose. A partition still
- * late once the queue is resumed is reported then.
+ * The partitions of these schedules past their deadline and which of them are not done, from
+ * ops.job_runs alone (one query): what checkDeadlines reports and bullpen_deadline_missed shows.
+ * `installed` is when the deployment began (its database's first migration).
+ */
+async function loadDueDeadlines(db: Sql, schedules: readonly ScheduleWithDeadline[], now: Date, installed: Date | null): Promise<DueDeadlines[]> {
+  const forgetBefore = now.getTime() - DEADLINE_MISS_RETENTION_MS;
+  // A tick from before the deployment began was never owed to anyone: a first start past a
+  // deadline catches that partition up without paging for it.
+  const since = installed?.getTime() ?? -Infinity;
+  const judged = schedules.map((schedule) => {
+    const deadline = schedule.deadline;
+    // Only the last two days' deadlines page: older misses are history, not alerts. (A miss whose
+    // row has been pruned must not come back: only a deadline set absurdly far before its tick could.)
+    const all = expectedPartitions(schedule, new Date(now.getTime() - DEADLINE_WINDOW_MS), now)
+      .filter((e) => /^\d{4}-\d{2}-\d{2}$/.test(e.partition) && e.tick.getTime() > since)
+      .map((e): DuePartition => {
+        const dueAt = deadlineFor(e.partition, deadline);
+        // Judged by the ticks due before the deadline: a later refresh (a schedule overridden to tick
+        // several times a partition) does not make a partition done in time late again, and a
+        // partition whose every tick comes after its deadline (an override moved the tick past it)
+        // cannot be done in time, so it is not judged.
+        return { ...e, ticks: e.ticks.filter((t) => t <= dueAt), dueAt };
+      })
+      .filter((e) => e.dueAt.getTime() <= now.getTime() && e.dueAt.getTime() >= forgetBefore);
+    return { schedule, due: all.filter((e) => e.ticks.length > 0), unreachable: all.find((e) => e.ticks.length === 0) };
+  });
+  // A success ahead of the tick (a report run by hand at noon) is not the partition done.
+  const { statuses } = await loadTickStatuses(db, new Map(judged.map((j) => [j.schedule.id, owedTicks(j.due)])));
+  return judged.map((j) => {
+    const recorded = statuses.get(j.schedule.id);
+    return { ...j, late: j.due.filter((d) => !DONE.has(recorded?.get(d.partition) as RunStatus)) };
+  });
+}
+
+/**
+ * Finds partitions past their deadline without a successful run (ticks of the last two days).
+ * Each miss is logged and counted once in all, across restarts and scheduler processes
+ * (ops.deadline_misses is the record), and not while its schedule's queue is paused: an operator
+ * is holding that work on purpose. A partition still late once the queue is resumed is reported
+ * then. The gauge is not set here but where /metrics is served (recordDeadlineMetrics): a
+ * scheduler process often serves no HTTP.
  */
 export async function checkDeadlines(runtime: CatchupRuntime, schedules: readonly Schedule[], now: Date): Promise<DeadlineMiss[]> {
   const misses: DeadlineMiss[] = [];
-  const withDeadline = schedules.filter((s): s is Schedule & { deadline: Deadline } => s.deadline !== undefined);
+  const withDeadline = schedules.filter(hasDeadline);
   if (withDeadline.length === 0) return misses;
   const forgetBefore = new Date(now.getTime() - DEADLINE_MISS_RETENTION_MS);
   const [installed, paused] = await Promise.all([
@@ -404,25 +460,8 @@ export async function checkDeadlines(runtime: CatchupRuntime, schedules: readonl
     loadPausedQueues(runtime, withDeadline),
     runtime.db`delete from ops.deadline_misses where due_at < ${forgetBefore}`,
   ]);
-  // A tick from before the deployment began was never owed to anyone: a first start past a
-  // deadline catches that partition up without paging for it.
-  const since = installed?.getTime() ?? -Infinity;
-  for (const schedule of withDeadline) {
+  for (const { schedule, late, unreachable } of await loadDueDeadlines(runtime.db, withDeadline, now, installed)) {
     const deadline = schedule.deadline;
-    // Only the last two days' deadlines page: older misses are history, not alerts. (A miss whose
-    // row has been pruned must not come back: only a deadline set absurdly far before its tick could.)
-    let due = expectedPartitions(schedule, new Date(now.getTime() - DEADLINE_WINDOW_MS), now)
-      .filter((e) => /^\d{4}-\d{2}-\d{2}$/.test(e.partition) && e.tick.getTime() > since)
-      .map((e) => {
-        const dueAt = deadlineFor(e.partition, deadline);
-        // Judged by the ticks due before the deadline: a later refresh (a schedule overridden to tick
-        // several times a partition) does not make a partition done in time late again, and a
-        // partition whose every tick comes after its deadline (an override moved the tick past it)
-        // cannot be done in time, so it is not judged (a warning says so, once per process).
-        return { ...e, ticks: e.ticks.filter((t) => t <= dueAt), dueAt };
-      })
-      .filter((e) => e.dueAt.getTime() <= now.getTime() && e.dueAt.getTime() >= forgetBefore.getTime());
-    const unreachable = due.find((e) => e.ticks.length === 0);
     if (unreachable && !warnedUnreachable.has(schedule.id)) {
       warnedUnreachable.add(schedule.id);
       runtime.logger.warn(
@@ -430,14 +469,6 @@ export async function checkDeadlines(runtime: CatchupRuntime, schedules: readonl
         `${schedule.id} ticks for a partition only after its deadline (${deadline.by} ${deadline.tz}): such partitions' deadlines are not checked; move SCHEDULE_${schedule.id.toUpperCase().replace(/-/g, '_')} before the deadline to have them checked`,
       );
     }
-    due = due.filter((e) => e.ticks.length > 0);
-    // A success ahead of the tick (a report run by hand at noon) is not the partition done.
-    const { statuses } = await loadScheduleTickStatuses(runtime.db, schedule, due);
-    const late = due.filter((d) => !DONE.has(statuses.get(d.partition) as RunStatus));
-    const latest = due[due.length - 1];
-    // The gauge keeps its meaning while paused; the alert rules leave paused schedules out
-    // (bullpen_schedule_paused), so dashboards still show the partition late.
-    runtime.metrics.deadlineMissed.set({ schedule: schedule.id }, latest && late.includes(latest) ? 1 : 0);
     // Nothing is claimed while paused, so that the miss is reported if it outlasts the pause.
     const toReport = paused.has(schedule.definition.queue) ? new Set<string>() : await claimDeadlineMisses(runtime.db, schedule.id, late);
     for (const miss of late) {
@@ -454,6 +485,26 @@ export async function checkDeadlines(runtime: CatchupRuntime, schedules: readonl
     }
   }
   return misses;
+}
+
+/**
+ * Sets `bullpen_deadline_missed{schedule}`: 1 while the latest due partition of the schedule is
+ * past its deadline and not done, else 0. Derived from ops.job_runs at scrape time, as lag is, in
+ * whichever process serves /metrics, so it needs no scheduler process to be scraped; it clears as
+ * soon as the partition succeeds (a catch-up run, a re-run), and needs only PostgreSQL, so a Redis
+ * in trouble (when a report is most likely not made) does not hold it back. Not from
+ * ops.deadline_misses: that records which misses have been reported (never while paused, and not
+ * undone by a later success), not whether a partition is late now. The gauge keeps its meaning
+ * while the queue is paused: the alert leaves paused schedules out (bullpen_schedule_paused), so
+ * dashboards still show the partition late.
+ */
+export async function recordDeadlineMetrics(metrics: Metrics, db: Sql, schedules: readonly Schedule[], now: Date): Promise<void> {
+  const withDeadline = schedules.filter(hasDeadline);
+  if (withDeadline.length === 0) return;
+  for (const { schedule, due, late } of await loadDueDeadlines(db, withDeadline, now, await installedAt(db))) {
+    const latest = due[due.length - 1];
+    metrics.deadlineMissed.set({ schedule: schedule.id }, latest && late.includes(latest) ? 1 : 0);
+  }
 }
 
 /** One line of `bullpen schedules` / GET /api/v1/schedules. */
@@ -492,11 +543,13 @@ export function computeLagSeconds(expected: readonly PartitionTick[], statuses: 
 
 /**
  * When each expected partition became owed: its first tick, or for one done ahead of its latest
- * tick (`early`: when it was done), the first tick after that run.
+ * tick (a success in `ahead`, done at `doneAt`), the first tick after that run. A failure ahead of
+ * the tick did not do the partition: it is owed from its first tick.
  */
-function owedSince(expected: readonly ExpectedPartition[], early: ReadonlyMap<string, Date> | undefined): PartitionTick[] {
+function owedSince(expected: readonly ExpectedPartition[], ahead: ReadonlyMap<string, RunAhead> | undefined): PartitionTick[] {
   return expected.map((e) => {
-    const doneAt = early?.get(e.partition);
+    const run = ahead?.get(e.partition);
+    const doneAt = run?.status === 'succeeded' ? run.doneAt : undefined;
     return { partition: e.partition, tick: doneAt === undefined ? e.tick : (e.ticks.find((t) => t > doneAt) ?? lastTick(e)) };
   });
 }
@@ -569,7 +622,7 @@ export async function listScheduleStatus(runtime: CatchupRuntime, schedules: rea
         const done = statuses.statuses.get(schedule.id) ?? new Map<string, RunStatus>();
         // As for deadlines, a tick from before the deployment began was owed to no one: a first
         // start catches those up (catch-up's window) without a lag alert.
-        const owed = owedSince(expected.get(schedule.id) ?? [], statuses.early.get(schedule.id)).filter((e) => installed === null || e.tick >= installed);
+        const owed = owedSince(expected.get(schedule.id) ?? [], statuses.ahead.get(schedule.id)).filter((e) => installed === null || e.tick >= installed);
         return computeLagSeconds(owedBeforeWindow(schedule, owed, done, h?.last_success_at ?? installed ?? null), done, now);
       })(),
     };

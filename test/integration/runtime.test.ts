@@ -11,7 +11,7 @@ import { enqueueRun } from '../../src/enqueue.ts';
 import { basePayload, defineJob, type JobDefinition } from '../../src/job-definition.ts';
 import { createDb } from '../../src/db.ts';
 import { createRunRecorder, loadRun } from '../../src/runs.ts';
-import { catchUp, checkDeadlines, reapStaleRuns, reconcileSchedules, registerSchedules, resolveSchedules } from '../../src/scheduler.ts';
+import { catchUp, checkDeadlines, reapStaleRuns, reconcileSchedules, recordDeadlineMetrics, registerSchedules, resolveSchedules } from '../../src/scheduler.ts';
 import { createLogger } from '../../src/logger.ts';
 import { startWorkers, stopWorkers } from '../../src/worker.ts';
 import { probeSleep } from '../fixtures/test-jobs.ts';
@@ -503,9 +503,12 @@ describe('deadlines', () => {
     const value = async (metric: 'deadlineMisses' | 'deadlineMissed') =>
       (await rt.metrics[metric].get()).values.find((v) => v.labels.schedule === 'probe-deadline')?.value;
     expect(await value('deadlineMisses')).toBe(1);
+    // The gauge is set where /metrics is served, from ops.job_runs, as a scrape sets it.
+    await recordDeadlineMetrics(rt.metrics, rt.db.sql, schedules, new Date('2026-11-21T00:40:00Z'));
     expect(await value('deadlineMissed')).toBe(1);
     await rt.db.sql`insert into ops.job_runs (job, partition, queue, status) values ('probe-deadline', '2026-11-20', 'reports', 'succeeded')`;
     expect(await checkDeadlines(runtime, schedules, new Date('2026-11-21T00:45:00Z'))).toEqual([]);
+    await recordDeadlineMetrics(rt.metrics, rt.db.sql, schedules, new Date('2026-11-21T00:45:00Z'));
     expect(await value('deadlineMissed')).toBe(0);
   });
 

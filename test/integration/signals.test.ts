@@ -13,12 +13,14 @@ import type { Sql } from '../../src/db.ts';
 import { enqueueRun } from '../../src/enqueue.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createMetrics, type Metrics } from '../../src/metrics.ts';
+import { createGaugeRefresher } from '../../src/queue-metrics.ts';
 import { QUEUE_NAMES, closeQueues, createDefaultJobOptions, createQueues, type QueueMap } from '../../src/queues.ts';
 import { createRedis, type Redis } from '../../src/redis.ts';
-import { listScheduleStatus, resolveSchedules, startSchedulerLoop, type Schedule } from '../../src/scheduler.ts';
+import { checkDeadlines, listScheduleStatus, resolveSchedules, startSchedulerLoop, type Schedule } from '../../src/scheduler.ts';
 import { startWorkers, stopWorkers, type WorkerRuntime } from '../../src/worker.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { TEST_REDIS_URL, cleanupPrefix, createTestPrefix } from '../helpers/redis.ts';
+import { waitFor } from '../helpers/processes.ts';
 import { createTestRuntime } from '../helpers/runtime.ts';
 
 const prefix = createTestPrefix('signals');
@@ -103,9 +105,10 @@ describe('schedule lag (bullpen_schedule_lag_seconds, BullpenScheduleLagging)', 
 });
 
 describe('deadline checks (bullpen_deadline_missed, BullpenDeadlineMissed)', () => {
-  it('still sets the deadline gauge when Redis refuses commands (catch-up and the reconciler fail)', async () => {
+  it('still reports a miss, and /metrics still shows the gauge, when Redis refuses commands (catch-up and the reconciler fail)', async () => {
     // The deployment began a month ago, so recent nightly-report ticks are owed and page.
     await db`update ops.schema_migrations set applied_at = applied_at - interval '30 days'`;
+    await db`delete from ops.deadline_misses where schedule = 'nightly-report'`;
     // A Redis that answers every command with an error (LOADING after a restart, OOM, READONLY…).
     const refusing = new Proxy(
       {},
@@ -127,7 +130,52 @@ describe('deadline checks (bullpen_deadline_missed, BullpenDeadlineMissed)', () 
     await loop.stop();
     // No nightly report exists for any recent date, and the latest one's deadline (00:30 UTC) has passed:
     // the check needs only PostgreSQL, and the report not being made is exactly what it is for.
+    const counted = (await metrics.deadlineMisses.get()).values.find((v) => v.labels.schedule === 'nightly-report')?.value ?? 0;
+    expect(counted).toBeGreaterThanOrEqual(1);
+
+    // The refresh before a scrape: the Redis-fed gauges fail, the deadline gauge is set all the same.
+    const refresh = createGaugeRefresher({
+      metrics,
+      queues: refusingQueues,
+      db,
+      schedules: [nightly],
+      listSchedules: () => listScheduleStatus({ db, queues: refusingQueues, logger, metrics }, [nightly], new Date()),
+    });
+    await expect(refresh()).rejects.toThrow(/refreshing gauges|LOADING/);
     expect(await gaugeValue(metrics, 'deadlineMissed', { schedule: 'nightly-report' })).toBe(1);
+  });
+});
+
+describe('deadline gauge where no scheduler is scraped (bullpen_deadline_missed, BullpenDeadlineMissed)', () => {
+  it('is served by a web process from the database, and clears once the partition is done; the miss is counted only where it was reported', async () => {
+    const nightly = scheduleNamed('nightly-report');
+    // The deployment began a month ago, so recent nightly-report ticks are owed.
+    await db`update ops.schema_migrations set applied_at = now() - interval '30 days'`;
+    // The scheduler runs as a process of its own without PORT: its registry is never scraped.
+    const unscraped = createMetrics({ defaultMetrics: false });
+    const misses = await checkDeadlines({ db, queues, logger, metrics: unscraped }, [nightly], new Date());
+    const latest = misses.at(-1);
+    expect(latest, 'no nightly report exists here: the latest due one is late').toBeDefined();
+
+    const web = await startApp(loadConfig({ ...configEnv, PORT: '0', HOST: '127.0.0.1' }), { role: 'web', logger });
+    try {
+      // A scrape serves what the refresh before it set within its 3 s; a cold process's first
+      // refresh can take longer and its values then come with the next scrape, as Prometheus sees it.
+      let text = '';
+      const scrapeUntil = (line: string) =>
+        waitFor(async () => (text = await (await fetch(`${web.url}/metrics`)).text()).includes(line), 20_000, () => `a scrape showing ${line}`);
+      await scrapeUntil('bullpen_deadline_missed{schedule="nightly-report"} 1');
+      // Counted once in all, by the scheduler process whose row reported it: a web process adds no count of its own.
+      expect(text).not.toMatch(/^bullpen_deadline_misses_total\{/m);
+
+      // The report is made late (a catch-up run, or a re-run from the status page).
+      await db`
+        insert into ops.job_runs (job, partition, queue, job_id, status, attempts, run_count, scheduled_for, started_at, finished_at)
+        values ('nightly-report', ${latest!.partition}, 'reports', ${`nightly-report@${latest!.partition}`}, 'succeeded', 1, 1, now(), now(), now())`;
+      await scrapeUntil('bullpen_deadline_missed{schedule="nightly-report"} 0');
+    } finally {
+      await web.stop();
+    }
   });
 });
 

@@ -15,7 +15,7 @@ import { basePayload, defineJob, scheduledInstant, type JobDefinition } from '..
 import { createLogger } from '../../src/logger.ts';
 import { createMetrics } from '../../src/metrics.ts';
 import { loadRun } from '../../src/runs.ts';
-import { catchUp, checkDeadlines, listScheduleStatus, reconcileSchedules, resolveSchedules, type Schedule } from '../../src/scheduler.ts';
+import { catchUp, checkDeadlines, listScheduleStatus, reconcileSchedules, recordDeadlineMetrics, resolveSchedules, type Schedule } from '../../src/scheduler.ts';
 import { waitFor } from '../helpers/processes.ts';
 import { createTestRuntime, type TestRuntime } from '../helpers/runtime.ts';
 
@@ -107,7 +107,19 @@ const rvSixHourly = defineJob({
   process: async (ctx) => ({ date: ctx.partition }),
 }) as unknown as JobDefinition;
 
-const DEFINITIONS = [rvSkip, rvRetry, rvBuffer, rvNightly, rvDeadline, rvSixHourly];
+/** Nightly at 23:50 UTC with a week of catch-up: one night per case of a failure beside its tick. */
+const rvOwed = defineJob({
+  name: 'rv-owed',
+  queue: 'etl',
+  description: 'test: nightly partitioned by UTC date, catch-up all over a week',
+  payload: basePayload.extend({ date: z.iso.date().optional() }),
+  schedule: { cron: '50 23 * * *', tz: 'UTC', calendar: 'all', overlap: 'skip' },
+  partition: (p) => p.date ?? p.scheduledFor!.slice(0, 10),
+  catchup: { mode: 'all', windowHours: 7 * 24, max: 7 },
+  process: async (ctx) => ({ date: ctx.partition }),
+}) as unknown as JobDefinition;
+
+const DEFINITIONS = [rvSkip, rvRetry, rvBuffer, rvNightly, rvDeadline, rvSixHourly, rvOwed];
 
 let rt: TestRuntime;
 const logger = createLogger({ level: 'silent', pretty: false });
@@ -126,7 +138,11 @@ function schedulerProcess() {
     /** Partitions it logged a deadline miss for. */
     pages: () => lines.filter((l) => l.alert === 'deadline-missed').map((l) => l.partition),
     counted: () => value('deadlineMisses'),
-    gauge: () => value('deadlineMissed'),
+    /** bullpen_deadline_missed as a scrape of this process's /metrics at `now` would show it. */
+    gauge: async (schedule: Schedule, now: Date) => {
+      await recordDeadlineMetrics(metrics, rt.db.sql, [schedule], now);
+      return value('deadlineMissed');
+    },
   };
 }
 
@@ -276,6 +292,45 @@ describe('catch-up of a schedule ticking several times per partition', () => {
   });
 });
 
+describe('catch-up beside a failure ahead of the tick', () => {
+  /** A run of rv-owed's partition `date` that failed: when it stood for, when its last attempt started, when it failed. */
+  const failedRun = (date: string, scheduledFor: string, startedAt: string, finishedAt: string, jobId = `rv-owed@${date}`) => rt.db.sql`
+    insert into ops.job_runs (job, partition, queue, job_id, status, attempts, run_count, scheduled_for, started_at, finished_at, error)
+    values ('rv-owed', ${date}, 'etl', ${jobId}, 'failed', 1, 1, ${scheduledFor}, ${startedAt}, ${finishedAt}, 'test: the session has not closed')`;
+  const tickOf = (date: string) => Date.parse(`${date}T23:50:00Z`);
+
+  it("owes a tick whose partition only failed ahead of it, as it owes one done ahead of it, under the tick's own id, and runs it once", async () => {
+    // A week of nights, one case each; the 23:50 ticks never ran (workers down, Redis wiped at 23:00).
+    await rt.db.sql`
+      insert into ops.job_runs (job, partition, queue, job_id, status, attempts, run_count, scheduled_for, started_at, finished_at)
+      values ('rv-owed', '2026-11-02', 'etl', 'rv-owed@2026-11-02', 'succeeded', 1, 1, '2026-11-02T15:00:00Z', '2026-11-02T15:00:00Z', '2026-11-02T15:01:00Z')`;
+    // Run by hand at 15:00 and refused (the session had not closed).
+    await failedRun('2026-11-03', '2026-11-03T15:00:00Z', '2026-11-03T15:00:00Z', '2026-11-03T15:00:01Z');
+    // Run by hand at 23:40; the tick found it running and stood down; it failed at 23:55.
+    await failedRun('2026-11-04', '2026-11-04T23:40:00Z', '2026-11-04T23:40:00Z', '2026-11-04T23:55:00Z');
+    // Run by hand at 15:00; its worker died and the reaper settled it failed after the tick.
+    await failedRun('2026-11-05', '2026-11-05T15:00:00Z', '2026-11-05T15:00:00Z', '2026-11-06T00:05:00Z');
+    // The tick's own run failed for good: BullMQ retried it; ops re-run it from Bull Board.
+    await failedRun('2026-11-06', '2026-11-06T23:50:00Z', '2026-11-06T23:50:00Z', '2026-11-06T23:51:00Z', `repeat:rv-owed:${tickOf('2026-11-06')}`);
+    // Run by hand at 15:00; its last retry started after the tick and failed: it was the tick's run, on the day's data.
+    await failedRun('2026-11-07', '2026-11-07T15:00:00Z', '2026-11-07T23:58:00Z', '2026-11-07T23:59:00Z');
+    // Run by hand half a minute before the tick (clock skew room): that run stands for the tick.
+    await failedRun('2026-11-08', '2026-11-08T23:49:30Z', '2026-11-08T23:49:30Z', '2026-11-08T23:49:40Z');
+
+    const now = new Date('2026-11-09T12:00:00Z');
+    const enqueued = await catchUp(runtime(), [scheduleOf(rvOwed)], now);
+    expect(enqueued.map((e) => [e.partition, e.jobId])).toEqual(
+      ['2026-11-02', '2026-11-03', '2026-11-04', '2026-11-05'].map((date) => [date, `rv-owed@${date}@tick-${tickOf(date)}`]),
+    );
+    const queue = queueOf(rvOwed);
+    for (const { jobId } of enqueued) await finished(queue, jobId);
+    for (const { partition, jobId } of enqueued) {
+      expect(await loadRun(rt.db.sql, 'rv-owed', partition), partition).toMatchObject({ status: 'succeeded', job_id: jobId, scheduled_for: new Date(tickOf(partition)) });
+    }
+    expect(await catchUp(runtime(), [scheduleOf(rvOwed)], now)).toEqual([]);
+  });
+});
+
 describe("catch-up with PostgreSQL's clock behind the workers", () => {
   it("does not owe again a tick whose own run finished, by the database's clock, minutes before the tick", async () => {
     // The 23:50 tick ran and succeeded; PostgreSQL's clock was 5 minutes behind the scheduler's.
@@ -326,7 +381,7 @@ describe('deadlines', () => {
     expect(again.map((m) => [m.partition, m.reported])).toEqual([['2026-12-01', false]]);
     expect(await restarted.counted()).toBe(0);
     expect(restarted.pages()).toEqual([]);
-    expect(await restarted.gauge()).toBe(1);
+    expect(await restarted.gauge(schedule, new Date('2026-12-02T00:41:00Z'))).toBe(1);
 
     // The next night two scheduler processes pass at the same instant: the 2nd's miss is reported by one of them.
     const [a, b] = [schedulerProcess(), schedulerProcess()];
@@ -366,7 +421,7 @@ describe('deadlines', () => {
     expect(await scheduler.counted()).toBe(0);
     expect(scheduler.pages()).toEqual([]);
     // The gauge keeps its meaning, the partition is late; BullpenDeadlineMissed leaves paused schedules out.
-    expect(await scheduler.gauge()).toBe(1);
+    expect(await scheduler.gauge(schedule, new Date('2026-12-10T00:31:00Z'))).toBe(1);
 
     // Resumed with the 9th still not done: that is a miss, reported once.
     await queue.resume();
@@ -454,5 +509,20 @@ describe('lag', () => {
       values ('rv-six-hourly', '2026-10-19', 'etl', 'repeat:rv-six-hourly:19', 'succeeded', 1, 4, '2026-10-19T18:00:00Z', '2026-10-19T18:00:00Z', '2026-10-19T18:01:00Z'),
              ('rv-six-hourly', '2026-10-20', 'etl', 'repeat:rv-six-hourly:20', 'succeeded', 1, 1, '2026-10-20T00:00:00Z', '2026-10-20T00:00:00Z', '2026-10-20T00:01:00Z')`;
     expect(await lagOf(rvSixHourly, new Date('2026-10-20T20:00:00Z'))).toBe(14 * 3600);
+  });
+});
+
+describe('deadlines and lag beside a failure ahead of the tick', () => {
+  it('counts a partition that only failed ahead of its tick as late and lagging from the tick, as before', async () => {
+    await rt.db.sql`update ops.schema_migrations set applied_at = '2026-11-01T00:00:00Z'`;
+    await nightsDone('2027-01-10', '2027-01-12');
+    await rt.db.sql`
+      insert into ops.job_runs (job, partition, queue, job_id, status, attempts, run_count, scheduled_for, started_at, finished_at, error)
+      values ('rv-deadline', '2027-01-13', 'reports', 'rv-deadline@2027-01-13', 'failed', 1, 1, '2027-01-13T15:00:00Z', '2027-01-13T15:00:00Z', '2027-01-13T15:00:01Z', 'test: refused')`;
+    const now = new Date('2027-01-14T00:40:00Z');
+    const misses = await checkDeadlines(schedulerProcess().runtime, [scheduleOf(rvDeadline)], now);
+    expect(misses.map((m) => m.partition)).toEqual(['2027-01-13']);
+    const [status] = await listScheduleStatus(runtime(), [scheduleOf(rvDeadline)], now);
+    expect(status!.lag_seconds).toBe(50 * 60);
   });
 });
