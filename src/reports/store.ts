@@ -59,12 +59,9 @@ export async function storeDailyReport(db: Sql, reportsDir: string, report: Dail
  * from it on, as for a restatement: a rebuild marks its last MARK_POSITIONS_DAYS days only, so
  * that is a few reports, once per late bar (a marked row is never marked again).
  */
-export async function loadRestatedReportDates(
-  db: Sql,
-  summary: Pick<RollupSummary, 'scope' | 'promotedToFull' | 'from'> & Partial<Pick<RollupSummary, 'markedFrom'>>,
-): Promise<string[]> {
+export async function loadRestatedReportDates(db: Sql, summary: Pick<RollupSummary, 'scope' | 'promotedToFull' | 'from' | 'markedFrom'>): Promise<string[]> {
   const full = summary.scope === 'full' || summary.promotedToFull;
-  const first = earlierOf(summary.from, summary.markedFrom ?? null);
+  const first = earlierOf(summary.from, summary.markedFrom);
   if (!full && first === null) return [];
   const rows = await db<{ report_date: string }[]>`
     select report_date::text from ops.reports

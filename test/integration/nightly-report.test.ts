@@ -24,7 +24,7 @@ import { renderDailyReportHtml } from '../../src/reports/html.ts';
 import { loadRestatedReportDates } from '../../src/reports/store.ts';
 import type { DailyReport } from '../../src/reports/types.ts';
 import { rebuildRollups } from '../../src/rollups.ts';
-import { catchUp, resolveSchedules } from '../../src/scheduler.ts';
+import { catchUp, resolveSchedules, type Schedule } from '../../src/scheduler.ts';
 import { loadTrades } from '../../src/trade-loader.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { insertExecutions, seedReference } from '../helpers/oltp.ts';
@@ -48,6 +48,30 @@ async function seedWarehouse(sql: Sql): Promise<void> {
     ('XOM', '1d', '2026-03-03 00:00:00-05', 54, 56, 53, 55, 1000000, 'test')`;
   await loadTrades({ db: sql, sourceDb: sql, tz: TZ, runPartition: 'test' });
   await rebuildRollups({ db: sql, tz: TZ, startingCapital: 100000, scope: { kind: 'full' }, asOf: '2026-03-05' });
+}
+
+/**
+ * The nights up to March 1st ran (rows in ops.job_runs); catch-up at noon UTC on Thursday the 5th
+ * must enqueue the three after, which run on `rt`'s workers. Answers their partitions once all succeeded.
+ */
+async function catchUpMarchNights(rt: TestRuntime, schedules: Schedule[]): Promise<string[]> {
+  await rt.db.sql`
+    insert into ops.job_runs (job, partition, queue, job_id, status, attempts, run_count, started_at, finished_at, worker)
+    select 'nightly-report', d::date::text, 'reports', 'earlier-' || d::date, 'succeeded', 1, 1, now(), now(), 'test'
+    from generate_series('2026-02-20'::date, '2026-03-01'::date, interval '1 day') d`;
+  const logger = createLogger({ level: 'silent', pretty: false });
+  const enqueued = await catchUp({ db: rt.db.sql, queues: rt.queues, logger, metrics: rt.metrics }, schedules, new Date('2026-03-05T12:00:00Z'));
+  const partitions = enqueued.map((e) => e.partition);
+  expect(partitions).toEqual(['2026-03-02', '2026-03-03', '2026-03-04']);
+  await waitFor(
+    async () => {
+      const [row] = await rt.db.sql<{ n: number }[]>`select count(*)::int as n from ops.job_runs where job = 'nightly-report' and status = 'succeeded' and partition = any(${partitions})`;
+      return row?.n === partitions.length;
+    },
+    30_000,
+    () => 'the three reports',
+  );
+  return partitions;
 }
 
 describe('the report of a date', () => {
@@ -371,17 +395,7 @@ describe('the nightly-report job', () => {
     const logger = createLogger({ level: 'silent', pretty: false });
     const schedules = resolveSchedules([nightlyReport], { scheduleOverrides: {} });
     // The nights up to March 1st ran; nothing ran on the 2nd, 3rd and 4th; "now" is the 5th at noon UTC.
-    await runtime.db.sql`
-      insert into ops.job_runs (job, partition, queue, job_id, status, attempts, run_count, started_at, finished_at, worker)
-      select 'nightly-report', d::date::text, 'reports', 'earlier-' || d::date, 'succeeded', 1, 1, now(), now(), 'test'
-      from generate_series('2026-02-20'::date, '2026-03-01'::date, interval '1 day') d`;
-    const enqueued = await catchUp({ db: runtime.db.sql, queues: runtime.queues, logger, metrics: runtime.metrics }, schedules, new Date('2026-03-05T12:00:00Z'));
-    const partitions = enqueued.map((e) => e.partition);
-    expect(partitions).toEqual(['2026-03-02', '2026-03-03', '2026-03-04']);
-    await waitFor(async () => {
-      const [row] = await runtime!.db.sql<{ n: number }[]>`select count(*)::int as n from ops.job_runs where job = 'nightly-report' and status = 'succeeded' and partition = any(${partitions})`;
-      return row?.n === partitions.length;
-    }, 30_000);
+    const partitions = await catchUpMarchNights(runtime, schedules);
     const recorded = await runtime.db.sql<{ report_date: string; json_path: string; html_path: string; summary: { has_trading: boolean } }[]>`
       select report_date::text, json_path, html_path, summary from ops.reports order by report_date`;
     expect(recorded.map((r) => r.report_date)).toEqual(partitions);
@@ -400,22 +414,11 @@ describe('the nightly-report job', () => {
     runtime = await createTestRuntime('report-late', [nightlyReport], { SCHEDULE_NIGHTLY_REPORT: '30 1 * * *' });
     await seedWarehouse(runtime.db.sql);
     runtime.startWorkers();
-    const logger = createLogger({ level: 'silent', pretty: false });
     const schedules = resolveSchedules([nightlyReport], runtime.config);
     expect(schedules.map((s) => [s.cron, s.tz])).toEqual([['30 1 * * *', 'UTC']]);
-    await runtime.db.sql`
-      insert into ops.job_runs (job, partition, queue, job_id, status, attempts, run_count, started_at, finished_at, worker)
-      select 'nightly-report', d::date::text, 'reports', 'earlier-' || d::date, 'succeeded', 1, 1, now(), now(), 'test'
-      from generate_series('2026-02-20'::date, '2026-03-01'::date, interval '1 day') d`;
     // "Now" is Thursday 03-05 at noon UTC: the ticks of Tuesday, Wednesday and Thursday at 01:30 UTC
     // came after the New York Monday, Tuesday and Wednesday; Thursday's session has not happened yet.
-    const enqueued = await catchUp({ db: runtime.db.sql, queues: runtime.queues, logger, metrics: runtime.metrics }, schedules, new Date('2026-03-05T12:00:00Z'));
-    const partitions = enqueued.map((e) => e.partition);
-    expect(partitions).toEqual(['2026-03-02', '2026-03-03', '2026-03-04']);
-    await waitFor(async () => {
-      const [row] = await runtime!.db.sql<{ n: number }[]>`select count(*)::int as n from ops.job_runs where job = 'nightly-report' and status = 'succeeded' and partition = any(${partitions})`;
-      return row?.n === partitions.length;
-    }, 30_000, () => 'the three reports');
+    await catchUpMarchNights(runtime, schedules);
     const stored = await runtime.db.sql<{ report_date: string; summary: { has_trading: boolean; trades: number } }[]>`
       select report_date::text, summary from ops.reports order by report_date`;
     expect(stored.map((r) => [r.report_date, r.summary.trades])).toEqual([['2026-03-02', 3], ['2026-03-03', 2], ['2026-03-04', 0]]);
@@ -498,8 +501,8 @@ describe('the nightly-report job', () => {
     const [monday] = await sql<{ generated_at: Date }[]>`select generated_at from ops.reports where report_date = '2026-03-02'`;
     expect(monday?.generated_at).toEqual(stored[0]?.generated_at);
     // A full rebuild restates every date: each stored report is made again.
-    expect(await loadRestatedReportDates(sql, { scope: 'full', promotedToFull: false, from: null })).toEqual(['2026-03-02', '2026-03-03']);
-    expect(await loadRestatedReportDates(sql, { scope: 'pending', promotedToFull: false, from: null })).toEqual([]);
+    expect(await loadRestatedReportDates(sql, { scope: 'full', promotedToFull: false, from: null, markedFrom: null })).toEqual(['2026-03-02', '2026-03-03']);
+    expect(await loadRestatedReportDates(sql, { scope: 'pending', promotedToFull: false, from: null, markedFrom: null })).toEqual([]);
   });
 
   it('is made again, with every later stored report, when an earlier date is restated: their equity and drawdown changed too', async () => {
