@@ -22,7 +22,7 @@ import { z } from 'zod';
 import { tickDate, tickPartition } from '../src/cron.ts';
 import { BadInputError } from '../src/errors.ts';
 import { basePayload, defineJob, payloadDate, scheduledInstant } from '../src/job-definition.ts';
-import { loadRestatedReportDates } from '../src/reports/store.ts';
+import { askForReportRemakes, outdatedReportsFrom } from '../src/reports/remakes.ts';
 import { rebuildRollups, type RollupScope } from '../src/rollups.ts';
 
 const payload = basePayload.extend({
@@ -45,13 +45,6 @@ const SCHEDULE_TZ = 'America/New_York';
 
 /** The earliest date a range without `from` starts at: before any trade a desk could hold. */
 const BEGINNING = '1900-01-01';
-
-/**
- * The BullMQ priority of report remakes: behind every run without one on the reports queue (the
- * nightly tick, catch-up, `bullpen report`), which would otherwise wait behind a year of remakes
- * asked for just before 23:50 UTC, past the report's deadline.
- */
-const REMAKE_PRIORITY = 10;
 
 export const buildRollups = defineJob({
   name: 'build-rollups',
@@ -102,15 +95,8 @@ export const buildRollups = defineJob({
       logger: ctx.logger,
     });
     ctx.metrics.rollupsBuilt.inc(summary.rowsWritten);
-    // Forced (the report's partition is done), one waiting per date however many rebuilds restate
-    // it meanwhile (every few minutes while after-hours fills load). Every one, with no cap: on the
-    // reports queue a report takes ~50 ms (10 accounts, a year of history: 250 in 13 s, asked for
-    // in 0.3 s), so restating a date a year back costs some 20 s, whereas a cap would leave the
-    // older reports wrong for good with only a log line to act on. A full rebuild always asked for all.
-    const reports = await loadRestatedReportDates(ctx.db, summary);
-    for (const date of reports) {
-      await ctx.enqueue('nightly-report', { date }, { force: true, deduplicationId: `nightly-report.restated.${date}`, priority: REMAKE_PRIORITY });
-    }
+    const outdatedFrom = outdatedReportsFrom(summary);
+    const reports = outdatedFrom === null ? [] : await askForReportRemakes(ctx.db, ctx.enqueue, outdatedFrom);
     if (reports.length > 0) {
       ctx.logger.info({ reports: reports.length, from: reports[0], to: reports.at(-1), restatedFrom: summary.from, markedFrom: summary.markedFrom }, 'stored reports from the first restated or newly marked date on asked for again');
     }

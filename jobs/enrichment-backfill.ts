@@ -7,7 +7,8 @@
  * series on the queue go on. The parent runs once every child has ended and closes the request.
  * Partitions: `<backfillId>` (parent) and `<backfillId>.<symbol>.<timeframe>` (child). A rerun
  * continues from the checkpoint in enrichment.backfill_state; a chunk already stored is never
- * fetched again unless the request asked to reprocess it.
+ * fetched again unless the request asked to reprocess it. A 1d chunk marks the positions its bars
+ * price (their close was NULL) and asks for the stored nightly reports from the first marked date on again.
  */
 import { z } from 'zod';
 import { TIMEFRAMES } from '../src/analytics/timeframes.ts';
@@ -19,6 +20,7 @@ import { createSourceGate } from '../src/enrichment/source-gate.ts';
 import { coerceError } from '../src/errors.ts';
 import { basePayload, defineJob } from '../src/job-definition.ts';
 import { recordSeriesError } from '../src/queries/enrichment.ts';
+import { askForReportRemakes } from '../src/reports/remakes.ts';
 import { redactSecrets } from '../src/redact.ts';
 
 const payload = basePayload.extend({
@@ -58,6 +60,10 @@ export const enrichmentBackfill = defineJob({
         signal: ctx.signal,
         onChunk: (outcome) => ctx.metrics.backfillChunks.inc({ outcome }),
         gate: createSourceGate(ctx.db, ctx.config),
+        onPositionsMarked: async (from) => {
+          const reports = await askForReportRemakes(ctx.db, ctx.enqueue, from);
+          if (reports.length > 0) ctx.logger.info({ reports: reports.length, from: reports[0], to: reports.at(-1) }, 'stored reports showing the newly marked positions asked for again');
+        },
       },
       { backfillId, symbol, timeframe },
     ).catch(async (thrown: unknown) => {

@@ -41,6 +41,7 @@ import {
   type MetricRecord,
   type DailyWork,
   type MarkScope,
+  type MarkedPositions,
   type WorkSet,
 } from './queries/rollups.ts';
 import { METRIC_WINDOWS, metricsSeries, type CurveRow, type WindowMetrics } from './analytics/metrics.ts';
@@ -222,15 +223,16 @@ const MARK_LOCK_TIMEOUT = '60s';
 /**
  * Marks the unmarked positions of one symbol over some dates at the 1d bars a backfill has just
  * stored there (enrichment-backfill, after each 1d chunk): bars fetched more than a few days
- * late are past what rebuilds mark. Under the rollups lock, so that it never interleaves with a
+ * late are past what rebuilds mark. Answers how many it marked and the first of their dates, from
+ * which the stored reports are out of date. Under the rollups lock, so that it never interleaves with a
  * rebuild rewriting those rows (which could leave them unmarked, or deadlock); it waits
  * MARK_LOCK_TIMEOUT at most, then fails with PostgreSQL's lock_not_available (55P03).
  */
-export async function markPositionsOf(db: Sql, tz: string, scope: Required<MarkScope>): Promise<number> {
+export async function markPositionsOf(db: Sql, tz: string, scope: Required<MarkScope>): Promise<MarkedPositions> {
   return db.begin(async (tx) => {
     await tx`select set_config('lock_timeout', ${MARK_LOCK_TIMEOUT}, true)`;
     await lockRollups(tx);
-    return (await markPositions(tx, tz, scope)).rows;
+    return markPositions(tx, tz, scope);
   });
 }
 

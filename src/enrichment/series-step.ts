@@ -83,6 +83,11 @@ export interface StepDeps {
   onChunk?: (outcome: 'stored' | 'skipped' | 'failed') => void;
   /** The sources' budgets and 429 pauses (createSourceGate). Unset: every fetch goes at once. */
   gate?: SourceGate;
+  /**
+   * Told the first date of positions a 1d chunk's bars marked: the stored reports from that date
+   * on showed them unmarked (enrichment-backfill asks for them again).
+   */
+  onPositionsMarked?: (from: string) => Promise<void>;
 }
 
 export type StepOutcome =
@@ -376,15 +381,24 @@ export function sessionsBehind(latestTs: number, now: number, calendar: MarketCa
 
 /**
  * Marks the symbol's positions that had no close over the chunk's dates (src/rollups.ts
- * markPositionsOf). The bars are stored whatever happens here: a failure is logged, and a range
- * restatement of those dates marks them.
+ * markPositionsOf), and tells onPositionsMarked from which date. The bars are stored whatever
+ * happens here: a failure is logged, and a range restatement of those dates marks them (and
+ * asks for their reports again).
  */
 async function markPositionsAt(deps: StepDeps, log: Logger, symbol: string, from: string, to: string): Promise<void> {
+  let marked;
   try {
-    const marked = await markPositionsOf(deps.db, deps.exchangeTz, { symbol, from, to });
-    if (marked > 0) log.info({ from, to, marked }, 'positions marked at the bars stored');
+    marked = await markPositionsOf(deps.db, deps.exchangeTz, { symbol, from, to });
   } catch (error) {
     log.warn({ err: error, from, to }, 'could not mark positions at the bars stored; a rollups restatement of these dates marks them');
+    return;
+  }
+  if (marked.from === null) return;
+  log.info({ from, to, marked: marked.rows, firstMarked: marked.from }, 'positions marked at the bars stored');
+  try {
+    await deps.onPositionsMarked?.(marked.from);
+  } catch (error) {
+    log.warn({ err: error, firstMarked: marked.from }, `could not ask for the stored reports from ${marked.from} on again; a rollups restatement from that date does`);
   }
 }
 

@@ -680,6 +680,12 @@ export interface MarkScope {
   symbol?: string;
 }
 
+/** Positions marked: how many, and the first of their dates (null: none). */
+export interface MarkedPositions {
+  rows: number;
+  from: string | null;
+}
+
 /**
  * Marks positions whose close is still NULL at their date's 1d close, where that bar now
  * exists. A day's bar is stored after the day was rolled up (enrichment-daily fetches day D
@@ -690,7 +696,7 @@ export interface MarkScope {
  * keeps it to the unmarked rows of the dates asked for. Answers how many rows it marked and the
  * first of their dates: the stored reports showing those positions are out of date from there.
  */
-export async function markPositions(tx: Tx, tz: string, scope: MarkScope): Promise<{ rows: number; from: string | null }> {
+export async function markPositions(tx: Tx, tz: string, scope: MarkScope): Promise<MarkedPositions> {
   const [marked] = await tx<{ rows: number; first_date: string | null }[]>`
     with unmarked as (
       select p.account_id, p.trade_date, p.instrument_id, di.symbol

@@ -6,7 +6,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Sql } from '../db.ts';
-import type { RollupSummary } from '../rollups.ts';
 import type { DailyReport } from './types.ts';
 
 export function reportFileBase(date: string): string {
@@ -46,33 +45,11 @@ export async function storeDailyReport(db: Sql, reportsDir: string, report: Dail
   return { jsonPath, htmlPath };
 }
 
-/**
- * Dates whose stored daily report a rollup rebuild has made out of date: every date with a report
- * from the first date it restated on (a full rebuild: every one). Not only the dates it restated:
- * the curve, metrics and positions are cumulative, so a restated Monday changes the equity,
- * drawdown and ratios of every report after it, and the firm's figures sum the accounts. A date
- * without a report yet gets one from its own tick. One range read of ops.reports' primary key.
- *
- * Also from the first date whose positions the rebuild marked at a late 1d close (`markedFrom`):
- * its report showed them without a close, market value or unrealized PnL, and so did the reports
- * of the days after it that show that date's positions (a weekend's or a holiday's). Every report
- * from it on, as for a restatement: a rebuild marks its last MARK_POSITIONS_DAYS days only, so
- * that is a few reports, once per late bar (a marked row is never marked again).
- */
-export async function loadRestatedReportDates(db: Sql, summary: Pick<RollupSummary, 'scope' | 'promotedToFull' | 'from' | 'markedFrom'>): Promise<string[]> {
-  const full = summary.scope === 'full' || summary.promotedToFull;
-  const first = earlierOf(summary.from, summary.markedFrom);
-  if (!full && first === null) return [];
+/** The dates of the stored daily reports from `first` on, in order; every one for 'all'. One range read of ops.reports' primary key. */
+export async function loadReportDatesFrom(db: Sql, first: string | 'all'): Promise<string[]> {
   const rows = await db<{ report_date: string }[]>`
     select report_date::text from ops.reports
-    where kind = 'daily' ${full ? db`` : db`and report_date >= ${first}::date`}
+    where kind = 'daily' ${first === 'all' ? db`` : db`and report_date >= ${first}::date`}
     order by report_date`;
   return rows.map((r) => r.report_date);
-}
-
-/** The earlier of two ISO dates, either of which may be missing. */
-function earlierOf(a: string | null, b: string | null): string | null {
-  if (a === null) return b;
-  if (b === null) return a;
-  return a < b ? a : b;
 }

@@ -3,6 +3,7 @@
  * real BullMQ and PostgreSQL, and what lands in market.bars / market.features equals the
  * source and the features of the whole series; the ledger keeps a second request from fetching.
  */
+import fs from 'node:fs';
 import { DateTime } from 'luxon';
 import { afterEach, describe, expect, it } from 'vitest';
 import { computeFeatures, createFeatureState } from '../../src/analytics/features.ts';
@@ -19,6 +20,8 @@ import { createLogger } from '../../src/logger.ts';
 import { enqueueRun } from '../../src/enqueue.ts';
 import { enrichmentBackfill } from '../../jobs/enrichment-backfill.ts';
 import { enrichmentDaily } from '../../jobs/enrichment-daily.ts';
+import { nightlyReport } from '../../jobs/nightly-report.ts';
+import type { DailyReport } from '../../src/reports/types.ts';
 import { pauseProvider, replaceFeatures, takeProviderRequest } from '../../src/queries/enrichment.ts';
 import { createDb } from '../../src/db.ts';
 import { rebuildRollups } from '../../src/rollups.ts';
@@ -256,8 +259,8 @@ describe('enrichment backfills', () => {
     expect(await sql`select count(*)::int as n from enrichment.fetch_log`).toEqual(fetches);
   });
 
-  it('marks the positions its 1d bars price, however long after their dates they arrive', async () => {
-    runtime = await createTestRuntime('enrich-marks', [enrichmentBackfill]);
+  it('marks the positions its 1d bars price, however long after their dates they arrive, and has the reports showing them made again', async () => {
+    runtime = await createTestRuntime('enrich-marks', [enrichmentBackfill, nightlyReport]);
     runtime.startWorkers();
     const sql = runtime.db.sql;
     const tz = runtime.workerRuntime.config.exchangeTz;
@@ -270,6 +273,17 @@ describe('enrichment backfills', () => {
       select trade_date::text, close_price::float8, market_value::float8, unrealized_pnl::float8 from warehouse.fact_positions_daily
       where account_id = 2 order by trade_date`;
     expect((await positions()).map((p) => p.close_price)).toEqual(Array(13).fill(null));
+    // The nightly reports of the day before the buy and of the day after it, made then: the second shows XOM without a close.
+    for (const date of ['2026-03-03', '2026-03-05']) await enqueueRun(runtime.queues, nightlyReport, { date }, { scheduledFor: new Date(`${date}T23:50:00Z`) });
+    const reports = async () => new Map((await sql<{ report_date: string; json_path: string; generated_at: Date }[]>`select report_date::text, json_path, generated_at from ops.reports`).map((r) => [r.report_date, r]));
+    await waitFor(async () => (await reports()).size === 2, 20_000, () => 'the reports of 03-03 and 03-05');
+    const before = await reports();
+    const xomClose = (date: string) => {
+      const report = JSON.parse(fs.readFileSync(before.get(date)!.json_path, 'utf8')) as DailyReport;
+      const close = report.accounts.find((a) => a.account_id === 2)?.positions.find((p) => p.symbol === 'XOM')?.close;
+      return close === null || close === undefined ? null : Number(close);
+    };
+    expect(xomClose('2026-03-05')).toBeNull();
 
     // Months later (NOW is in November), a backfill brings XOM's daily bars for March.
     expect(await runBackfill(runtime, { symbols: 'XOM', timeframes: '1d', from: '2026-03-01', to: '2026-03-31' })).toMatchObject({ status: 'completed' });
@@ -286,6 +300,10 @@ describe('enrichment backfills', () => {
       // Exact in PostgreSQL's numeric; rounded here past the doubles' noise.
       expect(p).toEqual({ trade_date: p.trade_date, close_price: close, market_value: Number((10 * close).toFixed(6)), unrealized_pnl: Number((10 * close - 500).toFixed(6)) });
     }
+    // The report of 03-05 is made again from the first marked date (03-04) on, and shows the close; 03-03's stands.
+    await waitFor(async () => (await reports()).get('2026-03-05')!.generated_at > before.get('2026-03-05')!.generated_at, 20_000, () => 'the report of 03-05 to be made again');
+    expect(xomClose('2026-03-05')).toBe(closes.get('2026-03-05'));
+    expect((await reports()).get('2026-03-03')!.generated_at).toEqual(before.get('2026-03-03')!.generated_at);
     // As a full rebuild marks them.
     await rebuildRollups({ db: sql, tz, startingCapital: 100000, scope: { kind: 'full' }, asOf: '2026-03-20' });
     expect(await positions()).toEqual(marked);

@@ -21,7 +21,8 @@ import { loadEnrichmentStatus } from '../../src/enrichment/reports.ts';
 import { createLogger } from '../../src/logger.ts';
 import { addDecimals, buildDailyReport } from '../../src/reports/daily.ts';
 import { renderDailyReportHtml } from '../../src/reports/html.ts';
-import { loadRestatedReportDates } from '../../src/reports/store.ts';
+import { outdatedReportsFrom } from '../../src/reports/remakes.ts';
+import { loadReportDatesFrom } from '../../src/reports/store.ts';
 import type { DailyReport } from '../../src/reports/types.ts';
 import { rebuildRollups } from '../../src/rollups.ts';
 import { catchUp, resolveSchedules, type Schedule } from '../../src/scheduler.ts';
@@ -501,8 +502,14 @@ describe('the nightly-report job', () => {
     const [monday] = await sql<{ generated_at: Date }[]>`select generated_at from ops.reports where report_date = '2026-03-02'`;
     expect(monday?.generated_at).toEqual(stored[0]?.generated_at);
     // A full rebuild restates every date: each stored report is made again.
-    expect(await loadRestatedReportDates(sql, { scope: 'full', promotedToFull: false, from: null, markedFrom: null })).toEqual(['2026-03-02', '2026-03-03']);
-    expect(await loadRestatedReportDates(sql, { scope: 'pending', promotedToFull: false, from: null, markedFrom: null })).toEqual([]);
+    expect(outdatedReportsFrom({ scope: 'full', promotedToFull: false, from: null, markedFrom: null })).toBe('all');
+    expect(await loadReportDatesFrom(sql, 'all')).toEqual(['2026-03-02', '2026-03-03']);
+    expect(outdatedReportsFrom({ scope: 'pending', promotedToFull: false, from: null, markedFrom: null })).toBeNull();
+    expect(outdatedReportsFrom({ scope: 'pending', promotedToFull: true, from: null, markedFrom: null })).toBe('all');
+    // The earlier of the first restated date and the first marked one.
+    expect(outdatedReportsFrom({ scope: 'range', promotedToFull: false, from: '2026-03-03', markedFrom: '2026-03-02' })).toBe('2026-03-02');
+    expect(outdatedReportsFrom({ scope: 'range', promotedToFull: false, from: '2026-03-03', markedFrom: null })).toBe('2026-03-03');
+    expect(await loadReportDatesFrom(sql, '2026-03-03')).toEqual(['2026-03-03']);
   });
 
   it('is made again, with every later stored report, when an earlier date is restated: their equity and drawdown changed too', async () => {
