@@ -67,7 +67,10 @@ export const nightlyReport = defineJob({
     cron: '50 23 * * *',
     tz: 'UTC',
     calendar: 'all',
-    overlap: 'skip',
+    // Reports of different dates are independent (a file and an ops.reports row each), and a
+    // date's runs are kept apart by its partition's claim: a tick must not be dropped, nor wait,
+    // because a remake of an earlier date (build-rollups, a backfill) is running.
+    overlap: 'allow',
     // The trading-loop seed's window: the day's report exists by 00:30 UTC the next day. An
     // override ticking after it names a date already past its deadline, which is then not checked
     // (the scheduler warns); one ticking several times a date is judged by its ticks before it.

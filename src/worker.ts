@@ -193,8 +193,9 @@ export function createProcessor(runtime: WorkerRuntime): JobProcessor {
     // A schedule's overlap policy is for its ticks. Any other run of a scheduled job (enqueued by
     // hand or by another job, or caught up) waits for the active run instead of being dropped;
     // so does a tick that runs again (a retry, a stall, Bull Board): claimScheduled knows it by
-    // its partition's row.
-    const overlap = !definition.schedule ? 'allow' : job.repeatJobKey && payload.catchup !== true ? definition.schedule.overlap : 'wait';
+    // its partition's row. Under `allow` runs of different partitions never wait for each other.
+    const policy = definition.schedule?.overlap ?? 'allow';
+    const overlap = policy === 'allow' ? 'allow' : job.repeatJobKey && payload.catchup !== true ? policy : 'wait';
     const claim = await beforeStart(() => recorder.claimScheduled(request, overlap));
     if (!claim.claimed) {
       if (claim.status === 'overlap-buffered' || claim.status === 'overlap-waiting') {

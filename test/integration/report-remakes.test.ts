@@ -6,7 +6,8 @@
  *     date on, whichever branch of the rebuild marked them, and a rebuild that marks nothing
  *     asks for nothing.
  *  2. Remakes never hold up a scheduled tick: enqueued just before it, they still run after it
- *     (BullMQ priority), in date order; and a remake asked for again while the same date's runs
+ *     (BullMQ priority), in date order; one running does not make the tick an overlap (reports of
+ *     different dates run side by side); and a remake asked for again while the same date's runs
  *     is kept for after it (BullMQ deduplication) at the same low priority.
  */
 import fs from 'node:fs';
@@ -159,6 +160,25 @@ describe('remakes and the scheduled tick', () => {
       return row?.n === dates.length + 1;
     }, 30_000, () => `the tick and five remakes to run (ran: ${order.join(', ')})`);
     expect(order).toEqual(['tick', ...dates]);
+  });
+
+  it('neither the nightly tick nor another remake waits for, or is dropped behind, a remake running on another worker', async () => {
+    runtime = await createTestRuntime('remake-overlap', [nightlyReport], { CONCURRENCY_REPORTS: '2' });
+    const { sql } = runtime.db;
+    // Another worker is remaking Monday's report (its heartbeat is fresh: the run is live).
+    await sql`insert into ops.job_runs (job, partition, queue, job_id, status, attempts, run_count, started_at, heartbeat_at, worker)
+      values ('nightly-report', '2026-03-02', 'reports', 'nightly-report@2026-03-02@force-1', 'running', 1, 1, now(), now(), 'other-host:1')`;
+    const queue = runtime.queues.get('reports')!;
+    await queue.upsertJobScheduler('nightly-report', { every: 86_400_000 }, { name: 'nightly-report', data: {} });
+    const [tick] = (await queue.getJobs(['waiting', 'delayed', 'prioritized'], 0, -1)).filter((j) => j?.repeatJobKey === 'nightly-report');
+    const remake = await enqueueRun(runtime.queues, nightlyReport, { date: '2026-03-03' }, { force: true, deduplicationId: 'nightly-report.restated.2026-03-03', priority: 10 });
+    runtime.startWorkers();
+    await waitFor(async () => ['completed', 'failed'].includes(await (await queue.getJob(tick!.id!))!.getState()), 20_000, () => 'the tick to run');
+    expect((await queue.getJob(tick!.id!))?.returnvalue).not.toMatchObject({ skipped: 'overlap' });
+    await succeededRun(sql, 'nightly-report', remake.partition);
+    const [ticked] = await sql<{ n: number }[]>`select count(*)::int as n from ops.job_runs where job = 'nightly-report' and status = 'succeeded' and partition <> '2026-03-03'`;
+    expect(ticked?.n).toBe(1);
+    expect(await runtime.metrics.ticksSkipped.get()).toMatchObject({ values: [] });
   });
 
   it('a remake asked for again while that date is being remade is kept for after it, still behind a tick enqueued meanwhile', async () => {
