@@ -19,7 +19,7 @@ import {
   createBackfill,
   createFlowEnqueuer,
   describeBackfill,
-  planBackfill,
+  precheckBackfill,
   planTrackedBackfill,
   resumeBackfill,
   type BackfillEnqueuer,
@@ -316,7 +316,7 @@ async function commandRequest(ctx: BackfillCommandContext, options: RequestOptio
   // Bad input is refused before any connection opens (an embedded PostgreSQL would start for a
   // typo), unless the symbols come from the database. The plan is made again once it is open,
   // with each symbol's asset class as bullpen tracks it.
-  if (!options.all) assertSourceConfigured(planBackfill(request, planOptions).source, cfg);
+  if (!options.all) assertSourceConfigured(precheckBackfill(request, planOptions).source, cfg);
 
   const logger = ctx.createLogger(cfg);
   const services = await openServices(cfg, { logger });

@@ -268,6 +268,27 @@ export async function loadTrackedAssetClasses(db: Sql, symbols: readonly string[
 }
 
 /**
+ * The plan of a request whose symbols' tracked classes are not known yet (`bullpen backfill`
+ * checks its input before the database is open): refused only when no asset class would accept
+ * it, with the error planning it as stocks gives. A class decides what it accepts: a coin's
+ * today is the UTC date, a day ahead of New York's from 00:00 UTC to New York's midnight, and a
+ * stock has fewer bars to count against the limit. planTrackedBackfill makes the real plan.
+ */
+export function precheckBackfill(input: unknown, options: Omit<PlanOptions, 'assetClasses'>): BackfillPlan {
+  let refused: unknown;
+  for (const assetClass of ASSET_CLASSES) {
+    try {
+      const symbols = parseRequest(input).symbols;
+      return planBackfill(input, { ...options, assetClasses: new Map(symbols.map((symbol) => [symbol, assetClass])) });
+    } catch (error) {
+      if (!(error instanceof BadInputError)) throw error;
+      refused ??= error;
+    }
+  }
+  throw refused;
+}
+
+/**
  * planBackfill for a request from a user (the CLI, the API): the symbols' asset classes come
  * from what bullpen tracks of them (loadTrackedAssetClasses) unless the request asks for one.
  */

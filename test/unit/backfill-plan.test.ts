@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { planBackfill, resolveAssetClass, yearBefore } from '../../src/enrichment/backfills.ts';
+import { planBackfill, precheckBackfill, resolveAssetClass, yearBefore } from '../../src/enrichment/backfills.ts';
+import { BadInputError } from '../../src/errors.ts';
 
 describe('a backfill request without from', () => {
   it('starts a calendar year before its end, across 29 February too', () => {
@@ -58,5 +59,22 @@ describe("a request's asset classes", () => {
     const many = new Map(Array.from({ length: 12 }, (_, i) => [`C${i}`, { assetClass: 'crypto' as const, trackedIn: 'enrichment.status' }]));
     const [warning] = planBackfill({ symbols: [...many.keys()], asset_class: 'etf', from: '2024-01-01' }, { ...options, assetClasses: many }).warnings;
     expect(warning).toMatch(/^asked for as etf, but bullpen tracks C0, C1, C2, C3, C4, C5, C6, C7, C8, C9 and 2 more as crypto \(enrichment\.status\)/);
+  });
+});
+
+describe('precheckBackfill (before the tracked classes are known)', () => {
+  // 02:00 UTC on 2026-11-21: New York's date is still 2026-11-20.
+  const options = { defaultSource: 'synthetic' as const, maxBars: 1e9, now: Date.parse('2026-11-21T02:00:00Z') };
+
+  it("accepts what some class would: a coin's today is the UTC date, a day ahead of New York's", () => {
+    expect(() => planBackfill({ symbols: 'BTCUSD', from: '2026-11-21' }, options)).toThrow('from: 2026-11-21 is after to 2026-11-20');
+    expect(precheckBackfill({ symbols: 'BTCUSD', from: '2026-11-21' }, options)).toMatchObject({ from: '2026-11-21', to: '2026-11-21' });
+  });
+
+  it('refuses what no class would, with the error planning it as stocks gives', () => {
+    expect(() => precheckBackfill({ symbols: 'BTCUSD', from: '2026-11-22' }, options)).toThrow('from: 2026-11-22 is after to 2026-11-20');
+    expect(() => precheckBackfill({ symbols: 'btc usd' }, options)).toThrow(BadInputError);
+    // An asset class asked for is the only one tried.
+    expect(() => precheckBackfill({ symbols: 'BTCUSD', from: '2026-11-21', asset_class: 'stock' }, options)).toThrow('is after to 2026-11-20');
   });
 });
