@@ -52,6 +52,7 @@ import {
   type RsScoringOptions,
 } from '../src/queries/rs.ts';
 import { loadUnavailableSectorEtfs, type UnavailableSectorEtf } from '../src/queries/rs-read.ts';
+import { someNames } from '../src/text.ts';
 
 const TZ = 'America/New_York';
 /** How often a run waiting for its enrichment request looks again. */
@@ -250,9 +251,8 @@ function describeUnavailableEtf(e: UnavailableSectorEtf): string {
 
 /** A sector ETF named by members but not itself in the universe (a typo, most likely): they are scored against SPY only. */
 function describeUnknownEtf(etf: string, named: readonly string[]): string {
-  const more = named.length - LISTED_REMOVALS;
   return (
-    `sector ETF ${etf}, named by ${members(named.length)} (${named.slice(0, LISTED_REMOVALS).join(', ')}${more > 0 ? ` and ${more} more` : ''}), ` +
+    `sector ETF ${etf}, named by ${members(named.length)} (${someNames(named, LISTED_REMOVALS)}), ` +
     `is not in market.sector_mapping: scored against ${MARKET_BENCHMARK} only; add it (bullpen universe add ${etf} --sector "…" --asset-class etf) ` +
     'or fix their sector ETF (bullpen universe add SYMBOL --etf TICKER, or --no-etf)'
   );

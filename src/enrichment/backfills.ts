@@ -23,6 +23,7 @@ import {
 import type { Sql } from '../db.ts';
 import { enqueueFlow } from '../enqueue.ts';
 import { BadInputError, describeZodError } from '../errors.ts';
+import { someNames } from '../text.ts';
 import type { JobContext, JobDefinition } from '../job-definition.ts';
 import {
   deleteBackfill,
@@ -218,8 +219,7 @@ function contradictions(asked: AssetClass, symbols: readonly string[], tracked: 
     group.records.add(known.trackedIn);
   }
   return [...byClass].map(([assetClass, group]) => {
-    const more = group.symbols.length - WARNING_SYMBOLS;
-    const named = `${group.symbols.slice(0, WARNING_SYMBOLS).join(', ')}${more > 0 ? ` and ${more} more` : ''}`;
+    const named = someNames(group.symbols, WARNING_SYMBOLS);
     return (
       `asked for as ${asked}, but bullpen tracks ${named} as ${assetClass} (${[...group.records].join(', ')}): planned as ${asked} as asked; ` +
       'without an asset class each symbol is planned as bullpen tracks it'
