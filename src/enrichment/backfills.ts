@@ -275,10 +275,10 @@ export async function loadTrackedAssetClasses(db: Sql, symbols: readonly string[
  * stock has fewer bars to count against the limit. planTrackedBackfill makes the real plan.
  */
 export function precheckBackfill(input: unknown, options: Omit<PlanOptions, 'assetClasses'>): BackfillPlan {
+  const { symbols } = parseRequest(input);
   let refused: unknown;
   for (const assetClass of ASSET_CLASSES) {
     try {
-      const symbols = parseRequest(input).symbols;
       return planBackfill(input, { ...options, assetClasses: new Map(symbols.map((symbol) => [symbol, assetClass])) });
     } catch (error) {
       if (!(error instanceof BadInputError)) throw error;

@@ -14,7 +14,7 @@ import { loadReportDatesFrom } from './store.ts';
  * tick, catch-up, `bullpen report`), which would otherwise wait behind a year of remakes asked
  * for just before 23:50 UTC, past the report's deadline.
  */
-export const REMAKE_PRIORITY = 10;
+const REMAKE_PRIORITY = 10;
 
 /**
  * From which date a rollup rebuild made the stored reports out of date: 'all' for a full rebuild,
